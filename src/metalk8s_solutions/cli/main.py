@@ -1,0 +1,81 @@
+"""The ``solutions`` command: parse arguments, call the engine, print the result.
+
+Errors the user can cause arrive as :class:`~metalk8s_solutions.errors.SolutionsError` and are
+printed on one line with the exit status they carry (1 refused/invalid, 2 could not run).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from metalk8s_solutions import __version__
+from metalk8s_solutions.cli.dev import dev
+from metalk8s_solutions.errors import SolutionsError
+
+DEFAULT_CONFIG = Path("/etc/metalk8s/solutions.yaml")
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """Options every subcommand may need."""
+
+    config: Path
+    kubeconfig: Path | None
+    context: str | None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="solutions")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SOLUTIONS_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="SolutionsConfiguration file (env SOLUTIONS_CONFIG).",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KUBECONFIG",
+    default=None,
+    help="Kubeconfig file (env KUBECONFIG).",
+)
+@click.option("--context", default=None, help="Kubeconfig context to use.")
+@click.pass_context
+def cli(ctx: click.Context, config: Path, kubeconfig: Path | None, context: str | None) -> None:
+    """Ship and run Solutions on air-gapped Kubernetes clusters."""
+    ctx.obj = GlobalOptions(config=config, kubeconfig=kubeconfig, context=context)
+
+
+cli.add_command(dev)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    try:
+        cli.main(args=argv, prog_name="solutions", standalone_mode=False)
+    except SolutionsError as err:
+        click.echo(f"error: {err}", err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return 2 if isinstance(err, click.UsageError) else err.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except OSError as err:
+        click.echo(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), err=True)
+        return 2
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

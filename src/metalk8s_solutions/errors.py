@@ -1,0 +1,71 @@
+"""The exception tree: one root, one subclass per domain, messages written for the user.
+
+Every error a user can cause is raised as a :class:`SolutionsError` whose message names the
+object, says what is wrong and what to do.  The CLI prints ``str(err)`` on one line and exits with
+``err.exit_code``; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class SolutionsError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    #: 1: the operation was refused or the input is invalid; 2: the tool could not run.
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}; {self.hint}"
+        return self.message
+
+
+class InvalidInput(SolutionsError):
+    """The user's input (a name, a file, a flag) is not acceptable."""
+
+    exit_code = 1
+
+
+class Refused(SolutionsError):
+    """The operation is understood but would be unsafe or is not allowed now."""
+
+    exit_code = 1
+
+
+class EnvironmentFailure(SolutionsError):
+    """Something on this machine prevents the tool from running (missing tool, port in use)."""
+
+    exit_code = 2
+
+
+class ComponentFailure(EnvironmentFailure):
+    """A component we start (etcd, kube-apiserver, a registry) failed; the log says why."""
+
+    def __init__(self, component: str, message: str, *, log: str | None = None) -> None:
+        hint = f"read {log}" if log else None
+        super().__init__(f"{component}: {message}", hint=hint)
+        self.component = component
+        self.log = log
+
+
+class ClusterError(SolutionsError):
+    """The Kubernetes API could not be reached or answered with an error."""
+
+    exit_code = 2
+
+
+class ArchiveError(SolutionsError):
+    """A Solution archive is unreadable or breaks the format."""
+
+    exit_code = 1
+
+
+class RegistryError(SolutionsError):
+    """An OCI registry could not be reached or refused an operation."""
+
+    exit_code = 2

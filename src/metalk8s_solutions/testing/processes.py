@@ -1,0 +1,172 @@
+"""Start, watch and stop the long-running local components (etcd, API server, registry...).
+
+Each component runs in its own session (process group) with its output in a log file, so that it
+survives the command that started it (``solutions dev cluster up``) or, in tests, dies with the
+test process (``bind_to_parent``: the kernel sends SIGKILL when the parent goes, so an interrupted
+run leaves no orphan).  Stopping checks the process is still the one we started before signalling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now on ``host`` (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def check_port_free(port: int, host: str = "127.0.0.1", *, what: str = "the service") -> None:
+    """Fail with a clear message when ``host:port`` is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise EnvironmentFailure(
+                    f"port {port} on {host} is already in use, so {what} cannot listen there",
+                    hint="stop what uses it (see 'ss -ltnp') or choose another port",
+                ) from err
+            raise EnvironmentFailure(f"cannot bind {host}:{port} for {what}: {err}") from err
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What we need to find and stop a component later, from any shell."""
+
+    name: str
+    pid: int
+    argv0: str
+    log: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            argv0=str(data["argv0"]),
+            log=str(data["log"]),
+        )
+
+    def alive(self) -> bool:
+        """True when the pid still runs the program we started (not a recycled pid)."""
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return False
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
+            return False
+        return cmdline.split(b"\0", 1)[0].decode(errors="replace") == self.argv0
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, SIGKILL what remains after ``timeout``."""
+        if not self.alive():
+            return
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                _reap(self.pid)
+                if not self.alive():
+                    return
+                time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    log: Path,
+    *,
+    bind_to_parent: bool,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ProcessRecord:
+    """Start ``argv`` detached, output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if bind_to_parent else None,  # noqa: PLW1509
+                env=env,
+                cwd=cwd,
+            )
+        except OSError as err:
+            raise ComponentFailure(name, f"cannot start {argv[0]}: {err.strerror}") from err
+    # The Popen object is dropped on purpose: the component outlives it.  Mark it reaped so
+    # Python does not warn; the record's pid is what we track from now on.
+    proc.returncode = 0
+    return ProcessRecord(name=name, pid=proc.pid, argv0=argv[0], log=str(log))
+
+
+def wait_until(
+    record: ProcessRecord,
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str = "become ready",
+) -> None:
+    """Poll ``ready`` until true; fail clearly if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        if not record.alive():
+            raise ComponentFailure(
+                record.name,
+                f"exited before it could {what}: {_last_line(record.log)}",
+                log=record.log,
+            )
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        if time.monotonic() > deadline:
+            raise ComponentFailure(
+                record.name, f"did not {what} within {timeout:.0f}s", log=record.log
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def _last_line(log: str) -> str:
+    try:
+        lines = [ln for ln in Path(log).read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1][:300] if lines else "no output"
