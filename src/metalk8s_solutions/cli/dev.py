@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from metalk8s_solutions.cli.output import emit, output_option, table
+from metalk8s_solutions.errors import EnvironmentFailure
 from metalk8s_solutions.testing.controlplane import LocalControlPlane, default_state_dir
+from metalk8s_solutions.testing.registry import LocalRegistry, default_registry_dir
 
 state_dir_option = click.option(
     "--state-dir",
@@ -99,7 +101,8 @@ def _human_status(status: dict[str, Any]) -> str:
             f"No local control plane in {status['stateDir']} (start one: solutions dev cluster up)"
         )
     head = (
-        f"{status['state']}: {status['server']} ({status['version']}, {status['nodes']} node(s))\n"
+        f"{status['state']}: {status['server']} ({status['version']}, "
+        f"{status['nodesReady']}/{status['nodes']} node(s) Ready)\n"
         f"kubeconfig: {status['kubeconfig']}\n"
     )
     rows = [
@@ -118,3 +121,86 @@ def down(state_dir: Path | None) -> None:
         click.echo(f"Local control plane stopped; {plane.state_dir} removed.")
     else:
         click.echo(f"No local control plane was running in {plane.state_dir}.")
+
+
+registry_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Where the registry keeps its data and log [default: {default_registry_dir()}].",
+)
+
+
+@dev.group()
+def registry() -> None:
+    """A local OCI registry (Debian's docker-registry) to push Solution images to."""
+
+
+def _registry_status(reg: LocalRegistry | None, root: Path) -> dict[str, Any]:
+    if reg is None:
+        return {"state": "absent", "stateDir": str(root)}
+    return {
+        "state": "running" if reg.running() else "stopped",
+        "address": reg.address,
+        "url": reg.url,
+        "stateDir": str(root),
+        "log": str(root / "registry.log"),
+    }
+
+
+def _human_registry(status: dict[str, Any]) -> str:
+    if status["state"] == "absent":
+        return f"No local registry in {status['stateDir']} (start one: solutions dev registry up)"
+    return (
+        f"{status['state']}: {status['url']} (plain HTTP; skopeo needs --dest-tls-verify=false)\n"
+        f"log: {status['log']}"
+    )
+
+
+@registry.command("up")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port on 127.0.0.1 [default: a free port].",
+)
+@registry_dir_option
+@output_option
+def registry_up(port: int | None, state_dir: Path | None, output: str) -> None:
+    """Start the local registry in the background."""
+    root = (state_dir or default_registry_dir()).resolve()
+    reg = LocalRegistry.attach(root)
+    if reg is None or not reg.running():
+        reg = LocalRegistry(root, port=port, bind_to_parent=False).start()
+    elif port is not None and reg.port != port:
+        raise EnvironmentFailure(
+            f"a local registry already runs from {root} on port {reg.port}",
+            hint="stop it with 'solutions dev registry down' first",
+        )
+    emit(_registry_status(reg, root), output, _human_registry)
+
+
+@registry.command("status")
+@registry_dir_option
+@output_option
+def registry_status(state_dir: Path | None, output: str) -> None:
+    """Show whether the local registry runs."""
+    root = (state_dir or default_registry_dir()).resolve()
+    emit(_registry_status(LocalRegistry.attach(root), root), output, _human_registry)
+
+
+@registry.command("down")
+@registry_dir_option
+def registry_down(state_dir: Path | None) -> None:
+    """Stop the local registry and delete its data."""
+    root = (state_dir or default_registry_dir()).resolve()
+    reg = LocalRegistry.attach(root)
+    was_running = reg is not None and reg.running()
+    if reg is not None:
+        reg.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    click.echo(
+        f"Local registry stopped; {root} removed."
+        if was_running
+        else f"No local registry was running in {root}."
+    )

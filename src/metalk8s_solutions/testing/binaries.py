@@ -4,7 +4,7 @@ No binary is ever committed or downloaded from a release page.  Each component i
 machine's Go toolchain from a wrapper module shipped in ``gomod/<group>/`` (``go.mod`` and
 ``go.sum`` pin every dependency), into a cache outside the source tree keyed by version::
 
-    ${XDG_CACHE_HOME:-~/.cache}/metalk8s-solutions/bin/<group>-<version>/<binary>
+    ${XDG_CACHE_HOME:-~/.cache}/metalk8s-solutions/bin/<group>-<version>-<recipe hash>/<binary>
 
 A build happens only when a binary is missing.  ``SOLUTIONS_TEST_ASSETS`` names a folder of
 binaries the user already has (like envtest's ``KUBEBUILDER_ASSETS``) and disables building.
@@ -12,6 +12,7 @@ binaries the user already has (like envtest's ``KUBEBUILDER_ASSETS``) and disabl
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -60,6 +61,15 @@ class BinaryGroup:
     def module_dir(self) -> Path:
         return GOMOD_DIR / self.name
 
+    @property
+    def recipe_hash(self) -> str:
+        """Changes whenever the pins or the build flags change, so the cache is rebuilt."""
+        digest = hashlib.sha256(self.ldflags.encode())
+        for name in ("go.mod", "go.sum"):
+            digest.update((self.module_dir / name).read_bytes())
+        digest.update(repr(sorted(self.packages.items())).encode())
+        return digest.hexdigest()[:10]
+
 
 GROUPS: tuple[BinaryGroup, ...] = (
     BinaryGroup(
@@ -69,6 +79,7 @@ GROUPS: tuple[BinaryGroup, ...] = (
             "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
             "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
             "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+            "kubectl": "k8s.io/kubernetes/cmd/kubectl",
         },
         ldflags=_kube_ldflags(),
     ),
@@ -96,7 +107,7 @@ def cache_root() -> Path:
 
 
 def group_dir(group: BinaryGroup) -> Path:
-    return cache_root() / f"{group.name}-{group.version}"
+    return cache_root() / f"{group.name}-{group.version}-{group.recipe_hash}"
 
 
 def _group_of(binary: str) -> BinaryGroup:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,10 @@ CONTROLLERS = (
     "pod-garbage-collector-controller",
     "clusterrole-aggregation-controller",
     "endpointslice-controller",
+    # Lifts the not-ready taint once KWOK reports a node Ready, and evicts pods from nodes that
+    # go away, so that they are rescheduled elsewhere.
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
     "root-ca-certificate-publisher-controller",
 )
 
@@ -204,9 +209,11 @@ class LocalControlPlane:
             return {"state": "absent", "stateDir": str(self.state_dir)}
         running = {n: r.alive() for n, r in info.components.items()}
         ready = False
+        nodes_ready = 0
         if running.get("kube-apiserver"):
-            with contextlib.suppress(Exception):
-                ready = self._get(info.server, "/readyz").status_code == 200
+            with contextlib.suppress(Exception), self._admin_client(info.server) as client:
+                ready = client.get("/readyz").status_code == 200
+                nodes_ready = self._ready_nodes(client)
         if all(running.values()) and ready:
             state = "running"
         elif any(running.values()):
@@ -219,6 +226,7 @@ class LocalControlPlane:
             "kubeconfig": str(info.kubeconfig),
             "version": info.version,
             "nodes": info.nodes,
+            "nodesReady": nodes_ready,
             "stateDir": str(self.state_dir),
             "components": {
                 n: {"running": running[n], "pid": r.pid, "log": r.log}
@@ -288,9 +296,14 @@ class LocalControlPlane:
         _write_private(path, yaml.safe_dump(doc).encode())
         return path
 
+    def admin_ssl_context(self) -> ssl.SSLContext:
+        """TLS context trusting the local CA and presenting the admin client certificate."""
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return ctx
+
     def _get(self, server: str, path: str) -> httpx.Response:
-        cert = (str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
-        with httpx.Client(verify=str(self.pki / "ca.crt"), cert=cert, timeout=5) as client:
+        with httpx.Client(verify=self.admin_ssl_context(), timeout=5) as client:
             return client.get(server + path)
 
     def _write_pki(self) -> tuple[CertificateAuthority, KeyPair]:
@@ -500,8 +513,7 @@ class LocalControlPlane:
         self._say(f"{self.nodes} node(s) Ready, service accounts provisioned")
 
     def _admin_client(self, server: str) -> httpx.Client:
-        cert = (str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
-        return httpx.Client(base_url=server, verify=str(self.pki / "ca.crt"), cert=cert, timeout=10)
+        return httpx.Client(base_url=server, verify=self.admin_ssl_context(), timeout=10)
 
     def add_node(self, name: str) -> None:
         """Create one more fake node (KWOK makes it Ready)."""

@@ -53,13 +53,31 @@ def check_port_free(port: int, host: str = "127.0.0.1", *, what: str = "the serv
             raise EnvironmentFailure(f"cannot bind {host}:{port} for {what}: {err}") from err
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name, or None if there is no such pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _start_ticks(pid: int) -> int:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else -1  # field 22 of stat: start time in clock ticks
+
+
 @dataclass(frozen=True)
 class ProcessRecord:
-    """What we need to find and stop a component later, from any shell."""
+    """What we need to find and stop a component later, from any shell.
+
+    A process is identified by its pid *and* its start time, so a recycled pid is never taken
+    for ours (and never signalled).
+    """
 
     name: str
     pid: int
-    argv0: str
+    start_ticks: int
     log: str
 
     def to_json(self) -> dict[str, Any]:
@@ -70,20 +88,16 @@ class ProcessRecord:
         return cls(
             name=str(data["name"]),
             pid=int(data["pid"]),
-            argv0=str(data["argv0"]),
+            start_ticks=int(data["start_ticks"]),
             log=str(data["log"]),
         )
 
     def alive(self) -> bool:
-        """True when the pid still runs the program we started (not a recycled pid)."""
-        try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
+        """True while the process we started runs (not exited, not a recycled pid)."""
+        fields = _stat_fields(self.pid)
+        if fields is None or fields[0] == "Z":  # gone, or exited and not yet reaped
             return False
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
-            return False
-        return cmdline.split(b"\0", 1)[0].decode(errors="replace") == self.argv0
+        return int(fields[19]) == self.start_ticks
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL what remains after ``timeout``."""
@@ -133,7 +147,7 @@ def spawn(
     # The Popen object is dropped on purpose: the component outlives it.  Mark it reaped so
     # Python does not warn; the record's pid is what we track from now on.
     proc.returncode = 0
-    return ProcessRecord(name=name, pid=proc.pid, argv0=argv[0], log=str(log))
+    return ProcessRecord(name=name, pid=proc.pid, start_ticks=_start_ticks(proc.pid), log=str(log))
 
 
 def wait_until(

@@ -43,13 +43,7 @@ class LocalCluster:
 
     def admin_http(self) -> httpx.Client:
         """A plain HTTP client authenticated as cluster admin (for raw API checks)."""
-        pki = self.plane.pki
-        return httpx.Client(
-            base_url=self.server,
-            verify=str(pki / "ca.crt"),
-            cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
-            timeout=30,
-        )
+        return httpx.Client(base_url=self.server, verify=self.plane.admin_ssl_context(), timeout=30)
 
     def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         return self.plane.user_kubeconfig(user, groups)

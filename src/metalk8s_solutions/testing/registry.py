@@ -6,6 +6,8 @@ reference client that tests use against it (``--tls-verify=false`` for loopback 
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,13 @@ from metalk8s_solutions.testing.processes import (
 )
 
 HOST = "127.0.0.1"
+STATE_FILE = "registry.json"
 INSTALL_HINT = "install it with 'apt-get install docker-registry' (Debian), or run 'make test'"
+
+
+def default_registry_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "metalk8s-solutions" / "dev-registry"
 
 
 def find_docker_registry() -> str:
@@ -73,11 +81,18 @@ class LocalRegistry:
             self.root / "registry.log",
             bind_to_parent=self.bind_to_parent,
         )
-        wait_until(
-            self.record,
-            lambda: httpx.get(self.url + "/v2/", timeout=2).status_code == 200,
-            timeout=timeout,
-            what="answer /v2/",
+        try:
+            wait_until(
+                self.record,
+                lambda: httpx.get(self.url + "/v2/", timeout=2).status_code == 200,
+                timeout=timeout,
+                what="answer /v2/",
+            )
+        except BaseException:
+            self.stop()
+            raise
+        (self.root / STATE_FILE).write_text(
+            json.dumps({"port": self.port, "process": self.record.to_json()})
         )
         return self
 
@@ -85,3 +100,17 @@ class LocalRegistry:
         if self.record is not None:
             self.record.stop()
             self.record = None
+        (self.root / STATE_FILE).unlink(missing_ok=True)
+
+    @classmethod
+    def attach(cls, root: Path) -> LocalRegistry | None:
+        """The registry recorded in ``root`` by an earlier ``start``, if any."""
+        try:
+            data = json.loads((root / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        record = ProcessRecord.from_json(data["process"])
+        return cls(root=root, port=int(data["port"]), bind_to_parent=False, record=record)
+
+    def running(self) -> bool:
+        return self.record is not None and self.record.alive()
