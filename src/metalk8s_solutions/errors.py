@@ -69,3 +69,25 @@ class RegistryError(SolutionsError):
     """An OCI registry could not be reached or refused an operation."""
 
     exit_code = 2
+
+
+class ManifestError(InvalidInput):
+    """A Solution manifest (or another YAML document of an archive) breaks its schema."""
+
+
+class ChecksumMismatch(ArchiveError):
+    """A file of an archive does not match its recorded checksum or digest: tampering or rot."""
+
+
+class SignatureError(ArchiveError):
+    """A signature is invalid, or the verification policy demands one that is not there."""
+
+
+class KeyFileError(SolutionsError):
+    """A key file is unreadable, of an unsupported type, or not the kind expected."""
+
+    exit_code = 2
+
+
+class ArchiveInvalid(ArchiveError):
+    """``validate`` found errors; the report has been printed."""

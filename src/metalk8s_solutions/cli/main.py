@@ -6,6 +6,7 @@ printed on one line with the exit status they carry (1 refused/invalid, 2 could 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,35 @@ from pathlib import Path
 import click
 
 from metalk8s_solutions import __version__
-from metalk8s_solutions.cli.dev import dev
 from metalk8s_solutions.errors import SolutionsError
 
 DEFAULT_CONFIG = Path("/etc/metalk8s/solutions.yaml")
+
+
+#: Subcommands, imported only when used so that every command starts fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("metalk8s_solutions.cli.archive", "build_command"),
+    "inspect": ("metalk8s_solutions.cli.archive", "inspect_command"),
+    "validate": ("metalk8s_solutions.cli.archive", "validate_command"),
+    "keygen": ("metalk8s_solutions.cli.archive", "keygen_command"),
+    "sign": ("metalk8s_solutions.cli.archive", "sign_command"),
+    "dev": ("metalk8s_solutions.cli.dev", "dev"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)  # noqa: S101
+        return command
 
 
 @dataclass(frozen=True)
@@ -28,7 +54,10 @@ class GlobalOptions:
     context: str | None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="solutions")
 @click.option(
     "--config",
@@ -50,9 +79,6 @@ class GlobalOptions:
 def cli(ctx: click.Context, config: Path, kubeconfig: Path | None, context: str | None) -> None:
     """Ship and run Solutions on air-gapped Kubernetes clusters."""
     ctx.obj = GlobalOptions(config=config, kubeconfig=kubeconfig, context=context)
-
-
-cli.add_command(dev)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,197 @@
+"""What a Solution may ship as CRDs and roles, and what ``inspect`` shows of them.
+
+CRDs are applied cluster-wide and serve every environment, so a broken one hurts everyone: only
+``apiextensions.k8s.io/v1`` with structural schemas and exactly one storage version pass.  The
+structural check is the subset of Kubernetes' rules that catches real mistakes (a node without
+``type``, ``$ref``, types inside ``allOf``/``anyOf``/``oneOf``/``not``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from metalk8s_solutions.api.findings import Finding
+
+CRD_API = "apiextensions.k8s.io/v1"
+RBAC_API = "rbac.authorization.k8s.io/v1"
+MAX_SCHEMA_DEPTH = 64
+_JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
+_FORBIDDEN_IN_JUNCTOR = ("type", "additionalProperties", "default", "nullable", "description")
+
+
+def _schema_problems(node: Any, where: str, depth: int, in_junctor: bool) -> Iterator[str]:
+    if depth > MAX_SCHEMA_DEPTH:
+        yield f"{where}: schema nested deeper than {MAX_SCHEMA_DEPTH} levels"
+        return
+    if not isinstance(node, dict):
+        yield f"{where}: a schema must be a mapping"
+        return
+    if "$ref" in node:
+        yield f"{where}: $ref is not allowed"
+    if in_junctor:
+        for key in _FORBIDDEN_IN_JUNCTOR:
+            if key in node:
+                yield f"{where}: {key} is not allowed inside allOf/anyOf/oneOf/not"
+    elif not node.get("type") and not (
+        node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        yield f"{where}: type is missing"
+    if "properties" in node and isinstance(node.get("additionalProperties"), dict):
+        yield f"{where}: properties and additionalProperties are mutually exclusive"
+    if not isinstance(node.get("properties", {}), dict):
+        yield f"{where}.properties: must be a mapping"
+    for child, child_where, junctor in _children(node, where):
+        yield from _schema_problems(child, child_where, depth + 1, in_junctor or junctor)
+
+
+def _children(node: dict[str, Any], where: str) -> Iterator[tuple[Any, str, bool]]:
+    props = node.get("properties", {})
+    if isinstance(props, dict):
+        for name, child in props.items():
+            yield child, f"{where}.properties.{name}", False
+    if "items" in node:
+        yield node["items"], f"{where}.items", False
+    if isinstance(node.get("additionalProperties"), dict):
+        yield node["additionalProperties"], f"{where}.additionalProperties", False
+    for junctor in _JUNCTORS:
+        if junctor in node:
+            value = node[junctor]
+            branches = value if isinstance(value, list) else [value]
+            for i, branch in enumerate(branches):
+                yield branch, f"{where}.{junctor}[{i}]", True
+
+
+def check_crd(doc: Any, path: str) -> list[Finding]:
+    """Problems of one CRD document (rules SOL040-SOL042)."""
+    if not isinstance(doc, dict):
+        return [Finding("SOL040", "a CRD document must be a mapping", path)]
+    kind, api = doc.get("kind"), doc.get("apiVersion")
+    if kind != "CustomResourceDefinition" or api != CRD_API:
+        return [
+            Finding(
+                "SOL040",
+                f"expected {CRD_API} CustomResourceDefinition, found {api} {kind}",
+                path,
+            )
+        ]
+    spec = doc.get("spec")
+    versions = spec.get("versions") if isinstance(spec, dict) else None
+    name = doc.get("metadata", {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    label = f"CRD {name}" if name else "CRD"
+    if not isinstance(versions, list) or not versions:
+        return [Finding("SOL040", f"{label}: spec.versions must be a non-empty list", path)]
+    findings: list[Finding] = []
+    storage = []
+    for version in versions:
+        if not isinstance(version, dict):
+            findings.append(Finding("SOL040", f"{label}: a version must be a mapping", path))
+            continue
+        vname = version.get("name")
+        if version.get("storage") is True:
+            storage.append(vname)
+        schema = version.get("schema")
+        root = schema.get("openAPIV3Schema") if isinstance(schema, dict) else None
+        if root is None:
+            findings.append(
+                Finding(
+                    "SOL041", f"{label} version {vname}: schema.openAPIV3Schema is missing", path
+                )
+            )
+            continue
+        problems = list(_schema_problems(root, "openAPIV3Schema", 0, False))
+        if isinstance(root, dict) and root.get("type") not in (None, "object"):
+            problems.append("openAPIV3Schema: the root type must be object")
+        findings.extend(
+            Finding("SOL041", f"{label} version {vname}: {p} (not a structural schema)", path)
+            for p in problems[:5]
+        )
+    if len(storage) != 1:
+        findings.append(
+            Finding(
+                "SOL042",
+                f"{label} has {len(storage)} storage versions {storage}; exactly one is required",
+                path,
+            )
+        )
+    return findings
+
+
+def summarize_crd(doc: Any) -> dict[str, Any]:
+    """Group, kind, versions and storage version of a (checked) CRD, for ``inspect``."""
+    spec = doc.get("spec", {}) if isinstance(doc, dict) else {}
+    spec = spec if isinstance(spec, dict) else {}
+    names = spec.get("names", {}) if isinstance(spec.get("names"), dict) else {}
+    versions = [v for v in spec.get("versions", []) or [] if isinstance(v, dict)]
+    storage = [v.get("name") for v in versions if v.get("storage") is True]
+    return {
+        "name": (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None,
+        "group": spec.get("group"),
+        "kind": names.get("kind"),
+        "scope": spec.get("scope"),
+        "versions": [v.get("name") for v in versions if v.get("served", True)],
+        "storageVersion": storage[0] if len(storage) == 1 else None,
+    }
+
+
+def check_role(doc: Any, path: str) -> list[Finding]:
+    """Problems of one document of role.yaml (rules SOL051-SOL053)."""
+    if not isinstance(doc, dict):
+        return [Finding("SOL051", "a role document must be a mapping", path)]
+    kind = doc.get("kind")
+    if kind not in ("Role", "ClusterRole") or doc.get("apiVersion") != RBAC_API:
+        return [
+            Finding(
+                "SOL051",
+                f"only {RBAC_API} Role and ClusterRole are allowed, found "
+                f"{doc.get('apiVersion')} {kind}",
+                path,
+            )
+        ]
+    name = (
+        (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    )
+    findings: list[Finding] = []
+    if kind == "ClusterRole":
+        findings.append(
+            Finding("SOL053", f"ClusterRole {name} grants permissions on the whole cluster", path)
+        )
+    rules = doc.get("rules") or []
+    if not isinstance(rules, list):
+        return [*findings, Finding("SOL051", f"{kind} {name}: rules must be a list", path)]
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            findings.append(Finding("SOL051", f"{kind} {name}: rules[{i}] must be a mapping", path))
+            continue
+        for key in ("apiGroups", "resources", "verbs", "nonResourceURLs"):
+            values = rule.get(key) or []
+            if isinstance(values, list) and "*" in values:
+                findings.append(
+                    Finding("SOL052", f"{kind} {name}: rules[{i}].{key} contains '*'", path)
+                )
+    return findings
+
+
+def summarize_role(doc: Any) -> dict[str, Any]:
+    metadata = doc.get("metadata") if isinstance(doc, dict) else None
+    rules = doc.get("rules") if isinstance(doc, dict) else None
+    return {
+        "kind": doc.get("kind") if isinstance(doc, dict) else None,
+        "name": metadata.get("name") if isinstance(metadata, dict) else None,
+        "rules": len(rules) if isinstance(rules, list) else 0,
+    }
+
+
+def image_references(doc: Any, depth: int = 0) -> Iterator[str]:
+    """Every string under an ``image`` key of a YAML document (bounded depth)."""
+    if depth > 100:
+        return
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            else:
+                yield from image_references(value, depth + 1)
+    elif isinstance(doc, list):
+        for item in doc:
+            yield from image_references(item, depth + 1)

@@ -1,0 +1,265 @@
+"""The Solution manifest (``manifest.yaml`` at the archive root), its schema and strict checks.
+
+Field names are MetalK8s's own so that existing Solutions keep working.  :func:`check_manifest`
+reports every problem as a :class:`~metalk8s_solutions.api.findings.Finding` (for ``validate``);
+:func:`parse_manifest` is the strict entry point for everything else and raises on the first error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from metalk8s_solutions.api.findings import Finding, Severity, error_of
+from metalk8s_solutions.api.semver import Version, is_valid_version, parse_version
+from metalk8s_solutions.api.yamldoc import load_yaml_document
+from metalk8s_solutions.errors import ManifestError
+
+API_VERSION = "solutions.metalk8s.scality.com/v1alpha1"
+KIND = "Solution"
+ANNOTATION_PREFIX = "solutions.metalk8s.scality.com/"
+DISPLAY_NAME = ANNOTATION_PREFIX + "display-name"
+BUILD_TIMESTAMP = ANNOTATION_PREFIX + "build-timestamp"
+BUILD_HOST = ANNOTATION_PREFIX + "build-host"
+GIT_REVISION = ANNOTATION_PREFIX + "git-revision"
+MAX_MANIFEST_BYTES = 256 * 1024
+MAX_IMAGES = 1000
+
+DNS_LABEL = re.compile(r"^(?!-)[0-9a-z-]{1,63}(?<!-)$")
+IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_KNOWN = {
+    "": {"apiVersion", "kind", "metadata", "spec"},
+    "metadata": {"name", "annotations", "labels"},
+    "spec": {"version", "images", "operator"},
+    "spec.operator": {"image"},
+    "spec.operator.image": {"name", "tag"},
+}
+
+
+@dataclass(frozen=True, order=True)
+class ImageRef:
+    """An image of a Solution, ``name:tag`` (no registry, no repository path)."""
+
+    name: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+def parse_image_ref(text: object) -> ImageRef:
+    """``base-server:1.0.0`` -> ImageRef, or ManifestError."""
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise ManifestError(f"{text!r} is not an image reference of the form name:tag")
+    name, tag = text.split(":")
+    if not IMAGE_NAME.match(name) or len(name) > 128:
+        raise ManifestError(f"{text!r}: {name!r} is not a valid image name (lowercase, no '/')")
+    if not IMAGE_TAG.match(tag):
+        raise ManifestError(f"{text!r}: {tag!r} is not a valid image tag")
+    return ImageRef(name, tag)
+
+
+@dataclass(frozen=True)
+class SolutionManifest:
+    """A validated Solution manifest."""
+
+    name: str
+    version: str
+    images: tuple[ImageRef, ...]
+    operator_image: ImageRef
+    display_name: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """``<name>-<version>``: the registry prefix and the key of a version everywhere."""
+        return f"{self.name}-{self.version}"
+
+    @property
+    def parsed_version(self) -> Version:
+        return parse_version(self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as MetalK8s writes it."""
+        metadata: dict[str, Any] = {"name": self.name}
+        if self.annotations:
+            metadata["annotations"] = dict(self.annotations)
+        if self.labels:
+            metadata["labels"] = dict(self.labels)
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": metadata,
+            "spec": {
+                "version": self.version,
+                "images": [str(i) for i in self.images],
+                "operator": {
+                    "image": {"name": self.operator_image.name, "tag": self.operator_image.tag}
+                },
+            },
+        }
+
+
+def _string_map(value: object, where: str, findings: list[Finding]) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        findings.append(Finding("SOL011", f"{where} must be a map of strings", "manifest.yaml"))
+        return {}
+    return dict(value)
+
+
+def _unknown_fields(doc: Mapping[str, Any], findings: list[Finding]) -> None:
+    for section, known in _KNOWN.items():
+        node: object = doc
+        for part in section.split(".") if section else []:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            for key in sorted(set(map(str, node)) - known):
+                where = f"{section}.{key}" if section else key
+                findings.append(Finding("SOL017", f"unknown field {where}", "manifest.yaml"))
+
+
+def _check_header(doc: Mapping[str, Any], path: str, findings: list[Finding]) -> None:
+    if doc.get("apiVersion") != API_VERSION:
+        findings.append(
+            Finding(
+                "SOL011", f"apiVersion must be {API_VERSION}, not {doc.get('apiVersion')!r}", path
+            )
+        )
+    if doc.get("kind") != KIND:
+        findings.append(Finding("SOL011", f"kind must be {KIND}, not {doc.get('kind')!r}", path))
+
+
+def _check_images(spec: Mapping[str, Any], path: str, findings: list[Finding]) -> list[ImageRef]:
+    images: list[ImageRef] = []
+    raw_images = spec.get("images")
+    if not isinstance(raw_images, list) or not raw_images:
+        findings.append(Finding("SOL015", "spec.images must be a non-empty list", path))
+        return images
+    if len(raw_images) > MAX_IMAGES:
+        findings.append(Finding("SOL015", f"more than {MAX_IMAGES} images", path))
+        return images
+    for item in raw_images:
+        try:
+            ref = parse_image_ref(item)
+        except ManifestError as err:
+            findings.append(Finding("SOL015", f"spec.images: {err}", path))
+            continue
+        if ref in images:
+            findings.append(Finding("SOL015", f"spec.images lists {ref} twice", path))
+        images.append(ref)
+    return images
+
+
+def _check_operator(
+    spec: Mapping[str, Any], images: list[ImageRef], path: str, findings: list[Finding]
+) -> ImageRef | None:
+    operator = spec.get("operator")
+    image = operator.get("image") if isinstance(operator, dict) else None
+    if not isinstance(image, dict):
+        findings.append(Finding("SOL016", "spec.operator.image {name, tag} is missing", path))
+        return None
+    try:
+        ref = parse_image_ref(f"{image.get('name')}:{image.get('tag')}")
+    except ManifestError as err:
+        findings.append(Finding("SOL016", f"spec.operator.image: {err}", path))
+        return None
+    if images and ref not in images:
+        findings.append(Finding("SOL016", f"operator image {ref} is not in spec.images", path))
+    return ref
+
+
+def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]:
+    """Every problem of a decoded manifest, and the model when there is no error."""
+    path = "manifest.yaml"
+    findings: list[Finding] = []
+    if not isinstance(doc, dict):
+        return None, [Finding("SOL010", "the manifest must be a YAML mapping", path)]
+    _check_header(doc, path, findings)
+    metadata = doc.get("metadata")
+    spec = doc.get("spec")
+    if not isinstance(metadata, dict):
+        findings.append(Finding("SOL011", "metadata must be a mapping", path))
+        metadata = {}
+    if not isinstance(spec, dict):
+        findings.append(Finding("SOL011", "spec must be a mapping", path))
+        spec = {}
+    name = metadata.get("name")
+    if not isinstance(name, str) or not DNS_LABEL.match(name):
+        findings.append(
+            Finding(
+                "SOL012",
+                f"metadata.name {name!r} is not a DNS label "
+                "(1-63 of a-z, 0-9, '-', not starting or ending with '-')",
+                path,
+            )
+        )
+    annotations = _string_map(metadata.get("annotations"), "metadata.annotations", findings)
+    labels = _string_map(metadata.get("labels"), "metadata.labels", findings)
+    display = annotations.get(DISPLAY_NAME, "")
+    if not display.strip():
+        findings.append(Finding("SOL014", f"annotation {DISPLAY_NAME} is missing or empty", path))
+    version = spec.get("version")
+    if not is_valid_version(version):
+        findings.append(
+            Finding("SOL013", f"spec.version {version!r} is not a semantic version", path)
+        )
+    images = _check_images(spec, path, findings)
+    operator = _check_operator(spec, images, path, findings)
+    _unknown_fields(doc, findings)
+    if error_of(findings) is not None or operator is None:
+        return None, findings
+    assert isinstance(name, str) and isinstance(version, str)  # noqa: S101 - narrowed above
+    manifest = SolutionManifest(
+        name=name,
+        version=version,
+        images=tuple(images),
+        operator_image=operator,
+        display_name=display or name,
+        annotations=annotations,
+        labels=labels,
+    )
+    return manifest, findings
+
+
+def load_manifest(
+    data: bytes, source: str = "manifest.yaml"
+) -> tuple[SolutionManifest | None, list[Finding]]:
+    """Decode and check manifest bytes; YAML problems become a SOL010 finding."""
+    try:
+        doc = load_yaml_document(data, source, max_bytes=MAX_MANIFEST_BYTES)
+    except ManifestError as err:
+        return None, [
+            Finding("SOL010", str(err).removeprefix(f"SOL010 {source}: "), "manifest.yaml")
+        ]
+    return check_manifest(doc)
+
+
+def parse_manifest(data: bytes, source: str = "manifest.yaml") -> SolutionManifest:
+    """The strict entry point: a valid manifest or ManifestError naming ``source`` and the rule."""
+    manifest, findings = load_manifest(data, source)
+    first = error_of(findings)
+    if manifest is None or first is not None:
+        assert first is not None  # noqa: S101 - a missing model always comes with an error
+        raise ManifestError(f"{source}: {first.rule} {first.message}")
+    return manifest
+
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "ImageRef",
+    "Severity",
+    "SolutionManifest",
+    "check_manifest",
+    "load_manifest",
+    "parse_image_ref",
+    "parse_manifest",
+]

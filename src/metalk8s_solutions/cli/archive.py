@@ -1,0 +1,257 @@
+"""The developer's archive commands: ``build``, ``inspect``, ``validate``, ``keygen``.
+
+Argument parsing and rendering only; the work is in :mod:`metalk8s_solutions.engine`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from metalk8s_solutions.api.findings import Severity
+from metalk8s_solutions.archive.signing import Algorithm, Policy
+from metalk8s_solutions.cli.output import emit, output_option, table
+from metalk8s_solutions.engine.inspect import InspectOptions, inspect
+from metalk8s_solutions.engine.keygen import KeygenOptions, keygen
+from metalk8s_solutions.engine.sign import SignOptions, sign_archive
+from metalk8s_solutions.engine.validate import ProgressEvent, ValidateOptions, validate
+from metalk8s_solutions.errors import ArchiveInvalid
+
+key_option = click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trusted public key (PEM); repeatable.",
+)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+class ProgressPrinter:
+    """Bytes done and rate on stderr: redrawn on a terminal, one line per phase otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.phase = ""
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if event.phase != self.phase:
+            self.phase, self.started, self.last = event.phase, now, 0.0
+        finished = event.done >= event.total
+        if not finished and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        rate = event.done / max(now - self.started, 1e-6)
+        line = f"{event.phase}: {_size(event.done)} / {_size(event.total)}  {_size(rate)}/s"
+        if self.tty:
+            click.echo(f"\r\033[K{line}", err=True, nl=finished)
+        else:
+            click.echo(line, err=True)
+
+
+@click.command("build")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The ISO file to write.",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Private key (PEM) to sign the archive with.",
+)
+@click.option(
+    "--source-date-epoch",
+    type=int,
+    default=None,
+    help="Timestamp for every date in the image (default: env SOURCE_DATE_EPOCH).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def build_command(
+    source: Path, output: Path, key: Path | None, source_date_epoch: int | None, quiet: bool
+) -> None:
+    """Build the Solution archive OUTPUT from the source tree SOURCE."""
+    # Imported here: the ISO writer (pycdlib) is only needed to build; other commands start faster.
+    from metalk8s_solutions.engine.build import BuildOptions, build  # noqa: PLC0415
+
+    result = build(
+        BuildOptions(source, output, key, source_date_epoch, progress=ProgressPrinter(quiet))
+    )
+    for finding in result.warnings:
+        click.echo(f"warning: {finding}", err=True)
+    signed = f", signed by {result.key_id}" if result.key_id else ", unsigned"
+    click.echo(
+        f"built {result.output} ({result.id}): {_size(result.size)}, {len(result.images)} images, "
+        f"{result.blobs} blobs{signed}, in {result.seconds:.1f}s"
+    )
+
+
+def _inspect_text(data: dict[str, Any]) -> str:
+    lines = [
+        f"Archive:    {data['archive']} ({data['layout']} layout)",
+        f"Solution:   {data['id']}",
+        f"Signature:  {data['integrity']['signature']}"
+        + (
+            f" ({', '.join(data['integrity']['signedBy'])})"
+            if data["integrity"]["signedBy"]
+            else ""
+        ),
+        f"Checksums:  {data['integrity']['checksums']}",
+        "",
+        table(
+            ["image", "digest", "size", "platforms"],
+            [
+                [i["image"], i["digest"][:19], _size(i["size"]), ",".join(i["platforms"])]
+                for i in data["images"]
+            ],
+        ),
+    ]
+    if data["crds"]:
+        lines += [
+            "",
+            table(
+                ["crd", "group", "kind", "versions", "storage"],
+                [
+                    [
+                        c["name"],
+                        c["group"],
+                        c["kind"],
+                        ",".join(map(str, c["versions"])),
+                        c["storageVersion"],
+                    ]
+                    for c in data["crds"]
+                ],
+            ),
+        ]
+    if data["roles"]:
+        lines += [
+            "",
+            table(
+                ["role kind", "name", "rules"],
+                [[r["kind"], r["name"], r["rules"]] for r in data["roles"]],
+            ),
+        ]
+    for problem in data["problems"]:
+        lines.append(f"problem: {problem['rule']} {problem['path']}: {problem['message']}")
+    return "\n".join(lines)
+
+
+@click.command("inspect")
+@click.argument("archive", type=click.Path(exists=True, path_type=Path))
+@key_option
+@output_option
+def inspect_command(archive: Path, keys: tuple[Path, ...], output: str) -> None:
+    """Show what ARCHIVE holds, read straight from the ISO (no mount, no extraction)."""
+    result = inspect(InspectOptions(archive, keys))
+    emit(result.to_dict(), output, _inspect_text)
+
+
+@click.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@key_option
+@click.option(
+    "--policy",
+    type=click.Choice([p.value for p in Policy]),
+    default=None,
+    help="Signature policy (default: required with --key, otherwise if-signed).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def validate_command(
+    path: Path, keys: tuple[Path, ...], policy: str | None, output: str, quiet: bool
+) -> None:
+    """Check an archive (ISO or extracted) or a source tree against every rule.
+
+    Exit status: 0 valid (warnings allowed), 1 invalid, 2 could not run.
+    """
+    chosen = Policy(policy) if policy else None
+    result = validate(ValidateOptions(path, keys, policy=chosen, progress=ProgressPrinter(quiet)))
+    data = result.to_dict()
+    if output == "json":
+        emit(data, "json", str)
+    else:
+        for finding in result.findings:
+            click.echo(f"{finding.level}: {finding}")
+        verdict = "valid" if result.valid else "INVALID"
+        click.echo(
+            f"{path}: {verdict} ({data['errors']} errors, {data['warnings']} warnings; "
+            f"policy {data['policy']}, signature {data['signature']})"
+        )
+    if not result.valid:
+        first = next(f for f in result.findings if f.level is Severity.ERROR)
+        raise ArchiveInvalid(f"{path} is invalid: {first}")
+
+
+@click.command("keygen")
+@click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path), default="signing")
+@click.option(
+    "--algorithm",
+    type=click.Choice([a.value for a in Algorithm]),
+    default="ecdsa-p256",
+    show_default=True,
+)
+@click.option("--force", is_flag=True, help="Overwrite existing key files.")
+@output_option
+def keygen_command(prefix: Path, algorithm: str, force: bool, output: str) -> None:
+    """Create a signing key pair PREFIX.key (private, 0600) and PREFIX.pub."""
+    result = keygen(KeygenOptions(prefix, Algorithm(algorithm), force))
+    emit(
+        result.to_dict(),
+        output,
+        lambda d: (
+            f"key {d['keyId']} ({d['algorithm']}): private {d['privateKey']}, "
+            f"public {d['publicKey']}"
+        ),
+    )
+
+
+@click.command("sign")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Private key (PEM) to add a signature with.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The signed ISO to write (may be ARCHIVE itself).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def sign_command(archive: Path, key: Path, output: Path, quiet: bool) -> None:
+    """Add a signature (e.g. the site's) to ARCHIVE, keeping the existing ones."""
+    result = sign_archive(SignOptions(archive, key, output, progress=ProgressPrinter(quiet)))
+    click.echo(f"signed {result.output} with {result.key_id}; signatures: {len(result.signatures)}")

@@ -1,0 +1,97 @@
+"""``inspect``: what an archive holds — manifest, images, CRDs, roles, signature status.
+
+Reads straight from the ISO file (or an extracted directory): no extraction, no mount.  It does
+not hash the content (that is ``validate``'s job); it checks the signatures over SHA256SUMS,
+which is cheap, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metalk8s_solutions.api.crd import summarize_crd, summarize_role
+from metalk8s_solutions.api.findings import Severity
+from metalk8s_solutions.api.streams import read_limited
+from metalk8s_solutions.api.yamldoc import load_yaml_documents
+from metalk8s_solutions.archive.checksums import SUMS_PATH
+from metalk8s_solutions.archive.signing import (
+    MAX_SIGNATURE_BYTES,
+    Policy,
+    check_signatures,
+    trusted_keys,
+)
+from metalk8s_solutions.engine.validate import check_source, open_source
+from metalk8s_solutions.errors import ManifestError
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    archive: Path
+    keys: tuple[Path, ...] = ()
+    trusted_pems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+
+def inspect(options: InspectOptions) -> InspectResult:
+    trusted = trusted_keys(options.keys, options.trusted_pems)
+    source, kind = open_source(options.archive)
+    try:
+        report = check_source(source, trusted=trusted, policy=Policy.DISABLED, verify_content=False)
+        files = source.files()
+        crds: list[dict[str, Any]] = []
+        for path in sorted(p for p in files if p.startswith("operator/deploy/crds/")):
+            try:
+                docs = load_yaml_documents(read_limited(source, path, 4 << 20), path)
+            except ManifestError:
+                continue
+            crds.extend({"file": path, **summarize_crd(doc)} for doc in docs)
+        roles: list[dict[str, Any]] = []
+        if "operator/deploy/role.yaml" in files:
+            try:
+                docs = load_yaml_documents(
+                    read_limited(source, "operator/deploy/role.yaml", 4 << 20), "role.yaml"
+                )
+            except ManifestError:
+                docs = []
+            roles = [summarize_role(doc) for doc in docs]
+        sums = read_limited(source, SUMS_PATH, 32 << 20) if SUMS_PATH in files else None
+        signatures = {
+            p: read_limited(source, p, MAX_SIGNATURE_BYTES)
+            for p in sorted(files)
+            if p.startswith("signatures/")
+        }
+        sig = check_signatures(sums, signatures, trusted, Policy.IF_SIGNED)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    manifest = report.manifest
+    data: dict[str, Any] = {
+        "archive": str(options.archive),
+        "kind": kind,
+        "layout": str(report.layout),
+        "id": manifest.id if manifest else None,
+        "manifest": manifest.to_dict() if manifest else None,
+        "images": [image.to_dict() for _, image in sorted(report.images.images.items())],
+        "crds": crds,
+        "roles": roles,
+        "integrity": {
+            "checksums": "present (verify with 'solutions validate')" if sums else "absent",
+            "signature": sig.status,
+            "signedBy": sorted([*sig.valid, *sig.unknown]),
+            "trustedSignatures": sig.valid,
+        },
+        "files": len(files),
+        "size": sum(f.size for f in files.values()),
+        "problems": [f.to_dict() for f in report.findings if f.level is Severity.ERROR],
+    }
+    return InspectResult(data)

@@ -1,0 +1,339 @@
+"""``validate``: every rule of the archive format, on an ISO, an extracted archive or a source tree.
+
+One function, :func:`check_source`, runs the rules over any
+:class:`~metalk8s_solutions.api.streams.FileSource`; ``build`` runs it on its plan before writing
+anything, ``validate`` on whatever the user points at.  Content is hashed in one pass (two
+threads: hashlib releases the GIL on large buffers) and each hash serves both the SHA256SUMS
+check and, for blobs, the digest check.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metalk8s_solutions.api.crd import check_crd, check_role, image_references
+from metalk8s_solutions.api.findings import Finding, Severity, error_of
+from metalk8s_solutions.api.manifest import SolutionManifest, load_manifest, parse_image_ref
+from metalk8s_solutions.api.streams import FileSource, read_limited, sha256_stream
+from metalk8s_solutions.api.yamldoc import load_yaml_documents
+from metalk8s_solutions.archive.checksums import SUMS_PATH, is_covered, parse_sums
+from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.layout import Layout, check_layout
+from metalk8s_solutions.archive.signing import (
+    MAX_SIGNATURE_BYTES,
+    Policy,
+    PublicKey,
+    SignatureReport,
+    check_signatures,
+    default_policy,
+    trusted_keys,
+)
+from metalk8s_solutions.archive.tree import DirectorySource
+from metalk8s_solutions.errors import ArchiveError, ManifestError, SolutionsError
+from metalk8s_solutions.images.oci import ImageSet, read_docker_dirs, read_oci_layout
+
+MAX_YAML_FILE = 4 * 1024 * 1024
+HASH_THREADS = 2
+ARCHIVE_MARKERS = ("SHA256SUMS", "images/index.json", "registry-config.inc.j2")
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``done`` of ``total`` bytes of a phase (``hash``, ``write``)."""
+
+    phase: str
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    path: Path
+    keys: tuple[Path, ...] = ()
+    trusted_pems: tuple[str, ...] = ()
+    policy: Policy | None = None
+    progress: ProgressCallback | None = None
+
+
+@dataclass
+class CheckReport:
+    layout: Layout
+    manifest: SolutionManifest | None
+    images: ImageSet
+    findings: list[Finding] = field(default_factory=list)
+    signatures: SignatureReport | None = None
+
+
+@dataclass
+class ValidateResult:
+    path: Path
+    kind: str  # iso | archive-directory | source
+    policy: Policy
+    report: CheckReport
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.report.findings
+
+    @property
+    def valid(self) -> bool:
+        return error_of(self.findings) is None
+
+    def to_dict(self) -> dict[str, Any]:
+        manifest = self.report.manifest
+        sig = self.report.signatures
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "layout": str(self.report.layout),
+            "id": manifest.id if manifest else None,
+            "policy": str(self.policy),
+            "signature": sig.status if sig else "not-checked",
+            "valid": self.valid,
+            "errors": sum(1 for f in self.findings if f.level is Severity.ERROR),
+            "warnings": sum(1 for f in self.findings if f.level is Severity.WARNING),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def open_source(path: Path) -> tuple[FileSource, str]:
+    """An ISO, an extracted archive directory, or a source tree (planned as ``build`` would)."""
+    if path.is_file():
+        return IsoReader(path), "iso"
+    if path.is_dir():
+        if any((path / marker).exists() for marker in ARCHIVE_MARKERS):
+            return DirectorySource(path), "archive-directory"
+        from metalk8s_solutions.engine.build import plan  # noqa: PLC0415 - build imports us
+
+        return plan(path), "source"
+    raise ArchiveError(f"{path}: no such file or directory")
+
+
+def _yaml_docs(source: FileSource, path: str, rule: str, findings: list[Finding]) -> list[Any]:
+    try:
+        return load_yaml_documents(read_limited(source, path, MAX_YAML_FILE), path, rule=rule)
+    except (ManifestError, ArchiveError) as err:
+        findings.append(Finding(rule, str(err).removeprefix(f"{rule} {path}: "), path))
+        return []
+
+
+def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list[Finding]:
+    files = source.files()
+    findings: list[Finding] = []
+    crds = [p for p in sorted(files) if p.startswith("operator/deploy/crds/")]
+    if not crds:
+        findings.append(Finding("SOL043", "no CRD in operator/deploy/crds/", "operator/deploy/"))
+    referenced: list[tuple[str, str]] = []
+    for path in crds:
+        for doc in _yaml_docs(source, path, "SOL040", findings):
+            findings.extend(check_crd(doc, path))
+    role = "operator/deploy/role.yaml"
+    if role not in files:
+        findings.append(Finding("SOL050", "operator/deploy/role.yaml is missing", role))
+    else:
+        for doc in _yaml_docs(source, role, "SOL050", findings):
+            findings.extend(check_role(doc, role))
+    for path in sorted(files):
+        if path.endswith((".yaml", ".yml")) and path.startswith(
+            ("operator/", "monitoring/", "ui/")
+        ):
+            docs = _yaml_docs(source, path, "SOL060", []) if path not in crds else []
+            referenced.extend((path, ref) for doc in docs for ref in image_references(doc))
+    if manifest is not None:
+        names = {str(i) for i in manifest.images}
+        for path, ref in referenced:
+            last = ref.rsplit("/", 1)[-1].split("@", 1)[0]
+            if last not in names:
+                findings.append(
+                    Finding(
+                        "SOL060", f"references image {ref!r}, which is not in the archive", path
+                    )
+                )
+    return findings
+
+
+def _check_images(
+    source: FileSource, layout: Layout, manifest: SolutionManifest | None
+) -> tuple[ImageSet, list[Finding]]:
+    images = read_docker_dirs(source) if layout is Layout.METALK8S else read_oci_layout(source)
+    findings = list(images.findings)
+    if manifest is None:
+        return images, findings
+    listed = {str(i) for i in manifest.images}
+    for ref in sorted(listed - set(images.images)):
+        findings.append(Finding("SOL030", f"image {ref} is not in the archive", "images/"))
+    if str(manifest.operator_image) not in images.images:
+        findings.append(
+            Finding("SOL032", f"operator image {manifest.operator_image} is missing", "images/")
+        )
+    for ref in sorted(set(images.images) - listed):
+        try:
+            parse_image_ref(ref)
+        except ManifestError:
+            findings.append(Finding("SOL033", f"{ref!r} is not a name:tag reference", "images/"))
+            continue
+        findings.append(Finding("SOL034", f"image {ref} is not listed in spec.images", "images/"))
+    return images, findings
+
+
+def hash_files(
+    source: FileSource, paths: list[str], progress: ProgressCallback | None = None
+) -> dict[str, str]:
+    """``{path: sha256 hex}`` of ``paths``, streamed, on two threads."""
+    files = source.files()
+    total = sum(files[p].size for p in paths)
+    done = 0
+    lock = threading.Lock()
+
+    def step(n: int) -> None:
+        nonlocal done
+        with lock:
+            done += n
+            if progress is not None:
+                progress(ProgressEvent("hash", done, total))
+
+    def one(path: str) -> tuple[str, str]:
+        with source.open(path) as stream:
+            hexdigest, size = sha256_stream(stream, step)
+        if size != files[path].size:
+            raise ArchiveError(f"{source.label}: {path} is truncated")
+        return path, hexdigest
+
+    ordered = sorted(paths, key=lambda p: -files[p].size)
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        return dict(pool.map(one, ordered))
+
+
+def _check_integrity(
+    source: FileSource,
+    images: ImageSet,
+    policy: Policy,
+    progress: ProgressCallback | None,
+    *,
+    archive: bool,
+) -> tuple[list[Finding], bytes | None]:
+    files = source.files()
+    findings: list[Finding] = []
+    sums_bytes: bytes | None = None
+    sums: dict[str, str] | None = None
+    if SUMS_PATH in files:
+        try:
+            sums_bytes = read_limited(source, SUMS_PATH, 32 * 1024 * 1024)
+            sums = parse_sums(sums_bytes, source.label)
+        except ArchiveError as err:
+            findings.append(Finding("SOL070", str(err).removeprefix("SOL070 "), SUMS_PATH))
+    elif archive and policy is not Policy.DISABLED:
+        severity = Severity.ERROR if policy is Policy.REQUIRED else Severity.WARNING
+        findings.append(
+            Finding(
+                "SOL070", "SHA256SUMS is missing: integrity cannot be verified", SUMS_PATH, severity
+            )
+        )
+    covered = [p for p in files if is_covered(p)]
+    if sums is not None:
+        findings.extend(
+            Finding("SOL072", "not listed in SHA256SUMS: added after signing?", p)
+            for p in sorted(covered)
+            if p not in sums
+        )
+        findings.extend(
+            Finding("SOL073", "listed in SHA256SUMS but missing from the archive", p)
+            for p in sorted(sums)
+            if p not in files
+        )
+    to_hash = [p for p in covered if (sums is not None and p in sums) or p in images.expected]
+    digests = hash_files(source, to_hash, progress)
+    for path in sorted(digests):
+        if sums is not None and path in sums and sums[path] != digests[path]:
+            findings.append(
+                Finding(
+                    "SOL071",
+                    "does not match its SHA256SUMS checksum: the file is corrupt or was "
+                    "modified — obtain a fresh copy",
+                    path,
+                )
+            )
+        expected = images.expected.get(path)
+        if expected is not None and expected != digests[path]:
+            findings.append(
+                Finding("SOL031", f"does not match its digest sha256:{expected[:12]}…", path)
+            )
+    return findings, sums_bytes
+
+
+def check_source(
+    source: FileSource,
+    *,
+    trusted: Mapping[str, PublicKey],
+    policy: Policy,
+    progress: ProgressCallback | None = None,
+    archive: bool = True,
+    verify_content: bool = True,
+) -> CheckReport:
+    """Run every rule; ``archive=False`` for source trees (no checksum/signature rules)."""
+    layout, findings = check_layout(source)
+    manifest: SolutionManifest | None = None
+    if "manifest.yaml" not in source.files():
+        findings.append(Finding("SOL010", "manifest.yaml is missing", "manifest.yaml"))
+    else:
+        try:
+            data = read_limited(source, "manifest.yaml", 256 * 1024)
+        except ArchiveError as err:
+            findings.append(Finding("SOL010", str(err), "manifest.yaml"))
+        else:
+            manifest, manifest_findings = load_manifest(data)
+            findings.extend(manifest_findings)
+    images, image_findings = _check_images(source, layout, manifest)
+    findings.extend(image_findings)
+    findings.extend(_check_deploy(source, manifest))
+    report = CheckReport(layout, manifest, images, findings)
+    if verify_content:
+        integrity, sums_bytes = _check_integrity(source, images, policy, progress, archive=archive)
+        findings.extend(integrity)
+        if archive:
+            signatures = {
+                p: read_limited(source, p, MAX_SIGNATURE_BYTES)
+                for p in sorted(source.files())
+                if p.startswith("signatures/")
+            }
+            report.signatures = check_signatures(sums_bytes, signatures, trusted, policy)
+            findings.extend(report.signatures.findings)
+    findings.sort(key=lambda f: (f.level is not Severity.ERROR, f.rule, f.path))
+    return report
+
+
+def validate(options: ValidateOptions) -> ValidateResult:
+    """Validate ``options.path``; an unreadable archive is an invalid one (SOL001)."""
+    trusted = trusted_keys(options.keys, options.trusted_pems)
+    policy = options.policy or default_policy(trusted)
+    try:
+        source, kind = open_source(options.path)
+    except ArchiveError as err:
+        if "SOL001" not in str(err) and "SOL02" not in str(err):
+            raise
+        rule = "SOL001" if "SOL001" in str(err) else str(err).split()[0]
+        report = CheckReport(Layout.OCI, None, ImageSet(), [Finding(rule, str(err))])
+        return ValidateResult(options.path, "iso", policy, report)
+    try:
+        report = check_source(
+            source,
+            trusted=trusted,
+            policy=policy,
+            progress=options.progress,
+            archive=kind != "source",
+        )
+    except SolutionsError:
+        raise
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    return ValidateResult(options.path, kind, policy, report)

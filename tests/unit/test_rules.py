@@ -1,0 +1,309 @@
+"""Every validation rule, each on an archive that breaks it; tampering with any file is caught."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from metalk8s_solutions.api.findings import RULES, Severity
+from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.signing import Policy, generate_key
+from metalk8s_solutions.archive.writer import IsoFile, write_iso
+from metalk8s_solutions.engine.validate import ValidateOptions, ValidateResult, validate
+
+from .conftest import CRD, MANIFEST, ROLE
+
+Mutation = Callable[[Path], None]
+
+
+def extract(iso: Path, dest: Path) -> Path:
+    with IsoReader(iso) as reader:
+        for name in reader.files():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(reader.read_bytes(name))
+    return dest
+
+
+def check(path: Path, policy: Policy | None = None, keys: tuple[Path, ...] = ()) -> ValidateResult:
+    return validate(ValidateOptions(path, keys=keys, policy=policy))
+
+
+def errors(result: ValidateResult) -> set[str]:
+    return {f.rule for f in result.findings if f.level is Severity.ERROR}
+
+
+def warnings(result: ValidateResult) -> set[str]:
+    return {f.rule for f in result.findings if f.level is Severity.WARNING}
+
+
+def edit(path: str, old: str, new: str) -> Mutation:
+    def mutate(root: Path) -> None:
+        text = (root / path).read_text()
+        assert old in text
+        (root / path).write_text(text.replace(old, new))
+
+    return mutate
+
+
+def write(path: str, data: bytes) -> Mutation:
+    def mutate(root: Path) -> None:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+
+    return mutate
+
+
+def remove(path: str) -> Mutation:
+    return lambda root: (root / path).unlink()
+
+
+def index_edit(change: Callable[[dict[str, object]], None]) -> Mutation:
+    def mutate(root: Path) -> None:
+        index = json.loads((root / "images/index.json").read_text())
+        change(index)
+        (root / "images/index.json").write_text(json.dumps(index))
+
+    return mutate
+
+
+def drop_image(ref: str) -> Mutation:
+    def change(index: dict[str, object]) -> None:
+        manifests = index["manifests"]
+        assert isinstance(manifests, list)
+        index["manifests"] = [
+            m for m in manifests if m["annotations"]["org.opencontainers.image.ref.name"] != ref
+        ]
+
+    return index_edit(change)
+
+
+def extra_image(index: dict[str, object]) -> None:
+    manifests = index["manifests"]
+    assert isinstance(manifests, list)
+    clone = json.loads(json.dumps(manifests[0]))
+    clone["annotations"]["org.opencontainers.image.ref.name"] = "extra:1.0.0"
+    manifests.append(clone)
+
+
+def flip_layer(root: Path) -> None:
+    layer = hashlib.sha256(b"base").hexdigest()
+    (root / f"images/blobs/sha256/{layer}").write_bytes(b"bask")
+
+
+def symlink(root: Path) -> None:
+    (root / "ui").mkdir()
+    (root / "ui" / "link").symlink_to("/etc/passwd")
+
+
+BLOB = b"orphan"
+CASES: list[tuple[str, Mutation, Severity]] = [
+    ("SOL010", remove("manifest.yaml"), Severity.ERROR),
+    ("SOL011", edit("manifest.yaml", "kind: Solution", "kind: Other"), Severity.ERROR),
+    ("SOL012", edit("manifest.yaml", "name: example-solution", "name: Ex"), Severity.ERROR),
+    ("SOL013", edit("manifest.yaml", "version: 1.0.0", "version: one"), Severity.ERROR),
+    ("SOL014", edit("manifest.yaml", "display-name", "other"), Severity.WARNING),
+    ("SOL015", edit("manifest.yaml", "[base-server:1.0.0", "[base-server"), Severity.ERROR),
+    ("SOL016", edit("manifest.yaml", "name: example-solution-operator", "name: x"), Severity.ERROR),
+    ("SOL017", edit("manifest.yaml", "spec:", "extra: 1\nspec:"), Severity.WARNING),
+    ("SOL020", write("README.md", b"hi"), Severity.ERROR),
+    ("SOL021", symlink, Severity.ERROR),
+    ("SOL022", write("Manifest.yaml", b"x"), Severity.ERROR),
+    ("SOL023", write("ui/bad name.txt", b"x"), Severity.ERROR),
+    ("SOL030", drop_image("base-server:1.0.0"), Severity.ERROR),
+    ("SOL031", flip_layer, Severity.ERROR),
+    ("SOL032", drop_image("example-solution-operator:1.0.0"), Severity.ERROR),
+    ("SOL033", write("images/index.json", b"{not json"), Severity.ERROR),
+    ("SOL034", index_edit(extra_image), Severity.WARNING),
+    (
+        "SOL035",
+        write(f"images/blobs/sha256/{hashlib.sha256(BLOB).hexdigest()}", BLOB),
+        Severity.WARNING,
+    ),
+    ("SOL040", edit("operator/deploy/crds/example.yaml", "/v1\n", "/v1beta1\n"), Severity.ERROR),
+    (
+        "SOL041",
+        edit("operator/deploy/crds/example.yaml", "replicas: {type: integer}", "replicas: {}"),
+        Severity.ERROR,
+    ),
+    (
+        "SOL042",
+        edit("operator/deploy/crds/example.yaml", "storage: true", "storage: false"),
+        Severity.ERROR,
+    ),
+    ("SOL043", remove("operator/deploy/crds/example.yaml"), Severity.WARNING),
+    ("SOL050", remove("operator/deploy/role.yaml"), Severity.ERROR),
+    (
+        "SOL051",
+        edit("operator/deploy/role.yaml", "kind: Role", "kind: ServiceAccount"),
+        Severity.ERROR,
+    ),
+    (
+        "SOL052",
+        edit("operator/deploy/role.yaml", "verbs: [get,", "verbs: ['*', get,"),
+        Severity.WARNING,
+    ),
+    (
+        "SOL053",
+        edit("operator/deploy/role.yaml", "kind: Role", "kind: ClusterRole"),
+        Severity.WARNING,
+    ),
+    ("SOL060", write("ui/deploy.yaml", b"spec: {image: quay.io/evil/miner:1.0}\n"), Severity.ERROR),
+    ("SOL070", write("SHA256SUMS", b"garbage\n"), Severity.ERROR),
+    (
+        "SOL071",
+        write("operator/deploy/role.yaml", ROLE.replace("get,", "gt,").encode()),
+        Severity.ERROR,
+    ),
+    ("SOL072", write("ui/new.txt", b"added later"), Severity.ERROR),
+    ("SOL073", remove("operator/deploy/crds/example.yaml"), Severity.ERROR),
+]
+
+
+@pytest.mark.parametrize(("rule", "mutate", "severity"), CASES, ids=[c[0] for c in CASES])
+def test_rule(
+    built_archive: Callable[[], Path], rule: str, mutate: Mutation, severity: Severity
+) -> None:
+    iso = built_archive()
+    root = extract(iso, iso.parent / "x")
+    assert check(root, Policy.IF_SIGNED, (iso.parent / "vendor.pub",)).valid
+    mutate(root)
+    result = check(root, Policy.DISABLED)
+    found = errors(result) if severity is Severity.ERROR else warnings(result)
+    assert rule in found, result.findings
+    if severity is Severity.WARNING:
+        assert rule not in errors(result)
+
+
+def test_every_rule_is_tested_or_covered() -> None:
+    tested = {c[0] for c in CASES} | {"SOL001", "SOL080", "SOL081", "SOL082"}
+    assert tested == set(RULES)
+
+
+def test_valid_archive_and_signature_policies(built_archive: Callable[[], Path]) -> None:
+    iso = built_archive()
+    pub = iso.parent / "vendor.pub"
+    result = check(iso, keys=(pub,))
+    assert result.valid and result.policy is Policy.REQUIRED and not result.findings
+    assert result.report.signatures is not None
+    assert result.report.signatures.status == "verified"
+    # No key configured: if-signed by default, with visible warnings.
+    result = check(iso)
+    assert result.valid and result.policy is Policy.IF_SIGNED
+    assert warnings(result) == {"SOL080", "SOL082"}
+    # A trusted key that did not sign: required fails.
+    other = iso.parent / "other.pub"
+    other.write_bytes(generate_key()[1])
+    assert "SOL080" in errors(check(iso, keys=(other,)))
+    assert check(iso, Policy.DISABLED).findings == []
+
+
+def test_missing_material_is_tolerated_only_by_policy(built_archive: Callable[[], Path]) -> None:
+    iso = built_archive()
+    root = extract(iso, iso.parent / "x")
+    for sig in (root / "signatures").iterdir():
+        sig.unlink()
+    pub = iso.parent / "vendor.pub"
+    assert "SOL080" in errors(check(root, keys=(pub,)))
+    assert "SOL080" in warnings(check(root, Policy.IF_SIGNED, (pub,)))
+    (root / "SHA256SUMS").unlink()
+    assert "SOL070" in errors(check(root, Policy.REQUIRED, (pub,)))
+    assert "SOL070" in warnings(check(root, Policy.IF_SIGNED))
+
+
+def test_bad_signature_is_fatal_whatever_the_policy(built_archive: Callable[[], Path]) -> None:
+    iso = built_archive()
+    root = extract(iso, iso.parent / "x")
+    sig = next((root / "signatures").iterdir())
+    sig.write_bytes(sig.read_bytes()[:-1] + bytes([sig.read_bytes()[-1] ^ 1]))
+    pub = iso.parent / "vendor.pub"
+    for policy in (Policy.REQUIRED, Policy.IF_SIGNED):
+        assert "SOL081" in errors(check(root, policy, (pub,)))
+
+
+def test_tampering_with_any_file_in_the_iso_is_caught(built_archive: Callable[[], Path]) -> None:
+    iso = built_archive()
+    pub = iso.parent / "vendor.pub"
+    original = iso.read_bytes()
+    with IsoReader(iso) as reader:
+        extents = {name: reader.extent(name) for name in reader.files()}
+    for name, (offset, size) in sorted(extents.items()):
+        for pos in {offset, offset + size // 2, offset + size - 1}:
+            data = bytearray(original)
+            data[pos] ^= 0x01
+            iso.write_bytes(bytes(data))
+            result = check(iso, keys=(pub,))
+            assert not result.valid, name
+            assert any(f.path == name for f in result.findings if f.level is Severity.ERROR) or (
+                "SOL081" in errors(result)
+            ), (name, result.findings)
+
+
+def test_truncated_iso_is_invalid_not_a_crash(built_archive: Callable[[], Path]) -> None:
+    iso = built_archive()
+    iso.write_bytes(iso.read_bytes()[: 20 * 2048])
+    result = check(iso)
+    assert errors(result) == {"SOL001"}
+
+
+def metalk8s_archive(tmp_path: Path, corrupt: bool = False) -> Path:
+    """A MetalK8s-layout archive: skopeo dir: images with Docker v2s2 manifests."""
+    files = {
+        "manifest.yaml": MANIFEST.encode(),
+        "operator/deploy/crds/example.yaml": CRD.encode(),
+        "operator/deploy/role.yaml": ROLE.encode(),
+        "registry-config.inc.j2": b"{# registry #}\n",
+    }
+    for ref in ("base-server/1.0.0", "example-solution-operator/1.0.0"):
+        layer, config = f"layer of {ref}".encode(), b'{"os":"linux","architecture":"amd64"}'
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "digest": "sha256:" + hashlib.sha256(layer).hexdigest(),
+                    "size": len(layer),
+                }
+            ],
+        }
+        files[f"images/{ref}/manifest.json"] = json.dumps(manifest).encode()
+        files[f"images/{ref}/version"] = b"Directory Transport Version: 1.1\n"
+        files[f"images/{ref}/{hashlib.sha256(config).hexdigest()}"] = config
+        files[f"images/{ref}/{hashlib.sha256(layer).hexdigest()}"] = (
+            layer.upper() if corrupt else layer
+        )
+    iso = tmp_path / "metalk8s.iso"
+    write_iso(
+        iso,
+        [IsoFile(p, len(d), (lambda d=d: io.BytesIO(d))) for p, d in files.items()],
+        volume_id="M",
+        epoch=0,
+    )
+    return iso
+
+
+def test_metalk8s_layout_archive(tmp_path: Path) -> None:
+    iso = metalk8s_archive(tmp_path)
+    result = check(iso)
+    assert result.valid, result.findings
+    assert result.report.layout == "metalk8s"
+    assert set(result.report.images.images) == {
+        "base-server:1.0.0",
+        "example-solution-operator:1.0.0",
+    }
+    assert warnings(result) == {"SOL070", "SOL080", "SOL082"}
+    assert "SOL070" in errors(check(iso, Policy.REQUIRED))
+    (tmp_path / "bad").mkdir()
+    bad = metalk8s_archive(tmp_path / "bad", corrupt=True)
+    assert "SOL031" in errors(check(bad))
