@@ -13,13 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import make_source
 from metalk8s_solutions.archive.iso import EntryKind, IsoLimits, IsoReader
 from metalk8s_solutions.archive.writer import IsoFile, write_iso
 from metalk8s_solutions.engine.build import BuildOptions, build
 from metalk8s_solutions.engine.validate import ValidateOptions, validate
 from metalk8s_solutions.errors import ArchiveError, SolutionsError
-
-from .conftest import make_source
 
 XORRISO = shutil.which("xorriso")
 

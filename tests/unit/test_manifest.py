@@ -9,10 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import MANIFEST
 from metalk8s_solutions.api.manifest import load_manifest, parse_manifest
 from metalk8s_solutions.errors import ManifestError
-
-from .conftest import MANIFEST
 
 
 def rules_of(text: str) -> set[str]:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import ROLE, metalk8s_archive
+from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import RULES, Severity
 from metalk8s_solutions.archive.iso import IsoReader
-from metalk8s_solutions.archive.signing import Policy, generate_key
-from metalk8s_solutions.archive.writer import IsoFile, write_iso
+from metalk8s_solutions.archive.signing import generate_key
 from metalk8s_solutions.engine.validate import ValidateOptions, ValidateResult, validate
-
-from .conftest import CRD, MANIFEST, ROLE
 
 Mutation = Callable[[Path], None]
 
@@ -249,48 +247,6 @@ def test_truncated_iso_is_invalid_not_a_crash(built_archive: Callable[[], Path])
     iso.write_bytes(iso.read_bytes()[: 20 * 2048])
     result = check(iso)
     assert errors(result) == {"SOL001"}
-
-
-def metalk8s_archive(tmp_path: Path, corrupt: bool = False) -> Path:
-    """A MetalK8s-layout archive: skopeo dir: images with Docker v2s2 manifests."""
-    files = {
-        "manifest.yaml": MANIFEST.encode(),
-        "operator/deploy/crds/example.yaml": CRD.encode(),
-        "operator/deploy/role.yaml": ROLE.encode(),
-        "registry-config.inc.j2": b"{# registry #}\n",
-    }
-    for ref in ("base-server/1.0.0", "example-solution-operator/1.0.0"):
-        layer, config = f"layer of {ref}".encode(), b'{"os":"linux","architecture":"amd64"}'
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "digest": "sha256:" + hashlib.sha256(layer).hexdigest(),
-                    "size": len(layer),
-                }
-            ],
-        }
-        files[f"images/{ref}/manifest.json"] = json.dumps(manifest).encode()
-        files[f"images/{ref}/version"] = b"Directory Transport Version: 1.1\n"
-        files[f"images/{ref}/{hashlib.sha256(config).hexdigest()}"] = config
-        files[f"images/{ref}/{hashlib.sha256(layer).hexdigest()}"] = (
-            layer.upper() if corrupt else layer
-        )
-    iso = tmp_path / "metalk8s.iso"
-    write_iso(
-        iso,
-        [IsoFile(p, len(d), (lambda d=d: io.BytesIO(d))) for p, d in files.items()],
-        volume_id="M",
-        epoch=0,
-    )
-    return iso
 
 
 def test_metalk8s_layout_archive(tmp_path: Path) -> None:

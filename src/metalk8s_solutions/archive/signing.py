@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Finding, Severity
 from metalk8s_solutions.errors import KeyFileError
 
@@ -37,14 +38,6 @@ MAX_SIGNATURE_BYTES = 4096
 class Algorithm(enum.StrEnum):
     ECDSA_P256 = "ecdsa-p256"
     ED25519 = "ed25519"
-
-
-class Policy(enum.StrEnum):
-    """How much authenticity material an archive must carry."""
-
-    REQUIRED = "required"  # a valid signature by a trusted key, and checksums, must be there
-    IF_SIGNED = "if-signed"  # missing signatures or checksums are warnings
-    DISABLED = "disabled"  # signatures are not looked at (checksums still are, when present)
 
 
 def key_id(public_key: PublicKey) -> str:

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
+from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Severity
-from metalk8s_solutions.archive.signing import Algorithm, Policy
+from metalk8s_solutions.archive.signing import Algorithm
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.engine.inspect import InspectOptions, inspect
 from metalk8s_solutions.engine.keygen import KeygenOptions, keygen

@@ -14,10 +14,8 @@ from pathlib import Path
 import click
 
 from metalk8s_solutions import __version__
+from metalk8s_solutions.engine.config_store import DEFAULT_CONFIG
 from metalk8s_solutions.errors import SolutionsError
-
-DEFAULT_CONFIG = Path("/etc/metalk8s/solutions.yaml")
-
 
 #: Subcommands, imported only when used so that every command starts fast.
 COMMANDS: dict[str, tuple[str, str]] = {

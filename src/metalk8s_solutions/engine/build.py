@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Finding, Severity
 from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
 from metalk8s_solutions.api.streams import FileInfo, read_limited
 from metalk8s_solutions.archive.checksums import SUMS_PATH, format_sums
-from metalk8s_solutions.archive.signing import Policy, load_private_key, sign
+from metalk8s_solutions.archive.signing import load_private_key, sign
 from metalk8s_solutions.archive.tree import DirectorySource
 from metalk8s_solutions.archive.writer import IsoFile, write_iso
 from metalk8s_solutions.engine.validate import (

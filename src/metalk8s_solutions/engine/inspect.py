@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.crd import summarize_crd, summarize_role
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.streams import read_limited
@@ -18,7 +19,6 @@ from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
-    Policy,
     check_signatures,
     trusted_keys,
 )

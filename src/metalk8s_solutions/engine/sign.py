@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.archive.checksums import SUMS_PATH
 from metalk8s_solutions.archive.iso import IsoReader
-from metalk8s_solutions.archive.signing import Policy, load_private_key, sign
+from metalk8s_solutions.archive.signing import load_private_key, sign
 from metalk8s_solutions.archive.writer import IsoFile, write_iso
 from metalk8s_solutions.engine.build import source_date_epoch
 from metalk8s_solutions.engine.validate import ProgressCallback, ValidateOptions, validate

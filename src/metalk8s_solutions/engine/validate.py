@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.crd import check_crd, check_role, image_references
 from metalk8s_solutions.api.findings import Finding, Severity, error_of
 from metalk8s_solutions.api.manifest import SolutionManifest, load_manifest, parse_image_ref
@@ -26,7 +27,6 @@ from metalk8s_solutions.archive.iso import IsoReader
 from metalk8s_solutions.archive.layout import Layout, check_layout
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
-    Policy,
     PublicKey,
     SignatureReport,
     check_signatures,

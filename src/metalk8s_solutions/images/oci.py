@@ -62,6 +62,7 @@ class ImageSet:
 
     images: dict[str, ImageInfo] = field(default_factory=dict)
     expected: dict[str, str] = field(default_factory=dict)  # blob path -> hex digest
+    manifest_types: dict[str, str] = field(default_factory=dict)  # manifest path -> media type
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -130,6 +131,9 @@ class _Walker:
             raise ArchiveError(f"SOL033 {path}: a manifest must be a JSON object")
         media_type = doc.get("mediaType") or media_type
         if media_type in INDEX_TYPES or "manifests" in doc:
+            self.result.manifest_types[path] = (
+                media_type if media_type in INDEX_TYPES else (INDEX_TYPES[0])
+            )
             if depth > 2:
                 raise ArchiveError(f"SOL033 {path}: image indexes nested too deeply")
             children = doc.get("manifests")
@@ -143,6 +147,7 @@ class _Walker:
             return
         if media_type not in MANIFEST_TYPES:
             raise ArchiveError(f"SOL033 {path}: unsupported manifest media type {media_type!r}")
+        self.result.manifest_types[path] = media_type
         layers = doc.get("layers")
         if not isinstance(layers, list) or len(layers) > MAX_DESCRIPTORS:
             raise ArchiveError(f"SOL033 {path}: layers must be a list")

@@ -1,0 +1,239 @@
+"""SolutionsConfiguration: the desired state of the admin node, and our settings beside it.
+
+The MetalK8s format has two keys, ``archives`` (absolute paths of ISO files) and ``active``
+(solution name -> version or ``latest``).  Our settings live in extra top-level keys that
+MetalK8s ignores: ``registry`` (how images reach the cluster) and ``trust`` (keys and policy).
+Every other key, and every unknown key inside ours, is preserved when the file is rewritten: the
+model keeps the parsed document and edits it in place.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from metalk8s_solutions.api.semver import is_valid_version
+from metalk8s_solutions.api.yamldoc import load_yaml_document
+from metalk8s_solutions.errors import InvalidInput
+
+API_VERSION = "solutions.metalk8s.scality.com/v1alpha1"
+KIND = "SolutionsConfiguration"
+LATEST = "latest"
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class RegistryMode(enum.StrEnum):
+    """How imported images reach the cluster."""
+
+    BUILTIN = "builtin"  # `solutions registry serve` serves them straight from the ISO files
+    PUSH = "push"  # they are copied into an existing registry
+
+
+class Policy(enum.StrEnum):
+    """How much authenticity material an archive must carry (docs/decisions/0002)."""
+
+    REQUIRED = "required"  # a valid signature by a trusted key, and checksums, must be there
+    IF_SIGNED = "if-signed"  # missing signatures or checksums are warnings
+    DISABLED = "disabled"  # signatures are not looked at (checksums still are, when present)
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """The ``registry`` key.
+
+    ``endpoint`` is what nodes pull from (``host[:port][/path]``); images of solution version
+    ``<id>`` are at ``<endpoint>/<id>/<image>``.  ``listen`` is where the built-in registry
+    binds.  In push mode, images are pushed to ``push_url`` (``https://host[:port]``) under
+    ``<push_prefix>/<id>/<image>``.
+    """
+
+    mode: RegistryMode = RegistryMode.BUILTIN
+    endpoint: str = "127.0.0.1:5000"
+    listen: str = "127.0.0.1:5000"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    push_url: str | None = None
+    push_prefix: str = ""
+    ca_file: str | None = None
+    insecure: bool = False
+    username: str | None = None
+    password_file: str | None = None
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """The ``trust`` key: public keys of trusted signers and the verification policy."""
+
+    keys: tuple[str, ...] = ()
+    policy: Policy | None = None  # None: ``required`` when keys are set, else ``if-signed``
+
+    def effective_policy(self) -> Policy:
+        if self.policy is not None:
+            return self.policy
+        return Policy.REQUIRED if self.keys else Policy.IF_SIGNED
+
+
+@dataclass(frozen=True)
+class SolutionsConfiguration:
+    """A parsed SolutionsConfiguration; ``document`` is the whole file, extras included."""
+
+    archives: tuple[str, ...] = ()
+    active: Mapping[str, str] = field(default_factory=dict)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- edits (each returns a new configuration; the document keeps unknown keys) ---------
+
+    def _with(self, **changes: Any) -> SolutionsConfiguration:
+        doc = copy.deepcopy(dict(self.document)) or {"apiVersion": API_VERSION, "kind": KIND}
+        archives = changes.get("archives", self.archives)
+        active = changes.get("active", self.active)
+        doc["archives"] = list(archives)
+        doc["active"] = dict(active)
+        return SolutionsConfiguration(
+            archives=tuple(archives),
+            active=dict(active),
+            registry=self.registry,
+            trust=self.trust,
+            document=doc,
+        )
+
+    def with_archive(self, path: str) -> SolutionsConfiguration:
+        if path in self.archives:
+            return self
+        return self._with(archives=(*self.archives, path))
+
+    def without_archive(self, path: str) -> SolutionsConfiguration:
+        return self._with(archives=tuple(a for a in self.archives if a != path))
+
+    def with_active(self, name: str, version: str) -> SolutionsConfiguration:
+        return self._with(active={**self.active, name: version})
+
+    def without_active(self, name: str) -> SolutionsConfiguration:
+        return self._with(active={k: v for k, v in self.active.items() if k != name})
+
+    def to_yaml(self) -> str:
+        doc = dict(self._with().document)
+        ordered = {"apiVersion": API_VERSION, "kind": KIND}
+        ordered.update({k: v for k, v in doc.items() if k not in ordered})
+        return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
+
+
+def _fail(source: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{source}: {message}", hint="fix the file and run the command again")
+
+
+def _str_list(value: object, source: str, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(source, f"'{key}' must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _registry(value: object, source: str) -> RegistrySettings:
+    if value is None:
+        return RegistrySettings()
+    if not isinstance(value, dict):
+        raise _fail(source, "'registry' must be a mapping")
+    names = {
+        "mode": "mode",
+        "endpoint": "endpoint",
+        "listen": "listen",
+        "tlsCert": "tls_cert",
+        "tlsKey": "tls_key",
+        "pushUrl": "push_url",
+        "pushPrefix": "push_prefix",
+        "caFile": "ca_file",
+        "insecure": "insecure",
+        "username": "username",
+        "passwordFile": "password_file",
+    }
+    kwargs: dict[str, Any] = {}
+    for key, attr in names.items():
+        if key not in value or value[key] is None:
+            continue
+        item = value[key]
+        if attr == "insecure":
+            if not isinstance(item, bool):
+                raise _fail(source, "'registry.insecure' must be true or false")
+            kwargs[attr] = item
+        elif not isinstance(item, str):
+            raise _fail(source, f"'registry.{key}' must be a string")
+        else:
+            kwargs[attr] = item
+    if "mode" in kwargs:
+        try:
+            kwargs["mode"] = RegistryMode(kwargs["mode"])
+        except ValueError:
+            modes = ", ".join(m.value for m in RegistryMode)
+            raise _fail(source, f"'registry.mode' must be one of {modes}") from None
+    settings = RegistrySettings(**kwargs)
+    if settings.mode is RegistryMode.PUSH and not settings.push_url:
+        raise _fail(source, "'registry.pushUrl' is required when 'registry.mode' is push")
+    return settings
+
+
+def _trust(value: object, source: str) -> TrustSettings:
+    if value is None:
+        return TrustSettings()
+    if not isinstance(value, dict):
+        raise _fail(source, "'trust' must be a mapping")
+    keys = _str_list(value.get("keys"), source, "trust.keys")
+    policy = value.get("policy")
+    if policy is None:
+        return TrustSettings(keys=keys)
+    try:
+        return TrustSettings(keys=keys, policy=Policy(policy))
+    except ValueError:
+        policies = ", ".join(p.value for p in Policy)
+        raise _fail(source, f"'trust.policy' must be one of {policies}") from None
+
+
+def parse_config(data: bytes, source: str) -> SolutionsConfiguration:
+    """Parse and check a SolutionsConfiguration; errors name the file and the key."""
+    if not data.strip():
+        return SolutionsConfiguration()
+    try:
+        doc = load_yaml_document(data, source, max_bytes=MAX_CONFIG_BYTES)
+    except Exception as err:  # the loader reports size, depth and syntax problems
+        raise _fail(source, f"not valid YAML ({err})") from err
+    if doc is None:
+        return SolutionsConfiguration()
+    if not isinstance(doc, dict):
+        raise _fail(source, "must be a YAML mapping")
+    if doc.get("kind", KIND) != KIND:
+        raise _fail(source, f"kind must be {KIND}, not {doc.get('kind')!r}")
+    if doc.get("apiVersion", API_VERSION) != API_VERSION:
+        raise _fail(source, f"apiVersion must be {API_VERSION}, not {doc.get('apiVersion')!r}")
+    archives = _str_list(doc.get("archives"), source, "archives")
+    for archive in archives:
+        if not archive.startswith("/"):
+            raise _fail(source, f"archive path {archive!r} must be absolute")
+    active_raw = doc.get("active") or {}
+    if not isinstance(active_raw, dict):
+        raise _fail(source, "'active' must map solution names to versions")
+    active: dict[str, str] = {}
+    for name, version in active_raw.items():
+        text = str(version) if isinstance(version, int | float) else version
+        if not isinstance(name, str) or not isinstance(text, str):
+            raise _fail(source, "'active' must map solution names to versions")
+        if text != LATEST and not is_valid_version(text):
+            raise _fail(
+                source,
+                f"active version {text!r} of {name} is neither a semantic version nor '{LATEST}'",
+            )
+        active[name] = text
+    return SolutionsConfiguration(
+        archives=archives,
+        active=active,
+        registry=_registry(doc.get("registry"), source),
+        trust=_trust(doc.get("trust"), source),
+        document=doc,
+    )

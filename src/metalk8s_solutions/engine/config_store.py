@@ -1,0 +1,122 @@
+"""Reading and rewriting the SolutionsConfiguration file safely.
+
+Every change goes through :meth:`ConfigStore.edit`: an exclusive ``flock`` on a sidecar lock
+file serialises concurrent commands, the new content is written to a temporary file in the same
+directory, fsync'd, renamed over the old one and the directory fsync'd.  A crash at any point
+leaves either the old file or the new one, never a mix; two commands at once never lose an entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from metalk8s_solutions.api.config import SolutionsConfiguration, parse_config
+from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput
+
+CONFIG_ENV = "SOLUTIONS_CONFIG"
+DEFAULT_CONFIG = Path("/etc/metalk8s/solutions.yaml")
+
+
+def _os_failure(action: str, path: Path, err: OSError) -> EnvironmentFailure:
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "run as a user who may write it (root on the admin node), or use --config"
+    else:
+        hint = "check the path and the disk"
+    return EnvironmentFailure(f"cannot {action} {path}: {err.strerror}", hint=hint)
+
+
+def load_config(path: Path) -> SolutionsConfiguration:
+    """The configuration in ``path``; an absent file is an empty configuration."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return SolutionsConfiguration()
+    except IsADirectoryError as err:
+        raise InvalidInput(f"{path} is a directory, not a SolutionsConfiguration file") from err
+    except OSError as err:
+        raise _os_failure("read", path, err) from err
+    return parse_config(data, str(path))
+
+
+@dataclass
+class Edit:
+    """The configuration being edited; assign ``config`` to change it."""
+
+    original: SolutionsConfiguration
+    config: SolutionsConfiguration
+
+    @property
+    def changed(self) -> bool:
+        return self.config.to_yaml() != self.original.to_yaml()
+
+
+class ConfigStore:
+    """The SolutionsConfiguration file at ``path`` and its lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock_path = path.with_name(f".{path.name}.lock")
+
+    def read(self) -> SolutionsConfiguration:
+        return load_config(self.path)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the exclusive lock (blocks while another command holds it)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise _os_failure("lock", self.lock_path, err) from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextlib.contextmanager
+    def edit(self, *, dry_run: bool = False) -> Iterator[Edit]:
+        """Lock, read, let the caller change ``edit.config``, then write it atomically.
+
+        Nothing is written when the block raises, when nothing changed, or on ``dry_run``.
+        """
+        with self.locked():
+            current = self.read()
+            edit = Edit(original=current, config=current)
+            yield edit
+            if edit.changed and not dry_run:
+                self.write(edit.config)
+
+    def write(self, config: SolutionsConfiguration) -> None:
+        """Atomically replace the file (call with the lock held)."""
+        data = config.to_yaml().encode()
+        directory = self.path.parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        except OSError as err:
+            raise _os_failure("write", self.path, err) from err
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileNotFoundError):
+                mode = self.path.stat().st_mode & 0o777
+                os.chmod(tmp, mode)
+            os.replace(tmp, self.path)
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise _os_failure("write", self.path, err) from err
