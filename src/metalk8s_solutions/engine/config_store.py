@@ -99,7 +99,8 @@ class ConfigStore:
         data = config.to_yaml().encode()
         directory = self.path.parent
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            tmp = Path(tmp_name)
         except OSError as err:
             raise _os_failure("write", self.path, err) from err
         try:
@@ -109,8 +110,8 @@ class ConfigStore:
                 os.fsync(handle.fileno())
             with contextlib.suppress(FileNotFoundError):
                 mode = self.path.stat().st_mode & 0o777
-                os.chmod(tmp, mode)
-            os.replace(tmp, self.path)
+                tmp.chmod(mode)
+            tmp.replace(self.path)
             dir_fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
@@ -118,5 +119,5 @@ class ConfigStore:
                 os.close(dir_fd)
         except OSError as err:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                tmp.unlink()
             raise _os_failure("write", self.path, err) from err
