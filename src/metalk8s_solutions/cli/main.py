@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("metalk8s_solutions.cli.archive", "keygen_command"),
     "sign": ("metalk8s_solutions.cli.archive", "sign_command"),
     "dev": ("metalk8s_solutions.cli.dev", "dev"),
+    "import": ("metalk8s_solutions.cli.solutions", "import_command"),
+    "unimport": ("metalk8s_solutions.cli.solutions", "unimport_command"),
+    "list": ("metalk8s_solutions.cli.solutions", "list_command"),
 }
 
 

@@ -88,11 +88,19 @@ class ConfigStore:
         Nothing is written when the block raises, when nothing changed, or on ``dry_run``.
         """
         with self.locked():
+            self._remove_stale_temporaries()
             current = self.read()
             edit = Edit(original=current, config=current)
             yield edit
             if edit.changed and not dry_run:
                 self.write(edit.config)
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temp files left by a writer killed before its rename (we hold the lock: none live)."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*"):
+            if leftover != self.lock_path:
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     def write(self, config: SolutionsConfiguration) -> None:
         """Atomically replace the file (call with the lock held)."""

@@ -1,0 +1,95 @@
+"""``solutions import|unimport|list``: Solution archives on the admin node and in the cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from metalk8s_solutions.api.config import Policy
+from metalk8s_solutions.cli.common import dry_run_option, engine_context, human_outcome, run
+from metalk8s_solutions.cli.output import emit, output_option, table
+from metalk8s_solutions.engine.solutions import (
+    ImportOptions,
+    UnimportOptions,
+    import_archives,
+    list_solutions,
+    unimport_archives,
+)
+
+
+@click.command("import")
+@click.argument("archives", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trust this public key too (repeatable; adds to the configured trust.keys).",
+)
+@click.option(
+    "--policy",
+    type=click.Choice([p.value for p in Policy]),
+    default=None,
+    help="Signature policy [default: trust.policy, else required with keys, if-signed without].",
+)
+@dry_run_option
+@output_option
+@click.pass_context
+def import_command(
+    ctx: click.Context,
+    archives: tuple[Path, ...],
+    keys: tuple[Path, ...],
+    policy: str | None,
+    dry_run: bool,
+    output: str,
+) -> None:
+    """Check ARCHIVES, then make them available to the cluster."""
+    outcome = run(
+        import_archives(
+            engine_context(ctx),
+            ImportOptions(archives, keys, Policy(policy) if policy else None, dry_run),
+        )
+    )
+    emit(outcome.to_json(), output, lambda _: human_outcome(outcome, "imported"))
+
+
+@click.command("unimport")
+@click.argument("refs", nargs=-1, metavar="ARCHIVE|ID...")
+@dry_run_option
+@output_option
+@click.pass_context
+def unimport_command(ctx: click.Context, refs: tuple[str, ...], dry_run: bool, output: str) -> None:
+    """Remove imported archives (by path or by id <name>-<version>); refused while in use."""
+    outcome = run(unimport_archives(engine_context(ctx), UnimportOptions(refs, dry_run)))
+    emit(outcome.to_json(), output, lambda _: human_outcome(outcome, "unimported"))
+
+
+def _human_list(data: dict[str, Any]) -> str:
+    rows = []
+    for name, entries in sorted(data["solutions"].items()):
+        for e in entries:
+            state = "active" if e["active"] else ""
+            if e["recorded"] is False:
+                state = (state + ", not recorded in cluster").lstrip(", ")
+            if e["problem"]:
+                state = (state + f", {e['problem']}").lstrip(", ")
+            rows.append((name, e["version"] or "?", e["id"] or "?", state or "-", e["archive"]))
+    lines = []
+    if data["clusterError"]:
+        lines.append(f"warning: cluster record not read: {data['clusterError']}")
+    if not rows:
+        lines.append(f"No Solution imported (configuration: {data['config']}).")
+    else:
+        lines.append(table(("solution", "version", "id", "state", "archive"), rows))
+    return "\n".join(lines)
+
+
+@click.command("list")
+@output_option
+@click.pass_context
+def list_command(ctx: click.Context, output: str) -> None:
+    """List imported Solution versions and which one is active."""
+    data = run(list_solutions(engine_context(ctx, verbose=False)))
+    emit(data, output, _human_list)

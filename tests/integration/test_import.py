@@ -1,0 +1,255 @@
+"""``solutions import|unimport|list`` against the real local control plane, run as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import ConfigMap, Namespace
+
+from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.testing.pytest_plugin import LocalCluster
+
+pytestmark = pytest.mark.cluster
+SOLUTIONS = str(Path(sys.executable).parent / "solutions")
+
+
+@pytest.fixture
+def cli(
+    local_cluster: LocalCluster, tmp_path: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    config = tmp_path / "etc" / "solutions.yaml"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                SOLUTIONS,
+                "--config",
+                str(config),
+                "--kubeconfig",
+                str(local_cluster.kubeconfig),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    run.config = config  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.fixture
+def admin(local_cluster: LocalCluster) -> Client:
+    return Client(config=KubeConfig.from_file(local_cluster.kubeconfig), field_manager="tests")
+
+
+def record(admin: Client) -> dict[str, Any]:
+    cm = admin.get(ConfigMap, "metalk8s-solutions", namespace="metalk8s-solutions")
+    return {k: json.loads(v) for k, v in (cm.data or {}).items()}
+
+
+@pytest.fixture(autouse=True)
+def _clean_record(admin: Client) -> None:
+    """Each test starts from an empty cluster record (tests share one control plane)."""
+    with contextlib.suppress(ApiError):  # absent is fine
+        admin.delete(ConfigMap, "metalk8s-solutions", namespace="metalk8s-solutions")
+
+
+def test_import_list_unimport_journey(
+    cli: Callable[..., subprocess.CompletedProcess[str]],
+    built_archive: Callable[[], Path],
+    admin: Client,
+) -> None:
+    iso = built_archive()
+    config: Path = cli.config  # type: ignore[attr-defined]
+
+    plan = cli("import", str(iso), "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert f"would configure {iso}: add to SolutionsConfiguration" in plan.stdout
+    assert "would record example-solution-1.0.0: add to ConfigMap metalk8s-solutions" in plan.stdout
+    assert not config.exists()
+
+    done = cli("import", str(iso))
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(config.read_text())["archives"] == [str(iso)]
+    entry = record(admin)["example-solution"]
+    assert entry == [
+        {
+            "name": "Example Solution",
+            "id": "example-solution-1.0.0",
+            "version": "1.0.0",
+            "archive": str(iso),
+            "mountpoint": None,
+            "manifest": entry[0]["manifest"],
+            "active": False,
+        }
+    ]
+    assert entry[0]["manifest"]["spec"]["version"] == "1.0.0"
+    ns = admin.get(Namespace, "metalk8s-solutions")
+    assert ns.metadata.labels["app.kubernetes.io/managed-by"] == "metalk8s-solutions"
+
+    again = cli("import", str(iso))
+    assert again.returncode == 0
+    assert "nothing to do" in again.stdout
+
+    listed = cli("list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    versions = json.loads(listed.stdout)["solutions"]["example-solution"]
+    assert [(v["id"], v["active"], v["recorded"], v["problem"]) for v in versions] == [
+        ("example-solution-1.0.0", False, True, None)
+    ]
+    table = cli("list")
+    assert "example-solution-1.0.0" in table.stdout
+
+    gone = cli("unimport", "example-solution-1.0.0")
+    assert gone.returncode == 0, gone.stderr
+    assert yaml.safe_load(config.read_text())["archives"] == []
+    assert "example-solution" not in record(admin)
+
+
+def test_same_id_from_another_file_is_refused(
+    cli: Callable[..., subprocess.CompletedProcess[str]], built_archive: Callable[[], Path]
+) -> None:
+    first, second = built_archive(), built_archive()
+    assert cli("import", str(first)).returncode == 0
+    before = cli.config.read_bytes()  # type: ignore[attr-defined]
+    refused = cli("import", str(second))
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: solution example-solution-1.0.0 is already imported from {first}; {second} is "
+        f"a different archive with the same id; unimport {first} first, or import that same file"
+    )
+    assert cli.config.read_bytes() == before  # type: ignore[attr-defined]
+
+
+def test_a_tampered_archive_changes_nothing(
+    cli: Callable[..., subprocess.CompletedProcess[str]], built_archive: Callable[[], Path]
+) -> None:
+    iso = built_archive()
+    with IsoReader(iso) as reader:
+        offset, size = reader.extent("images/index.json")
+    data = bytearray(iso.read_bytes())
+    data[offset + size // 2] ^= 0x01  # one bit of one file's content
+    iso.write_bytes(bytes(data))
+    result = cli("import", str(iso), "--key", str(iso.parent / "vendor.pub"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("  checking")]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: archive {iso} is not valid: ")
+    assert lines[0].endswith(
+        f"nothing was changed; run 'solutions validate {iso}' for the full report"
+    )
+    assert not cli.config.exists()  # type: ignore[attr-defined]
+
+
+def test_missing_cluster_is_one_clear_error(
+    built_archive: Callable[[], Path], tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "x"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
+    config = tmp_path / "solutions.yaml"
+    result = subprocess.run(
+        [
+            SOLUTIONS,
+            "--config",
+            str(config),
+            "--kubeconfig",
+            str(kubeconfig),
+            "import",
+            str(built_archive()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "error: connecting to the cluster: cannot reach the Kubernetes API at https://127.0.0.1:1"
+    )
+    assert not config.exists()
+
+
+def test_unimport_refuses_active_and_deployed_versions(
+    cli: Callable[..., subprocess.CompletedProcess[str]],
+    built_archive: Callable[[], Path],
+    admin: Client,
+    kube_namespace: str,
+) -> None:
+    iso = built_archive()
+    config: Path = cli.config  # type: ignore[attr-defined]
+    assert cli("import", str(iso)).returncode == 0
+    doc = yaml.safe_load(config.read_text())
+    doc["active"] = {"example-solution": "latest"}
+    config.write_text(yaml.safe_dump(doc))
+    before = config.read_bytes()
+
+    refused = cli("unimport", str(iso))
+    assert refused.returncode == 1
+    assert "example-solution-1.0.0 is the active version of example-solution" in refused.stderr
+    assert config.read_bytes() == before
+
+    # Deployed in an environment: a labelled namespace whose metalk8s-environment names it.
+    doc["active"] = {}
+    config.write_text(yaml.safe_dump(doc))
+    before = config.read_bytes()
+    ns = admin.get(Namespace, kube_namespace)
+    ns.metadata.labels = {
+        **(ns.metadata.labels or {}),
+        "solutions.metalk8s.scality.com/environment": "staging",
+    }
+    admin.replace(ns)
+    admin.create(
+        ConfigMap(
+            metadata=ObjectMeta(name="metalk8s-environment", namespace=kube_namespace),
+            data={"example-solution": "1.0.0"},
+        )
+    )
+    refused = cli("unimport", "example-solution-1.0.0")
+    assert refused.returncode == 1
+    assert f"example-solution-1.0.0 is deployed in staging/{kube_namespace}" in refused.stderr
+    assert config.read_bytes() == before
+    assert "example-solution" in record(admin)
+    admin.delete(ConfigMap, "metalk8s-environment", namespace=kube_namespace)
+    assert cli("unimport", "example-solution-1.0.0").returncode == 0
+
+
+def test_list_reports_a_moved_archive(
+    cli: Callable[..., subprocess.CompletedProcess[str]], built_archive: Callable[[], Path]
+) -> None:
+    iso = built_archive()
+    assert cli("import", str(iso)).returncode == 0
+    iso.rename(iso.with_suffix(".moved"))
+    listed = cli("list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)["solutions"]["example-solution"]
+    assert entry["problem"].startswith("archive file is missing (moved or deleted after import)")
+    assert entry["id"] == "example-solution-1.0.0"  # still known, from the cluster record
+    table = cli("list")
+    assert "archive file is missing" in table.stdout
+    # It can still be unimported.
+    assert cli("unimport", str(iso)).returncode == 0
