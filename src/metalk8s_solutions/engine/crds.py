@@ -1,0 +1,332 @@
+"""CRD upgrade safety, as pure functions over plain documents (testable in milliseconds).
+
+CRDs are cluster-wide: one active version of a solution supplies them for every environment, and
+a careless change loses data silently.  Before a CRD is applied, :func:`check_transition` compares
+the live CRD and its objects with the new CRD and reports every way the change would break:
+
+- a changed scope (Namespaced <-> Cluster);
+- a version listed in ``status.storedVersions`` that the new CRD no longer serves (objects stored
+  in it could no longer be read);
+- a version that an operator deployed in an environment needs, no longer served;
+- an existing object that does not validate against the new schema of a version it is read in;
+- a field removed from the schema while objects still hold data in it (it would be pruned);
+- a conversion webhook whose service does not exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import yaml
+
+Doc = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    served: bool
+    storage: bool
+    deprecated: bool
+    schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CrdInfo:
+    """The parts of a CRD that activation reasons about."""
+
+    name: str
+    group: str
+    kind: str
+    plural: str
+    scope: str
+    versions: dict[str, VersionInfo]
+    stored_versions: tuple[str, ...] = ()
+    conversion: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def storage_version(self) -> str:
+        return next((v.name for v in self.versions.values() if v.storage), "")
+
+    @property
+    def served(self) -> set[str]:
+        return {v.name for v in self.versions.values() if v.served}
+
+    @property
+    def namespaced(self) -> bool:
+        return self.scope == "Namespaced"
+
+
+def crd_info(doc: Doc) -> CrdInfo:
+    spec = doc.get("spec") or {}
+    names = spec.get("names") or {}
+    versions: dict[str, VersionInfo] = {}
+    for version in spec.get("versions") or []:
+        schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
+        versions[str(version.get("name"))] = VersionInfo(
+            name=str(version.get("name")),
+            served=bool(version.get("served")),
+            storage=bool(version.get("storage")),
+            deprecated=bool(version.get("deprecated", False)),
+            schema=schema,
+        )
+    status = doc.get("status") or {}
+    return CrdInfo(
+        name=str((doc.get("metadata") or {}).get("name", "")),
+        group=str(spec.get("group", "")),
+        kind=str(names.get("kind", "")),
+        plural=str(names.get("plural", "")),
+        scope=str(spec.get("scope", "Namespaced")),
+        versions=versions,
+        stored_versions=tuple(status.get("storedVersions") or ()),
+        conversion=spec.get("conversion") or {},
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a CRD change is unsafe; ``objects`` are the resources it concerns."""
+
+    crd: str
+    message: str
+    objects: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        listed = ""
+        if self.objects:
+            shown = ", ".join(self.objects[:10])
+            more = f" and {len(self.objects) - 10} more" if len(self.objects) > 10 else ""
+            listed = f" [{shown}{more}]"
+        return f"{self.crd}: {self.message}{listed}"
+
+
+# -- schema handling ------------------------------------------------------------------------
+
+
+def to_json_schema(schema: Any) -> Any:
+    """OpenAPI v3 (Kubernetes structural schema) -> JSON Schema that jsonschema can check.
+
+    ``nullable`` allows null, ``x-kubernetes-int-or-string`` allows both types,
+    ``x-kubernetes-preserve-unknown-fields`` and embedded resources accept anything below.
+    Unknown fields are allowed, as the API server prunes rather than rejects them (pruned data
+    is reported separately by :func:`removed_fields`).
+    """
+    if isinstance(schema, list):
+        return [to_json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key.startswith("x-kubernetes-") or key in ("nullable", "format", "example"):
+            continue
+        if key in ("properties", "patternProperties", "definitions"):
+            out[key] = {k: to_json_schema(v) for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = to_json_schema(value)
+        elif key in ("allOf", "anyOf", "oneOf"):
+            out[key] = [to_json_schema(v) for v in value]
+        else:
+            out[key] = copy.deepcopy(value)
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [*out.get("anyOf", []), {"type": "integer"}, {"type": "string"}]
+    if schema.get("x-kubernetes-preserve-unknown-fields") and "properties" not in schema:
+        out.pop("type", None)
+    if schema.get("nullable") and "type" in out:
+        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+        out["type"] = [*types, "null"]
+    return out
+
+
+def validation_errors(obj: Doc, schema: Mapping[str, Any]) -> list[str]:
+    """Messages for each place where ``obj`` breaks ``schema`` (empty when it validates)."""
+    if not schema:
+        return []
+    validator = jsonschema.Draft7Validator(to_json_schema(dict(schema)))
+    body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind", "status")}
+    errors = []
+    for error in sorted(validator.iter_errors(body), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in error.path) or "(root)"
+        errors.append(f"{where}: {error.message}")
+    return errors
+
+
+def _leaf_paths(schema: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if not isinstance(schema, dict):
+        return
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        for name, child in props.items():
+            path = (*prefix, str(name))
+            yield path
+            yield from _leaf_paths(child, path)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        yield from _leaf_paths(items, (*prefix, "[]"))
+
+
+def _preserves_unknown(schema: Any, path: tuple[str, ...]) -> bool:
+    """True when some prefix of ``path`` keeps unknown fields (nothing is pruned there)."""
+    node = schema
+    for part in path:
+        if not isinstance(node, dict):
+            return False
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            return True
+        node = node.get("items") if part == "[]" else (node.get("properties") or {}).get(part)
+    return isinstance(node, dict) and bool(node.get("x-kubernetes-preserve-unknown-fields"))
+
+
+def removed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """Field paths declared in ``old`` that ``new`` would prune."""
+    new_paths = set(_leaf_paths(new))
+    return sorted(
+        path
+        for path in set(_leaf_paths(old)) - new_paths
+        if path[0] not in ("metadata", "apiVersion", "kind", "status")
+        and not _preserves_unknown(new, path[:-1])
+        and not any(
+            path[:i] in new_paths and _preserves_unknown(new, path[:i]) for i in range(1, len(path))
+        )
+    )
+
+
+def has_data(obj: Any, path: tuple[str, ...]) -> bool:
+    """Whether ``obj`` holds a value at ``path`` (``[]`` walks every list item)."""
+    if not path:
+        return obj is not None
+    head, rest = path[0], path[1:]
+    if head == "[]":
+        return isinstance(obj, list) and any(has_data(item, rest) for item in obj)
+    return isinstance(obj, dict) and head in obj and has_data(obj[head], rest)
+
+
+# -- the checks -----------------------------------------------------------------------------
+
+
+def object_name(obj: Doc) -> str:
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
+
+
+def check_transition(
+    live: Doc | None,
+    new: Doc,
+    objects: Iterable[Doc] = (),
+    needed: Mapping[str, Iterable[str]] | None = None,
+    services: Iterable[str] = (),
+) -> list[Problem]:
+    """Everything that makes replacing ``live`` by ``new`` unsafe.
+
+    ``objects`` are the existing custom resources of this CRD, ``needed`` maps a reason (e.g.
+    ``"operator example-solution 1.0.0 in env prod"``) to the CRD versions it needs served, and
+    ``services`` lists ``namespace/name`` of existing Services (for conversion webhooks).
+    """
+    after = crd_info(new)
+    objects = list(objects)
+    problems = _live_problems(crd_info(live), after, objects) if live is not None else []
+    for reason, versions in (needed or {}).items():
+        missing = sorted(set(versions) - after.served)
+        if missing:
+            problems.append(
+                Problem(
+                    after.name,
+                    f"{reason} needs version(s) {', '.join(missing)}, which the new CRD does "
+                    "not serve",
+                )
+            )
+    return problems + _webhook_problems(after, set(services))
+
+
+def _live_problems(before: CrdInfo, after: CrdInfo, objects: list[Doc]) -> list[Problem]:
+    problems: list[Problem] = []
+    if before.scope != after.scope:
+        problems.append(
+            Problem(after.name, f"scope would change from {before.scope} to {after.scope}")
+        )
+    lost = [v for v in before.stored_versions if v not in after.served]
+    if lost:
+        problems.append(
+            Problem(
+                after.name,
+                f"objects are stored in version(s) {', '.join(lost)} that the new CRD no "
+                "longer serves: they could not be read any more",
+                tuple(object_name(o) for o in objects),
+            )
+        )
+    readable = (before.served & after.served) | {after.storage_version}
+    for version in sorted(readable):
+        schema = after.versions[version].schema if version in after.versions else {}
+        for obj in objects:
+            errors = validation_errors(obj, schema)
+            if errors:
+                problems.append(
+                    Problem(
+                        after.name,
+                        f"{object_name(obj)} does not validate against the new schema of "
+                        f"{version}: {'; '.join(errors[:3])}",
+                        (object_name(obj),),
+                    )
+                )
+    for version in sorted(before.served & set(after.versions)):
+        removed = removed_fields(before.versions[version].schema, after.versions[version].schema)
+        for path in removed:
+            holders = tuple(object_name(o) for o in objects if has_data(o, path))
+            if holders:
+                dotted = ".".join(path).replace(".[]", "[]")
+                problems.append(
+                    Problem(
+                        after.name,
+                        f"field {dotted} is removed from {version} while objects hold data "
+                        "in it (it would be pruned)",
+                        holders,
+                    )
+                )
+    return problems
+
+
+def _webhook_problems(after: CrdInfo, services: set[str]) -> list[Problem]:
+    if after.conversion.get("strategy") != "Webhook":
+        return []
+    webhook = after.conversion.get("webhook") or {}
+    service = (webhook.get("clientConfig") or {}).get("service") or {}
+    ref = f"{service.get('namespace')}/{service.get('name')}"
+    if not service.get("name") or not service.get("namespace"):
+        return [Problem(after.name, "conversion webhook has no service reference (namespace/name)")]
+    if ref not in services:
+        return [Problem(after.name, f"conversion webhook service {ref} does not exist")]
+    return []
+
+
+def spec_diff(live: Doc | None, new: Doc) -> str:
+    """A unified diff of the CRD spec, live -> new (``live`` None: everything is added)."""
+
+    def text(doc: Doc | None) -> list[str]:
+        if doc is None:
+            return []
+        spec = doc.get("spec") or {}
+        return yaml.safe_dump(spec, sort_keys=True, default_flow_style=False).splitlines(True)
+
+    name = str((new.get("metadata") or {}).get("name", ""))
+    return "".join(difflib.unified_diff(text(live), text(new), f"live/{name}", f"new/{name}", n=2))
+
+
+def normalized_for_apply(doc: Doc) -> dict[str, Any]:
+    """The fields of a CRD that we own when applying (no status, no server metadata)."""
+    meta = doc.get("metadata") or {}
+    return {
+        "apiVersion": doc.get("apiVersion", "apiextensions.k8s.io/v1"),
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": meta.get("name"),
+            **({"labels": dict(meta["labels"])} if meta.get("labels") else {}),
+            **({"annotations": dict(meta["annotations"])} if meta.get("annotations") else {}),
+        },
+        "spec": copy.deepcopy(dict(doc.get("spec") or {})),
+    }
