@@ -8,22 +8,25 @@ from metalk8s_solutions.cli.common import dry_run_option, engine_context, human_
 from metalk8s_solutions.cli.output import emit, output_option
 from metalk8s_solutions.engine.activation import (
     ActivateOptions,
-    ActivationOutcome,
     DeactivateOptions,
     activate,
     deactivate,
 )
+from metalk8s_solutions.engine.converge import ConvergeOutcome
 
 
-def _human_activation(outcome: ActivationOutcome) -> str:
+def human_convergence(outcome: ConvergeOutcome, done: str) -> str:
+    """Plan lines, with the CRD diffs on a dry run and the migrations after a real one."""
     parts = []
     if outcome.dry_run:
         for name, diff in sorted(outcome.diffs.items()):
             parts.append(f"CRD {name}:\n{diff.rstrip()}")
-    migrated = {k: v for k, v in outcome.migrated.items() if v}
-    done = f"{outcome.solution} {outcome.version} is active"
-    if migrated:
-        done += " (migrated: " + ", ".join(f"{n} {c} object(s)" for n, c in migrated.items()) + ")"
+    if outcome.migrated:
+        done += (
+            " (migrated: "
+            + ", ".join(f"{n} {c} object(s)" for n, c in sorted(outcome.migrated.items()))
+            + ")"
+        )
     parts.append(human_outcome(outcome, done))
     return "\n".join(parts)
 
@@ -48,7 +51,12 @@ def activate_command(
 ) -> None:
     """Activate a version of Solution NAME: apply its CRDs safely, for every environment."""
     outcome = run(activate(engine_context(ctx), ActivateOptions(name, version, force, dry_run)))
-    emit(outcome.to_json(), output, lambda _: _human_activation(outcome))
+    version = outcome.active.get(name, version)
+    emit(
+        outcome.to_json(),
+        output,
+        lambda _: human_convergence(outcome, f"{name} {version} is active"),
+    )
 
 
 @click.command("deactivate")

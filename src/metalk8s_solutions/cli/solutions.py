@@ -8,11 +8,14 @@ from typing import Any
 import click
 
 from metalk8s_solutions.api.config import Policy
-from metalk8s_solutions.cli.common import dry_run_option, engine_context, human_outcome, run
+from metalk8s_solutions.cli.activation import human_convergence
+from metalk8s_solutions.cli.common import dry_run_option, engine_context, run
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.engine.solutions import (
+    ApplyOptions,
     ImportOptions,
     UnimportOptions,
+    apply_configuration,
     import_archives,
     list_solutions,
     unimport_archives,
@@ -52,7 +55,7 @@ def import_command(
             ImportOptions(archives, keys, Policy(policy) if policy else None, dry_run),
         )
     )
-    emit(outcome.to_json(), output, lambda _: human_outcome(outcome, "imported"))
+    emit(outcome.to_json(), output, lambda _: human_convergence(outcome, "imported"))
 
 
 @click.command("unimport")
@@ -63,7 +66,7 @@ def import_command(
 def unimport_command(ctx: click.Context, refs: tuple[str, ...], dry_run: bool, output: str) -> None:
     """Remove imported archives (by path or by id <name>-<version>); refused while in use."""
     outcome = run(unimport_archives(engine_context(ctx), UnimportOptions(refs, dry_run)))
-    emit(outcome.to_json(), output, lambda _: human_outcome(outcome, "unimported"))
+    emit(outcome.to_json(), output, lambda _: human_convergence(outcome, "unimported"))
 
 
 def _human_list(data: dict[str, Any]) -> str:
@@ -93,3 +96,48 @@ def list_command(ctx: click.Context, output: str) -> None:
     """List imported Solution versions and which one is active."""
     data = run(list_solutions(engine_context(ctx, verbose=False)))
     emit(data, output, _human_list)
+
+
+@click.command("apply")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trust this public key too (repeatable).",
+)
+@click.option(
+    "--policy",
+    type=click.Choice([p.value for p in Policy]),
+    default=None,
+    help="Signature policy for archives not imported yet.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply CRD changes and deactivations that the safety checks refuse.",
+)
+@dry_run_option
+@output_option
+@click.pass_context
+def apply_command(
+    ctx: click.Context,
+    keys: tuple[Path, ...],
+    policy: str | None,
+    force: bool,
+    dry_run: bool,
+    output: str,
+) -> None:
+    """Converge the cluster to SolutionsConfiguration (the file is never written).
+
+    Imports every listed archive that is not imported, removes imported versions no longer
+    listed, and sets the active versions — with the same checks and refusals as import,
+    unimport, activate and deactivate.
+    """
+    outcome = run(
+        apply_configuration(
+            engine_context(ctx),
+            ApplyOptions(dry_run, force, keys, Policy(policy) if policy else None),
+        )
+    )
+    emit(outcome.to_json(), output, lambda _: human_convergence(outcome, "converged"))

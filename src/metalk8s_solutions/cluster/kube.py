@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx2
 from lightkube import ApiError, AsyncClient, ConfigError, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
+from lightkube.config.models import User
 
 from metalk8s_solutions.errors import ClusterError, Refused
 
@@ -37,12 +38,26 @@ class Forbidden(ClusterError):
 
 @dataclass(frozen=True)
 class ClusterTarget:
-    """Which cluster to talk to: a kubeconfig file (or the environment) and a context."""
+    """Which cluster to talk to: a kubeconfig file (or the environment) and a context.
+
+    ``token`` replaces the kubeconfig's credentials with a bearer token (the web UI acts as the
+    logged-in user: same server and CA, the user's own token, so RBAC decides).
+    """
 
     kubeconfig: Path | None = None
     context: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+    def as_user(self, token: str) -> ClusterTarget:
+        return ClusterTarget(self.kubeconfig, self.context, token)
 
     def load(self) -> SingleConfig:
+        single = self._load()
+        if self.token is None:
+            return single
+        return single._replace(user=User(token=self.token))
+
+    def _load(self) -> SingleConfig:
         try:
             if self.kubeconfig is not None:
                 if not self.kubeconfig.is_file():

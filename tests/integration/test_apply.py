@@ -1,0 +1,193 @@
+"""``solutions apply``: SolutionsConfiguration edited by hand is the desired state."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import make_source
+from crd_versions import CRD_NAME, build_version
+from metalk8s_solutions.testing.pytest_plugin import LocalCluster
+
+pytestmark = pytest.mark.cluster
+SOLUTIONS = str(Path(sys.executable).parent / "solutions")
+CRD_URL = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
+RECORD_URL = "/api/v1/namespaces/metalk8s-solutions/configmaps/metalk8s-solutions"
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("apply-versions")
+    src = make_source(out / "src")
+    return {v: build_version(src, out, v) for v in ("1.0.0", "1.1.0", "2.0.0")}
+
+
+@pytest.fixture
+def api(local_cluster: LocalCluster) -> Iterator[Any]:
+    with local_cluster.admin_http() as http:
+        http.delete(RECORD_URL)
+        yield http
+        http.delete(CRD_URL)
+        http.delete(RECORD_URL)
+
+
+@pytest.fixture
+def apply(
+    local_cluster: LocalCluster, tmp_path: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    config = tmp_path / "solutions.yaml"
+
+    def run(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                SOLUTIONS,
+                "--config",
+                str(config),
+                "--kubeconfig",
+                str(kubeconfig or local_cluster.kubeconfig),
+                "apply",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=180,
+        )
+
+    run.config = config  # type: ignore[attr-defined]
+    return run
+
+
+def write(config: Path, archives: list[Path], active: dict[str, str]) -> None:
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+                "kind": "SolutionsConfiguration",
+                "archives": [str(a) for a in archives],
+                "active": active,
+                "site": {"owner": "ops"},
+            }
+        )
+    )
+
+
+def storage(api: Any) -> str:
+    crd = api.get(CRD_URL).json()
+    return next(v["name"] for v in crd["spec"]["versions"] if v["storage"])
+
+
+def test_edit_apply_cycle(
+    apply: Callable[..., subprocess.CompletedProcess[str]],
+    archives: dict[str, Path],
+    api: Any,
+) -> None:
+    config: Path = apply.config  # type: ignore[attr-defined]
+    write(config, [archives["1.0.0"], archives["1.1.0"]], {"example-solution": "1.0.0"})
+    before = config.read_bytes()
+
+    plan = apply("--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    for line in (
+        "would images example-solution-1.0.0: served by the built-in registry",
+        "would images example-solution-1.1.0: served by the built-in registry",
+        f"would crd {CRD_NAME}: create (storage v1alpha1)",
+        "would record example-solution-1.0.0: add to ConfigMap metalk8s-solutions",
+        "would record example-solution-1.1.0: add to ConfigMap metalk8s-solutions",
+        "dry run: nothing was changed",
+    ):
+        assert line in plan.stdout
+    assert api.get(CRD_URL).status_code == 404
+
+    done = apply()
+    assert done.returncode == 0, done.stderr
+    assert storage(api) == "v1alpha1"
+    assert "example-solution" in api.get(RECORD_URL).json()["data"]
+    assert config.read_bytes() == before  # apply never writes the file
+
+    again = apply()
+    assert again.returncode == 0
+    assert again.stdout.strip() == ["nothing to do: already in the desired state", "converged"][0]
+
+    # Edit by hand: add 2.0.0, activate latest -> migrated to v1beta1 storage.
+    write(config, list(archives.values()), {"example-solution": "latest"})
+    done = apply()
+    assert done.returncode == 0, done.stderr
+    assert storage(api) == "v1beta1"
+    assert api.get(CRD_URL).json()["status"]["storedVersions"] == ["v1beta1"]
+
+    # Edit by hand: remove 1.0.0 (not active, not deployed): removed from the record.
+    write(config, [archives["1.1.0"], archives["2.0.0"]], {"example-solution": "latest"})
+    done = apply()
+    assert done.returncode == 0, done.stderr
+    assert "record example-solution-1.0.0: remove from ConfigMap metalk8s-solutions" in done.stdout
+    record = yaml.safe_load(api.get(RECORD_URL).json()["data"]["example-solution"])
+    assert [r["version"] for r in record] == ["1.1.0", "2.0.0"]
+    assert [r["active"] for r in record] == [False, True]
+
+    # Drift: the record and the CRD deleted by hand are restored, and reported.
+    api.delete(RECORD_URL)
+    api.delete(CRD_URL)
+    done = apply()
+    assert done.returncode == 0, done.stderr
+    assert f"crd {CRD_NAME}: create (storage v1beta1)" in done.stdout
+    assert "record example-solution-2.0.0: add to ConfigMap metalk8s-solutions" in done.stdout
+    assert storage(api) == "v1beta1"
+
+    # Deactivation by removing the active mark.
+    write(config, [archives["1.1.0"], archives["2.0.0"]], {})
+    done = apply()
+    assert done.returncode == 0, done.stderr
+    assert f"crd {CRD_NAME}: delete (no object)" in done.stdout
+
+
+def test_failures_stop_cleanly_and_resume(
+    apply: Callable[..., subprocess.CompletedProcess[str]],
+    archives: dict[str, Path],
+    api: Any,
+    tmp_path: Path,
+) -> None:
+    config: Path = apply.config  # type: ignore[attr-defined]
+    moved = tmp_path / "later.iso"
+    write(config, [archives["1.0.0"], moved], {"example-solution": "1.0.0"})
+    before = config.read_bytes()
+    failed = apply()
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"error: archive {moved}: archive file is missing (moved or deleted after import); put it "
+        "back or unimport it; nothing was changed"
+    )
+    assert api.get(CRD_URL).status_code == 404
+    assert config.read_bytes() == before
+
+    # API server unreachable: one clear line, nothing changed.
+    unreachable = tmp_path / "kubeconfig"
+    unreachable.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "x"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
+    down = apply(kubeconfig=unreachable)
+    assert down.returncode == 2
+    assert "cannot reach the Kubernetes API at https://127.0.0.1:1" in down.stderr
+    assert "Traceback" not in down.stderr
+
+    # The archive comes back: re-running resumes and converges.
+    moved.write_bytes(archives["2.0.0"].read_bytes())
+    write(config, [archives["1.0.0"], moved], {"example-solution": "1.0.0"})
+    done = apply()
+    assert done.returncode == 0, done.stderr
+    assert storage(api) == "v1alpha1"
