@@ -160,7 +160,8 @@ def versions_by_name(imported: list[Imported]) -> dict[str, dict[str, Imported]]
 
 def _check_new_archive(
     item: Imported, config: SolutionsConfiguration, opts: ConvergeOptions
-) -> None:
+) -> list[str]:
+    """Validate and verify one archive; returns its warnings, raises on any error."""
     path = Path(item.archive)
     if item.problem:
         raise ArchiveError(f"archive {path}: {item.problem}", hint="nothing was changed")
@@ -178,6 +179,7 @@ def _check_new_archive(
             f"archive {path} is not valid: {errors[0]}{more}",
             hint=f"nothing was changed; run 'solutions validate {path}' for the full report",
         )
+    return [f"{path}: {f}" for f in result.findings if f.level is Severity.WARNING]
 
 
 async def _objects(kube: Kube, live: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -367,7 +369,7 @@ async def _plan_imports(
         if item.archive in recorded and not item.problem:
             continue
         say(f"checking {item.archive}")
-        await asyncio.to_thread(_check_new_archive, item, config, opts)
+        plan.outcome.warnings += await asyncio.to_thread(_check_new_archive, item, config, opts)
         plan.new_archives.append(item)
         where = (
             f"served by the built-in registry at {config.registry.endpoint}/{item.id}/"

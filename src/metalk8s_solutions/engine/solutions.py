@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.api.config import Policy
+from metalk8s_solutions.api.config import Policy, SolutionsConfiguration
 from metalk8s_solutions.api.semver import parse_version
 from metalk8s_solutions.cluster.kube import connect
 from metalk8s_solutions.cluster.state import Records, read_environments, read_records, usage_of
@@ -50,6 +50,23 @@ __all__ = [  # the shared vocabulary, re-exported for the verbs of other modules
     "scan_config",
     "unimport_archives",
 ]
+
+
+def _resolved(config: SolutionsConfiguration, records: Records) -> dict[str, str]:
+    """Active version per solution that ``config`` implies."""
+    versions: dict[str, list[str]] = {}
+    for item in scan_config(config, records):
+        if item.manifest:
+            versions.setdefault(item.manifest.name, []).append(item.manifest.version)
+    return resolve_active(config.active, versions)
+
+
+def _changed_activations(
+    before: SolutionsConfiguration, after: SolutionsConfiguration, records: Records
+) -> frozenset[str]:
+    """Solutions whose active version changes between two configurations (``latest`` moves)."""
+    old, new = _resolved(before, records), _resolved(after, records)
+    return frozenset(n for n in set(old) | set(new) if old.get(n) != new.get(n))
 
 
 # -- import -------------------------------------------------------------------------------
@@ -101,11 +118,14 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
                 if str(path) not in edit.config.archives:
                     steps.append(Step("configure", str(path), "add to SolutionsConfiguration"))
                 edit.config = edit.config.with_archive(str(path))
+            # Activation changes only where importing moves the active version ("latest").
             options = ConvergeOptions(
                 dry_run=opts.dry_run,
                 keys=opts.keys,
                 policy=opts.policy,
-                solutions=frozenset(m.name for m in manifests.values()),
+                solutions=await asyncio.to_thread(
+                    _changed_activations, edit.original, edit.config, records
+                ),
             )
             outcome = await converge(kube, edit.config, options, ctx.say)
             outcome.steps[:0] = steps
@@ -171,8 +191,10 @@ async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutc
             for item in targets:
                 steps.append(Step("configure", item.archive, "remove from SolutionsConfiguration"))
                 edit.config = edit.config.without_archive(item.archive)
-            names = frozenset(i.manifest.name for i in targets if i.manifest)
-            options = ConvergeOptions(dry_run=opts.dry_run, solutions=names)
+            changed = await asyncio.to_thread(
+                _changed_activations, edit.original, edit.config, records
+            )
+            options = ConvergeOptions(dry_run=opts.dry_run, solutions=changed)
             outcome = await converge(kube, edit.config, options, ctx.say)
             outcome.steps[:0] = steps
     return outcome
