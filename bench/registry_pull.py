@@ -1,0 +1,269 @@
+"""Pull throughput: the built-in registry vs Debian's docker-registry serving the same image.
+
+One ~800 MB image of 8 random 100 MB layers is built into an archive and served by
+``solutions registry serve`` (blobs sent with sendfile straight from the ISO file); the same
+image is copied with ``skopeo copy --preserve-digests`` into a docker-registry (CNCF
+distribution 2.8, filesystem storage).  Both are then pulled, in alternation, with:
+
+- ``skopeo copy docker://... oci:<tmpfs>`` (the reference client: downloads, verifies every
+  digest, writes an OCI layout to memory-backed storage);
+- a raw HTTP client fetching every blob, 4 at a time, discarding the bytes (what the server
+  itself can send).
+
+Each figure is the median of RUNS pulls (the two servers alternate, A B B A...); the ratio is
+docker-registry's time / ours, i.e. our throughput relative to it (target >= 1.0x).  The CPU
+time each server spends per skopeo pull is printed too: on a small machine the client and the
+server share the cores.  Everything stays on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from _synthetic import CRD, MIB, ROLE, SOLUTIONS, random_file
+from metalk8s_solutions.engine.build import BuildOptions, build
+from metalk8s_solutions.testing.registry import LocalRegistry
+
+RUNS = int(os.environ.get("BENCH_RUNS", "6"))
+LAYERS = 8
+LAYER_MB = 100
+IMAGE = "big-server"
+SOLUTION_ID = "pull-bench-1.0.0"
+MANIFEST = f"""\
+apiVersion: solutions.metalk8s.scality.com/v1alpha1
+kind: Solution
+metadata:
+  name: pull-bench
+  annotations: {{solutions.metalk8s.scality.com/display-name: Pull bench}}
+spec:
+  version: 1.0.0
+  images: [{IMAGE}:1.0.0, pull-bench-operator:1.0.0]
+  operator:
+    image: {{name: pull-bench-operator, tag: 1.0.0}}
+"""
+
+
+def _layout(root: Path, layers: list[Path]) -> None:
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    descriptors = []
+    for layer in layers:
+        hexdigest = hashlib.sha256(layer.read_bytes()).hexdigest()
+        layer.rename(blobs / hexdigest)
+        descriptors.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": f"sha256:{hexdigest}",
+                "size": (blobs / hexdigest).stat().st_size,
+            }
+        )
+    config = json.dumps({"os": "linux", "architecture": "amd64"}).encode()
+    config_hex = hashlib.sha256(config).hexdigest()
+    (blobs / config_hex).write_bytes(config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": f"sha256:{config_hex}",
+                "size": len(config),
+            },
+            "layers": descriptors,
+        }
+    ).encode()
+    manifest_hex = hashlib.sha256(manifest).hexdigest()
+    (blobs / manifest_hex).write_bytes(manifest)
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (root / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": f"sha256:{manifest_hex}",
+                        "size": len(manifest),
+                        "annotations": {"org.opencontainers.image.ref.name": "1.0.0"},
+                    }
+                ],
+            }
+        )
+    )
+
+
+def make_archive(work: Path) -> tuple[Path, int]:
+    src = work / "src"
+    (src / "operator/deploy/crds").mkdir(parents=True)
+    (src / "manifest.yaml").write_text(MANIFEST)
+    (src / "operator/deploy/crds/crd.yaml").write_text(CRD)
+    (src / "operator/deploy/role.yaml").write_text(ROLE)
+    layers = []
+    for i in range(LAYERS):
+        layer = work / f"layer{i}"
+        random_file(layer, LAYER_MB * MIB)
+        layers.append(layer)
+    _layout(src / "images" / IMAGE / "1.0.0", layers)
+    small = work / "operator-layer"
+    small.write_bytes(os.urandom(4096))
+    _layout(src / "images" / "pull-bench-operator" / "1.0.0", [small])
+    iso = work / f"{SOLUTION_ID}.iso"
+    build(BuildOptions(src, iso, key=None, epoch=1_700_000_000))
+    shutil.rmtree(src)
+    return iso, LAYERS * LAYER_MB * MIB
+
+
+def start_ours(config: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [SOLUTIONS, "--config", str(config), "registry", "serve", "--listen", "127.0.0.1:0", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("serving on http://"):
+        proc.kill()
+        raise SystemExit(f"the built-in registry did not start: {line!r}")
+    return proc, line.split("http://")[1].strip()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def skopeo_pull(address: str, target: Path) -> float:
+    shutil.rmtree(target, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{address}/{SOLUTION_ID}/{IMAGE}:1.0.0",
+            f"oci:{target}:1.0.0",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - started
+    shutil.rmtree(target, ignore_errors=True)
+    return seconds
+
+
+async def _raw_pull(address: str) -> int:
+    base = f"http://{address}/v2/{SOLUTION_ID}/{IMAGE}"
+    async with aiohttp.ClientSession() as session:
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        async with session.get(f"{base}/manifests/1.0.0", headers=accept) as response:
+            manifest = json.loads(await response.read())
+        digests = [manifest["config"]["digest"]] + [d["digest"] for d in manifest["layers"]]
+        limit = asyncio.Semaphore(4)
+
+        async def fetch(digest: str) -> int:
+            total = 0
+            async with limit, session.get(f"{base}/blobs/{digest}") as response:
+                response.raise_for_status()
+                async for chunk in response.content.iter_chunked(1024 * 1024):
+                    total += len(chunk)
+            return total
+
+        return sum(await asyncio.gather(*(fetch(d) for d in digests)))
+
+
+def raw_pull(address: str, expected: int) -> float:
+    started = time.perf_counter()
+    got = asyncio.run(_raw_pull(address))
+    seconds = time.perf_counter() - started
+    assert got >= expected, (got, expected)
+    return seconds
+
+
+def main() -> int:
+    if shutil.which("skopeo") is None:
+        raise SystemExit("skopeo is needed: apt-get install skopeo")
+    work = Path(tempfile.mkdtemp(prefix="bench-pull-", dir=os.environ.get("BENCH_DIR")))
+    pulls = Path(tempfile.mkdtemp(prefix="bench-pull-", dir="/dev/shm"))
+    ours = theirs = None
+    try:
+        print(f"building a {LAYERS} x {LAYER_MB} MB image into an archive...", file=sys.stderr)
+        iso, size = make_archive(work)
+        config = work / "solutions.yaml"
+        config.write_text(json.dumps({"archives": [str(iso)]}))
+        ours, ours_address = start_ours(config)
+        theirs = LocalRegistry(work / "docker-registry").start()
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                f"docker://{ours_address}/{SOLUTION_ID}/{IMAGE}:1.0.0",
+                f"docker://{theirs.address}/{SOLUTION_ID}/{IMAGE}:1.0.0",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        # warm both (page cache, connections), then alternate
+        skopeo_pull(ours_address, pulls / "warm")
+        skopeo_pull(theirs.address, pulls / "warm")
+        results: dict[str, dict[str, list[float]]] = {
+            "skopeo copy to oci: on tmpfs": {"ours": [], "theirs": []},
+            "raw HTTP, 4 blobs at a time": {"ours": [], "theirs": []},
+        }
+        servers = [("ours", ours_address), ("theirs", theirs.address)]
+        assert theirs.record is not None
+        pids = {"ours": ours.pid, "theirs": theirs.record.pid}
+        server_cpu: dict[str, list[float]] = {"ours": [], "theirs": []}
+        for run in range(RUNS):
+            # A B B A ...: whichever goes first in a round does not always get the same one
+            for name, address in servers if run % 2 == 0 else servers[::-1]:
+                before = cpu_seconds(pids[name])
+                skopeo_runs = results["skopeo copy to oci: on tmpfs"][name]
+                skopeo_runs.append(skopeo_pull(address, pulls / name))
+                server_cpu[name].append(cpu_seconds(pids[name]) - before)
+            for name, address in servers if run % 2 == 0 else servers[::-1]:
+                results["raw HTTP, 4 blobs at a time"][name].append(raw_pull(address, size))
+        mb = size / MIB
+        print(f"image: {LAYERS} layers, {mb:.0f} MiB; median of {RUNS} pulls each")
+        for client, runs in results.items():
+            ours_s = sorted(runs["ours"])[len(runs["ours"]) // 2]
+            theirs_s = sorted(runs["theirs"])[len(runs["theirs"]) // 2]
+            print(
+                f"{client}: built-in {ours_s:.2f} s ({mb / ours_s:.0f} MiB/s), "
+                f"docker-registry {theirs_s:.2f} s ({mb / theirs_s:.0f} MiB/s), "
+                f"ratio {theirs_s / ours_s:.2f}x (target >= 1.0x)"
+            )
+        ours_cpu = sorted(server_cpu["ours"])[RUNS // 2]
+        theirs_cpu = sorted(server_cpu["theirs"])[RUNS // 2]
+        print(
+            f"server CPU per skopeo pull: built-in {ours_cpu:.2f} s, "
+            f"docker-registry {theirs_cpu:.2f} s"
+        )
+    finally:
+        if ours is not None:
+            ours.terminate()
+            ours.wait(10)
+        if theirs is not None:
+            theirs.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(pulls, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""``solutions registry``: the built-in registry that serves imported images from the ISO files.
+
+Argument parsing and logging setup only; the work is in :mod:`metalk8s_solutions.engine.registry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+
+from metalk8s_solutions.engine.registry import RunningRegistry, ServeOptions, serve
+
+tls_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group()
+def registry() -> None:
+    """The built-in OCI registry (read-only, served straight from the imported archives)."""
+
+
+@registry.command("serve")
+@click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Address to listen on [default: registry.listen of the configuration]; "
+    "port 0 picks a free port.",
+)
+@click.option("--tls-cert", type=tls_file, default=None, help="PEM certificate (chain) for HTTPS.")
+@click.option("--tls-key", type=tls_file, default=None, help="PEM private key of --tls-cert.")
+@click.option("-q", "--quiet", is_flag=True, help="No access log.")
+@click.pass_context
+def serve_command(
+    ctx: click.Context,
+    listen: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    quiet: bool,
+) -> None:
+    """Serve the images of every imported archive until interrupted (SIGINT or SIGTERM).
+
+    Repositories are <name>-<version>/<image>.  Imports and unimports are picked up within a
+    second, without a restart.  Logs go to stderr; the address is printed on stdout once the
+    registry listens.
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    if quiet:
+        logging.getLogger("metalk8s_solutions.registry.access").setLevel(logging.WARNING)
+
+    def ready(running: RunningRegistry) -> None:
+        click.echo(f"serving on {running.url}")
+
+    options = ServeOptions(ctx.obj.config, listen, tls_cert, tls_key)
+    asyncio.run(serve(options, ready))
