@@ -6,14 +6,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from metalk8s_solutions.archive.signing import generate_key
 from metalk8s_solutions.archive.writer import IsoFile, write_iso
 from metalk8s_solutions.engine.build import BuildOptions, build
+from metalk8s_solutions.testing.pytest_plugin import LocalCluster
+
+SOLUTIONS = str(Path(sys.executable).parent / "solutions")
 
 MANIFEST = """\
 apiVersion: solutions.metalk8s.scality.com/v1alpha1
@@ -189,3 +196,76 @@ def metalk8s_archive(tmp_path: Path, corrupt: bool = False) -> Path:
         epoch=0,
     )
     return iso
+
+
+@pytest.fixture(scope="session")
+def example_archives(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The example Solution's three signed ISOs, built once per session by
+    ``examples/example-solution/build.py`` (layers cached under ~/.cache, so a warm build takes
+    about a second; a cold one, with mmdebstrap, under a minute).
+
+    Returns its ``Built`` record: ``.isos`` maps each version ("1.0.0", "1.1.0", "2.0.0") to its
+    ISO path, ``.public_key`` / ``.private_key`` are the PEM keys the ISOs are signed with,
+    ``.sources`` maps each version to the source tree given to ``solutions build``, ``.info`` is
+    build-info.json (digests, sizes, Debian package versions, timings).
+    """
+    from example_solution.support import example_build  # noqa: PLC0415 (loads build.py)
+
+    return example_build().build(tmp_path_factory.mktemp("example-solution"))
+
+
+@dataclass(frozen=True)
+class SolutionsCli:
+    """The installed ``solutions`` command, run as a user would, on one config and cluster."""
+
+    config: Path
+    kubeconfig: Path
+
+    def __call__(
+        self, *args: str, kubeconfig: Path | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                SOLUTIONS,
+                "--config",
+                str(self.config),
+                "--kubeconfig",
+                str(kubeconfig or self.kubeconfig),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> str:
+        """Run, assert success, return stdout."""
+        result = self(*args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture
+def cli(local_cluster: LocalCluster, tmp_path: Path) -> SolutionsCli:
+    """``solutions`` with a fresh SolutionsConfiguration, against the session control plane."""
+    return SolutionsCli(tmp_path / "etc" / "solutions.yaml", local_cluster.kubeconfig)
+
+
+@pytest.fixture
+def unreachable_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig whose API server does not exist (port 1 on loopback)."""
+    path = tmp_path / "unreachable.kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "x"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
+    return path

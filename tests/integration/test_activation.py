@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from conftest import make_source
+from conftest import SolutionsCli, make_source
 from crd_versions import CRD_NAME, GROUP, build_version
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
 pytestmark = pytest.mark.cluster
-SOLUTIONS = str(Path(sys.executable).parent / "solutions")
 
 
 @pytest.fixture(scope="module")
@@ -25,32 +22,6 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("versions")
     src = make_source(out / "src")
     return {v: build_version(src, out, v) for v in ("1.0.0", "1.1.0", "2.0.0")}
-
-
-@pytest.fixture
-def cli(
-    local_cluster: LocalCluster, tmp_path: Path
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    config = tmp_path / "solutions.yaml"
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                SOLUTIONS,
-                "--config",
-                str(config),
-                "--kubeconfig",
-                str(local_cluster.kubeconfig),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=180,
-        )
-
-    run.config = config  # type: ignore[attr-defined]
-    return run
 
 
 @pytest.fixture
@@ -68,7 +39,7 @@ def crd_state(api: Any) -> tuple[str, list[str], list[str]]:
 
 
 def test_activation_path_of_the_example(
-    cli: Callable[..., subprocess.CompletedProcess[str]],
+    cli: SolutionsCli,
     archives: dict[str, Path],
     api: Any,
     kube_namespace: str,
@@ -90,7 +61,7 @@ def test_activation_path_of_the_example(
 
     ok("activate", "example-solution", "--version", "1.0.0")
     assert crd_state(api) == ("v1alpha1", ["v1alpha1"], ["v1alpha1"])
-    assert yaml.safe_load(cli.config.read_text())["active"] == {"example-solution": "1.0.0"}  # type: ignore[attr-defined]
+    assert yaml.safe_load(cli.config.read_text())["active"] == {"example-solution": "1.0.0"}
     listed = json.loads(ok("list", "-o", "json"))["solutions"]["example-solution"]
     assert [(v["version"], v["active"]) for v in listed] == [
         ("1.0.0", True),
@@ -124,8 +95,8 @@ def test_activation_path_of_the_example(
 
     # Back to 2.0.0 (latest), then 2.0.0 -> 1.0.0 is the unsafe case: refused, precisely.
     ok("activate", "example-solution")
-    assert yaml.safe_load(cli.config.read_text())["active"] == {"example-solution": "latest"}  # type: ignore[attr-defined]
-    before = cli.config.read_bytes()  # type: ignore[attr-defined]
+    assert yaml.safe_load(cli.config.read_text())["active"] == {"example-solution": "latest"}
+    before = cli.config.read_bytes()
     refused = cli("activate", "example-solution", "--version", "1.0.0")
     assert refused.returncode == 1
     message = refused.stderr.strip().splitlines()[-1]
@@ -136,7 +107,7 @@ def test_activation_path_of_the_example(
     )
     assert f"[{kube_namespace}/alpha, {kube_namespace}/beta]" in message
     assert crd_state(api) == ("v1beta1", ["v1alpha1", "v1beta1"], ["v1beta1"])
-    assert cli.config.read_bytes() == before  # type: ignore[attr-defined]
+    assert cli.config.read_bytes() == before
 
     # The objects survived every allowed step, with their data.
     got = api.get(f"/apis/{GROUP}/v1beta1/namespaces/{kube_namespace}/widgets/beta").json()
@@ -159,14 +130,12 @@ def test_activation_path_of_the_example(
     assert api.get(
         f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
     ).status_code in (404, 200)
-    assert yaml.safe_load(cli.config.read_text())["active"] == {}  # type: ignore[attr-defined]
+    assert yaml.safe_load(cli.config.read_text())["active"] == {}
     again = ok("deactivate", "example-solution")
     assert "nothing to do" in again
 
 
-def test_activating_what_is_not_imported(
-    cli: Callable[..., subprocess.CompletedProcess[str]], archives: dict[str, Path]
-) -> None:
+def test_activating_what_is_not_imported(cli: SolutionsCli, archives: dict[str, Path]) -> None:
     missing = cli("activate", "nope")
     assert missing.returncode == 1
     assert missing.stderr.strip() == (

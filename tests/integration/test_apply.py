@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import make_source
+from conftest import SolutionsCli, make_source
 from crd_versions import CRD_NAME, build_version
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
 pytestmark = pytest.mark.cluster
-SOLUTIONS = str(Path(sys.executable).parent / "solutions")
 CRD_URL = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
 RECORD_URL = "/api/v1/namespaces/metalk8s-solutions/configmaps/metalk8s-solutions"
 
@@ -38,33 +36,16 @@ def api(local_cluster: LocalCluster) -> Iterator[Any]:
 
 
 @pytest.fixture
-def apply(
-    local_cluster: LocalCluster, tmp_path: Path
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    config = tmp_path / "solutions.yaml"
-
+def apply(cli: SolutionsCli) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                SOLUTIONS,
-                "--config",
-                str(config),
-                "--kubeconfig",
-                str(kubeconfig or local_cluster.kubeconfig),
-                "apply",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=180,
-        )
+        return cli("apply", *args, kubeconfig=kubeconfig)
 
-    run.config = config  # type: ignore[attr-defined]
+    run.config = cli.config  # type: ignore[attr-defined]
     return run
 
 
 def write(config: Path, archives: list[Path], active: dict[str, str]) -> None:
+    config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(
         yaml.safe_dump(
             {
@@ -152,6 +133,7 @@ def test_failures_stop_cleanly_and_resume(
     archives: dict[str, Path],
     api: Any,
     tmp_path: Path,
+    unreachable_kubeconfig: Path,
 ) -> None:
     config: Path = apply.config  # type: ignore[attr-defined]
     moved = tmp_path / "later.iso"
@@ -167,20 +149,7 @@ def test_failures_stop_cleanly_and_resume(
     assert config.read_bytes() == before
 
     # API server unreachable: one clear line, nothing changed.
-    unreachable = tmp_path / "kubeconfig"
-    unreachable.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "c",
-                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-                "users": [{"name": "u", "user": {"token": "x"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-            }
-        )
-    )
-    down = apply(kubeconfig=unreachable)
+    down = apply(kubeconfig=unreachable_kubeconfig)
     assert down.returncode == 2
     assert "cannot reach the Kubernetes API at https://127.0.0.1:1" in down.stderr
     assert "Traceback" not in down.stderr

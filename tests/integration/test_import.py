@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,37 +14,11 @@ from lightkube import ApiError, Client, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 
+from conftest import SolutionsCli
 from metalk8s_solutions.archive.iso import IsoReader
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
 pytestmark = pytest.mark.cluster
-SOLUTIONS = str(Path(sys.executable).parent / "solutions")
-
-
-@pytest.fixture
-def cli(
-    local_cluster: LocalCluster, tmp_path: Path
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    config = tmp_path / "etc" / "solutions.yaml"
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                SOLUTIONS,
-                "--config",
-                str(config),
-                "--kubeconfig",
-                str(local_cluster.kubeconfig),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-
-    run.config = config  # type: ignore[attr-defined]
-    return run
 
 
 @pytest.fixture
@@ -67,12 +39,12 @@ def _clean_record(admin: Client) -> None:
 
 
 def test_import_list_unimport_journey(
-    cli: Callable[..., subprocess.CompletedProcess[str]],
+    cli: SolutionsCli,
     built_archive: Callable[[], Path],
     admin: Client,
 ) -> None:
     iso = built_archive()
-    config: Path = cli.config  # type: ignore[attr-defined]
+    config: Path = cli.config
 
     plan = cli("import", str(iso), "--dry-run")
     assert plan.returncode == 0, plan.stderr
@@ -119,22 +91,22 @@ def test_import_list_unimport_journey(
 
 
 def test_same_id_from_another_file_is_refused(
-    cli: Callable[..., subprocess.CompletedProcess[str]], built_archive: Callable[[], Path]
+    cli: SolutionsCli, built_archive: Callable[[], Path]
 ) -> None:
     first, second = built_archive(), built_archive()
     assert cli("import", str(first)).returncode == 0
-    before = cli.config.read_bytes()  # type: ignore[attr-defined]
+    before = cli.config.read_bytes()
     refused = cli("import", str(second))
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
         f"error: solution example-solution-1.0.0 is already imported from {first}; {second} is "
         f"a different archive with the same id; unimport {first} first, or import that same file"
     )
-    assert cli.config.read_bytes() == before  # type: ignore[attr-defined]
+    assert cli.config.read_bytes() == before
 
 
 def test_a_tampered_archive_changes_nothing(
-    cli: Callable[..., subprocess.CompletedProcess[str]], built_archive: Callable[[], Path]
+    cli: SolutionsCli, built_archive: Callable[[], Path]
 ) -> None:
     iso = built_archive()
     with IsoReader(iso) as reader:
@@ -151,57 +123,29 @@ def test_a_tampered_archive_changes_nothing(
     assert lines[0].endswith(
         f"nothing was changed; run 'solutions validate {iso}' for the full report"
     )
-    assert not cli.config.exists()  # type: ignore[attr-defined]
+    assert not cli.config.exists()
 
 
 def test_missing_cluster_is_one_clear_error(
-    built_archive: Callable[[], Path], tmp_path: Path
+    cli: SolutionsCli, built_archive: Callable[[], Path], unreachable_kubeconfig: Path
 ) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "c",
-                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-                "users": [{"name": "u", "user": {"token": "x"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-            }
-        )
-    )
-    config = tmp_path / "solutions.yaml"
-    result = subprocess.run(
-        [
-            SOLUTIONS,
-            "--config",
-            str(config),
-            "--kubeconfig",
-            str(kubeconfig),
-            "import",
-            str(built_archive()),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = cli("import", str(built_archive()), kubeconfig=unreachable_kubeconfig)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(
         "error: connecting to the cluster: cannot reach the Kubernetes API at https://127.0.0.1:1"
     )
-    assert not config.exists()
+    assert not cli.config.exists()
 
 
 def test_unimport_refuses_active_and_deployed_versions(
-    cli: Callable[..., subprocess.CompletedProcess[str]],
+    cli: SolutionsCli,
     built_archive: Callable[[], Path],
     admin: Client,
     kube_namespace: str,
 ) -> None:
     iso = built_archive()
-    config: Path = cli.config  # type: ignore[attr-defined]
+    config: Path = cli.config
     assert cli("import", str(iso)).returncode == 0
     doc = yaml.safe_load(config.read_text())
     doc["active"] = {"example-solution": "latest"}
@@ -238,9 +182,7 @@ def test_unimport_refuses_active_and_deployed_versions(
     assert cli("unimport", "example-solution-1.0.0").returncode == 0
 
 
-def test_list_reports_a_moved_archive(
-    cli: Callable[..., subprocess.CompletedProcess[str]], built_archive: Callable[[], Path]
-) -> None:
+def test_list_reports_a_moved_archive(cli: SolutionsCli, built_archive: Callable[[], Path]) -> None:
     iso = built_archive()
     assert cli("import", str(iso)).returncode == 0
     iso.rename(iso.with_suffix(".moved"))
