@@ -1,0 +1,516 @@
+"""The JSON HTTP API: every operation of the CLI, for automation (OpenAPI at /api/openapi.json).
+
+Authenticate with ``Authorization: Bearer <Kubernetes token>`` (no cookie, no CSRF token), or with
+the browser session (then mutating calls need the ``X-CSRF-Token`` header).  Mutating operations
+take ``dryRun`` and answer the plan; long ones take ``?wait=false`` to run as a job whose progress
+streams from ``/api/jobs/{id}/events``.  Errors are ``{"error": {"message", "kind", "hint"}}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from metalk8s_solutions.engine.environments import show_environment, status
+from metalk8s_solutions.engine.solutions import Outcome
+from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.web import instances as inst
+from metalk8s_solutions.web import service
+from metalk8s_solutions.web.auth import RECORD_UPDATE, Check
+from metalk8s_solutions.web.deps import (
+    Principal,
+    UiState,
+    can,
+    context,
+    principal,
+    require_record_rights,
+    state_of,
+    user,
+)
+from metalk8s_solutions.web.errors import not_found
+from metalk8s_solutions.web.jobs import Job
+from metalk8s_solutions.web.sessions import COOKIE
+
+Name = Annotated[str, Field(min_length=1, max_length=253)]
+Json = dict[str, Any]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    kind: str
+    hint: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "invalid input",
+        401: "not logged in, or the token was not accepted",
+        403: "RBAC or CSRF refused the request",
+        404: "no such object",
+        409: "refused (unsafe now) or conflicting change",
+        422: "invalid archive or request body",
+        503: "the cluster could not be reached",
+    }.items()
+}
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    dry_run: bool = Field(False, alias="dryRun", description="Answer the plan, change nothing.")
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=16384, description="A Kubernetes bearer token.")
+
+
+class ImportBody(Body):
+    archives: list[Name] = Field(min_length=1, description="Absolute paths on the admin node.")
+    policy: Literal["required", "if-signed", "disabled"] | None = None
+
+
+class UnimportBody(Body):
+    refs: list[Name] = Field(min_length=1, description="Solution ids or archive paths.")
+
+
+class ActivateBody(Body):
+    version: Name = "latest"
+    force: bool = False
+
+
+class DeactivateBody(Body):
+    force: bool = False
+
+
+class EnvCreateBody(Body):
+    name: Name
+    description: str = Field("", max_length=1024)
+    namespaces: list[Name] = Field(default_factory=list)
+
+
+class EnvDeleteBody(Body):
+    confirm: str = Field(
+        "", description="The environment's name, typed again (not needed for a dry run)."
+    )
+
+
+class AddBody(Body):
+    solution: Name
+    version: Name
+
+
+class VersionBody(Body):
+    version: Name
+
+
+class RemoveBody(Body):
+    delete_data: bool = Field(False, alias="deleteData")
+
+
+class InstanceBody(Body):
+    namespace: Name
+    name: Name
+    spec: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="labels, annotations")
+
+
+router = APIRouter(prefix="/api", responses=ERRORS)
+Caller = Annotated[Principal, Depends(user)]
+Wait = Annotated[bool, Query(description="false: run as a job and answer 202 {job}")]
+
+
+def _job_json(job: Job) -> Json:
+    return {"job": job.id, "state": job.state, "events": f"/api/jobs/{job.id}/events"}
+
+
+async def run_operation(
+    request: Request,
+    who: Principal,
+    key: str,
+    params: dict[str, str],
+    *,
+    dry_run: bool,
+    wait: bool = True,
+) -> Json | Job:
+    """Run one operation of :data:`service.OPERATIONS` as ``who`` (or start it as a job)."""
+    op = service.OPERATIONS[key]
+    if op.admin_node:
+        await require_record_rights(request, who, op.title(params))
+    if not dry_run:
+        service.check_confirmation(op, params)
+    if wait or dry_run:
+        outcome: Outcome = await op.run(context(request, who), params, dry_run)
+        return outcome.to_json()
+    ui = state_of(request)
+
+    async def work(say: Any) -> Json:
+        result: Outcome = await op.run(context(request, who, say), params, False)
+        return result.to_json()
+
+    return ui.jobs.start(who.key, op.title(params), op.back(params), work)
+
+
+async def _answer(
+    request: Request, who: Principal, key: str, params: dict[str, str], dry: bool, wait: bool
+) -> Any:
+    result = await run_operation(request, who, key, params, dry_run=dry, wait=wait)
+    if isinstance(result, Job):
+        return JSONResponse(_job_json(result), status_code=202)
+    return result
+
+
+# -- session -------------------------------------------------------------------------------
+
+
+@router.post("/session", summary="Log in with a Kubernetes bearer token (sets the cookie)")
+async def login(body: LoginBody, request: Request, response: Response) -> Json:
+    ui = state_of(request)
+    identity, token = await ui.authenticator.authenticate(body.token)
+    session = ui.sessions.create(identity.user, identity.groups, token)
+    set_session_cookie(response, session.id, ui)
+    return {"user": identity.user, "groups": list(identity.groups), "csrf": session.csrf}
+
+
+def set_session_cookie(response: Response, session_id: str, ui: UiState) -> None:
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        httponly=True,
+        samesite="strict",
+        secure=ui.settings.secure_cookies,
+        path="/",
+        max_age=int(ui.settings.session_ttl),
+    )
+
+
+@router.get("/session", summary="Who am I, and what may I do")
+async def whoami(request: Request, who: Annotated[Principal, Depends(principal)]) -> Json:
+    checks = {
+        "import": RECORD_UPDATE,
+        "activate": Check("create", "customresourcedefinitions", "apiextensions.k8s.io"),
+        "createEnvironment": Check("create", "namespaces"),
+        "deleteEnvironment": Check("delete", "namespaces"),
+    }
+    answers = await can(request, who, checks.values())
+    return {"user": who.user, "csrf": who.csrf, "can": {k: answers[c] for k, c in checks.items()}}
+
+
+@router.delete("/session", summary="Log out")
+async def logout(request: Request, response: Response) -> Json:
+    ui = state_of(request)
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        ui.sessions.delete(session_id)
+        ui.perms.forget(session_id)
+    response.delete_cookie(COOKIE, path="/")
+    return {"loggedOut": True}
+
+
+# -- whole state ---------------------------------------------------------------------------
+
+
+@router.get("/status", summary="The whole-state view: available, config, environments")
+async def whole_status(request: Request, who: Caller) -> Json:
+    return await status(context(request, who))
+
+
+# -- solutions -----------------------------------------------------------------------------
+
+
+@router.get("/solutions", summary="Imported versions, active marks, archive details")
+async def get_solutions(request: Request, who: Caller) -> Json:
+    return await service.solutions_view(context(request, who))
+
+
+@router.post("/solutions/import", summary="Import archives (paths on the admin node)")
+async def import_solutions(
+    body: ImportBody, request: Request, who: Caller, wait: Wait = True
+) -> Any:
+    params = {"archives": "\n".join(body.archives), "policy": body.policy or ""}
+    return await _answer(request, who, "import", params, body.dry_run, wait)
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.iso$")
+
+
+async def store_upload(request: Request, who: Principal, upload: UploadFile) -> Path:
+    """Save an uploaded archive under the upload directory; same name must mean same bytes."""
+    await require_record_rights(request, who, "uploading an archive")
+    name = Path(upload.filename or "").name
+    if not _SAFE_NAME.match(name):
+        raise InvalidInput(
+            f"archive file name {name!r} is not acceptable",
+            hint="use letters, digits, '.', '_', '+', '-', ending in .iso",
+        )
+    folder = state_of(request).settings.uploads
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    partial = folder / f".{name}.{secrets.token_hex(4)}.part"
+    digest = hashlib.sha256()
+    try:
+        with partial.open("wb") as out:
+            while chunk := await upload.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if target.exists():
+            existing = hashlib.sha256(target.read_bytes()).hexdigest()
+            if existing != digest.hexdigest():
+                raise Refused(
+                    f"{target} already exists with different content",
+                    hint="rename the file, or unimport and delete the other one first",
+                )
+            partial.unlink()
+        else:
+            partial.replace(target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target
+
+
+@router.post("/solutions/upload", summary="Upload an archive to the admin node, then import it")
+async def upload_solution(
+    request: Request,
+    who: Caller,
+    archive: Annotated[UploadFile, File(description="the .iso archive")],
+    dry_run: Annotated[bool, Form(alias="dryRun")] = False,
+) -> Any:
+    path = await store_upload(request, who, archive)
+    result = await run_operation(request, who, "import", {"archives": str(path)}, dry_run=dry_run)
+    assert isinstance(result, dict)  # noqa: S101 - waited for
+    return {**result, "archive": str(path)}
+
+
+@router.post("/solutions/unimport", summary="Unimport versions (refused while in use)")
+async def unimport_solutions(body: UnimportBody, request: Request, who: Caller) -> Any:
+    return await _answer(
+        request, who, "unimport", {"ref": "\n".join(body.refs)}, body.dry_run, True
+    )
+
+
+@router.post("/solutions/{name}/activate", summary="Activate a version: apply its CRDs safely")
+async def activate_solution(
+    name: str, body: ActivateBody, request: Request, who: Caller, wait: Wait = True
+) -> Any:
+    params = {"name": name, "version": body.version, "force": str(body.force)}
+    return await _answer(request, who, "activate", params, body.dry_run, wait)
+
+
+@router.post("/solutions/{name}/deactivate", summary="Deactivate (refused while data exists)")
+async def deactivate_solution(
+    name: str, body: DeactivateBody, request: Request, who: Caller
+) -> Any:
+    params = {"name": name, "force": str(body.force)}
+    return await _answer(request, who, "deactivate", params, body.dry_run, True)
+
+
+# -- environments --------------------------------------------------------------------------
+
+
+@router.get("/environments", summary="Environments with their solutions and health")
+async def get_environments(request: Request, who: Caller) -> list[Json]:
+    return await service.environments_view(context(request, who))
+
+
+@router.post("/environments", summary="Create an environment")
+async def create_env(body: EnvCreateBody, request: Request, who: Caller) -> Any:
+    params = {
+        "name": body.name,
+        "description": body.description,
+        "namespaces": "\n".join(body.namespaces),
+    }
+    return await _answer(request, who, "env-create", params, body.dry_run, True)
+
+
+@router.get("/environments/{env}", summary="An environment: solutions, operators, history")
+async def get_environment(env: str, request: Request, who: Caller) -> Json:
+    return service.summarize_environment(await show_environment(context(request, who), env))
+
+
+@router.post("/environments/{env}/delete", summary="Delete an environment (typed confirmation)")
+async def delete_env(env: str, body: EnvDeleteBody, request: Request, who: Caller) -> Any:
+    params = {"name": env, "confirm": body.confirm}
+    return await _answer(request, who, "env-delete", params, body.dry_run, True)
+
+
+@router.get(
+    "/environments/{env}/solutions/{solution}/versions",
+    summary="Imported versions, highest first, and whether each is compatible",
+)
+async def versions(env: str, solution: str, request: Request, who: Caller) -> list[Json]:
+    ctx = context(request, who)
+    shown = service.summarize_environment(await show_environment(ctx, env))
+    current = next(
+        iter((shown["solutions"].get(solution) or {}).get("versions", {}).values()), None
+    )
+    return await service.version_choices(ctx, solution, current)
+
+
+@router.post("/environments/{env}/solutions", summary="Add a solution version to an environment")
+async def add_to_env(
+    env: str, body: AddBody, request: Request, who: Caller, wait: Wait = True
+) -> Any:
+    params = {"env": env, "solution": body.solution, "version": body.version}
+    return await _answer(request, who, "env-add", params, body.dry_run, wait)
+
+
+@router.put("/environments/{env}/solutions/{solution}", summary="Upgrade or downgrade a solution")
+async def change_version(
+    env: str, solution: str, body: VersionBody, request: Request, who: Caller, wait: Wait = True
+) -> Any:
+    params = {"env": env, "solution": solution, "version": body.version}
+    return await _answer(request, who, "env-upgrade", params, body.dry_run, wait)
+
+
+@router.post(
+    "/environments/{env}/solutions/{solution}/remove",
+    summary="Remove a solution from an environment",
+)
+async def remove_from_env(
+    env: str, solution: str, body: RemoveBody, request: Request, who: Caller, wait: Wait = True
+) -> Any:
+    params = {"env": env, "solution": solution, "deleteData": str(body.delete_data)}
+    return await _answer(request, who, "env-remove", params, body.dry_run, wait)
+
+
+# -- application instances -----------------------------------------------------------------
+
+
+@router.get(
+    "/environments/{env}/solutions/{solution}/kinds",
+    summary="The kinds of the deployed version, with their OpenAPI schema",
+)
+async def kinds(env: str, solution: str, request: Request, who: Caller) -> list[Json]:
+    ctx = context(request, who)
+    from metalk8s_solutions.cluster.kube import connect  # noqa: PLC0415
+
+    async with connect(ctx.target) as kube:
+        where = await inst.deployed(ctx, kube, env, solution)
+    return [k.to_json() for k in where.kinds]
+
+
+@router.get(
+    "/environments/{env}/solutions/{solution}/instances", summary="Instances and their status"
+)
+async def list_instances(env: str, solution: str, request: Request, who: Caller) -> Json:
+    return await inst.list_instances(context(request, who), env, solution)
+
+
+@router.post(
+    "/environments/{env}/solutions/{solution}/instances/{kind}", summary="Create an instance"
+)
+async def create_instance(
+    env: str, solution: str, kind: str, body: InstanceBody, request: Request, who: Caller
+) -> Json:
+    obj = {"metadata": body.metadata, "spec": body.spec}
+    return await inst.save_instance(
+        context(request, who),
+        env,
+        solution,
+        kind,
+        body.namespace,
+        body.name,
+        obj,
+        create=True,
+        dry_run=body.dry_run,
+    )
+
+
+@router.get(
+    "/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}",
+    summary="One instance",
+)
+async def get_instance(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> Json:
+    _, obj = await inst.get_instance(context(request, who), env, solution, kind, namespace, name)
+    return obj
+
+
+@router.put(
+    "/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}",
+    summary="Replace an instance's spec (scale, configure)",
+)
+async def update_instance(
+    env: str,
+    solution: str,
+    kind: str,
+    namespace: str,
+    name: str,
+    body: InstanceBody,
+    request: Request,
+    who: Caller,
+) -> Json:
+    if (body.namespace, body.name) != (namespace, name):
+        raise InvalidInput("namespace and name in the body must match the URL")
+    ctx = context(request, who)
+    _, current = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+    meta = {**(current.get("metadata") or {}), **body.metadata}
+    obj = {**current, "metadata": meta, "spec": body.spec}
+    return await inst.save_instance(
+        ctx, env, solution, kind, namespace, name, obj, create=False, dry_run=body.dry_run
+    )
+
+
+@router.delete(
+    "/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}",
+    summary="Delete an instance",
+)
+async def delete_instance(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> Json:
+    await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
+    return {"deleted": f"{namespace}/{name}"}
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+
+def _job(request: Request, who: Principal, job_id: str) -> Job:
+    job = state_of(request).jobs.get(job_id, who.key)
+    if job is None:
+        raise not_found(f"job {job_id} does not exist (or is not yours)")
+    return job
+
+
+@router.get("/jobs/{job_id}", summary="A job: its lines, state, result or error")
+async def get_job(job_id: str, request: Request, who: Caller) -> Json:
+    return _job(request, who, job_id).to_json()
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="Server-sent events: one 'line' event per progress line, then 'done'",
+    response_class=StreamingResponse,
+)
+async def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
+    job = _job(request, who, job_id)
+
+    async def stream() -> AsyncIterator[str]:
+        async for event, data in job.follow():
+            if await request.is_disconnected():
+                return
+            yield sse(event, data)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def sse(event: str, data: str) -> str:
+    lines = "".join(f"data: {line}\n" for line in (data.splitlines() or [""]))
+    return f"event: {event}\n{lines}\n"

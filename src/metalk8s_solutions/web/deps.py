@@ -1,0 +1,142 @@
+"""What every request handler needs: the server's state, the caller, CSRF, engine contexts."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Request
+
+from metalk8s_solutions.cluster.kube import ClusterTarget
+from metalk8s_solutions.engine.solutions import Context, Say
+from metalk8s_solutions.web.auth import RECORD_UPDATE, Check, PermissionCache, TokenAuthenticator
+from metalk8s_solutions.web.errors import WebError, forbidden, unauthenticated
+from metalk8s_solutions.web.jobs import Jobs
+from metalk8s_solutions.web.sessions import COOKIE, Authenticator, MemorySessionStore, SessionStore
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """How ``solutions ui`` runs.
+
+    ``target`` names the cluster (server and CA of the kubeconfig); its own credentials are never
+    used for a user's request: each request uses the logged-in user's token.
+    """
+
+    config_path: Path
+    target: ClusterTarget
+    secure_cookies: bool = False
+    upload_dir: Path | None = None
+    session_ttl: float = 8 * 3600.0
+
+    @property
+    def uploads(self) -> Path:
+        return self.upload_dir or self.config_path.parent / "archives"
+
+
+@dataclass
+class UiState:
+    settings: UiSettings
+    sessions: SessionStore
+    authenticator: Authenticator
+    perms: PermissionCache = field(default_factory=PermissionCache)
+    jobs: Jobs = field(default_factory=Jobs)
+
+    @classmethod
+    def create(cls, settings: UiSettings) -> UiState:
+        return cls(
+            settings,
+            MemorySessionStore(settings.session_ttl),
+            TokenAuthenticator(settings.target),
+        )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a browser session (with its CSRF token) or an API client's bearer token."""
+
+    key: str  # session id, or a digest of the bearer token: owner of jobs, cache key
+    user: str
+    token: str = field(repr=False)
+    csrf: str | None = field(default=None, repr=False)  # None: no cookie, so no CSRF risk
+
+
+def state_of(request: Request) -> UiState:
+    state: UiState = request.app.state.ui
+    return state
+
+
+def optional_principal(request: Request) -> Principal | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        token = header[7:].strip()
+        if not token:
+            raise unauthenticated("empty bearer token")
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        return Principal(key=f"bearer:{digest}", user="(bearer token)", token=token)
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
+        return None
+    session = state_of(request).sessions.get(session_id)
+    if session is None:
+        return None
+    return Principal(key=session.id, user=session.user, token=session.token, csrf=session.csrf)
+
+
+def principal(request: Request) -> Principal:
+    """FastAPI dependency: the logged-in caller, or 401."""
+    found = optional_principal(request)
+    if found is None:
+        raise unauthenticated()
+    return found
+
+
+async def check_csrf(request: Request, who: Principal) -> None:
+    """Refuse a mutating cookie-authenticated request without the session's CSRF token."""
+    if request.method not in MUTATING or who.csrf is None:
+        return
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get("csrf")
+        sent = value if isinstance(value, str) else None
+    if not sent or not secrets.compare_digest(sent, who.csrf):
+        raise WebError(
+            403,
+            "csrf",
+            "the form is stale or did not come from this site (missing or wrong CSRF token)",
+            hint="reload the page and try again",
+        )
+
+
+async def user(request: Request) -> Principal:
+    """FastAPI dependency for handlers: logged in, and CSRF-checked when mutating."""
+    who = principal(request)
+    await check_csrf(request, who)
+    return who
+
+
+def context(request: Request, who: Principal, say: Say | None = None) -> Context:
+    settings = state_of(request).settings
+    target = settings.target.as_user(who.token)
+    return Context(settings.config_path, target, say or (lambda _: None))
+
+
+async def can(request: Request, who: Principal, checks: Iterable[Check]) -> Mapping[Check, bool]:
+    state = state_of(request)
+    return await state.perms.check(who.key, state.settings.target.as_user(who.token), checks)
+
+
+async def require_record_rights(request: Request, who: Principal, what: str) -> None:
+    """Operations that write files on the admin node also need rights on the cluster record."""
+    if not (await can(request, who, [RECORD_UPDATE]))[RECORD_UPDATE]:
+        raise forbidden(
+            f"{what} changes SolutionsConfiguration on the admin node, which needs the right to "
+            "update ConfigMap metalk8s-solutions in namespace metalk8s-solutions"
+        )

@@ -1,0 +1,88 @@
+"""Engine errors as HTTP answers: one status and one ``kind`` per error class, same text as the CLI.
+
+The API answers ``{"error": {"message": ..., "kind": ..., "hint": ...}}``; pages show the same
+message.  Nothing here ever exposes a traceback: an unexpected exception becomes a 500 whose
+message says only that the server failed and where to look (the server log).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from metalk8s_solutions.cluster.kube import Conflict, Forbidden, NotFound
+from metalk8s_solutions.errors import (
+    ArchiveError,
+    ClusterError,
+    InvalidInput,
+    Refused,
+    SolutionsError,
+)
+
+
+class WebError(SolutionsError):
+    """An error of the web layer itself (not logged in, bad CSRF token, unknown page)."""
+
+    def __init__(self, status: int, kind: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.kind = kind
+
+
+def unauthenticated(message: str = "not logged in") -> WebError:
+    return WebError(401, "unauthenticated", message, hint="log in with a Kubernetes bearer token")
+
+
+def forbidden(message: str) -> WebError:
+    return WebError(403, "forbidden", message, hint="ask a cluster administrator for the rights")
+
+
+def not_found(message: str) -> WebError:
+    return WebError(404, "not-found", message)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    status: int
+    kind: str
+    message: str
+    hint: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message, "kind": self.kind}
+        if self.hint:
+            error["hint"] = self.hint
+        return {"error": error}
+
+    @property
+    def text(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+def classify(err: SolutionsError) -> ErrorInfo:
+    """The HTTP status and kind of an engine error (the most specific class wins)."""
+    table: list[tuple[type[SolutionsError], int, str]] = [
+        (Forbidden, 403, "forbidden"),
+        (NotFound, 404, "not-found"),
+        (Conflict, 409, "conflict"),
+        (ArchiveError, 422, "invalid-archive"),
+        (InvalidInput, 400, "invalid-input"),
+        (Refused, 409, "refused"),
+        (ClusterError, 503, "cluster-unavailable"),
+    ]
+    if isinstance(err, WebError):
+        return ErrorInfo(err.status, err.kind, err.message, err.hint)
+    message = err.message
+    if isinstance(err, ClusterError) and "did not accept your credentials" in message:
+        return ErrorInfo(401, "unauthenticated", message, "log in again with a valid token")
+    for cls, status, kind in table:
+        if isinstance(err, cls):
+            return ErrorInfo(status, kind, message, err.hint)
+    if err.exit_code == 1:
+        return ErrorInfo(409, "refused", message, err.hint)
+    return ErrorInfo(503, "unavailable", message, err.hint)
+
+
+INTERNAL = ErrorInfo(
+    500, "internal", "the server failed unexpectedly; the server log has the details", None
+)

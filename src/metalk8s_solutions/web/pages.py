@@ -1,0 +1,624 @@
+"""The HTML pages: server-rendered, usable without JavaScript, enhanced by ``static/app.js``.
+
+Each mutating form goes through a plan first (the engine's dry run, rendered with its steps,
+diffs and warnings) and a confirmation that starts a job; the job page streams the engine's
+progress.  Every handler is a thin call of :mod:`.service`, :mod:`.instances` or the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from metalk8s_solutions.engine.environments import show_environment
+from metalk8s_solutions.errors import InvalidInput, SolutionsError
+from metalk8s_solutions.web import instances as inst
+from metalk8s_solutions.web import service
+from metalk8s_solutions.web.api import (
+    SSE_HEADERS,
+    run_operation,
+    set_session_cookie,
+    sse,
+    store_upload,
+)
+from metalk8s_solutions.web.auth import (
+    CRD_CREATE,
+    NAMESPACE_CREATE,
+    NAMESPACE_DELETE,
+    RECORD_UPDATE,
+    Check,
+    env_change,
+)
+from metalk8s_solutions.web.deps import (
+    Principal,
+    can,
+    context,
+    optional_principal,
+    state_of,
+    user,
+)
+from metalk8s_solutions.web.errors import classify, not_found
+from metalk8s_solutions.web.forms import form_values, parse_form, parse_yaml_object, to_yaml
+from metalk8s_solutions.web.jobs import Job
+from metalk8s_solutions.web.sessions import COOKIE
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+Caller = Annotated[Principal, Depends(user)]
+LIVE_INTERVAL = 3.0
+
+
+def when(value: Any) -> str:
+    """``2024-05-01 10:00 UTC (5 min ago)``: absolute and relative."""
+    if value in (None, ""):
+        return "—"
+    try:
+        if isinstance(value, int | float):
+            moment = datetime.fromtimestamp(value, UTC)
+        else:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    if seconds < 60:
+        ago = "just now" if seconds < 10 else f"{seconds} s ago"
+    elif seconds < 3600:
+        ago = f"{seconds // 60} min ago"
+    elif seconds < 86400:
+        ago = f"{seconds // 3600} h ago"
+    else:
+        ago = f"{seconds // 86400} days ago"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({ago})"
+
+
+def iso(value: Any) -> str:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).isoformat()
+    return str(value or "")
+
+
+def size(value: Any) -> str:
+    number = float(value or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if number < 1024 or unit == "GiB":
+            return f"{number:.0f} {unit}" if unit == "B" else f"{number:.1f} {unit}"
+        number /= 1024
+    return f"{number:.1f} GiB"
+
+
+templates.env.filters["when"] = when
+templates.env.filters["iso"] = iso
+templates.env.filters["size"] = size
+templates.env.filters["urlq"] = lambda v: quote(str(v), safe="")
+
+
+def render(
+    request: Request,
+    template: str,
+    who: Principal | None,
+    status_code: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    values.setdefault("error", None)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"user": who.user if who else None, "csrf": who.csrf if who else None, **values},
+        status_code=status_code,
+    )
+
+
+def error_page(request: Request, err: SolutionsError) -> HTMLResponse:
+    info = classify(err)
+    who = None
+    try:
+        who = optional_principal(request)
+    except SolutionsError:
+        who = None
+    return render(request, "error.html", who, status_code=info.status, info=info)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+
+
+# -- login ---------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/solutions", status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", None, page="login")
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    token = form.get("token")
+    ui = state_of(request)
+    try:
+        identity, secret = await ui.authenticator.authenticate(
+            token if isinstance(token, str) else ""
+        )
+    except SolutionsError as err:
+        info = classify(err)
+        return render(
+            request, "login.html", None, status_code=info.status, page="login", error=info
+        )
+    session = ui.sessions.create(identity.user, identity.groups, secret)
+    response = RedirectResponse("/solutions", status_code=303)
+    set_session_cookie(response, session.id, ui)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, who: Caller) -> Response:
+    ui = state_of(request)
+    ui.sessions.delete(who.key)
+    ui.perms.forget(who.key)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# -- solutions -----------------------------------------------------------------------------
+
+
+@router.get("/solutions")
+async def solutions_page(request: Request, who: Caller) -> HTMLResponse:
+    ctx = context(request, who)
+    data, allowed = await asyncio.gather(
+        service.solutions_view(ctx), can(request, who, [RECORD_UPDATE, CRD_CREATE])
+    )
+    rights = {
+        "import": allowed[RECORD_UPDATE],
+        "activate": allowed[RECORD_UPDATE] and allowed[CRD_CREATE],
+    }
+    return render(request, "solutions.html", who, page="solutions", data=data, can=rights)
+
+
+@router.post("/solutions/upload")
+async def upload(request: Request, who: Caller) -> HTMLResponse:
+    form = await request.form()
+    archive = form.get("archive")
+    if not isinstance(archive, UploadFile) or not archive.filename:
+        raise InvalidInput("choose an archive file to upload")
+    path = await store_upload(request, who, archive)
+    return await _plan(request, who, "import", {"archives": str(path)})
+
+
+# -- plan, run, jobs -----------------------------------------------------------------------
+
+
+async def _plan(request: Request, who: Principal, key: str, params: dict[str, str]) -> HTMLResponse:
+    op = service.OPERATIONS[key]
+    values: dict[str, Any] = {
+        "page": "plan",
+        "op": op,
+        "params": params,
+        "title": op.title(params),
+    }
+    try:
+        result = await run_operation(request, who, key, params, dry_run=True)
+    except SolutionsError as err:
+        info = classify(err)
+        return render(
+            request, "plan.html", who, status_code=info.status, error=info, plan=None, **values
+        )
+    return render(request, "plan.html", who, plan=result, **values)
+
+
+@router.post("/ops/{key}/plan")
+async def plan(key: str, request: Request, who: Caller) -> HTMLResponse:
+    if key not in service.OPERATIONS:
+        raise not_found(f"no operation {key}")
+    return await _plan(request, who, key, await _form(request))
+
+
+@router.post("/ops/{key}/run")
+async def run(key: str, request: Request, who: Caller) -> Response:
+    if key not in service.OPERATIONS:
+        raise not_found(f"no operation {key}")
+    params = await _form(request)
+    result = await run_operation(request, who, key, params, dry_run=False, wait=False)
+    assert isinstance(result, Job)  # noqa: S101 - wait=False starts a job
+    return RedirectResponse(f"/jobs/{result.id}", status_code=303)
+
+
+def _job(request: Request, who: Principal, job_id: str) -> Job:
+    job = state_of(request).jobs.get(job_id, who.key)
+    if job is None:
+        raise not_found(f"job {job_id} does not exist (or is not yours)")
+    return job
+
+
+@router.get("/jobs/{job_id}")
+async def job_page(job_id: str, request: Request, who: Caller) -> HTMLResponse:
+    job = _job(request, who, job_id)
+    return render(request, "job.html", who, page="job", job=job)
+
+
+@router.get("/jobs/{job_id}/events")
+async def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
+    job = _job(request, who, job_id)
+
+    async def stream() -> AsyncIterator[str]:
+        async for event, data in job.follow():
+            if await request.is_disconnected():
+                return
+            yield sse(event, data)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+# -- environments --------------------------------------------------------------------------
+
+
+@router.get("/environments")
+async def environments_page(request: Request, who: Caller) -> HTMLResponse:
+    ctx = context(request, who)
+    envs, allowed = await asyncio.gather(
+        service.environments_view(ctx), can(request, who, [NAMESPACE_CREATE])
+    )
+    rights = {"create": allowed[NAMESPACE_CREATE]}
+    return render(request, "environments.html", who, page="environments", envs=envs, can=rights)
+
+
+async def _env_model(request: Request, who: Principal, env: str) -> dict[str, Any]:
+    ctx = context(request, who)
+    shown = service.summarize_environment(await show_environment(ctx, env))
+    first = next(iter(sorted(shown["namespaces"])), env)
+    checks = [env_change(first), NAMESPACE_DELETE]
+    allowed = await can(request, who, checks)
+    solutions = await service.deployable_solutions(ctx)
+    choices: dict[str, list[dict[str, Any]]] = {}
+    for sol in solutions:
+        current = next(iter((shown["solutions"].get(sol) or {}).get("versions", {}).values()), None)
+        choices[sol] = await service.version_choices(ctx, sol, current)
+    return {
+        "env": shown,
+        "choices": choices,
+        "can": {"change": allowed[checks[0]], "delete": allowed[NAMESPACE_DELETE]},
+    }
+
+
+@router.get("/environments/{env}")
+async def environment_page(env: str, request: Request, who: Caller) -> HTMLResponse:
+    model = await _env_model(request, who, env)
+    return render(request, "environment.html", who, page="environments", **model)
+
+
+async def _live(request: Request, template: str, load: Any) -> StreamingResponse:
+    async def stream() -> AsyncIterator[str]:
+        last = ""
+        while not await request.is_disconnected():
+            try:
+                values = await load()
+                html = templates.get_template(template).render(**values)
+            except SolutionsError as err:
+                html = f'<p class="error" role="alert">{classify(err).text}</p>'
+            if html != last:
+                last = html
+                yield sse("message", html)
+            else:
+                yield ": ping\n\n"
+            await asyncio.sleep(LIVE_INTERVAL)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/environments/{env}/live")
+async def environment_live(env: str, request: Request, who: Caller) -> StreamingResponse:
+    async def load() -> Mapping[str, Any]:
+        shown = service.summarize_environment(await show_environment(context(request, who), env))
+        return {"env": shown}
+
+    return await _live(request, "_env_status.html", load)
+
+
+# -- application instances -----------------------------------------------------------------
+
+
+def _instances_url(env: str, solution: str) -> str:
+    return f"/environments/{quote(env)}/solutions/{quote(solution)}/instances"
+
+
+async def _instance_rights(
+    request: Request, who: Principal, data: Mapping[str, Any], kinds: list[inst.KindInfo]
+) -> dict[str, bool]:
+    ns = (data.get("namespaces") or [""])[0]
+    checks = {
+        f"{verb}:{k.kind}": Check(verb, k.plural, k.group, ns)
+        for k in kinds
+        for verb in ("create", "update", "delete")
+    }
+    answers = await can(request, who, checks.values())
+    return {key: answers[check] for key, check in checks.items()}
+
+
+@router.get("/environments/{env}/solutions/{solution}/instances")
+async def instances_page(env: str, solution: str, request: Request, who: Caller) -> HTMLResponse:
+    ctx = context(request, who)
+    data = await inst.list_instances(ctx, env, solution)
+    _, kinds = await _kinds(request, who, env, solution)
+    rights = await _instance_rights(request, who, data, kinds)
+    return render(
+        request,
+        "instances.html",
+        who,
+        page="environments",
+        data=data,
+        can=rights,
+        base=_instances_url(env, solution),
+    )
+
+
+async def _kinds(
+    request: Request, who: Principal, env: str, solution: str
+) -> tuple[inst.Deployed, list[inst.KindInfo]]:
+    ctx = context(request, who)
+    from metalk8s_solutions.cluster.kube import connect  # noqa: PLC0415
+
+    async with connect(ctx.target) as kube:
+        where = await inst.deployed(ctx, kube, env, solution)
+    return where, list(where.kinds)
+
+
+@router.get("/environments/{env}/solutions/{solution}/instances-live")
+async def instances_live(
+    env: str, solution: str, request: Request, who: Caller
+) -> StreamingResponse:
+    async def load() -> Mapping[str, Any]:
+        data = await inst.list_instances(context(request, who), env, solution)
+        return {"data": data, "base": _instances_url(env, solution), "when": when}
+
+    return await _live(request, "_instances_rows.html", load)
+
+
+def _form_page(
+    request: Request,
+    who: Principal,
+    *,
+    where: inst.Deployed,
+    info: inst.KindInfo,
+    values: Mapping[str, str],
+    errors: Mapping[str, str],
+    namespace: str,
+    name: str,
+    yaml_text: str,
+    create: bool,
+    error: Any = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "instance_form.html",
+        who,
+        status_code=status_code,
+        page="environments",
+        where=where,
+        info=info,
+        form=info.form(),
+        values=values,
+        errors=errors,
+        namespace=namespace,
+        name=name,
+        yaml_text=yaml_text,
+        create=create,
+        error=error,
+        base=_instances_url(where.env, where.solution),
+    )
+
+
+def _skeleton(info: inst.KindInfo, namespace: str, name: str, spec: Mapping[str, Any]) -> str:
+    return to_yaml(
+        {
+            "apiVersion": info.api_version,
+            "kind": info.kind,
+            "metadata": {"name": name or "my-instance", "namespace": namespace},
+            "spec": dict(spec),
+        }
+    )
+
+
+@router.get("/environments/{env}/solutions/{solution}/new/{kind}")
+async def new_instance(
+    env: str, solution: str, kind: str, request: Request, who: Caller
+) -> HTMLResponse:
+    where, info = await inst.kind_info(context(request, who), env, solution, kind)
+    form = info.form()
+    values = form_values(form, None)
+    spec, _ = parse_form(form, values)
+    return _form_page(
+        request,
+        who,
+        where=where,
+        info=info,
+        values=values,
+        errors={},
+        namespace=where.namespaces[0],
+        name="",
+        yaml_text=_skeleton(info, where.namespaces[0], "", spec),
+        create=True,
+    )
+
+
+@router.post("/environments/{env}/solutions/{solution}/new/{kind}")
+async def create_instance(
+    env: str, solution: str, kind: str, request: Request, who: Caller
+) -> Response:
+    return await _save(request, who, env, solution, kind, None, None)
+
+
+@router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}")
+async def edit_instance(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> HTMLResponse:
+    ctx = context(request, who)
+    where, info = await inst.kind_info(ctx, env, solution, kind)
+    _, obj = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+    shown = {k: v for k, v in obj.items() if k != "status"}
+    meta = {k: v for k, v in (shown.get("metadata") or {}).items() if k != "managedFields"}
+    shown["metadata"] = meta
+    return _form_page(
+        request,
+        who,
+        where=where,
+        info=info,
+        values=form_values(info.form(), obj.get("spec") or {}),
+        errors={},
+        namespace=namespace,
+        name=name,
+        yaml_text=to_yaml(shown),
+        create=False,
+    )
+
+
+@router.post("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}")
+async def update_instance(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> Response:
+    return await _save(request, who, env, solution, kind, namespace, name)
+
+
+async def _save(
+    request: Request,
+    who: Principal,
+    env: str,
+    solution: str,
+    kind: str,
+    namespace: str | None,
+    name: str | None,
+) -> Response:
+    ctx = context(request, who)
+    where, info = await inst.kind_info(ctx, env, solution, kind)
+    posted = await _form(request)
+    create = name is None
+    namespace = namespace or posted.get("namespace", "")
+    name = name or posted.get("name", "").strip()
+    form = info.form()
+    errors: dict[str, str] = {}
+    current: dict[str, Any] = {}
+    if not create:
+        _, current = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+    if posted.get("mode") == "yaml":
+        try:
+            body = parse_yaml_object(posted.get("yaml", ""))
+        except SolutionsError as err:
+            return _form_page(
+                request,
+                who,
+                where=where,
+                info=info,
+                values=posted,
+                errors={},
+                namespace=namespace,
+                name=name,
+                yaml_text=posted.get("yaml", ""),
+                create=create,
+                error=classify(err),
+                status_code=400,
+            )
+        meta = body.get("metadata") or {}
+        if create:
+            name = str(meta.get("name") or name)
+            namespace = str(meta.get("namespace") or namespace)
+        spec = body.get("spec") or {}
+        errors = (
+            {}
+            if not isinstance(spec, dict)
+            else dict(parse_form(form, form_values(form, spec), spec)[1])
+        )
+        obj = {**current, **body} if not create else body
+    else:
+        spec, errors = parse_form(form, posted, current.get("spec") if current else None)
+        obj = {**current, "spec": spec} if not create else {"spec": spec}
+    if create and not name:
+        errors["name"] = "Name is required"
+    if errors:
+        return _form_page(
+            request,
+            who,
+            where=where,
+            info=info,
+            values=posted
+            if posted.get("mode") != "yaml"
+            else form_values(form, obj.get("spec") or {}),
+            errors=errors,
+            namespace=namespace,
+            name=name,
+            yaml_text=posted.get("yaml") or _skeleton(info, namespace, name, obj.get("spec") or {}),
+            create=create,
+            status_code=422,
+        )
+    try:
+        await inst.save_instance(ctx, env, solution, kind, namespace, name, obj, create=create)
+    except SolutionsError as err:
+        return _form_page(
+            request,
+            who,
+            where=where,
+            info=info,
+            values=form_values(form, obj.get("spec") or {}),
+            errors={},
+            namespace=namespace,
+            name=name,
+            yaml_text=_skeleton(info, namespace, name, obj.get("spec") or {}),
+            create=create,
+            error=classify(err),
+            status_code=classify(err).status,
+        )
+    return RedirectResponse(_instances_url(env, solution), status_code=303)
+
+
+@router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/delete")
+async def confirm_delete_instance(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> HTMLResponse:
+    return render(
+        request,
+        "confirm_delete.html",
+        who,
+        page="environments",
+        env=env,
+        solution=solution,
+        kind=kind,
+        namespace=namespace,
+        name=name,
+        base=_instances_url(env, solution),
+    )
+
+
+@router.post("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/delete")
+async def delete_instance(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> Response:
+    posted = await _form(request)
+    if posted.get("confirm", "").strip() != name:
+        raise InvalidInput(
+            f"type the name {name!r} to confirm the deletion", hint="nothing was deleted"
+        )
+    await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
+    return RedirectResponse(_instances_url(env, solution), status_code=303)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True)
+
+
+templates.env.filters["json"] = dumps

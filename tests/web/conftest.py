@@ -1,0 +1,132 @@
+"""Fixtures of the web tests: the UI served on a loopback port, tokens of an admin and a viewer.
+
+The tokens are service-account tokens (TokenRequest API), the kind of bearer token a user pastes
+into the login form; RBAC bindings make one a cluster admin and the other read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from metalk8s_solutions.cluster.kube import ClusterTarget
+from metalk8s_solutions.testing.pytest_plugin import LocalCluster
+from metalk8s_solutions.web.deps import UiSettings
+from metalk8s_solutions.web.server import bind, server_for, url_of
+from web.support import RunningUi
+
+NAMESPACE = "solutions-ui-tests"
+VIEWER_RULES = [
+    {
+        "apiGroups": ["example-solution.metalk8s.scality.com"],
+        "resources": ["versionservers"],
+        "verbs": ["get", "list", "watch"],
+    },
+]
+
+
+def _ok(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400 and response.status_code != 409:
+        raise AssertionError(f"{response.request.method} {response.request.url}: {response.text}")
+    return dict(response.json())
+
+
+def service_account_token(cluster: LocalCluster, name: str, cluster_role: str) -> str:
+    """A bearer token of ServiceAccount ``name``, bound cluster-wide to ``cluster_role``."""
+    with cluster.admin_http() as http:
+        _ok(http.post("/api/v1/namespaces", json={"metadata": {"name": NAMESPACE}}))
+        _ok(
+            http.post(
+                f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", json={"metadata": {"name": name}}
+            )
+        )
+        _ok(
+            http.post(
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                json={
+                    "metadata": {"name": f"ui-test-{name}"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": cluster_role,
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
+                },
+            )
+        )
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        }
+        token = _ok(
+            http.post(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token", json=body)
+        )
+    return str(token["status"]["token"])
+
+
+@pytest.fixture(scope="session")
+def admin_token(local_cluster: LocalCluster) -> str:
+    return service_account_token(local_cluster, "ui-admin", "cluster-admin")
+
+
+@pytest.fixture(scope="session")
+def viewer_token(local_cluster: LocalCluster) -> str:
+    with local_cluster.admin_http() as http:
+        _ok(
+            http.post(
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                json={"metadata": {"name": "ui-test-instances-viewer"}, "rules": VIEWER_RULES},
+            )
+        )
+    token = service_account_token(local_cluster, "ui-viewer", "view")
+    with local_cluster.admin_http() as http:
+        _ok(
+            http.post(
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                json={
+                    "metadata": {"name": "ui-test-ui-viewer-instances"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "ui-test-instances-viewer",
+                    },
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": "ui-viewer", "namespace": NAMESPACE}
+                    ],
+                },
+            )
+        )
+    return token
+
+
+@pytest.fixture(scope="session")
+def ui_server(
+    local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningUi]:
+    """``solutions ui`` in a thread, with its own (initially empty) SolutionsConfiguration."""
+    base = tmp_path_factory.mktemp("ui")
+    config = base / "solutions.yaml"
+    settings = UiSettings(
+        config_path=config,
+        target=ClusterTarget(kubeconfig=local_cluster.kubeconfig),
+        upload_dir=base / "uploads",
+    )
+    sock = bind("127.0.0.1", 0)
+    server = server_for(settings, log_level="warning")
+    thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the UI server did not start"
+    try:
+        yield RunningUi(url_of(sock, False), config, base / "uploads")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,90 @@
+"""Pure parts of the web layer: forms from CRD schemas, error mapping, sessions, printer columns."""
+
+from __future__ import annotations
+
+from metalk8s_solutions.cluster.kube import Forbidden
+from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
+from metalk8s_solutions.web.errors import classify
+from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
+from metalk8s_solutions.web.instances import instance_status, json_path
+from metalk8s_solutions.web.sessions import MemorySessionStore
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["version"],
+            "properties": {
+                "version": {"type": "string", "minLength": 1, "maxLength": 64},
+                "replicas": {"type": "integer", "minimum": 0, "maximum": 100, "default": 1},
+                "logLevel": {"type": "string", "enum": ["debug", "info"]},
+                "tls": {"type": "object", "properties": {"enabled": {"type": "boolean"}}},
+                "ports": {"type": "array", "items": {"type": "integer"}},
+                "extra": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+
+
+def test_fields_follow_the_schema() -> None:
+    form = spec_form(SCHEMA)
+    by_name = {f.name: f for f in form.fields}
+    assert by_name["spec.version"].required
+    assert by_name["spec.replicas"].type == "integer"
+    assert by_name["spec.replicas"].constraints() == "0 to 100, default 1"
+    assert by_name["spec.logLevel"].enum == ("debug", "info")
+    assert by_name["spec.tls.enabled"].type == "boolean"
+    assert by_name["spec.ports"].type == "list"
+    assert form.yaml_only == ("spec.extra",)
+    assert form_values(form, None)["spec.replicas"] == "1"
+
+
+def test_parse_and_validate() -> None:
+    form = spec_form(SCHEMA)
+    spec, errors = parse_form(form, {"spec.version": "1.0.0", "spec.replicas": "3"})
+    assert errors == {}
+    assert spec == {"version": "1.0.0", "replicas": 3, "tls": {"enabled": False}}
+    _, errors = parse_form(form, {"spec.replicas": "1000", "spec.version": "1"})
+    assert errors == {"spec.replicas": "Replicas: must be at most 100"}
+    _, errors = parse_form(form, {"spec.replicas": "many"})
+    assert errors["spec.replicas"] == "Replicas: 'many' is not a whole number"
+    assert errors["spec.version"] == "Version is required"
+    base = {"version": "1", "extra": [{"a": 1}]}
+    spec, errors = parse_form(form, {"spec.version": "2", "spec.ports": "80, 443"}, base)
+    assert errors == {}
+    assert spec["extra"] == [{"a": 1}] and spec["ports"] == [80, 443]
+
+
+def test_errors_map_to_statuses() -> None:
+    assert classify(InvalidInput("x")).status == 400
+    assert classify(Refused("x")).status == 409
+    assert classify(ArchiveError("x")).status == 422
+    assert classify(Forbidden("x")).status == 403
+    assert classify(ClusterError("cannot reach")).status == 503
+    info = classify(Refused("cannot unimport", hint="nothing was changed"))
+    assert info.to_json() == {
+        "error": {"message": "cannot unimport", "kind": "refused", "hint": "nothing was changed"}
+    }
+
+
+def test_sessions_keep_the_token_out_of_the_id() -> None:
+    store = MemorySessionStore(ttl=60)
+    session = store.create("alice", (), "secret-token")
+    assert "secret-token" not in session.id and "secret-token" not in repr(session)
+    assert store.get(session.id) is session
+    store.delete(session.id)
+    assert store.get(session.id) is None
+
+
+def test_printer_columns_and_status() -> None:
+    obj = {
+        "spec": {"replicas": 2},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Deployed"}]},
+    }
+    assert json_path(obj, ".spec.replicas") == 2
+    assert json_path(obj, '.status.conditions[?(@.type=="Ready")].reason') == "Deployed"
+    assert json_path(obj, ".status.missing.deep") is None
+    assert instance_status(obj)["ready"] is True
+    assert instance_status({})["ready"] is None
