@@ -31,12 +31,8 @@ spec:
   operator:
     image: {name: example-solution-operator, tag: 1.0.0}
 """
-CRD = (
-    (ROOT / "tests" / "unit" / "conftest.py").read_text().split('CRD = """\\\n')[1].split('"""')[0]
-)
-ROLE = (
-    (ROOT / "tests" / "unit" / "conftest.py").read_text().split('ROLE = """\\\n')[1].split('"""')[0]
-)
+CRD = (ROOT / "tests" / "conftest.py").read_text().split('CRD = """\\\n')[1].split('"""')[0]
+ROLE = (ROOT / "tests" / "conftest.py").read_text().split('ROLE = """\\\n')[1].split('"""')[0]
 
 
 def random_file(path: Path, size: int) -> str:
