@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 VENV := .venv/bin
 
-.PHONY: setup demo test lint typecheck layers unit integration clean
+.PHONY: setup demo test lint typecheck layers unit integration clean docs examples
 
 setup:
 	@scripts/bootstrap.sh
@@ -13,12 +13,12 @@ setup:
 demo: setup
 	@scripts/demo.sh
 
-test: setup lint typecheck layers
+test: setup lint typecheck layers docs
 	$(VENV)/pytest -q -p no:cacheprovider --durations=15
 
 lint:
-	$(VENV)/ruff check src tests bench
-	$(VENV)/ruff format --check src tests bench
+	$(VENV)/ruff check src tests bench examples
+	$(VENV)/ruff format --check src tests bench examples
 	uv lock --check --quiet
 
 typecheck:
@@ -26,6 +26,18 @@ typecheck:
 
 layers:
 	$(VENV)/lint-imports --no-cache
+
+# The documentation site (mkdocs.yml): strict build (warnings are errors, links and anchors
+# checked) into site/; open site/index.html.
+docs: setup
+	$(VENV)/ruff check docs/hooks
+	$(VENV)/ruff format --check docs/hooks
+	NO_MKDOCS_2_WARNING=1 $(VENV)/mkdocs build --strict --quiet
+
+# The example Solution: its images (Debian packages + PyPI wheels, no container engine) and its
+# three signed ISOs, in examples/example-solution/out/ (docs/developer/example-solution.md).
+examples: setup
+	$(VENV)/python examples/example-solution/build.py
 
 unit: setup
 	$(VENV)/pytest -q tests/unit

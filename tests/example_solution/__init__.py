@@ -1,0 +1,1 @@
+"""Tests of the example Solution (examples/example-solution): build, images, operator, CRDs."""
