@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 VENV := .venv/bin
 
-.PHONY: setup demo test lint typecheck layers unit integration clean docs examples
+.PHONY: setup demo demo-down test lint typecheck layers unit integration clean docs examples
 
 setup:
 	@scripts/bootstrap.sh
@@ -13,12 +13,15 @@ setup:
 demo: setup
 	@scripts/demo.sh
 
+demo-down:
+	@scripts/demo.sh --down
+
 test: setup lint typecheck layers docs
 	$(VENV)/pytest -q -p no:cacheprovider --durations=15
 
 lint:
-	$(VENV)/ruff check src tests bench examples
-	$(VENV)/ruff format --check src tests bench examples
+	$(VENV)/ruff check src tests bench examples scripts
+	$(VENV)/ruff format --check src tests bench examples scripts
 	uv lock --check --quiet
 
 typecheck:

@@ -5,8 +5,6 @@ Argument parsing and rendering only; the work is in :mod:`metalk8s_solutions.eng
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.archive.signing import Algorithm
 from metalk8s_solutions.cli.output import emit, output_option, table
+from metalk8s_solutions.cli.progress import ProgressLine, human_size
 from metalk8s_solutions.engine.inspect import InspectOptions, inspect
 from metalk8s_solutions.engine.keygen import KeygenOptions, keygen
 from metalk8s_solutions.engine.sign import SignOptions, sign_archive
@@ -31,40 +30,17 @@ key_option = click.option(
 )
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 class ProgressPrinter:
-    """Bytes done and rate on stderr: redrawn on a terminal, one line per phase otherwise."""
+    """Bytes done and rate of an engine's progress events, on stderr."""
 
     def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-        self.phase = ""
-        self.started = time.monotonic()
-        self.last = 0.0
+        self.line = ProgressLine(quiet=quiet)
 
     def __call__(self, event: ProgressEvent) -> None:
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if event.phase != self.phase:
-            self.phase, self.started, self.last = event.phase, now, 0.0
-        finished = event.done >= event.total
-        if not finished and now - self.last < (0.2 if self.tty else 5.0):
-            return
-        self.last = now
-        rate = event.done / max(now - self.started, 1e-6)
-        line = f"{event.phase}: {_size(event.done)} / {_size(event.total)}  {_size(rate)}/s"
-        if self.tty:
-            click.echo(f"\r\033[K{line}", err=True, nl=finished)
+        if event.done >= event.total:
+            self.line.finish(event.phase, event.done, event.total)
         else:
-            click.echo(line, err=True)
+            self.line.update(event.phase, event.done, event.total)
 
 
 @click.command("build")
@@ -103,8 +79,8 @@ def build_command(
         click.echo(f"warning: {finding}", err=True)
     signed = f", signed by {result.key_id}" if result.key_id else ", unsigned"
     click.echo(
-        f"built {result.output} ({result.id}): {_size(result.size)}, {len(result.images)} images, "
-        f"{result.blobs} blobs{signed}, in {result.seconds:.1f}s"
+        f"built {result.output} ({result.id}): {human_size(result.size)}, "
+        f"{len(result.images)} images, {result.blobs} blobs{signed}, in {result.seconds:.1f}s"
     )
 
 
@@ -123,7 +99,7 @@ def _inspect_text(data: dict[str, Any]) -> str:
         table(
             ["image", "digest", "size", "platforms"],
             [
-                [i["image"], i["digest"][:19], _size(i["size"]), ",".join(i["platforms"])]
+                [i["image"], i["digest"][:19], human_size(i["size"]), ",".join(i["platforms"])]
                 for i in data["images"]
             ],
         ),

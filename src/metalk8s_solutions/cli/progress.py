@@ -24,7 +24,7 @@ def human_size(n: float) -> str:
 
 
 def human_rate(done: int, seconds: float) -> str:
-    return f"{human_size(done / seconds)}/s" if seconds > 0 else "-"
+    return f"{human_size(done / seconds)}/s" if seconds >= 0.05 else "-"
 
 
 class ProgressLine:
@@ -54,7 +54,9 @@ class ProgressLine:
         now = time.monotonic()
         if label != self.label:
             self.close()
-            self.label, self.started, self.last = label, now, 0.0
+            # The first line of a phase waits one interval: a rate over a few microseconds
+            # would be meaningless.
+            self.label, self.started, self.last = label, now, now
         if now - self.last < self.interval:
             return
         self.last = now

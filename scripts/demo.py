@@ -1,0 +1,409 @@
+"""`make demo`: the whole Solutions journey on the embedded default, narrated.
+
+A local control plane (etcd, kube-apiserver, controllers, scheduler, KWOK nodes) and the
+built-in registry serving the example Solution's three signed ISOs; then, with the `solutions`
+command as an administrator would type it: import, activate, create an environment, add the
+Solution, create an application instance served by its operator, scale it, upgrade, downgrade,
+remove, delete, deactivate, unimport.  Finally a `prod` environment is left running with the web
+UI, and the script prints how to reach everything and how to stop it (`make demo-down`).
+
+The example operator runs as a local process (KWOK nodes run no containers), with the token of
+the ServiceAccount the product created for it: its RBAC is exactly what a real pod would get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SOLUTIONS = str(VENV_BIN / "solutions")
+OPERATOR = str(VENV_BIN / "example-solution-operator")
+STATE = Path(
+    os.environ.get("SOLUTIONS_DEMO_DIR")
+    or Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    / "metalk8s-solutions"
+    / "demo"
+)
+SOL = "example-solution"
+GROUP = "example-solution.metalk8s.scality.com"
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def step(title: str) -> None:
+    print(f"\n{BOLD}==> {title}{RESET}", flush=True)
+
+
+def sh(*args: str, check: bool = True, quiet: bool = False) -> str:
+    """Run `solutions ARGS` as a user would, showing the command and its output."""
+    shown = "solutions " + " ".join(shlex.quote(a) for a in args)
+    print(f"{DIM}${RESET} {shown}", flush=True)
+    env = dict(
+        os.environ,
+        SOLUTIONS_CONFIG=str(STATE / "solutions.yaml"),
+        KUBECONFIG=str(STATE / "cluster" / "admin.kubeconfig"),
+    )
+    result = subprocess.run(
+        [SOLUTIONS, *args], capture_output=True, text=True, env=env, check=False
+    )
+    if not quiet:
+        for stream in (result.stdout, result.stderr):
+            if stream.strip():
+                print("  " + stream.rstrip().replace("\n", "\n  "), flush=True)
+    if check and result.returncode != 0:
+        sys.exit(f"demo: the step above failed (exit {result.returncode})")
+    return result.stdout
+
+
+def admin_http() -> httpx.Client:
+    pki = STATE / "cluster" / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    server = yaml.safe_load((STATE / "cluster" / "admin.kubeconfig").read_text())["clusters"][0][
+        "cluster"
+    ]["server"]
+    return httpx.Client(base_url=server, verify=ctx, timeout=30)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            sys.exit(f"demo: timed out waiting for {what}")
+        time.sleep(0.5)
+    print(f"  {what}: yes", flush=True)
+
+
+def token_for(http: httpx.Client, namespace: str, account: str, seconds: int = 86400) -> str:
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"expirationSeconds": seconds},
+    }
+    resp = http.post(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", json=body)
+    resp.raise_for_status()
+    return str(resp.json()["status"]["token"])
+
+
+def kubeconfig_with_token(token: str, namespace: str, path: Path) -> Path:
+    admin = yaml.safe_load((STATE / "cluster" / "admin.kubeconfig").read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [
+            {"name": "c", "context": {"cluster": "c", "user": "u", "namespace": namespace}}
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc))
+    path.chmod(0o600)
+    return path
+
+
+def background(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Start a long-running process detached, recorded in STATE/pids so `--down` stops it."""
+    log = STATE / f"{name}.log"
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    pids = STATE / "pids"
+    pids.mkdir(exist_ok=True)
+    (pids / name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop(name: str) -> None:
+    pid_file = STATE / "pids" / name
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink(missing_ok=True)
+
+
+def start_operator(http: httpx.Client, env: str) -> None:
+    """The example operator for `env`, as its Deployment would run it."""
+    stop(f"operator-{env}")
+    cm = http.get(f"/api/v1/namespaces/{env}/configmaps/{SOL}-operator-config").json()
+    config = STATE / f"operator-{env}.yaml"
+    config.write_text(cm["data"]["operator.yaml"])
+    kubeconfig = kubeconfig_with_token(
+        token_for(http, env, f"{SOL}-operator"), env, STATE / f"operator-{env}.kubeconfig"
+    )
+    background(
+        f"operator-{env}",
+        [OPERATOR, f"--config={config}"],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "KUBECONFIG": str(kubeconfig),
+            "WATCH_NAMESPACE": env,
+            "POD_NAME": f"{SOL}-operator-local",
+            "OPERATOR_NAME": f"{SOL}-operator",
+        },
+    )
+    print(
+        f"  (the example operator now runs locally for environment {env}, "
+        f"log {STATE / f'operator-{env}.log'})",
+        flush=True,
+    )
+
+
+def instance_ready(http: httpx.Client, env: str, replicas: int, version: str) -> bool:
+    resp = http.get(f"/apis/{GROUP}/v1alpha1/namespaces/{env}/versionservers/web")
+    status = (resp.json().get("status") or {}) if resp.status_code == 200 else {}
+    return status.get("readyReplicas") == replicas and status.get("version") == version
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def down() -> None:
+    for name in ("ui", "registry", "operator-prod", "operator-journey"):
+        stop(name)
+    subprocess.run(
+        [SOLUTIONS, "dev", "cluster", "down", "--state-dir", str(STATE / "cluster")], check=False
+    )
+    print(f"demo stopped; its state is in {STATE} (delete it to start afresh)")
+
+
+def main() -> None:  # noqa: PLR0915 - one narrated journey
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--down", action="store_true", help="stop everything the demo started")
+    if parser.parse_args().down:
+        down()
+        return
+    STATE.mkdir(parents=True, exist_ok=True)
+    for name in ("ui", "registry", "operator-prod", "operator-journey"):
+        stop(name)  # a previous demo's leftovers
+
+    step(
+        "A local Kubernetes control plane: etcd, kube-apiserver, controllers, scheduler, "
+        "2 KWOK nodes"
+    )
+    subprocess.run(
+        [SOLUTIONS, "dev", "cluster", "up", "--nodes", "2", "--state-dir", str(STATE / "cluster")],
+        check=True,
+    )
+
+    step("The example Solution: three versions, images built offline, signed ISOs")
+    subprocess.run([sys.executable, str(ROOT / "examples/example-solution/build.py")], check=True)
+    out = ROOT / "examples/example-solution/out"
+    isos = {v: out / f"{SOL}-{v}.iso" for v in ("1.0.0", "1.1.0", "2.0.0")}
+    key = out / "vendor.pub" if (out / "vendor.pub").exists() else next(out.glob("*.pub"))
+
+    port = free_port()
+    config = STATE / "solutions.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+                "kind": "SolutionsConfiguration",
+                "archives": [],
+                "active": {},
+                "registry": {
+                    "mode": "builtin",
+                    "endpoint": f"127.0.0.1:{port}",
+                    "listen": f"127.0.0.1:{port}",
+                },
+                "trust": {"keys": [str(key)]},
+            }
+        )
+    )
+    step(f"The built-in registry on 127.0.0.1:{port}: images straight from the imported ISOs")
+    background("registry", [SOLUTIONS, "--config", str(config), "registry", "serve"])
+    print(f"  (log {STATE / 'registry.log'})")
+
+    step("A developer checks an archive")
+    sh("validate", str(isos["2.0.0"]), "--key", str(key))
+
+    step("The cluster administrator imports the three versions (checked first)")
+    sh("import", "--dry-run", *map(str, isos.values()))
+    sh("import", *map(str, isos.values()))
+    sh("list")
+    skopeo = subprocess.run(
+        [
+            "skopeo",
+            "inspect",
+            "--tls-verify=false",
+            f"docker://127.0.0.1:{port}/{SOL}-1.0.0/base-server:1.0.0",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if skopeo.returncode == 0:
+        print(
+            f"  skopeo pulls {SOL}-1.0.0/base-server:1.0.0 from the built-in registry: "
+            f"{json.loads(skopeo.stdout)['Digest']}"
+        )
+
+    step("Activate 1.0.0: its CRDs, checked against the live cluster")
+    sh("activate", SOL, "--version", "1.0.0")
+
+    env = "journey"
+    http = admin_http()
+    step(f"The application administrator creates environment {env!r} and deploys 1.0.0")
+    sh("env", "create", env, "-d", "The demo journey")
+    sh("env", "add-solution", env, SOL, "1.0.0", "--timeout", "120")
+    start_operator(http, env)
+
+    step("An application instance, served by the operator; then scaled")
+    sh(
+        "instance",
+        "create",
+        env,
+        SOL,
+        "--kind",
+        "VersionServer",
+        "--name",
+        "web",
+        "--set",
+        "spec.version=1.0.0",
+        "--set",
+        "spec.replicas=1",
+    )
+    wait_for(lambda: instance_ready(http, env, 1, "1.0.0"), "web ready on 1.0.0")
+    sh("instance", "edit", env, SOL, "VersionServer/web", "--set", "spec.replicas=3")
+    wait_for(lambda: instance_ready(http, env, 3, "1.0.0"), "web scaled to 3 replicas")
+    sh("instance", "list", env, SOL)
+
+    step("Upgrade to 2.0.0: refused until its CRDs are active, then done")
+    sh("env", "upgrade", env, SOL, "2.0.0", check=False)
+    sh("activate", SOL, "--version", "2.0.0")
+    sh("env", "upgrade", env, SOL, "2.0.0", "--timeout", "120")
+    start_operator(http, env)
+    sh("instance", "edit", env, SOL, "VersionServer/web", "--set", "spec.version=2.0.0")
+    wait_for(lambda: instance_ready(http, env, 3, "2.0.0"), "web runs 2.0.0")
+
+    step("Downgrade to 1.1.0 (2.0.0's CRDs still serve what it needs)")
+    sh("env", "upgrade", env, SOL, "1.1.0", "--timeout", "120")
+    start_operator(http, env)
+    sh("env", "show", env)
+
+    step("Remove it: the operator goes, the data stays (listed); then the environment")
+    stop(f"operator-{env}")
+    sh("env", "delete-solution", env, SOL, "--timeout", "60")
+    sh("env", "delete", env, "--timeout", "120")
+
+    step("Deactivate and unimport — and the safety checks on the way")
+    sh("deactivate", SOL)
+    sh("unimport", *(f"{SOL}-{v}" for v in isos))
+    sh("list")
+
+    step("Leave something to explore: prod runs example-solution 2.0.0, with the web UI")
+    sh("import", *map(str, isos.values()), quiet=True)
+    sh("activate", SOL, quiet=True)
+    sh("env", "create", "prod", "-d", "Production", quiet=True)
+    sh("env", "add-solution", "prod", SOL, "2.0.0", "--timeout", "120", quiet=True)
+    start_operator(http, "prod")
+    sh(
+        "instance",
+        "create",
+        "prod",
+        SOL,
+        "--kind",
+        "VersionServer",
+        "--name",
+        "web",
+        "--set",
+        "spec.version=2.0.0",
+        "--set",
+        "spec.replicas=2",
+        quiet=True,
+    )
+    http.post(
+        "/api/v1/namespaces/kube-system/serviceaccounts",
+        json={"metadata": {"name": "solutions-demo-admin"}},
+    )
+    http.post(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        json={
+            "metadata": {"name": "solutions-demo-admin"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": "solutions-demo-admin",
+                    "namespace": "kube-system",
+                }
+            ],
+        },
+    )
+    token = token_for(http, "kube-system", "solutions-demo-admin")
+    (STATE / "ui-token").write_text(token)
+    (STATE / "ui-token").chmod(0o600)
+    ui_port = free_port()
+    background(
+        "ui",
+        [
+            SOLUTIONS,
+            "--config",
+            str(config),
+            "--kubeconfig",
+            str(STATE / "cluster" / "admin.kubeconfig"),
+            "ui",
+            "--listen",
+            f"127.0.0.1:{ui_port}",
+        ],
+    )
+    wait_for(lambda: _answers(f"http://127.0.0.1:{ui_port}/"), "the web UI answers", 60)
+    sh("status")
+
+    step("Done. Everything below keeps running:")
+    kubeconfig = STATE / "cluster" / "admin.kubeconfig"
+    token_file = STATE / "ui-token"
+    print(f"""  web UI:         http://127.0.0.1:{ui_port}/   (log in: the token in {token_file})
+  the CLI:        export SOLUTIONS_CONFIG={config} KUBECONFIG={kubeconfig}
+                  {SOLUTIONS} status
+  registry:       http://127.0.0.1:{port}/v2/_catalog
+  control plane:  {SOLUTIONS} dev cluster status --state-dir {STATE / "cluster"}
+  stop it all:    make demo-down""")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
