@@ -25,9 +25,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("metalk8s_solutions.cli.archive", "keygen_command"),
     "sign": ("metalk8s_solutions.cli.archive", "sign_command"),
     "dev": ("metalk8s_solutions.cli.dev", "dev"),
+    "push": ("metalk8s_solutions.cli.push", "push_command"),
+    "registry": ("metalk8s_solutions.cli.registry", "registry"),
     "import": ("metalk8s_solutions.cli.solutions", "import_command"),
     "unimport": ("metalk8s_solutions.cli.solutions", "unimport_command"),
     "list": ("metalk8s_solutions.cli.solutions", "list_command"),
+    "apply": ("metalk8s_solutions.cli.solutions", "apply_command"),
+    "env": ("metalk8s_solutions.cli.env", "env_group"),
+    "status": ("metalk8s_solutions.cli.status", "status_command"),
+    "instance": ("metalk8s_solutions.cli.instances", "instance_group"),
+    "activate": ("metalk8s_solutions.cli.activation", "activate_command"),
+    "deactivate": ("metalk8s_solutions.cli.activation", "deactivate_command"),
+    "ui": ("metalk8s_solutions.cli.ui", "ui_command"),
 }
 
 

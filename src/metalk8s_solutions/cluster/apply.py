@@ -1,0 +1,468 @@
+"""Converge objects: plan (pure), then server-side apply, prune in dependency order, and wait.
+
+The plan compares each desired object with the live one *in Python*: when every field we set is
+already there with our value (our fields are a subset of the live object), nothing is sent.  So a
+converge with nothing to do sends zero mutating requests — a server-side-apply dry run would
+itself be a PATCH.  A live object that lost one of our values while its applied-hash annotation
+says we already applied this exact content was changed by someone else: the plan reports it as
+drift, and the apply (``force``) takes our fields back.
+
+Order matters: what others depend on is applied first (ServiceAccount, roles, ConfigMap) and the
+Deployment last; pruning goes the other way (Deployment first, then bindings, roles, ConfigMap,
+ServiceAccount), so an operator never runs without its permissions or configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import enum
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from lightkube import ApiError
+from lightkube.models.meta_v1 import Status
+
+from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, describe
+from metalk8s_solutions.errors import InvalidInput
+
+Obj = dict[str, Any]
+APPLIED_HASH = "solutions.metalk8s.scality.com/applied-hash"
+RETRIES = 10
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An API resource we manage: where it lives and its place in the apply order."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    order: int  # apply ascending, prune descending
+
+    def collection(self, namespace: str | None = None) -> str:
+        group = (
+            "/api/" + self.api_version
+            if "/" not in self.api_version
+            else "/apis/" + self.api_version
+        )
+        if self.namespaced:
+            if namespace is None:
+                raise ValueError(f"{self.kind} is namespaced")
+            return f"{group}/namespaces/{namespace}/{self.plural}"
+        return f"{group}/{self.plural}"
+
+
+KINDS: dict[str, Kind] = {
+    k.kind: k
+    for k in (
+        Kind("v1", "ServiceAccount", "serviceaccounts", True, 0),
+        Kind("v1", "ConfigMap", "configmaps", True, 1),
+        Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False, 2),
+        Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True, 3),
+        Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True, 4),
+        Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False, 5),
+        Kind("apps/v1", "Deployment", "deployments", True, 6),
+    )
+}
+#: Prune order, as the contract of the brief: Deployment, bindings, roles, ConfigMap, SA.
+PRUNE_ORDER = {
+    "Deployment": 0,
+    "ClusterRoleBinding": 1,
+    "RoleBinding": 2,
+    "Role": 3,
+    "ClusterRole": 4,
+    "ConfigMap": 5,
+    "ServiceAccount": 6,
+}
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    kind: str
+    namespace: str  # "" for cluster-scoped
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+    @property
+    def path(self) -> str:
+        kind = KINDS[self.kind]
+        name = urllib.parse.quote(self.name, safe="")
+        return f"{kind.collection(self.namespace or None)}/{name}"
+
+
+def key_of(obj: Mapping[str, Any]) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    return ObjectKey(str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    CHANGE = "change"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of a plan; ``drift`` marks a change someone else made to an object of ours."""
+
+    action: Action
+    key: ObjectKey
+    desired: Obj | None = None
+    live: Obj | None = None
+    drift: bool = False
+
+    def diff(self) -> str:
+        """A unified YAML diff of the fields we manage (empty for create and delete)."""
+        if self.action is not Action.CHANGE or self.desired is None or self.live is None:
+            return ""
+        before = _dump(_without_hash(project(self.live, self.desired)))
+        after = _dump(_without_hash(self.desired))
+        lines = difflib.unified_diff(
+            before.splitlines(), after.splitlines(), "live", "desired", lineterm="", n=2
+        )
+        return "\n".join(lines)
+
+    def describe(self) -> str:
+        if self.action is Action.CHANGE and self.drift:
+            return "changed outside this tool (drift); restore our fields"
+        return {
+            Action.CREATE: "create",
+            Action.CHANGE: "update",
+            Action.DELETE: "delete (no longer desired)",
+        }[self.action]
+
+
+def _without_hash(obj: Any) -> Any:
+    """The object without our bookkeeping annotation (noise in a diff)."""
+    if not isinstance(obj, dict):
+        return obj
+    meta = dict(obj.get("metadata") or {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != APPLIED_HASH}
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    return {**obj, "metadata": meta}
+
+
+def _dump(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False)
+
+
+# -- pure comparison ------------------------------------------------------------------------
+
+
+def is_subset(want: Any, have: Any) -> bool:
+    """True when every field of ``want`` is in ``have`` with the same value.
+
+    Maps may hold more keys (defaults, other managers); lists must have the same length, item
+    by item a subset (containers, env vars and rules are lists of maps).
+    """
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(
+            k in have and is_subset(v, have[k]) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return (
+            isinstance(have, list)
+            and len(want) == len(have)
+            and all(is_subset(w, h) for w, h in zip(want, have, strict=True))
+        )
+    return bool(want == have)
+
+
+def project(have: Any, want: Any) -> Any:
+    """``have`` restricted to the fields ``want`` sets (the live side of a diff)."""
+    if isinstance(want, dict) and isinstance(have, dict):
+        return {k: project(have[k], v) for k, v in want.items() if k in have}
+    if isinstance(want, list) and isinstance(have, list):
+        return [project(h, want[i]) if i < len(want) else h for i, h in enumerate(have)]
+    return have
+
+
+def _hash(obj: Mapping[str, Any]) -> str | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH)
+    return str(value) if value is not None else None
+
+
+def plan(desired: Iterable[Obj], live: Iterable[Obj]) -> list[Change]:
+    """Changes turning ``live`` (the objects we own, found by label) into ``desired``."""
+    want = {key_of(o): o for o in desired}
+    have = {key_of(o): o for o in live}
+    changes: list[Change] = []
+    for key, obj in want.items():
+        current = have.get(key)
+        if current is None:
+            changes.append(Change(Action.CREATE, key, obj))
+        elif not is_subset(obj, current):
+            drift = _hash(current) == _hash(obj)
+            changes.append(Change(Action.CHANGE, key, obj, current, drift=drift))
+    for key, current in have.items():
+        if key not in want:
+            changes.append(Change(Action.DELETE, key, live=current))
+    return order(changes)
+
+
+def order(changes: Iterable[Change]) -> list[Change]:
+    """Deletions first (Deployment first), then creations and changes (Deployment last)."""
+    deletes = sorted(
+        (c for c in changes if c.action is Action.DELETE),
+        key=lambda c: (PRUNE_ORDER.get(c.key.kind, 9), c.key),
+    )
+    applies = sorted(
+        (c for c in changes if c.action is not Action.DELETE),
+        key=lambda c: (KINDS[c.key.kind].order if c.key.kind in KINDS else 9, c.key),
+    )
+    return deletes + applies
+
+
+# -- I/O ------------------------------------------------------------------------------------
+
+
+def _check(response: Any, action: str, server: str) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict) or body.get("kind") != "Status":
+        body = {"message": response.text[:300]}
+    code = int(body.get("code") or response.status_code)
+    if code in (400, 422):  # the object itself is wrong: the user's input, not the cluster
+        raise InvalidInput(f"{action}: {body.get('message') or response.text[:300]}")
+    status = Status(code=code, message=body.get("message"))
+    raise describe(ApiError(status=status), action, server)
+
+
+async def request(
+    kube: Kube,
+    method: str,
+    path: str,
+    *,
+    action: str,
+    body: Any = None,
+    params: Mapping[str, str] | None = None,
+    content_type: str = "application/json",
+    missing_ok: bool = False,
+) -> Obj | None:
+    """One raw API request; JSON in and out.  404 gives None when ``missing_ok``."""
+    for attempt in range(RETRIES + 1):
+        with kube.errors(action):
+            response = await kube.http.request(
+                method,
+                path,
+                params=dict(params or {}),
+                content=None if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": content_type} if body is not None else None,
+            )
+        # "Come back later" (throttling, a CRD's storage initializing): wait as told, retry.
+        if response.status_code not in (429, 503) or attempt == RETRIES:
+            break
+        try:
+            delay = float(response.headers.get("Retry-After", "1"))
+        except ValueError:
+            delay = 1.0
+        await asyncio.sleep(min(max(delay, 0.2), 5.0))
+    if missing_ok and response.status_code == 404:
+        return None
+    _check(response, action, kube.server)
+    if not response.content:
+        return {}
+    data: Obj = response.json()
+    return data
+
+
+def _selector(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+async def list_objects(
+    kube: Kube, kind: Kind, labels: Mapping[str, str], namespace: str | None = None
+) -> list[Obj]:
+    """Objects of ``kind`` carrying ``labels`` (in ``namespace`` when namespaced)."""
+    data = await request(
+        kube,
+        "GET",
+        kind.collection(namespace),
+        action=f"listing {kind.plural}" + (f" in {namespace}" if namespace else ""),
+        params={"labelSelector": _selector(labels)},
+        missing_ok=True,
+    )
+    items: list[Obj] = list((data or {}).get("items") or [])
+    for item in items:  # list items carry neither apiVersion nor kind
+        item["apiVersion"], item["kind"] = kind.api_version, kind.kind
+    return items
+
+
+async def list_managed(
+    kube: Kube, labels: Mapping[str, str], namespaces: Sequence[str]
+) -> list[Obj]:
+    """Every object of a kind we manage, in ``namespaces`` and cluster-wide, with ``labels``."""
+    jobs = [
+        list_objects(kube, kind, labels, ns)
+        for kind in KINDS.values()
+        for ns in (namespaces if kind.namespaced else [None])
+    ]
+    results = await asyncio.gather(*jobs)
+    return [obj for objs in results for obj in objs]
+
+
+async def apply_object(kube: Kube, obj: Obj) -> Obj:
+    """Server-side apply ``obj`` with our field manager, taking our fields back (force)."""
+    key = key_of(obj)
+    params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+    try:
+        result = await request(
+            kube,
+            "PATCH",
+            key.path,
+            action=f"applying {key}",
+            body=obj,
+            params=params,
+            content_type="application/apply-patch+yaml",
+        )
+    except Exception as err:
+        # A binding's roleRef cannot change: replace the binding.
+        if key.kind.endswith("RoleBinding") and "roleRef" in str(err):
+            await delete_object(kube, key)
+            result = await request(
+                kube,
+                "PATCH",
+                key.path,
+                action=f"applying {key}",
+                body=obj,
+                params=params,
+                content_type="application/apply-patch+yaml",
+            )
+        else:
+            raise
+    return result or {}
+
+
+async def delete_object(kube: Kube, key: ObjectKey) -> bool:
+    """Delete ``key`` (its dependents in the background); False when it was already gone."""
+    result = await request(
+        kube,
+        "DELETE",
+        key.path,
+        action=f"deleting {key}",
+        params={"propagationPolicy": "Background"},
+        missing_ok=True,
+    )
+    return result is not None
+
+
+async def get_object(kube: Kube, key: ObjectKey) -> Obj | None:
+    return await request(kube, "GET", key.path, action=f"reading {key}", missing_ok=True)
+
+
+#: Apply waves: everything in a wave is independent, each wave needs the ones before.
+APPLY_WAVES = (
+    {"ServiceAccount", "ConfigMap", "ClusterRole", "Role"},
+    {"RoleBinding", "ClusterRoleBinding"},
+    {"Deployment"},
+)
+PRUNE_WAVES = (
+    {"Deployment"},
+    {"ClusterRoleBinding", "RoleBinding"},
+    {"Role", "ClusterRole"},
+    {"ConfigMap"},
+    {"ServiceAccount"},
+)
+
+
+async def execute(kube: Kube, changes: Sequence[Change], say: Callable[[str], None]) -> None:
+    """Send ``changes``: deletions wave by wave (Deployment first), then applies (Deployment
+    last); the requests of one wave go out together."""
+
+    async def one(change: Change) -> None:
+        if change.action is Action.DELETE:
+            await delete_object(kube, change.key)
+            say(f"deleted {change.key}")
+        else:
+            assert change.desired is not None  # noqa: S101 - set for create and change
+            await apply_object(kube, change.desired)
+            say(f"{'created' if change.action is Action.CREATE else 'updated'} {change.key}")
+
+    deletes = [c for c in changes if c.action is Action.DELETE]
+    applies = [c for c in changes if c.action is not Action.DELETE]
+    for wave in PRUNE_WAVES:
+        await asyncio.gather(*(one(c) for c in deletes if c.key.kind in wave))
+    for wave in APPLY_WAVES:
+        await asyncio.gather(*(one(c) for c in applies if c.key.kind in wave))
+
+
+# -- readiness ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Where a Deployment's rollout stands."""
+
+    ready: bool
+    message: str
+
+
+def rollout_status(deployment: Mapping[str, Any]) -> Rollout:
+    """Like ``kubectl rollout status``: the new template's pods are all updated and available."""
+    meta = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    wanted = int(spec.get("replicas", 1))
+    if int(status.get("observedGeneration", 0)) < int(meta.get("generation", 1)):
+        return Rollout(False, "waiting for the controller to see the new spec")
+    updated = int(status.get("updatedReplicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    total = int(status.get("replicas", 0))
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            return Rollout(False, f"rollout stalled: {condition.get('message', '')}")
+    if updated < wanted:
+        return Rollout(False, f"{updated}/{wanted} replicas updated")
+    if total > updated:
+        return Rollout(False, f"{total - updated} old replicas still running")
+    if available < wanted:
+        return Rollout(False, f"{available}/{wanted} replicas available")
+    return Rollout(True, f"{available}/{wanted} replicas available")
+
+
+async def wait_available(
+    kube: Kube,
+    keys: Sequence[ObjectKey],
+    *,
+    timeout: float,  # noqa: ASYNC109 - a deadline for polling, not for one call
+    say: Callable[[str], None],
+    interval: float = 0.5,
+) -> dict[ObjectKey, Rollout]:
+    """Poll the Deployments ``keys`` until every rollout completes or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    last: dict[ObjectKey, str] = {}
+    state: dict[ObjectKey, Rollout] = {}
+    pending = list(keys)
+    while True:
+        for key in list(pending):
+            obj = await get_object(kube, key)
+            state[key] = rollout_status(obj) if obj else Rollout(False, "not found")
+            if state[key].message != last.get(key):
+                last[key] = state[key].message
+                say(f"{key}: {state[key].message} ({time.monotonic() - start:.0f}s)")
+            if state[key].ready:
+                pending.remove(key)
+        if not pending or time.monotonic() >= deadline:
+            return state
+        await asyncio.sleep(interval)

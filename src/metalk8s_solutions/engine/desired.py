@@ -1,0 +1,495 @@
+"""What should run in an environment, as plain Kubernetes objects: a pure function of the state.
+
+Given which version of which solution each namespace of an environment runs (its
+``metalk8s-environment`` ConfigMaps), the contents of the imported archives and the registry
+endpoint, :func:`desired_environment` returns every object the product deploys for it, per the
+operator Deployment contract of the brief.  No I/O happens here: the planner diffs this list
+against the live objects and the applier sends the difference.
+
+Naming, so that nothing collides between solutions, versions and environments:
+
+- per namespace: ServiceAccount, Deployment and ConfigMap ``<sol>-operator[-config]``; each Role
+  of ``role.yaml`` as ``<sol>-<role>`` (kept as is when already prefixed), bound by a RoleBinding
+  of the same name;
+- a ClusterRole of ``role.yaml`` becomes ``solutions:<env>:<sol>-<version>:<role>`` (unique per
+  environment and solution version; cluster-scoped, labelled with the environment) and is bound
+  only by RoleBindings ``<sol>-<version>-<role>`` in the namespaces, so it grants nothing outside
+  them.  Rules on cluster-scoped resources are refused unless the administrator allowed cluster
+  scope for that solution; they then go to ``...:<role>:cluster`` with a ClusterRoleBinding.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from metalk8s_solutions.api.manifest import SolutionManifest
+from metalk8s_solutions.api.semver import parse_version
+from metalk8s_solutions.errors import InvalidInput, Refused
+
+Obj = dict[str, Any]
+
+GROUP = "solutions.metalk8s.scality.com"
+OPERATOR_CONFIG_API = f"{GROUP}/v1alpha1"
+ENV_LABEL = f"{GROUP}/environment"
+APPLIED_HASH = f"{GROUP}/applied-hash"
+MANAGED_BY = "metalk8s-solutions"
+CONFIG_MOUNT = "/etc/config"
+RBAC_API = "rbac.authorization.k8s.io/v1"
+_DNS_LABEL = re.compile(r"^(?!-)[0-9a-z-]{1,63}(?<!-)$")
+
+#: Resources that exist outside namespaces (core Kubernetes); a rule granting them, or a
+#: wildcard, or a non-resource URL, needs cluster scope.
+CLUSTER_SCOPED = frozenset(
+    {
+        ("", "nodes"),
+        ("", "namespaces"),
+        ("", "persistentvolumes"),
+        ("", "componentstatuses"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("apiregistration.k8s.io", "apiservices"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+        ("storage.k8s.io", "storageclasses"),
+        ("storage.k8s.io", "csidrivers"),
+        ("storage.k8s.io", "csinodes"),
+        ("storage.k8s.io", "volumeattachments"),
+        ("scheduling.k8s.io", "priorityclasses"),
+        ("node.k8s.io", "runtimeclasses"),
+        ("networking.k8s.io", "ingressclasses"),
+        ("certificates.k8s.io", "certificatesigningrequests"),
+        ("authentication.k8s.io", "tokenreviews"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews"),
+        ("flowcontrol.apiserver.k8s.io", "flowschemas"),
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"),
+    }
+)
+
+
+def check_dns_label(value: str, what: str) -> str:
+    """``value`` if it is a DNS label (a Namespace or environment name), else InvalidInput."""
+    if not _DNS_LABEL.match(value):
+        raise InvalidInput(
+            f"{what} {value!r} is not a valid name",
+            hint="use 1 to 63 lowercase letters, digits and '-', starting and ending with a "
+            "letter or digit (e.g. 'prod' or 'team-a-test')",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class VersionContent:
+    """What the desired objects need from one imported version's archive."""
+
+    manifest: SolutionManifest
+    roles: tuple[Mapping[str, Any], ...] = ()  # documents of operator/deploy/role.yaml
+    crds: tuple[Mapping[str, Any], ...] = ()  # documents of operator/deploy/crds/*.yaml
+    digests: Mapping[str, str] = field(default_factory=dict)  # "image:tag" -> "sha256:..."
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment's administrator chose once and that must survive every converge."""
+
+    endpoint: str
+    #: solutions allowed to hold cluster-scoped rules (persisted on metalk8s-environment)
+    cluster_scope: frozenset[str] = frozenset()
+
+
+def operator_name(solution: str) -> str:
+    return f"{solution}-operator"
+
+
+def config_name(solution: str) -> str:
+    return f"{solution}-operator-config"
+
+
+def labels_for(env: str, solution: str, version: str) -> dict[str, str]:
+    """The labels of everything deployed for ``solution`` (the brief's contract) in ``env``."""
+    return {
+        "app.kubernetes.io/name": operator_name(solution),
+        "app.kubernetes.io/instance": operator_name(solution),
+        "app.kubernetes.io/version": version,
+        "app.kubernetes.io/component": "operator",
+        "app.kubernetes.io/part-of": solution,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        ENV_LABEL: env,
+    }
+
+
+def selector_for(env: str, solution: str | None = None) -> dict[str, str]:
+    """The label selector that finds what we deployed in ``env`` (for one solution or all)."""
+    selector = {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/component": "operator",
+        ENV_LABEL: env,
+    }
+    if solution is not None:
+        selector["app.kubernetes.io/part-of"] = solution
+    return selector
+
+
+def with_hash(obj: Obj) -> Obj:
+    """``obj`` with an annotation hashing its content: any change of ours changes the hash.
+
+    Comparing our fields with the live object tells "someone changed it"; the hash also tells
+    "we stopped setting a field" (which a subset comparison cannot see).
+    """
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    out = copy.deepcopy(obj)
+    out["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest
+    return out
+
+
+# -- OperatorConfig -------------------------------------------------------------------------
+
+
+def operator_config(endpoint: str, versions: Iterable[VersionContent]) -> str:
+    """The ``operator.yaml`` listing every imported version of one solution."""
+    repositories: dict[str, list[dict[str, Any]]] = {}
+    for content in sorted(versions, key=lambda c: parse_version(c.version)):
+        repositories[content.version] = [
+            {
+                "endpoint": f"{endpoint.rstrip('/')}/{content.manifest.id}",
+                "images": [str(image) for image in content.manifest.images],
+            }
+        ]
+    doc = {
+        "apiVersion": OPERATOR_CONFIG_API,
+        "kind": "OperatorConfig",
+        "repositories": repositories,
+    }
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+
+def operator_image(endpoint: str, content: VersionContent) -> str:
+    """``<endpoint>/<id>/<image>@sha256:...`` (by tag only when the digest is unknown)."""
+    ref = content.manifest.operator_image
+    base = f"{endpoint.rstrip('/')}/{content.manifest.id}/{ref.name}"
+    digest = content.digests.get(str(ref))
+    return f"{base}@{digest}" if digest else f"{base}:{ref.tag}"
+
+
+# -- RBAC -----------------------------------------------------------------------------------
+
+
+def _rule_needs_cluster(rule: Mapping[str, Any], cluster_crds: set[tuple[str, str]]) -> bool:
+    if rule.get("nonResourceURLs"):
+        return True
+    groups = list(rule.get("apiGroups") or [])
+    resources = [str(r).split("/")[0] for r in rule.get("resources") or []]
+    for group in groups:
+        for resource in resources:
+            if group == "*" or resource == "*":
+                return True
+            if (group, resource) in CLUSTER_SCOPED or (group, resource) in cluster_crds:
+                return True
+    return False
+
+
+def _is_admin_rule(rule: Mapping[str, Any]) -> bool:
+    def star(key: str) -> bool:
+        return "*" in (rule.get(key) or [])
+
+    return star("verbs") and star("resources") and star("apiGroups")
+
+
+def check_roles(content: VersionContent, *, cluster_scope_allowed: bool) -> list[str]:
+    """Reasons to refuse ``role.yaml`` of this version (empty when acceptable)."""
+    problems: list[str] = []
+    cluster_crds = {
+        (
+            str(crd.get("spec", {}).get("group", "")),
+            str(crd.get("spec", {}).get("names", {}).get("plural", "")),
+        )
+        for crd in content.crds
+        if crd.get("spec", {}).get("scope") == "Cluster"
+    }
+    for doc in content.roles:
+        kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
+        where = f"{content.manifest.id} role.yaml {kind} {name}"
+        if kind not in ("Role", "ClusterRole"):
+            problems.append(f"{where}: only Role and ClusterRole documents are allowed")
+            continue
+        if doc.get("aggregationRule"):
+            problems.append(f"{where}: aggregationRule is not allowed (it can grow without bound)")
+        for rule in doc.get("rules") or []:
+            if _is_admin_rule(rule):
+                problems.append(
+                    f"{where}: a rule grants every verb on every resource (cluster-admin); "
+                    "operators never get that"
+                )
+            elif (
+                kind == "ClusterRole"
+                and not cluster_scope_allowed
+                and _rule_needs_cluster(rule, cluster_crds)
+            ):
+                problems.append(
+                    f"{where}: rule {_describe_rule(rule)} needs cluster scope; pass "
+                    "--allow-cluster-scope if you accept that this operator acts outside its "
+                    "environment"
+                )
+    return problems
+
+
+def _describe_rule(rule: Mapping[str, Any]) -> str:
+    if rule.get("nonResourceURLs"):
+        return f"nonResourceURLs={','.join(rule['nonResourceURLs'])}"
+    groups = ",".join(g or '""' for g in rule.get("apiGroups") or [])
+    return f"{groups}/{','.join(rule.get('resources') or [])}"
+
+
+def _role_name(solution: str, name: str) -> str:
+    return name if name.startswith(solution) else f"{solution}-{name}"
+
+
+def cluster_role_name(env: str, content: VersionContent, name: str) -> str:
+    return f"solutions:{env}:{content.manifest.id}:{name}"
+
+
+# -- the objects ----------------------------------------------------------------------------
+
+
+def _meta(name: str, labels: Mapping[str, str], namespace: str | None = None) -> Obj:
+    meta: Obj = {"name": name, "labels": dict(labels)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _deployment(namespace: str, labels: Mapping[str, str], image: str, solution: str) -> Obj:
+    name = operator_name(solution)
+    selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, labels, namespace),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "serviceAccountName": name,
+                    "containers": [
+                        {
+                            "name": "operator",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": [name, f"--config={CONFIG_MOUNT}/operator.yaml"],
+                            "env": [
+                                {
+                                    "name": "WATCH_NAMESPACE",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                },
+                                {
+                                    "name": "POD_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                                {"name": "OPERATOR_NAME", "value": name},
+                            ],
+                            "volumeMounts": [
+                                {
+                                    "name": "operator-config",
+                                    "mountPath": CONFIG_MOUNT,
+                                    "readOnly": True,
+                                }
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "operator-config", "configMap": {"name": config_name(solution)}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _split_rules(
+    rules: Sequence[Mapping[str, Any]], cluster_crds: set[tuple[str, str]]
+) -> tuple[list[Any], list[Any]]:
+    local: list[Any] = []
+    cluster: list[Any] = []
+    for rule in rules:
+        (cluster if _rule_needs_cluster(rule, cluster_crds) else local).append(dict(rule))
+    return local, cluster
+
+
+def solution_objects(
+    env: str,
+    namespace: str,
+    content: VersionContent,
+    all_versions: Iterable[VersionContent],
+    settings: Settings,
+) -> tuple[list[Obj], list[Obj]]:
+    """(namespaced objects, cluster-scoped objects) for one solution version in one namespace.
+
+    Raises Refused when role.yaml asks for more than is allowed.
+    """
+    sol = content.name
+    allowed = sol in settings.cluster_scope
+    problems = check_roles(content, cluster_scope_allowed=allowed)
+    if problems:
+        raise Refused(
+            f"cannot deploy {content.manifest.id}: " + "; ".join(problems),
+            hint="nothing was changed",
+        )
+    labels = labels_for(env, sol, content.version)
+    sa = operator_name(sol)
+    subject = [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
+    namespaced: list[Obj] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(sa, labels, namespace)}
+    ]
+    cluster: list[Obj] = []
+    cluster_crds = {
+        (
+            str(c.get("spec", {}).get("group", "")),
+            str(c.get("spec", {}).get("names", {}).get("plural", "")),
+        )
+        for c in content.crds
+        if c.get("spec", {}).get("scope") == "Cluster"
+    }
+    for doc in content.roles:
+        name = str((doc.get("metadata") or {}).get("name", "operator"))
+        rules = list(doc.get("rules") or [])
+        if doc.get("kind") == "Role":
+            role = _role_name(sol, name)
+            namespaced += [
+                {
+                    "apiVersion": RBAC_API,
+                    "kind": "Role",
+                    "metadata": _meta(role, labels, namespace),
+                    "rules": rules,
+                },
+                {
+                    "apiVersion": RBAC_API,
+                    "kind": "RoleBinding",
+                    "metadata": _meta(role, labels, namespace),
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Role",
+                        "name": role,
+                    },
+                    "subjects": subject,
+                },
+            ]
+            continue
+        local, wide = _split_rules(rules, cluster_crds)
+        if local:
+            cr = cluster_role_name(env, content, name)
+            cluster.append(
+                {
+                    "apiVersion": RBAC_API,
+                    "kind": "ClusterRole",
+                    "metadata": _meta(cr, labels),
+                    "rules": local,
+                }
+            )
+            # roleRef is immutable: the binding's name carries the version, so an upgrade
+            # creates a new binding and prunes the old one.
+            namespaced.append(
+                {
+                    "apiVersion": RBAC_API,
+                    "kind": "RoleBinding",
+                    "metadata": _meta(f"{content.manifest.id}-{name}"[:253], labels, namespace),
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": cr,
+                    },
+                    "subjects": subject,
+                }
+            )
+        if wide:
+            cr = cluster_role_name(env, content, name) + ":cluster"
+            cluster += [
+                {
+                    "apiVersion": RBAC_API,
+                    "kind": "ClusterRole",
+                    "metadata": _meta(cr, labels),
+                    "rules": wide,
+                },
+                {
+                    "apiVersion": RBAC_API,
+                    "kind": "ClusterRoleBinding",
+                    "metadata": _meta(cr, labels),
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": cr,
+                    },
+                    "subjects": subject,
+                },
+            ]
+    namespaced.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(config_name(sol), labels, namespace),
+            "data": {"operator.yaml": operator_config(settings.endpoint, all_versions)},
+        }
+    )
+    namespaced.append(
+        _deployment(namespace, labels, operator_image(settings.endpoint, content), sol)
+    )
+    return namespaced, cluster
+
+
+def desired_environment(
+    env: str,
+    namespaces: Mapping[str, Mapping[str, str]],
+    contents: Mapping[tuple[str, str], VersionContent],
+    settings: Settings,
+) -> list[Obj]:
+    """Every object ``env`` should hold, given ``namespaces`` (ns -> {solution: version}).
+
+    ``contents`` has every imported version: (solution, version) -> VersionContent.  A version
+    that is not imported raises Refused (the caller checks first; this is the last guard).
+    """
+    by_solution: dict[str, list[VersionContent]] = {}
+    for (sol, _), each in contents.items():
+        by_solution.setdefault(sol, []).append(each)
+    result: list[Obj] = []
+    cluster: dict[str, Obj] = {}
+    for namespace in sorted(namespaces):
+        for sol, version in sorted(namespaces[namespace].items()):
+            found = contents.get((sol, version))
+            if found is None:
+                raise Refused(
+                    f"environment {env}, namespace {namespace}: {sol} {version} is not imported",
+                    hint=f"import {sol}-{version} or change the version of {sol} in this "
+                    "environment",
+                )
+            local, wide = solution_objects(env, namespace, found, by_solution[sol], settings)
+            result += local
+            for obj in wide:
+                key = f"{obj['kind']}/{obj['metadata']['name']}"
+                if obj["kind"] == "ClusterRoleBinding" and key in cluster:
+                    cluster[key]["subjects"] += obj["subjects"]  # one binding, every namespace
+                else:
+                    cluster.setdefault(key, obj)
+    result += cluster.values()
+    return [with_hash(obj) for obj in result]

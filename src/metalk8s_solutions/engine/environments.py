@@ -1,0 +1,959 @@
+"""Environments and the deployment lifecycle: create, add, upgrade, downgrade, remove, delete.
+
+Every verb takes an options dataclass and returns an :class:`EnvOutcome` (the web UI calls the
+same functions).  They all end in one convergence: the desired objects of the environment
+(:mod:`engine.desired`, pure) are planned against what is deployed (found by our labels) and the
+difference is applied and pruned (:mod:`cluster.apply`).  ``dry_run`` stops after the plan.
+
+The state lives in the cluster only: each namespace's ``metalk8s-environment`` says which version
+of which solution it runs (plus the options an administrator allowed, so that a later converge
+does not lose them), and ``metalk8s-solutions-history`` keeps the revisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metalk8s_solutions.api.config import SolutionsConfiguration
+from metalk8s_solutions.api.semver import compare_versions, parse_version
+from metalk8s_solutions.api.streams import read_limited
+from metalk8s_solutions.api.yamldoc import load_yaml_documents
+from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.cluster.apply import (
+    KINDS,
+    Action,
+    Change,
+    ObjectKey,
+    Rollout,
+    execute,
+    list_managed,
+    list_objects,
+    plan,
+    request,
+    wait_available,
+)
+from metalk8s_solutions.cluster.kube import Kube, connect
+from metalk8s_solutions.cluster.resources import (
+    EnvironmentState,
+    NamespaceState,
+    append_history,
+    custom_collection,
+    delete_namespace,
+    ensure_namespace,
+    list_custom,
+    read_crd,
+    read_environment_states,
+    read_history,
+    read_namespace,
+    wait_gone,
+    write_env_config,
+)
+from metalk8s_solutions.cluster.state import ENV_LABEL, read_records
+from metalk8s_solutions.engine.config_store import ConfigStore
+from metalk8s_solutions.engine.desired import (
+    Settings,
+    VersionContent,
+    check_dns_label,
+    desired_environment,
+    operator_name,
+    selector_for,
+)
+from metalk8s_solutions.engine.solutions import (
+    Context,
+    Imported,
+    Outcome,
+    Step,
+    resolve_active,
+    scan_config,
+)
+from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
+
+DEFAULT_TIMEOUT = 300.0
+MAX_FILE = 4 * 1024 * 1024
+
+
+class RolloutFailed(SolutionsError):
+    """The new operator did not become Available in time (and was rolled back, or not)."""
+
+    exit_code = 1
+
+
+@dataclass
+class EnvOutcome(Outcome):
+    """What a verb did; ``diffs`` holds the YAML diff of each object change (by target)."""
+
+    diffs: dict[str, str] = field(default_factory=dict)
+    rollouts: dict[str, str] = field(default_factory=dict)  # deployment -> last status
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "diffs": self.diffs, "rollouts": self.rollouts}
+
+    def add_changes(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            target = str(change.key)
+            detail = (
+                "drift: changed outside this tool, our fields are restored" if change.drift else ""
+            )
+            self.steps.append(Step(change.action.value, target, detail))
+            diff = change.diff()
+            if diff:
+                self.diffs[target] = diff
+            if change.drift:
+                self.warnings.append(
+                    f"{target} was changed outside this tool; restoring our fields"
+                )
+
+
+# -- archive contents (cached: archives are read-only once imported) -------------------------
+
+_CONTENTS: dict[tuple[str, int, int], VersionContent] = {}
+
+
+def load_version_content(archive: Path) -> VersionContent:
+    """The manifest, roles, CRDs and image digests of ``archive``, read straight from the ISO."""
+    from metalk8s_solutions.images.catalog import load_catalog  # noqa: PLC0415 - heavy import
+
+    stat = archive.stat()
+    key = (str(archive), stat.st_mtime_ns, stat.st_size)
+    cached = _CONTENTS.get(key)
+    if cached is not None:
+        return cached
+    with IsoReader(archive) as iso:
+        catalog = load_catalog(archive, iso)
+        files = iso.files()
+        roles: list[Any] = []
+        if "operator/deploy/role.yaml" in files:
+            roles = load_yaml_documents(
+                read_limited(iso, "operator/deploy/role.yaml", MAX_FILE), f"{archive}:role.yaml"
+            )
+        crds: list[Any] = []
+        for path in sorted(files):
+            if path.startswith("operator/deploy/crds/") and path.endswith((".yaml", ".yml")):
+                crds += load_yaml_documents(read_limited(iso, path, MAX_FILE), f"{archive}:{path}")
+    digests = {f"{image}:{tag}": digest for image, tag, digest in catalog.image_refs()}
+    content = VersionContent(
+        manifest=catalog.manifest,
+        roles=tuple(r for r in roles if isinstance(r, dict)),
+        crds=tuple(
+            c for c in crds if isinstance(c, dict) and c.get("kind") == "CustomResourceDefinition"
+        ),
+        digests=digests,
+    )
+    _CONTENTS[key] = content
+    return content
+
+
+@dataclass
+class Inventory:
+    """The imported versions (from SolutionsConfiguration) and the registry endpoint."""
+
+    imported: list[Imported]
+    endpoint: str
+    active: dict[str, str]
+
+    def archive_of(self, solution: str, version: str) -> str | None:
+        for item in self.imported:
+            m = item.manifest
+            if m is not None and m.name == solution and m.version == version:
+                return item.archive
+        return None
+
+    def versions(self, solution: str) -> list[str]:
+        found = [
+            i.manifest.version for i in self.imported if i.manifest and i.manifest.name == solution
+        ]
+        return sorted(found, key=parse_version)
+
+    def require(self, solution: str, version: str) -> str:
+        archive = self.archive_of(solution, version)
+        if archive is None:
+            known = ", ".join(self.versions(solution)) or "none"
+            raise Refused(
+                f"{solution} {version} is not imported (imported versions of {solution}: {known})",
+                hint=f"import the archive of {solution}-{version} first: solutions import FILE.iso",
+            )
+        if not Path(archive).is_file():
+            raise Refused(
+                f"the archive of {solution}-{version} ({archive}) is missing",
+                hint="put the file back, or unimport and import it again",
+            )
+        return archive
+
+    async def contents(self, solutions: Iterable[str]) -> dict[tuple[str, str], VersionContent]:
+        """Every imported version of ``solutions`` (the OperatorConfig lists them all)."""
+        wanted = set(solutions)
+        paths = [
+            Path(i.archive)
+            for i in self.imported
+            if i.manifest and i.manifest.name in wanted and i.problem is None
+        ]
+        loaded = await asyncio.gather(*(asyncio.to_thread(load_version_content, p) for p in paths))
+        return {(c.name, c.version): c for c in loaded}
+
+
+_SCANS: dict[tuple[tuple[str, int, int], ...], list[Imported]] = {}
+
+
+def _scan(config: SolutionsConfiguration) -> list[Imported]:
+    """``scan_config``, remembered while no archive file changes (they are read-only)."""
+    key = []
+    for archive in config.archives:
+        try:
+            stat = Path(archive).stat()
+        except OSError:
+            return scan_config(config)  # a missing file is reported afresh every time
+        key.append((archive, stat.st_mtime_ns, stat.st_size))
+    cached = _SCANS.get(tuple(key))
+    if cached is None:
+        cached = _SCANS[tuple(key)] = scan_config(config)
+    return cached
+
+
+async def read_inventory(ctx: Context, kube: Kube | None = None) -> Inventory:
+    """What SolutionsConfiguration imports (``kube`` is unused, kept for callers)."""
+    config = ConfigStore(ctx.config_path).read()
+    imported = await asyncio.to_thread(_scan, config)
+    versions: dict[str, list[str]] = {}
+    for item in imported:
+        if item.manifest:
+            versions.setdefault(item.manifest.name, []).append(item.manifest.version)
+    return Inventory(imported, config.registry.endpoint, resolve_active(config.active, versions))
+
+
+@contextlib.asynccontextmanager
+async def session(ctx: Context, kube: Kube | None = None) -> AsyncIterator[Kube]:
+    """``kube`` when the caller has a connection (web UI, tests, benchmark), else a new one."""
+    if kube is not None:
+        yield kube
+        return
+    async with connect(ctx.target) as fresh:
+        yield fresh
+
+
+# -- the one convergence ------------------------------------------------------------------
+
+
+async def plan_environment(
+    kube: Kube,
+    inventory: Inventory,
+    env: str,
+    configs: Mapping[str, Mapping[str, str]],
+    cluster_scope: frozenset[str],
+) -> list[Change]:
+    """What must change so that ``env`` runs exactly ``configs`` (ns -> {solution: version})."""
+    solutions = {sol for config in configs.values() for sol in config}
+    for config in configs.values():
+        for sol, version in config.items():
+            inventory.require(sol, version)
+    contents = await inventory.contents(solutions)
+    settings = Settings(endpoint=inventory.endpoint, cluster_scope=cluster_scope)
+    desired = desired_environment(env, configs, contents, settings)
+    live = await list_managed(kube, selector_for(env), sorted(configs))
+    return plan(desired, live)
+
+
+async def converge(
+    kube: Kube,
+    inventory: Inventory,
+    state: EnvironmentState,
+    outcome: EnvOutcome,
+    say: Callable[[str], None],
+    *,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    cluster_scope: frozenset[str] | None = None,
+) -> list[Change]:
+    """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan."""
+    changes = await plan_environment(
+        kube,
+        inventory,
+        state.name,
+        configs if configs is not None else state.configs(),
+        cluster_scope if cluster_scope is not None else state.cluster_scope(),
+    )
+    outcome.add_changes(changes)
+    if changes and not outcome.dry_run:
+        await execute(kube, changes, say)
+    return changes
+
+
+async def _wait(
+    kube: Kube,
+    keys: Sequence[ObjectKey],
+    timeout: float,  # noqa: ASYNC109 - a polling deadline
+    say: Callable[[str], None],
+    outcome: EnvOutcome,
+) -> dict[ObjectKey, Rollout]:
+    say(f"waiting up to {timeout:.0f}s for {len(keys)} operator(s) to be Available")
+    state = await wait_available(kube, keys, timeout=timeout, say=say)
+    for key, rollout in state.items():
+        outcome.rollouts[str(key)] = rollout.message
+    return state
+
+
+def _deployments(solution: str, namespaces: Iterable[str]) -> list[ObjectKey]:
+    return [ObjectKey("Deployment", ns, operator_name(solution)) for ns in sorted(namespaces)]
+
+
+async def require_environment(kube: Kube, env: str) -> EnvironmentState:
+    check_dns_label(env, "environment name")
+    envs = await read_environment_states(kube, env)
+    if env not in envs:
+        raise Refused(
+            f"environment {env} does not exist",
+            hint=f"create it first: solutions env create {env}; see 'solutions env list'",
+        )
+    return envs[env]
+
+
+def _pick_namespaces(state: EnvironmentState, wanted: Sequence[str]) -> list[str]:
+    if not wanted:
+        return sorted(state.namespaces)
+    unknown = [ns for ns in wanted if ns not in state.namespaces]
+    if unknown:
+        raise InvalidInput(
+            f"namespace(s) {', '.join(unknown)} are not part of environment {state.name} "
+            f"(its namespaces: {', '.join(sorted(state.namespaces))})",
+            hint=f"add a namespace with: solutions env create {state.name} -N NAMESPACE",
+        )
+    return list(dict.fromkeys(wanted))
+
+
+async def check_crds_served(kube: Kube, content: VersionContent) -> None:
+    """Refuse unless the live CRDs serve every API version that ``content``'s CRDs serve."""
+    missing: list[str] = []
+    for crd in content.crds:
+        name = str((crd.get("metadata") or {}).get("name", ""))
+        needed = [
+            str(v.get("name"))
+            for v in (crd.get("spec") or {}).get("versions") or []
+            if v.get("served")
+        ]
+        live = await read_crd(kube, name)
+        if live is None:
+            missing.append(f"CRD {name} is not in the cluster (needed: {', '.join(needed)})")
+            continue
+        served = {
+            str(v.get("name"))
+            for v in (live.get("spec") or {}).get("versions") or []
+            if v.get("served")
+        }
+        lacking = [v for v in needed if v not in served]
+        if lacking:
+            missing.append(
+                f"CRD {name} does not serve {', '.join(lacking)} (it serves "
+                f"{', '.join(sorted(served)) or 'nothing'})"
+            )
+    if missing:
+        sol = content.name
+        raise Refused(
+            f"{content.manifest.id} needs API versions the active CRDs do not serve: "
+            + "; ".join(missing),
+            hint=f"activate a version of {sol} whose CRDs serve them (solutions activate {sol} "
+            f"VERSION, e.g. {content.version}), then run this command again",
+        )
+
+
+# -- create / delete environments --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateEnvOptions:
+    name: str
+    namespaces: tuple[str, ...] = ()  # default: one namespace named like the environment
+    description: str = ""
+    dry_run: bool = False
+
+
+async def create_environment(
+    ctx: Context, opts: CreateEnvOptions, *, connection: Kube | None = None
+) -> EnvOutcome:
+    """Create the namespaces of an environment (or add namespaces to it); idempotent."""
+    env = check_dns_label(opts.name, "environment name")
+    namespaces = [check_dns_label(ns, "namespace") for ns in opts.namespaces or (env,)]
+    outcome = EnvOutcome(dry_run=opts.dry_run)
+    async with session(ctx, connection) as kube:
+        states = await read_environment_states(kube, env)
+        state = states.get(env, EnvironmentState(env))
+        description = opts.description or state.description
+        for ns in namespaces:
+            current = await read_namespace(kube, ns)
+            if current is not None:
+                owner = ((current.get("metadata") or {}).get("labels") or {}).get(ENV_LABEL)
+                if owner is None:
+                    raise Refused(
+                        f"namespace {ns} already exists and is not part of an environment",
+                        hint="choose another namespace with -N, or delete that namespace",
+                    )
+                if owner != env:
+                    raise Refused(
+                        f"namespace {ns} belongs to environment {owner}",
+                        hint="choose another namespace with -N",
+                    )
+                if (current.get("status") or {}).get("phase") == "Terminating":
+                    raise Refused(f"namespace {ns} is being deleted", hint="wait and try again")
+        # Every namespace of the environment carries the description.
+        for ns in sorted({*namespaces, *state.namespaces}):
+            done = await ensure_namespace(kube, ns, env, description, dry_run=opts.dry_run)
+            if done:
+                detail = f"environment {env}" + (f", {description!r}" if description else "")
+                outcome.steps.append(Step(done, f"Namespace {ns}", detail))
+            ns_state = state.namespaces.get(ns) or NamespaceState(ns)
+            if not ns_state.config_exists:
+                outcome.steps.append(Step("create", f"ConfigMap {ns}/metalk8s-environment"))
+                if not opts.dry_run:
+                    await write_env_config(kube, ns_state, env, {}, set())
+    return outcome
+
+
+@dataclass(frozen=True)
+class DeleteEnvOptions:
+    name: str
+    namespaces: tuple[str, ...] = ()  # default: every namespace (the whole environment)
+    dry_run: bool = False
+    wait: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+
+
+async def delete_environment(
+    ctx: Context, opts: DeleteEnvOptions, *, connection: Kube | None = None
+) -> EnvOutcome:
+    """Delete an environment's namespaces (all, or some) and its cluster-scoped objects."""
+    outcome = EnvOutcome(dry_run=opts.dry_run)
+    async with session(ctx, connection) as kube:
+        state = await require_environment(kube, opts.name)
+        doomed = _pick_namespaces(state, opts.namespaces)
+        remaining = [ns for ns in state.namespaces if ns not in doomed]
+        for ns in doomed:
+            running = ", ".join(f"{s} {v}" for s, v in sorted(state.namespaces[ns].config.items()))
+            outcome.steps.append(
+                Step(
+                    "delete",
+                    f"Namespace {ns}",
+                    f"and everything in it ({running})" if running else "",
+                )
+            )
+        if remaining:
+            # What is left converges: cluster-scoped bindings lose the deleted namespaces.
+            inventory = await read_inventory(ctx, kube)
+            configs = {ns: state.namespaces[ns].config for ns in remaining}
+            changes = await plan_environment(
+                kube, inventory, state.name, configs, state.cluster_scope()
+            )
+            changes = [c for c in changes if not c.key.namespace or c.key.namespace in remaining]
+        else:
+            changes = []
+            selector = {ENV_LABEL: state.name, "app.kubernetes.io/managed-by": "metalk8s-solutions"}
+            for kind in (KINDS["ClusterRoleBinding"], KINDS["ClusterRole"]):
+                for obj in await list_objects(kube, kind, selector):
+                    changes.append(
+                        Change(
+                            Action.DELETE,
+                            ObjectKey(kind.kind, "", obj["metadata"]["name"]),
+                            live=obj,
+                        )
+                    )
+        outcome.add_changes(changes)
+        if opts.dry_run:
+            return outcome
+        for ns in doomed:
+            await delete_namespace(kube, ns)
+        await execute(kube, changes, ctx.say)
+        if opts.wait:
+            left = await wait_gone(
+                kube,
+                [f"/api/v1/namespaces/{ns}" for ns in doomed],
+                timeout=opts.timeout,
+                say=ctx.say,
+            )
+            if left:
+                outcome.warnings.append(
+                    f"{len(left)} namespace(s) still terminating after {opts.timeout:.0f}s: "
+                    + ", ".join(p.rsplit("/", 1)[-1] for p in left)
+                    + " (a finalizer may be waiting for an operator that is gone)"
+                )
+    return outcome
+
+
+# -- list / show / status -----------------------------------------------------------------
+
+
+async def list_environments(
+    ctx: Context, *, connection: Kube | None = None
+) -> list[dict[str, Any]]:
+    async with session(ctx, connection) as kube:
+        envs = await read_environment_states(kube)
+    return [envs[name].to_json() for name in sorted(envs)]
+
+
+async def show_environment(
+    ctx: Context, name: str, *, connection: Kube | None = None
+) -> dict[str, Any]:
+    """The environment, each solution's operator rollout status, and the revision history."""
+    async with session(ctx, connection) as kube:
+        state = await require_environment(kube, name)
+        result = state.to_json()
+        for ns, ns_state in sorted(state.namespaces.items()):
+            entry = result["namespaces"][ns]
+            entry["terminating"] = ns_state.terminating
+            entry["clusterScopeAllowed"] = sorted(ns_state.cluster_scope)
+            history = await read_history(kube, ns)
+            solutions: dict[str, Any] = {}
+            for sol in sorted({*ns_state.config, *history}):
+                status: str | None = None
+                if sol in ns_state.config:
+                    rollout = await wait_available(
+                        kube, _deployments(sol, [ns]), timeout=0, say=lambda _: None
+                    )
+                    only = next(iter(rollout.values()))
+                    status = ("Available: " if only.ready else "Not available: ") + only.message
+                solutions[sol] = {
+                    "version": ns_state.config.get(sol),
+                    "operator": status,
+                    "history": [r.to_json() for r in history.get(sol, [])],
+                }
+            entry["solutions"] = solutions
+    return result
+
+
+async def status(ctx: Context, *, connection: Kube | None = None) -> dict[str, Any]:
+    """The whole-state view: ``available``, ``config`` and ``environments`` (the brief's pillar)."""
+    config = ConfigStore(ctx.config_path).read()
+    async with session(ctx, connection) as kube:
+        records, _ = await read_records(kube)
+        envs = await read_environment_states(kube)
+    return {
+        "available": {
+            sol: [r.to_json() for r in sorted(versions, key=lambda r: parse_version(r.version))]
+            for sol, versions in sorted(records.items())
+        },
+        "config": {
+            "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+            "kind": "SolutionsConfiguration",
+            "archives": list(config.archives),
+            "active": dict(config.active),
+        },
+        "environments": {name: envs[name].to_json() for name in sorted(envs)},
+    }
+
+
+# -- add / upgrade / delete a solution ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddSolutionOptions:
+    env: str
+    solution: str
+    version: str
+    namespaces: tuple[str, ...] = ()  # default: every namespace of the environment
+    allow_cluster_scope: bool = False
+    dry_run: bool = False
+    wait: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+
+
+async def add_solution(
+    ctx: Context, opts: AddSolutionOptions, *, connection: Kube | None = None
+) -> EnvOutcome:
+    """Deploy ``solution`` ``version`` in the environment's namespaces (one version each)."""
+    outcome = EnvOutcome(dry_run=opts.dry_run)
+    async with session(ctx, connection) as kube:
+        state = await require_environment(kube, opts.env)
+        targets = _pick_namespaces(state, opts.namespaces)
+        inventory = await read_inventory(ctx, kube)
+        archive = inventory.require(opts.solution, opts.version)
+        content = await asyncio.to_thread(load_version_content, Path(archive))
+        for ns in targets:
+            other = state.namespaces[ns].config.get(opts.solution)
+            if other is not None and other != opts.version:
+                raise Refused(
+                    f"{opts.solution} {other} already runs in {opts.env}/{ns}; one version of a "
+                    "solution per namespace",
+                    hint=f"change its version with: solutions env upgrade {opts.env} "
+                    f"{opts.solution} {opts.version}",
+                )
+        await check_crds_served(kube, content)
+        return await _change_versions(
+            ctx,
+            kube,
+            inventory,
+            state,
+            outcome,
+            opts.solution,
+            {ns: opts.version for ns in targets},
+            allow_cluster_scope=opts.allow_cluster_scope,
+            wait=opts.wait,
+            timeout=opts.timeout,
+            rollback=False,
+        )
+
+
+@dataclass(frozen=True)
+class UpgradeOptions:
+    env: str
+    solution: str
+    version: str  # higher (upgrade) or lower (downgrade) than the deployed one
+    namespaces: tuple[str, ...] = ()
+    allow_cluster_scope: bool = False
+    dry_run: bool = False
+    wait: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+    rollback: bool = True  # back to the previous version when not Available within timeout
+
+
+async def upgrade_solution(
+    ctx: Context, opts: UpgradeOptions, *, connection: Kube | None = None
+) -> EnvOutcome:
+    """Change the version of a deployed solution, wait, and roll back when it does not come up."""
+    outcome = EnvOutcome(dry_run=opts.dry_run)
+    async with session(ctx, connection) as kube:
+        state = await require_environment(kube, opts.env)
+        candidates = _pick_namespaces(state, opts.namespaces)
+        targets = [ns for ns in candidates if opts.solution in state.namespaces[ns].config]
+        if not targets:
+            raise Refused(
+                f"{opts.solution} is not deployed in environment {opts.env}"
+                + (f" (namespaces {', '.join(candidates)})" if opts.namespaces else ""),
+                hint=f"deploy it with: solutions env add-solution {opts.env} {opts.solution} "
+                f"{opts.version}",
+            )
+        inventory = await read_inventory(ctx, kube)
+        archive = inventory.require(opts.solution, opts.version)
+        content = await asyncio.to_thread(load_version_content, Path(archive))
+        await check_crds_served(kube, content)
+        for ns in targets:
+            current = state.namespaces[ns].config[opts.solution]
+            if current != opts.version:
+                way = "upgrade" if compare_versions(opts.version, current) > 0 else "downgrade"
+                outcome.steps.append(
+                    Step(way, f"{opts.solution} in {opts.env}/{ns}", f"{current} -> {opts.version}")
+                )
+        return await _change_versions(
+            ctx,
+            kube,
+            inventory,
+            state,
+            outcome,
+            opts.solution,
+            {ns: opts.version for ns in targets},
+            allow_cluster_scope=opts.allow_cluster_scope,
+            wait=opts.wait,
+            timeout=opts.timeout,
+            rollback=opts.rollback,
+        )
+
+
+async def _change_versions(  # noqa: PLR0912 - one branch per outcome
+    ctx: Context,
+    kube: Kube,
+    inventory: Inventory,
+    state: EnvironmentState,
+    outcome: EnvOutcome,
+    solution: str,
+    wanted: Mapping[str, str],
+    *,
+    allow_cluster_scope: bool,
+    wait: bool,
+    timeout: float,  # noqa: ASYNC109 - a polling deadline
+    rollback: bool,
+) -> EnvOutcome:
+    previous = {ns: state.namespaces[ns].config.get(solution) for ns in wanted}
+    configs = state.configs()
+    for ns, version in wanted.items():
+        configs[ns][solution] = version
+    scope = {ns: set(state.namespaces[ns].cluster_scope) for ns in state.namespaces}
+    if allow_cluster_scope:
+        for ns in wanted:
+            scope[ns].add(solution)
+    cluster_scope = frozenset(s for allowed in scope.values() for s in allowed)
+    changed_ns = [
+        ns
+        for ns in wanted
+        if previous[ns] != wanted[ns] or scope[ns] != state.namespaces[ns].cluster_scope
+    ]
+    for ns in changed_ns:
+        outcome.steps.append(
+            Step("set", f"ConfigMap {ns}/metalk8s-environment", f"{solution}: {wanted[ns]}")
+        )
+    if outcome.dry_run:
+        await converge(
+            kube, inventory, state, outcome, ctx.say, configs=configs, cluster_scope=cluster_scope
+        )
+        return outcome
+    for ns in changed_ns:
+        await write_env_config(kube, state.namespaces[ns], state.name, configs[ns], scope[ns])
+    await converge(kube, inventory, state, outcome, ctx.say)
+    moved = [ns for ns in wanted if previous[ns] != wanted[ns]]
+    if not wait:
+        for ns in moved:
+            await append_history(
+                kube, ns, solution, previous[ns], wanted[ns], "applied", "not awaited"
+            )
+        return outcome
+    rollouts = await _wait(kube, _deployments(solution, wanted), timeout, ctx.say, outcome)
+    failed = {key.namespace: r.message for key, r in rollouts.items() if not r.ready}
+    if not failed:
+        for ns in moved:
+            await append_history(kube, ns, solution, previous[ns], wanted[ns], "succeeded")
+        return outcome
+    where = "; ".join(f"{state.name}/{ns}: {msg}" for ns, msg in sorted(failed.items()))
+    reason = f"the operator of {solution} did not become Available within {timeout:.0f}s ({where})"
+    back = {
+        ns: v for ns, v in previous.items() if v is not None and ns in failed and v != wanted[ns]
+    }
+    if not rollback or not back:
+        for ns in moved:
+            await append_history(kube, ns, solution, previous[ns], wanted[ns], "failed", reason)
+        raise RolloutFailed(
+            reason,
+            hint="it was left as it is; see 'solutions env show "
+            f"{state.name}' and the operator's pods",
+        )
+    ctx.say(f"rolling back {solution} to the previous revision in {', '.join(sorted(back))}")
+    for ns, version in back.items():
+        restored = dict(state.namespaces[ns].config)
+        restored[solution] = version
+        await write_env_config(
+            kube, state.namespaces[ns], state.name, restored, state.namespaces[ns].cluster_scope
+        )
+    await converge(kube, inventory, state, EnvOutcome(dry_run=False), ctx.say)
+    back_state = await _wait(kube, _deployments(solution, back), timeout, ctx.say, outcome)
+    recovered = all(r.ready for r in back_state.values())
+    for ns in moved:
+        result = "rolled-back" if ns in back else "succeeded"
+        await append_history(
+            kube, ns, solution, previous[ns], wanted[ns], result, reason if ns in back else ""
+        )
+    versions = ", ".join(f"{ns}: {v}" for ns, v in sorted(back.items()))
+    raise RolloutFailed(
+        f"{reason}; rolled back to the previous revision ({versions})"
+        + ("" if recovered else ", which is not Available either"),
+        hint="see 'solutions env show " + state.name + "'; use --no-rollback to keep the new "
+        "version for investigation",
+    )
+
+
+@dataclass(frozen=True)
+class DeleteSolutionOptions:
+    env: str
+    solution: str
+    namespaces: tuple[str, ...] = ()
+    delete_data: bool = False  # also delete the solution's custom resources
+    dry_run: bool = False
+    wait: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+
+
+async def _custom_resources(
+    kube: Kube, content: VersionContent | None, namespaces: Iterable[str]
+) -> list[tuple[str, str]]:
+    """(collection path, "Kind/name") of each custom resource of the solution's CRDs."""
+    found: list[tuple[str, str]] = []
+    if content is None:
+        return found
+    for crd in content.crds:
+        spec = crd.get("spec") or {}
+        name = str((crd.get("metadata") or {}).get("name", ""))
+        live = await read_crd(kube, name)
+        if live is None or (live.get("spec") or {}).get("scope") != "Namespaced":
+            continue
+        versions = [v for v in (live.get("spec") or {}).get("versions") or [] if v.get("served")]
+        if not versions:
+            continue
+        version = next((v for v in versions if v.get("storage")), versions[0])["name"]
+        group, plural = spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
+        kind = (spec.get("names") or {}).get("kind", plural)
+        for ns in namespaces:
+            for item in await list_custom(kube, group, version, plural, ns):
+                item_name = item["metadata"]["name"]
+                found.append(
+                    (
+                        f"{custom_collection(group, version, plural, ns)}/{item_name}",
+                        f"{kind} {ns}/{item_name}",
+                    )
+                )
+    return found
+
+
+async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
+    ctx: Context, opts: DeleteSolutionOptions, *, connection: Kube | None = None
+) -> EnvOutcome:
+    """Remove a solution from an environment: its operator and everything deployed for it."""
+    outcome = EnvOutcome(dry_run=opts.dry_run)
+    async with session(ctx, connection) as kube:
+        state = await require_environment(kube, opts.env)
+        candidates = _pick_namespaces(state, opts.namespaces)
+        targets = [ns for ns in candidates if opts.solution in state.namespaces[ns].config]
+        if not targets:
+            raise Refused(
+                f"{opts.solution} is not deployed in environment {opts.env}",
+                hint=f"see 'solutions env show {opts.env}'",
+            )
+        inventory = await read_inventory(ctx, kube)
+        content: VersionContent | None = None
+        for ns in targets:
+            archive = inventory.archive_of(
+                opts.solution, state.namespaces[ns].config[opts.solution]
+            )
+            if archive is not None and await asyncio.to_thread(Path(archive).is_file):
+                content = await asyncio.to_thread(load_version_content, Path(archive))
+                break
+        resources = await _custom_resources(kube, content, targets)
+        if resources and opts.delete_data:
+            for _, label in resources:
+                outcome.steps.append(Step("delete", label, "custom resource (--delete-data)"))
+        elif resources:
+            outcome.warnings.append(
+                f"kept {len(resources)} custom resource(s) of {opts.solution}: "
+                + ", ".join(label for _, label in resources)
+                + " (they are no longer reconciled; delete them with --delete-data)"
+            )
+        configs = state.configs()
+        previous = {ns: configs[ns].pop(opts.solution) for ns in targets}
+        for ns in targets:
+            outcome.steps.append(
+                Step(
+                    "unset",
+                    f"ConfigMap {ns}/metalk8s-environment",
+                    f"{opts.solution} (was {previous[ns]})",
+                )
+            )
+        if opts.dry_run:
+            await converge(kube, inventory, state, outcome, ctx.say, configs=configs)
+            return outcome
+        if resources and opts.delete_data:
+            # While the operator still runs, so that it can process its finalizers.
+            for path, _ in resources:
+                await _delete_path(kube, path)
+            if opts.wait:
+                left = await wait_gone(
+                    kube, [p for p, _ in resources], timeout=opts.timeout, say=ctx.say
+                )
+                if left:
+                    outcome.warnings.append(f"{len(left)} custom resource(s) still terminating")
+        for ns in targets:
+            scope = state.namespaces[ns].cluster_scope - {opts.solution}
+            await write_env_config(kube, state.namespaces[ns], state.name, configs[ns], scope)
+        await converge(kube, inventory, state, outcome, ctx.say)
+        for ns in targets:
+            await append_history(
+                kube,
+                ns,
+                opts.solution,
+                previous[ns],
+                None,
+                "removed",
+                "custom resources deleted" if opts.delete_data and resources else "",
+            )
+        if opts.wait:
+            pods = await _operator_pods(kube, opts.solution, targets, state.name)
+            left = await wait_gone(kube, pods, timeout=opts.timeout, say=ctx.say)
+            if left:
+                outcome.warnings.append(f"{len(left)} operator pod(s) still terminating")
+    return outcome
+
+
+async def _delete_path(kube: Kube, path: str) -> None:
+    await request(kube, "DELETE", path, action=f"deleting {path}", missing_ok=True)
+
+
+async def _operator_pods(
+    kube: Kube, solution: str, namespaces: Iterable[str], env: str
+) -> list[str]:
+    paths: list[str] = []
+    for ns in namespaces:
+        data = await request(
+            kube,
+            "GET",
+            f"/api/v1/namespaces/{ns}/pods",
+            action=f"listing pods in {ns}",
+            params={"labelSelector": f"app.kubernetes.io/part-of={solution},{ENV_LABEL}={env}"},
+        )
+        paths += [
+            f"/api/v1/namespaces/{ns}/pods/{p['metadata']['name']}"
+            for p in (data or {}).get("items") or []
+        ]
+    return paths
+
+
+# -- converge (repair) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvergeOptions:
+    envs: tuple[str, ...] = ()  # default: every environment
+    dry_run: bool = False
+    wait: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = 8
+
+
+async def converge_environments(
+    ctx: Context, opts: ConvergeOptions, *, connection: Kube | None = None
+) -> EnvOutcome:
+    """Bring environments back to their desired state (after drift, an interruption, an import)."""
+    outcome = EnvOutcome(dry_run=opts.dry_run)
+    async with session(ctx, connection) as kube:
+        states = await read_environment_states(kube)
+        names = list(opts.envs) or sorted(states)
+        for name in names:
+            if name not in states:
+                raise Refused(f"environment {name} does not exist", hint="see 'solutions env list'")
+        inventory = await read_inventory(ctx, kube)
+        limit = asyncio.Semaphore(max(1, opts.concurrency))
+
+        async def one(state: EnvironmentState) -> EnvOutcome:
+            async with limit:
+                own = EnvOutcome(dry_run=opts.dry_run)
+                await converge(kube, inventory, state, own, ctx.say)
+                return own
+
+        for result in await asyncio.gather(*(one(states[n]) for n in names)):
+            outcome.steps += result.steps
+            outcome.warnings += result.warnings
+            outcome.diffs.update(result.diffs)
+        if opts.wait and not opts.dry_run:
+            keys = [
+                key
+                for n in names
+                for ns, s in states[n].namespaces.items()
+                for sol in s.config
+                for key in _deployments(sol, [ns])
+            ]
+            rollouts = await _wait(kube, keys, opts.timeout, ctx.say, outcome)
+            bad = [f"{k}: {r.message}" for k, r in rollouts.items() if not r.ready]
+            if bad:
+                raise RolloutFailed("not Available in time: " + "; ".join(bad))
+    return outcome
+
+
+__all__ = [
+    "AddSolutionOptions",
+    "ConvergeOptions",
+    "CreateEnvOptions",
+    "DeleteEnvOptions",
+    "DeleteSolutionOptions",
+    "EnvOutcome",
+    "Inventory",
+    "RolloutFailed",
+    "UpgradeOptions",
+    "add_solution",
+    "check_crds_served",
+    "converge_environments",
+    "create_environment",
+    "delete_environment",
+    "delete_solution",
+    "list_environments",
+    "load_version_content",
+    "plan_environment",
+    "read_inventory",
+    "require_environment",
+    "session",
+    "show_environment",
+    "status",
+    "upgrade_solution",
+]

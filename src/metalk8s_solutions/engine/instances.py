@@ -1,0 +1,451 @@
+"""Application instances: the custom resources of a solution in an environment, without kubectl.
+
+Scaling and configuring an application goes through its operator: the administrator creates and
+edits custom resources of the solution's CRDs.  Every write is checked twice before it is sent:
+against the CRD's OpenAPI schema in Python (a message per wrong field), then by the API server in
+a dry run (admission, defaults, CEL rules); only then is the real request made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metalk8s_solutions.cluster.apply import request
+from metalk8s_solutions.cluster.kube import Kube
+from metalk8s_solutions.cluster.resources import custom_collection, read_crd, wait_gone
+from metalk8s_solutions.engine.crds import validation_errors
+from metalk8s_solutions.engine.environments import (
+    load_version_content,
+    read_inventory,
+    require_environment,
+    session,
+)
+from metalk8s_solutions.engine.solutions import Context
+from metalk8s_solutions.errors import InvalidInput, Refused
+
+Obj = dict[str, Any]
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+def parse_path(path: str) -> list[str | int]:
+    """``spec.servers[0].port`` -> ["spec", "servers", 0, "port"]."""
+    parts: list[str | int] = []
+    pos = 0
+    text = path.strip()
+    while pos < len(text):
+        if text[pos] == ".":
+            pos += 1
+            continue
+        match = _SEGMENT.match(text, pos)
+        if match is None:
+            raise InvalidInput(f"--set {path}: cannot read the path at {text[pos:]!r}")
+        parts.append(int(match[2]) if match[2] is not None else match[1])
+        pos = match.end()
+    if not parts:
+        raise InvalidInput(f"--set {path!r}: empty path", hint="e.g. --set spec.replicas=3")
+    return parts
+
+
+def parse_set(text: str) -> tuple[list[str | int], Any]:
+    """``spec.replicas=3`` -> (path, 3); the value is read as YAML (numbers, booleans, lists)."""
+    if "=" not in text:
+        raise InvalidInput(
+            f"--set {text!r}: expected PATH=VALUE", hint="e.g. --set spec.replicas=3"
+        )
+    path, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parse_path(path), value
+
+
+def apply_sets(obj: Mapping[str, Any], sets: Sequence[str]) -> Obj:
+    """A copy of ``obj`` with every ``PATH=VALUE`` of ``sets`` applied (maps are created)."""
+    out: Obj = copy.deepcopy(dict(obj))
+    for text in sets:
+        _set_one(out, text)
+    return out
+
+
+def _set_one(out: Obj, text: str) -> None:
+    path, value = parse_set(text)
+    if path[0] in ("apiVersion", "kind") or path[:2] in (
+        ["metadata", "name"],
+        ["metadata", "namespace"],
+    ):
+        raise InvalidInput(f"--set {text}: {'.'.join(map(str, path))} cannot be changed")
+    node: Any = out
+    for i, key in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                raise InvalidInput(f"--set {text}: index {key} does not exist")
+            node = node[key]
+            continue
+        if not isinstance(node, dict):
+            raise InvalidInput(f"--set {text}: {key} is not inside a mapping")
+        if key not in node or node[key] is None:
+            node[key] = [] if isinstance(nxt, int) else {}
+        node = node[key]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last > len(node):
+            raise InvalidInput(f"--set {text}: index {last} does not exist")
+        if last == len(node):
+            node.append(value)
+        else:
+            node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise InvalidInput(f"--set {text}: {last} is not inside a mapping")
+
+
+def json_path(obj: Any, expression: str) -> Any:
+    """The subset of kubectl's JSONPath that printer columns use: ``.a.b``, ``[0]``, filters."""
+    node = obj
+    rest = expression.strip().lstrip("$")
+    pattern = re.compile(
+        r"\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_-]+)==[\"']([^\"']*)[\"']\)\]"
+    )
+    pos = 0
+    while pos < len(rest) and node is not None:
+        match = pattern.match(rest, pos)
+        if match is None:
+            return None
+        pos = match.end()
+        if match[1] is not None:
+            node = node.get(match[1]) if isinstance(node, dict) else None
+        elif match[2] is not None:
+            index = int(match[2])
+            node = node[index] if isinstance(node, list) and index < len(node) else None
+        else:
+            key, want = match[3], match[4]
+            items = node if isinstance(node, list) else []
+            node = next((i for i in items if isinstance(i, dict) and str(i.get(key)) == want), None)
+    return node
+
+
+# -- resolving a solution's kinds in an environment ----------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomKind:
+    """One kind of custom resource a solution defines, as the live CRD serves it."""
+
+    kind: str
+    group: str
+    version: str
+    plural: str
+    schema: Mapping[str, Any]
+    columns: tuple[Mapping[str, Any], ...]
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    def matches(self, text: str) -> bool:
+        lowered = text.lower()
+        return lowered in (self.kind.lower(), self.plural, f"{self.plural}.{self.group}")
+
+
+@dataclass(frozen=True)
+class Scope:
+    env: str
+    solution: str
+    namespace: str
+    version: str
+    kinds: tuple[CustomKind, ...]
+
+    def kind(self, text: str) -> CustomKind:
+        for kind in self.kinds:
+            if kind.matches(text):
+                return kind
+        known = ", ".join(k.kind for k in self.kinds) or "none"
+        raise InvalidInput(
+            f"{text} is not a kind of {self.solution} (its kinds: {known})",
+            hint=f"see 'solutions instance kinds {self.env} {self.solution}'",
+        )
+
+    def path(self, kind: CustomKind, name: str | None = None) -> str:
+        base = custom_collection(kind.group, kind.version, kind.plural, self.namespace)
+        return base if name is None else f"{base}/{urllib.parse.quote(name, safe='')}"
+
+
+async def resolve_scope(
+    ctx: Context, kube: Kube, env: str, solution: str, namespace: str | None
+) -> Scope:
+    """Where ``solution`` runs in ``env`` and the kinds its live CRDs serve."""
+    state = await require_environment(kube, env)
+    places = [ns for ns, s in state.namespaces.items() if solution in s.config]
+    if namespace is not None:
+        if namespace not in places:
+            raise Refused(
+                f"{solution} is not deployed in {env}/{namespace} (it is in: "
+                f"{', '.join(sorted(places)) or 'no namespace'})"
+            )
+        places = [namespace]
+    if not places:
+        raise Refused(
+            f"{solution} is not deployed in environment {env}",
+            hint=f"deploy it first: solutions env add-solution {env} {solution} VERSION",
+        )
+    if len(places) > 1:
+        raise InvalidInput(
+            f"{solution} runs in several namespaces of {env} ({', '.join(sorted(places))})",
+            hint="choose one with -N NAMESPACE",
+        )
+    ns = places[0]
+    version = state.namespaces[ns].config[solution]
+    inventory = await read_inventory(ctx, kube)
+    archive = inventory.require(solution, version)
+    content = await asyncio.to_thread(load_version_content, Path(archive))
+    kinds: list[CustomKind] = []
+    for crd in content.crds:
+        name = str((crd.get("metadata") or {}).get("name", ""))
+        live = await read_crd(kube, name)
+        if live is None:
+            raise Refused(
+                f"CRD {name} of {solution} is not in the cluster",
+                hint=f"activate {solution} first: solutions activate {solution} {version}",
+            )
+        spec = live.get("spec") or {}
+        if spec.get("scope") != "Namespaced":
+            continue
+        wanted = [v for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")]
+        served = {v["name"]: v for v in spec.get("versions") or [] if v.get("served")}
+        # The version this operator version stores (or any it serves) that the cluster serves.
+        ordered = sorted(wanted, key=lambda v: not v.get("storage"))
+        chosen = next((served[v["name"]] for v in ordered if v["name"] in served), None)
+        if chosen is None:
+            continue
+        names = spec.get("names") or {}
+        kinds.append(
+            CustomKind(
+                kind=str(names.get("kind")),
+                group=str(spec.get("group")),
+                version=str(chosen["name"]),
+                plural=str(names.get("plural")),
+                schema=(chosen.get("schema") or {}).get("openAPIV3Schema") or {},
+                columns=tuple(chosen.get("additionalPrinterColumns") or ()),
+            )
+        )
+    return Scope(env, solution, ns, version, tuple(kinds))
+
+
+def _summary(kind: CustomKind, obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    columns = {
+        str(c.get("name")): json_path(obj, str(c.get("jsonPath", "")))
+        for c in kind.columns
+        if c.get("type") != "date" and not c.get("priority")
+    }
+    return {
+        "kind": kind.kind,
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "apiVersion": kind.api_version,
+        "columns": columns,
+        "spec": obj.get("spec"),
+        "status": obj.get("status"),
+    }
+
+
+# -- verbs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    env: str
+    solution: str
+    namespace: str | None = None
+
+
+async def list_instances(
+    ctx: Context, query: InstanceQuery, *, connection: Kube | None = None
+) -> list[dict[str, Any]]:
+    """Every custom resource of the solution in its environment namespace, with its status."""
+    async with session(ctx, connection) as kube:
+        scope = await resolve_scope(ctx, kube, query.env, query.solution, query.namespace)
+        result: list[dict[str, Any]] = []
+        for kind in scope.kinds:
+            data = await request(kube, "GET", scope.path(kind), action=f"listing {kind.plural}")
+            for item in (data or {}).get("items") or []:
+                result.append(_summary(kind, item))
+    return result
+
+
+async def list_kinds(
+    ctx: Context, query: InstanceQuery, *, connection: Kube | None = None
+) -> list[dict[str, Any]]:
+    """The kinds of the solution, with the top-level fields of their spec (for forms)."""
+    async with session(ctx, connection) as kube:
+        scope = await resolve_scope(ctx, kube, query.env, query.solution, query.namespace)
+    return [
+        {
+            "kind": k.kind,
+            "apiVersion": k.api_version,
+            "plural": k.plural,
+            "namespace": scope.namespace,
+            "schema": dict(k.schema),
+        }
+        for k in scope.kinds
+    ]
+
+
+def _validate(kind: CustomKind, obj: Mapping[str, Any]) -> None:
+    errors = validation_errors(obj, kind.schema)
+    if errors:
+        name = (obj.get("metadata") or {}).get("name")
+        raise InvalidInput(
+            f"{kind.kind} {name} does not match the {kind.api_version} schema: "
+            + "; ".join(errors[:10]),
+            hint="nothing was sent; fix the values (see 'solutions instance kinds')",
+        )
+
+
+async def _send(kube: Kube, method: str, path: str, body: Obj, action: str, dry_run: bool) -> Obj:
+    # The API server's verdict first (admission, defaults, CEL rules), then the real request.
+    checked = await request(kube, method, path, action=action, body=body, params={"dryRun": "All"})
+    if dry_run:
+        return checked or {}
+    return await request(kube, method, path, action=action, body=body) or {}
+
+
+@dataclass(frozen=True)
+class CreateInstanceOptions:
+    env: str
+    solution: str
+    document: Mapping[str, Any] | None = None  # from -f FILE
+    kind: str | None = None
+    name: str | None = None
+    sets: tuple[str, ...] = ()
+    namespace: str | None = None
+    dry_run: bool = False
+
+
+async def create_instance(
+    ctx: Context, opts: CreateInstanceOptions, *, connection: Kube | None = None
+) -> dict[str, Any]:
+    """Create a custom resource, validated against its CRD schema before it is sent."""
+    async with session(ctx, connection) as kube:
+        scope = await resolve_scope(ctx, kube, opts.env, opts.solution, opts.namespace)
+        doc: Obj = copy.deepcopy(dict(opts.document or {}))
+        kind_text = opts.kind or doc.get("kind")
+        if not kind_text:
+            raise InvalidInput("no kind given", hint="pass --kind KIND or -f FILE")
+        kind = scope.kind(str(kind_text))
+        meta = doc.setdefault("metadata", {})
+        if opts.name:
+            meta["name"] = opts.name
+        if not meta.get("name"):
+            raise InvalidInput("no name given", hint="pass --name NAME or set metadata.name")
+        if meta.get("namespace") not in (None, scope.namespace):
+            raise Refused(
+                f"{kind.kind} {meta['name']} names namespace {meta['namespace']}, but "
+                f"{opts.solution} runs in {scope.namespace} in environment {opts.env}",
+                hint="remove metadata.namespace from the file",
+            )
+        meta["namespace"] = scope.namespace
+        doc["kind"] = kind.kind
+        if doc.get("apiVersion", kind.api_version).split("/")[0] != kind.group:
+            raise InvalidInput(f"apiVersion {doc['apiVersion']} is not in group {kind.group}")
+        doc.setdefault("apiVersion", kind.api_version)
+        doc = apply_sets(doc, opts.sets)
+        doc.setdefault("spec", {})
+        _validate(kind, doc)
+        version = doc["apiVersion"].split("/", 1)[1]
+        path = custom_collection(kind.group, version, kind.plural, scope.namespace)
+        created = await _send(
+            kube, "POST", path, doc, f"creating {kind.kind} {meta['name']}", opts.dry_run
+        )
+    return _summary(kind, created)
+
+
+@dataclass(frozen=True)
+class EditInstanceOptions:
+    env: str
+    solution: str
+    ref: str  # KIND/NAME
+    sets: tuple[str, ...]
+    namespace: str | None = None
+    dry_run: bool = False
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    if ref.count("/") != 1 or not all(ref.split("/")):
+        raise InvalidInput(f"{ref!r} is not KIND/NAME", hint="e.g. VersionServer/web")
+    kind, name = ref.split("/")
+    return kind, name
+
+
+async def edit_instance(
+    ctx: Context, opts: EditInstanceOptions, *, connection: Kube | None = None
+) -> dict[str, Any]:
+    """Change fields of a custom resource (``--set spec.replicas=3``), validated first."""
+    if not opts.sets:
+        raise InvalidInput("nothing to change", hint="pass --set PATH=VALUE")
+    kind_text, name = _split_ref(opts.ref)
+    async with session(ctx, connection) as kube:
+        scope = await resolve_scope(ctx, kube, opts.env, opts.solution, opts.namespace)
+        kind = scope.kind(kind_text)
+        path = scope.path(kind, name)
+        current = await request(
+            kube, "GET", path, action=f"reading {kind.kind} {name}", missing_ok=True
+        )
+        if current is None:
+            raise InvalidInput(
+                f"{kind.kind} {name} does not exist in {opts.env}/{scope.namespace}",
+                hint=f"see 'solutions instance list {opts.env} {opts.solution}'",
+            )
+        changed = apply_sets(current, opts.sets)
+        _validate(kind, changed)
+        changed.pop("status", None)  # the status belongs to the operator
+        updated = await _send(
+            kube, "PUT", path, changed, f"updating {kind.kind} {name}", opts.dry_run
+        )
+    return _summary(kind, updated)
+
+
+@dataclass(frozen=True)
+class DeleteInstanceOptions:
+    env: str
+    solution: str
+    ref: str
+    namespace: str | None = None
+    dry_run: bool = False
+    wait: bool = True
+    timeout: float = 120.0
+
+
+async def delete_instance(
+    ctx: Context, opts: DeleteInstanceOptions, *, connection: Kube | None = None
+) -> dict[str, Any]:
+    """Delete a custom resource (the operator's finalizers run before it disappears)."""
+    kind_text, name = _split_ref(opts.ref)
+    async with session(ctx, connection) as kube:
+        scope = await resolve_scope(ctx, kube, opts.env, opts.solution, opts.namespace)
+        kind = scope.kind(kind_text)
+        path = scope.path(kind, name)
+        action = f"deleting {kind.kind} {name}"
+        params = {"dryRun": "All"} if opts.dry_run else {}
+        found = await request(kube, "DELETE", path, action=action, params=params, missing_ok=True)
+        if found is None:
+            raise InvalidInput(f"{kind.kind} {name} does not exist in {opts.env}/{scope.namespace}")
+        left: list[str] = []
+        if opts.wait and not opts.dry_run:
+            left = await wait_gone(kube, [path], timeout=opts.timeout, say=ctx.say)
+    return {"kind": kind.kind, "name": name, "namespace": scope.namespace, "gone": not left}

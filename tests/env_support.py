@@ -1,0 +1,209 @@
+"""Helpers for the environment tests: small archives of any name and version, and cluster checks.
+
+Each test module builds its own solution (its own name and CRD group), so that CRDs, which are
+cluster-wide, never couple tests that share the session's control plane.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from metalk8s_solutions.engine.build import BuildOptions, build
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTIONS = str(Path(sys.executable).parent / "solutions")
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import make_source  # noqa: E402
+
+
+def crd_document(group: str, served: Sequence[str], storage: str) -> dict[str, Any]:
+    schema = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "required": ["size"],
+                    "properties": {
+                        "size": {"type": "integer", "minimum": 0, "maximum": 10},
+                        "color": {"type": "string", "enum": ["red", "green"]},
+                    },
+                },
+                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        }
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "kind": "Gadget",
+                "plural": "gadgets",
+                "singular": "gadget",
+                "listKind": "GadgetList",
+            },
+            "versions": [
+                {
+                    "name": v,
+                    "served": True,
+                    "storage": v == storage,
+                    "schema": copy.deepcopy(schema),
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"}
+                    ],
+                }
+                for v in served
+            ],
+        },
+    }
+
+
+def build_solution(
+    out: Path,
+    name: str,
+    version: str,
+    *,
+    group: str,
+    served: Sequence[str] = ("v1alpha1",),
+    storage: str = "v1alpha1",
+    roles: Sequence[dict[str, Any]] | None = None,
+) -> Path:
+    """An archive of solution ``name`` ``version`` whose CRD serves ``served`` in ``group``."""
+    src = make_source(out / f"src-{name}-{version}")
+    manifest = yaml.safe_load((src / "manifest.yaml").read_text())
+    manifest["metadata"]["name"] = name
+    manifest["spec"]["version"] = version
+    (src / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    (src / "operator" / "deploy" / "crds" / "example.yaml").write_text(
+        yaml.safe_dump(crd_document(group, served, storage))
+    )
+    if roles is None:
+        roles = [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": f"{name}-operator"},
+                "rules": [
+                    {
+                        "apiGroups": [group],
+                        "resources": ["gadgets"],
+                        "verbs": ["get", "list", "watch"],
+                    }
+                ],
+            }
+        ]
+    (src / "operator" / "deploy" / "role.yaml").write_text(yaml.safe_dump_all(list(roles)))
+    iso = out / f"{name}-{version}.iso"
+    build(BuildOptions(src, iso, epoch=1_700_000_000))
+    shutil.rmtree(src)
+    return iso
+
+
+def write_config(
+    path: Path, archives: Sequence[Path], endpoint: str = "registry.test:5000"
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+                "kind": "SolutionsConfiguration",
+                "archives": [str(a) for a in archives],
+                "active": {},
+                "registry": {"endpoint": endpoint},
+            }
+        )
+    )
+    return path
+
+
+class Api:
+    """Plain admin HTTP calls for checks (the code under test uses its own client)."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        response = self.http.get(path)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def items(self, path: str, selector: str | None = None) -> list[dict[str, Any]]:
+        params = {"labelSelector": selector} if selector else {}
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return list(response.json().get("items") or [])
+
+    def apply(self, path: str, body: dict[str, Any], manager: str = "tests") -> dict[str, Any]:
+        response = self.http.patch(
+            path,
+            params={"fieldManager": manager, "force": "true"},
+            content=yaml.safe_dump(body).encode(),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def delete(self, path: str) -> None:
+        response = self.http.delete(path)
+        if response.status_code != 404:
+            response.raise_for_status()
+
+    def install_crd(self, doc: dict[str, Any]) -> None:
+        """Apply a CRD and wait until its objects can be listed (storage initialised)."""
+        name = doc["metadata"]["name"]
+        self.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", doc)
+        spec = doc["spec"]
+        version = next(v["name"] for v in spec["versions"] if v["served"])
+        probe = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}"
+        wait_for(lambda: self.http.get(probe).status_code == 200, what=f"CRD {name} served")
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def cli(
+    config: Path, kubeconfig: Path, *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``solutions`` command as a user would."""
+    return subprocess.run(
+        [SOLUTIONS, "--config", str(config), "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )

@@ -1,0 +1,276 @@
+"""The pure core of environments: desired objects, plans, diffs, names, --set paths."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
+from metalk8s_solutions.cluster.apply import Action, is_subset, plan, rollout_status
+from metalk8s_solutions.engine.desired import (
+    Settings,
+    VersionContent,
+    check_dns_label,
+    check_roles,
+    desired_environment,
+)
+from metalk8s_solutions.engine.instances import apply_sets, json_path, parse_path
+from metalk8s_solutions.errors import InvalidInput, Refused
+
+DIGEST = "sha256:" + "a" * 64
+ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "Role",
+    "metadata": {"name": "operator"},
+    "rules": [{"apiGroups": ["ex.com"], "resources": ["things"], "verbs": ["get"]}],
+}
+CLUSTER_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {"name": "reader"},
+    "rules": [{"apiGroups": ["ex.com"], "resources": ["things"], "verbs": ["list"]}],
+}
+
+
+def content(version: str, roles: tuple[dict[str, Any], ...] = (ROLE,)) -> VersionContent:
+    manifest = SolutionManifest(
+        name="sol",
+        version=version,
+        images=(ImageRef("server", version), ImageRef("sol-operator", version)),
+        operator_image=ImageRef("sol-operator", version),
+        display_name="Sol",
+    )
+    return VersionContent(manifest, roles=roles, digests={f"sol-operator:{version}": DIGEST})
+
+
+def contents(
+    *versions: str, roles: tuple[dict[str, Any], ...] = (ROLE,)
+) -> dict[tuple[str, str], VersionContent]:
+    return {("sol", v): content(v, roles) for v in versions}
+
+
+SETTINGS = Settings(endpoint="reg.local:5000")
+
+
+def by_key(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        f"{o['kind']}/{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o
+        for o in objects
+    }
+
+
+def test_one_namespace_gets_the_operator_contract() -> None:
+    objects = by_key(
+        desired_environment(
+            "prod", {"prod": {"sol": "1.0.0"}}, contents("1.0.0", "2.0.0"), SETTINGS
+        )
+    )
+    assert sorted(objects) == [
+        "ConfigMap/prod/sol-operator-config",
+        "Deployment/prod/sol-operator",
+        "Role/prod/sol-operator",
+        "RoleBinding/prod/sol-operator",
+        "ServiceAccount/prod/sol-operator",
+    ]
+    dep = objects["Deployment/prod/sol-operator"]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"reg.local:5000/sol-1.0.0/sol-operator@{DIGEST}"
+    assert container["command"] == ["sol-operator", "--config=/etc/config/operator.yaml"]
+    assert dep["metadata"]["labels"]["solutions.metalk8s.scality.com/environment"] == "prod"
+    assert "solutions.metalk8s.scality.com/applied-hash" in dep["metadata"]["annotations"]
+    config = yaml.safe_load(objects["ConfigMap/prod/sol-operator-config"]["data"]["operator.yaml"])
+    assert config == {
+        "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+        "kind": "OperatorConfig",
+        "repositories": {
+            "1.0.0": [
+                {
+                    "endpoint": "reg.local:5000/sol-1.0.0",
+                    "images": ["server:1.0.0", "sol-operator:1.0.0"],
+                }
+            ],
+            "2.0.0": [
+                {
+                    "endpoint": "reg.local:5000/sol-2.0.0",
+                    "images": ["server:2.0.0", "sol-operator:2.0.0"],
+                }
+            ],
+        },
+    }
+
+
+def test_two_environments_and_two_versions_never_collide() -> None:
+    roles = (ROLE, CLUSTER_ROLE)
+    everything = contents("1.0.0", "2.0.0", roles=roles)
+    names: list[str] = []
+    for env, version in (("test", "1.0.0"), ("prod", "2.0.0")):
+        objects = desired_environment(env, {env: {"sol": version}}, everything, SETTINGS)
+        names += list(by_key(objects))
+    assert len(names) == len(set(names))
+    cluster = sorted(n for n in names if n.startswith("ClusterRole/"))
+    assert cluster == [
+        "ClusterRole//solutions:prod:sol-2.0.0:reader",
+        "ClusterRole//solutions:test:sol-1.0.0:reader",
+    ]
+    assert not any(n.startswith("ClusterRoleBinding/") for n in names)  # bound by RoleBindings
+
+
+def test_cluster_scope_needs_permission_and_cluster_admin_never_passes() -> None:
+    nodes = copy.deepcopy(CLUSTER_ROLE)
+    nodes["rules"].append({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]})
+    with pytest.raises(Refused, match="needs cluster scope"):
+        desired_environment(
+            "e", {"e": {"sol": "1.0.0"}}, contents("1.0.0", roles=(nodes,)), SETTINGS
+        )
+    allowed = Settings(endpoint="r", cluster_scope=frozenset({"sol"}))
+    objects = by_key(
+        desired_environment(
+            "e",
+            {"e": {"sol": "1.0.0"}, "e2": {"sol": "1.0.0"}},
+            contents("1.0.0", roles=(nodes,)),
+            allowed,
+        )
+    )
+    binding = objects["ClusterRoleBinding//solutions:e:sol-1.0.0:reader:cluster"]
+    assert [s["namespace"] for s in binding["subjects"]] == ["e", "e2"]
+    admin = copy.deepcopy(CLUSTER_ROLE)
+    admin["rules"] = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    problems = check_roles(content("1.0.0", (admin,)), cluster_scope_allowed=True)
+    assert any("cluster-admin" in p for p in problems)
+
+
+def test_not_imported_is_refused() -> None:
+    with pytest.raises(Refused, match="not imported"):
+        desired_environment("e", {"e": {"sol": "3.0.0"}}, contents("1.0.0"), SETTINGS)
+
+
+@pytest.mark.parametrize("name", ["prod", "team-a-1", "a" * 63])
+def test_dns_labels_accepted(name: str) -> None:
+    assert check_dns_label(name, "environment name") == name
+
+
+@pytest.mark.parametrize("name", ["Prod", "-a", "a-", "a_b", "a" * 64, ""])
+def test_dns_labels_refused(name: str) -> None:
+    with pytest.raises(InvalidInput, match="lowercase letters"):
+        check_dns_label(name, "environment name")
+
+
+def live_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the API server returns: our fields plus defaults and metadata."""
+    live = copy.deepcopy(obj)
+    live["metadata"].update(uid="u", resourceVersion="1", creationTimestamp="t")
+    if live["kind"] == "Deployment":
+        live["spec"]["strategy"] = {"type": "RollingUpdate"}
+        container = live["spec"]["template"]["spec"]["containers"][0]
+        container["terminationMessagePath"] = "/dev/termination-log"
+        for env in container["env"]:
+            if "valueFrom" in env:
+                env["valueFrom"]["fieldRef"]["apiVersion"] = "v1"
+    return live
+
+
+def test_plan_is_empty_when_live_holds_our_fields_and_orders_changes() -> None:
+    desired = desired_environment(
+        "p", {"p": {"sol": "1.0.0"}}, contents("1.0.0", "2.0.0"), SETTINGS
+    )
+    assert plan(desired, [live_of(o) for o in desired]) == []
+    creates = plan(desired, [])
+    assert [c.key.kind for c in creates] == [
+        "ServiceAccount",
+        "ConfigMap",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+    ]
+    assert all(c.action is Action.CREATE for c in creates)
+    prunes = plan([], [live_of(o) for o in desired])
+    assert [c.key.kind for c in prunes] == [
+        "Deployment",
+        "RoleBinding",
+        "Role",
+        "ConfigMap",
+        "ServiceAccount",
+    ]
+
+
+def test_plan_tells_drift_from_our_own_change_and_diffs_our_fields() -> None:
+    desired = desired_environment(
+        "p", {"p": {"sol": "1.0.0"}}, contents("1.0.0", "2.0.0"), SETTINGS
+    )
+    live = [live_of(o) for o in desired]
+    dep = next(o for o in live if o["kind"] == "Deployment")
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "other:1"
+    (change,) = plan(desired, live)
+    assert change.action is Action.CHANGE and change.drift
+    assert "-        image: other:1" in change.diff()
+    assert "terminationMessagePath" not in change.diff()  # only the fields we manage
+    upgraded = desired_environment(
+        "p", {"p": {"sol": "2.0.0"}}, contents("1.0.0", "2.0.0"), SETTINGS
+    )
+    changes = plan(upgraded, [live_of(o) for o in desired])
+    assert {c.action for c in changes} == {Action.CHANGE}
+    assert not any(c.drift for c in changes)
+
+
+def test_subset_rules() -> None:
+    assert is_subset({"a": 1}, {"a": 1, "b": 2})
+    assert not is_subset({"a": [1, 2]}, {"a": [1, 2, 3]})
+    assert is_subset({"a": [{"x": 1}]}, {"a": [{"x": 1, "y": 2}]})
+    assert not is_subset({"a": {"x": 1}}, {"a": None})
+
+
+def test_rollout_status() -> None:
+    base = {"metadata": {"generation": 2}, "spec": {"replicas": 1}}
+    assert not rollout_status({**base, "status": {"observedGeneration": 1}}).ready
+    old = {
+        **base,
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 2,
+            "updatedReplicas": 1,
+            "availableReplicas": 1,
+        },
+    }
+    assert rollout_status(old).message == "1 old replicas still running"
+    done = {
+        **base,
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 1,
+            "updatedReplicas": 1,
+            "availableReplicas": 1,
+        },
+    }
+    assert rollout_status(done).ready
+
+
+def test_set_paths() -> None:
+    assert parse_path("spec.servers[1].port") == ["spec", "servers", 1, "port"]
+    obj = {"spec": {"replicas": 1, "servers": [{"port": 1}]}}
+    out = apply_sets(
+        obj, ["spec.replicas=3", "spec.servers[0].port=8080", "spec.logLevel=debug", "spec.on=true"]
+    )
+    assert out["spec"] == {
+        "replicas": 3,
+        "servers": [{"port": 8080}],
+        "logLevel": "debug",
+        "on": True,
+    }
+    assert obj["spec"]["replicas"] == 1  # not modified in place
+    with pytest.raises(InvalidInput, match="cannot be changed"):
+        apply_sets(obj, ["metadata.name=x"])
+    with pytest.raises(InvalidInput, match="PATH=VALUE"):
+        apply_sets(obj, ["spec.replicas"])
+
+
+def test_json_path_of_printer_columns() -> None:
+    obj = {
+        "spec": {"version": "1.0.0"},
+        "status": {"conditions": [{"type": "Ready", "reason": "Done"}]},
+    }
+    assert json_path(obj, ".spec.version") == "1.0.0"
+    assert json_path(obj, '.status.conditions[?(@.type=="Ready")].reason') == "Done"
+    assert json_path(obj, ".status.missing.x") is None
