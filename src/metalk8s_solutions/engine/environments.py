@@ -63,7 +63,7 @@ from metalk8s_solutions.engine.desired import (
     operator_name,
     selector_for,
 )
-from metalk8s_solutions.engine.solutions import (
+from metalk8s_solutions.engine.state import (
     Context,
     Imported,
     Outcome,

@@ -29,7 +29,7 @@ from metalk8s_solutions.engine.environments import (
     require_environment,
     session,
 )
-from metalk8s_solutions.engine.solutions import Context
+from metalk8s_solutions.engine.state import Context
 from metalk8s_solutions.errors import InvalidInput, Refused
 
 Obj = dict[str, Any]

@@ -16,10 +16,12 @@ from typing import Any
 
 from metalk8s_solutions.api.config import Policy, SolutionsConfiguration
 from metalk8s_solutions.api.semver import parse_version
-from metalk8s_solutions.cluster.kube import connect
+from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.state import Records, read_environments, read_records, usage_of
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.converge import ConvergeOptions, ConvergeOutcome, converge
+from metalk8s_solutions.engine.environments import ConvergeOptions as EnvConvergeOptions
+from metalk8s_solutions.engine.environments import converge_environments
 from metalk8s_solutions.engine.state import (
     Context,
     Imported,
@@ -129,7 +131,18 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
             )
             outcome = await converge(kube, edit.config, options, ctx.say)
             outcome.steps[:0] = steps
+        await _refresh_environments(ctx, kube, outcome)
     return outcome
+
+
+async def _refresh_environments(ctx: Context, kube: Kube, outcome: ConvergeOutcome) -> None:
+    """Converge environments after the archives changed (their OperatorConfig lists every
+    imported version); a dry run only plans it."""
+    envs = await converge_environments(
+        ctx, EnvConvergeOptions(dry_run=outcome.dry_run), connection=kube
+    )
+    outcome.steps += envs.steps
+    outcome.warnings += envs.warnings
 
 
 # -- unimport ---------------------------------------------------------------------------------
@@ -197,6 +210,7 @@ async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutc
             options = ConvergeOptions(dry_run=opts.dry_run, solutions=changed)
             outcome = await converge(kube, edit.config, options, ctx.say)
             outcome.steps[:0] = steps
+        await _refresh_environments(ctx, kube, outcome)
     return outcome
 
 
@@ -220,7 +234,10 @@ async def apply_configuration(ctx: Context, opts: ApplyOptions) -> ConvergeOutco
             options = ConvergeOptions(
                 dry_run=opts.dry_run, force=opts.force, keys=opts.keys, policy=opts.policy
             )
-            return await converge(kube, config, options, ctx.say)
+            outcome = await converge(kube, config, options, ctx.say)
+            # Environments too: restores operator objects deleted or edited by hand.
+            await _refresh_environments(ctx, kube, outcome)
+            return outcome
 
 
 # -- list -----------------------------------------------------------------------------------
