@@ -152,13 +152,21 @@ class EnvironmentView:
         }
 
 
-async def read_environments(kube: Kube) -> dict[str, EnvironmentView]:
-    """Every environment in the cluster, from labelled namespaces and their ConfigMaps."""
+async def read_environments(
+    kube: Kube, *, include_terminating: bool = True
+) -> dict[str, EnvironmentView]:
+    """Every environment in the cluster, from labelled namespaces and their ConfigMaps.
+
+    Namespaces being deleted still count by default (what runs there still runs); pass
+    ``include_terminating=False`` to see only the environments that can be changed.
+    """
     envs: dict[str, EnvironmentView] = {}
     with kube.errors("listing environment namespaces"):
         async for ns in kube.client.list(Namespace, labels={ENV_LABEL: None}):
             meta = ns.metadata
             if meta is None or meta.name is None:
+                continue
+            if not include_terminating and meta.deletionTimestamp is not None:
                 continue
             env_name = (meta.labels or {}).get(ENV_LABEL, "")
             view = envs.setdefault(env_name, EnvironmentView(env_name))

@@ -131,18 +131,38 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
             )
             outcome = await converge(kube, edit.config, options, ctx.say)
             outcome.steps[:0] = steps
-        await _refresh_environments(ctx, kube, outcome)
+        names = frozenset(m.name for m in manifests.values())
+        await _refresh_environments(ctx, kube, outcome, names)
     return outcome
 
 
-async def _refresh_environments(ctx: Context, kube: Kube, outcome: ConvergeOutcome) -> None:
-    """Converge environments after the archives changed (their OperatorConfig lists every
-    imported version); a dry run only plans it."""
-    envs = await converge_environments(
-        ctx, EnvConvergeOptions(dry_run=outcome.dry_run), connection=kube
+async def _refresh_environments(
+    ctx: Context, kube: Kube, outcome: ConvergeOutcome, solutions: frozenset[str] | None
+) -> None:
+    """Converge the environments that run ``solutions`` (None: every environment) after the
+    archives changed: their OperatorConfig lists every imported version, and objects edited or
+    deleted by hand are restored.  A dry run only plans it.  An environment that cannot converge
+    (e.g. it runs a version no longer imported) is reported, and does not undo what was done."""
+    envs = await read_environments(kube, include_terminating=False)
+    names = sorted(
+        env.name
+        for env in envs.values()
+        if solutions is None
+        or any(name in config for config in env.namespaces.values() for name in solutions)
     )
-    outcome.steps += envs.steps
-    outcome.warnings += envs.warnings
+    for name in names:
+        try:
+            result = await converge_environments(
+                ctx, EnvConvergeOptions(envs=(name,), dry_run=outcome.dry_run), connection=kube
+            )
+        except SolutionsError as err:
+            outcome.warnings.append(
+                f"environment {name} was not converged: {err}; fix it, then run "
+                f"'solutions env converge {name}'"
+            )
+            continue
+        outcome.steps += result.steps
+        outcome.warnings += result.warnings
 
 
 # -- unimport ---------------------------------------------------------------------------------
@@ -210,7 +230,8 @@ async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutc
             options = ConvergeOptions(dry_run=opts.dry_run, solutions=changed)
             outcome = await converge(kube, edit.config, options, ctx.say)
             outcome.steps[:0] = steps
-        await _refresh_environments(ctx, kube, outcome)
+        names = frozenset(i.manifest.name for i in targets if i.manifest)
+        await _refresh_environments(ctx, kube, outcome, names)
     return outcome
 
 
@@ -236,7 +257,7 @@ async def apply_configuration(ctx: Context, opts: ApplyOptions) -> ConvergeOutco
             )
             outcome = await converge(kube, config, options, ctx.say)
             # Environments too: restores operator objects deleted or edited by hand.
-            await _refresh_environments(ctx, kube, outcome)
+            await _refresh_environments(ctx, kube, outcome, None)
             return outcome
 
 
