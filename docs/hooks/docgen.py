@@ -307,7 +307,28 @@ def manifest_schema() -> dict[str, Any]:
                                     "name": {"type": "string", "pattern": _pattern(m.IMAGE_NAME)},
                                     "tag": {"type": "string", "pattern": _pattern(m.IMAGE_TAG)},
                                 },
-                            }
+                            },
+                            "metrics": {
+                                "type": "object",
+                                "description": "Where the operator serves Prometheus metrics: a "
+                                "metrics port, Service and ServiceMonitor per environment "
+                                "(SOL018).",
+                                "properties": {
+                                    "enabled": {"type": "boolean", "default": True},
+                                    "scheme": {"enum": ["http", "https"], "default": "http"},
+                                    "port": {
+                                        "type": "integer",
+                                        "minimum": 1,
+                                        "maximum": 65535,
+                                        "default": 8080,
+                                    },
+                                    "path": {
+                                        "type": "string",
+                                        "pattern": "^/",
+                                        "default": "/metrics",
+                                    },
+                                },
+                            },
                         },
                     },
                 },

@@ -3,6 +3,8 @@
 - adds the generated reference pages (:mod:`docgen`): ``reference/cli.md``,
   ``reference/errors.md``, ``reference/http-api.md`` (+ ``openapi.json``) and the JSON Schemas
   under ``reference/schemas/``; nothing is written into ``docs/``;
+- publishes the product's own dashboard and alert rules (``deploy/monitoring/``) under
+  ``operations/monitoring/``, so the docs link the very files the repository ships;
 - drops from the navigation the pages that other work in progress will add (``PENDING``) while
   their file does not exist yet, and reports links to them as info rather than warnings; any
   other missing page or broken link stays an error of the strict build.
@@ -99,6 +101,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         generated["reference/openapi.json"] = openapi
     for name, schema in docgen.schemas().items():
         generated[f"reference/schemas/{name}"] = docgen.schema_json(schema)
+    deploy = Path(config.config_file_path).parent / "deploy" / "monitoring"
+    for shipped in sorted(deploy.glob("*")):
+        generated[f"operations/monitoring/{shipped.name}"] = shipped.read_text()
     for uri, content in generated.items():
         if files.get_file_from_path(uri) is not None:
             raise PluginError(f"{uri} is generated; remove the file of that name from docs/")

@@ -302,6 +302,11 @@ def test_imports_and_unimports_are_served_without_restart(
             "example-solution-2.0.0/base-server",
             "example-solution-2.0.0/example-solution-operator",
         ]
+        # the imports it picked up, live, in its metrics
+        metrics = http.get("/metrics").text
+        assert 'solutions_registry_imports_total{solution="example-solution-1.0.0"} 1' in metrics
+        assert 'solutions_registry_imports_total{solution="example-solution-2.0.0"} 1' in metrics
+        assert "solutions_registry_archive_errors_total 0" in metrics
 
 
 def test_archive_deleted_after_import(
@@ -345,6 +350,10 @@ def test_archive_deleted_after_import(
         # put back: served again
         moved.rename(iso)
         eventually(lambda: http.get(url).status_code == 200)
+        metrics = http.get("/metrics").text
+        assert "solutions_registry_archive_errors_total 1" in metrics
+        assert 'solutions_registry_imports_total{solution="example-solution-1.0.0"} 2' in metrics
+        assert 'solutions_registry_archives{state="served"} 2' in metrics
 
 
 def test_archive_missing_at_start_is_reported(

@@ -99,6 +99,13 @@ def symlink(root: Path) -> None:
     (root / "ui" / "link").symlink_to("/etc/passwd")
 
 
+def monitoring(kind: str, spec: str, name: str = "m") -> bytes:
+    header = f"apiVersion: monitoring.coreos.com/v1\nkind: {kind}\nmetadata: {{name: {name}}}\n"
+    return (header + "spec:\n" + spec).encode()
+
+
+OWN = "  selector: {matchLabels: {app.kubernetes.io/part-of: example-solution}}\n"
+RULE = "  groups: [{name: g, rules: [{alert: A, expr: '%s', labels: %s, annotations: %s}]}]\n"
 BLOB = b"orphan"
 CASES: list[tuple[str, Mutation, Severity]] = [
     ("SOL010", remove("manifest.yaml"), Severity.ERROR),
@@ -109,6 +116,11 @@ CASES: list[tuple[str, Mutation, Severity]] = [
     ("SOL015", edit("manifest.yaml", "[base-server:1.0.0", "[base-server"), Severity.ERROR),
     ("SOL016", edit("manifest.yaml", "name: example-solution-operator", "name: x"), Severity.ERROR),
     ("SOL017", edit("manifest.yaml", "spec:", "extra: 1\nspec:"), Severity.WARNING),
+    (
+        "SOL018",
+        edit("manifest.yaml", "tag: 1.0.0}", "tag: 1.0.0}\n    metrics: {port: 0}"),
+        Severity.ERROR,
+    ),
     ("SOL020", write("README.md", b"hi"), Severity.ERROR),
     ("SOL021", symlink, Severity.ERROR),
     ("SOL022", write("Manifest.yaml", b"x"), Severity.ERROR),
@@ -153,6 +165,36 @@ CASES: list[tuple[str, Mutation, Severity]] = [
     ),
     ("SOL060", write("ui/deploy.yaml", b"spec: {image: quay.io/evil/miner:1.0}\n"), Severity.ERROR),
     ("SOL070", write("SHA256SUMS", b"garbage\n"), Severity.ERROR),
+    ("SOL090", write("monitoring/sm.yaml", monitoring("ServiceMonitor", OWN)), Severity.ERROR),
+    (
+        "SOL091",
+        write(
+            "monitoring/sm.yaml",
+            monitoring(
+                "PodMonitor",
+                "  selector: {matchLabels: {app: x}}\n  podMetricsEndpoints: [{port: metrics}]\n",
+            ),
+        ),
+        Severity.ERROR,
+    ),
+    (
+        "SOL092",
+        write(
+            "monitoring/rules.yaml",
+            monitoring(
+                "PrometheusRule", RULE % ("sum(rate(x[5m])", "{severity: warning}", "{summary: s}")
+            ),
+        ),
+        Severity.ERROR,
+    ),
+    ("SOL093", write("monitoring/board.json", b'{"title": "no uid"}'), Severity.ERROR),
+    (
+        "SOL094",
+        write(
+            "monitoring/rules.yaml", monitoring("PrometheusRule", RULE % ("up == 0", "{}", "{}"))
+        ),
+        Severity.WARNING,
+    ),
     (
         "SOL071",
         write("operator/deploy/role.yaml", ROLE.replace("get,", "gt,").encode()),

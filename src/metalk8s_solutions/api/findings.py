@@ -38,6 +38,7 @@ RULES: dict[str, Rule] = {
         Rule("SOL015", E, "spec.images entries are name:tag, without duplicates"),
         Rule("SOL016", E, "spec.operator.image is declared and listed in spec.images"),
         Rule("SOL017", W, "no unknown manifest fields"),
+        Rule("SOL018", E, "spec.operator.metrics is well-formed"),
         Rule("SOL020", E, "every file is inside the archive layout"),
         Rule("SOL021", E, "no symlink, special file or path escaping the archive"),
         Rule("SOL022", E, "no duplicate or case-colliding names"),
@@ -64,6 +65,11 @@ RULES: dict[str, Rule] = {
         Rule("SOL080", E, "the archive is signed by a trusted key"),
         Rule("SOL081", E, "every signature is valid"),
         Rule("SOL082", W, "trusted keys are configured for verification"),
+        Rule("SOL090", E, "monitoring objects are well-formed Prometheus Operator objects"),
+        Rule("SOL091", E, "monitoring selectors select only the Solution's own pods"),
+        Rule("SOL092", E, "every PromQL expression parses"),
+        Rule("SOL093", E, "dashboards are JSON objects with a title and a uid"),
+        Rule("SOL094", W, "alerts have a severity and say what to do"),
     )
 }
 

@@ -34,8 +34,9 @@ _KNOWN = {
     "": {"apiVersion", "kind", "metadata", "spec"},
     "metadata": {"name", "annotations", "labels"},
     "spec": {"version", "images", "operator"},
-    "spec.operator": {"image"},
+    "spec.operator": {"image", "metrics"},
     "spec.operator.image": {"name", "tag"},
+    "spec.operator.metrics": {"enabled", "scheme", "port", "path"},
 }
 
 
@@ -63,6 +64,28 @@ def parse_image_ref(text: object) -> ImageRef:
 
 
 @dataclass(frozen=True)
+class OperatorMetrics:
+    """``spec.operator.metrics``: where the operator serves Prometheus metrics (MetalK8s 2026).
+
+    Deploying the operator then adds a named container port ``metrics``, a Service and a
+    ServiceMonitor per environment namespace (``engine/monitoring.py``).
+    """
+
+    enabled: bool = True
+    scheme: str = "http"
+    port: int = 8080
+    path: str = "/metrics"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "scheme": self.scheme,
+            "port": self.port,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
 class SolutionManifest:
     """A validated Solution manifest."""
 
@@ -73,6 +96,7 @@ class SolutionManifest:
     display_name: str
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    operator_metrics: OperatorMetrics | None = None
 
     @property
     def id(self) -> str:
@@ -90,6 +114,11 @@ class SolutionManifest:
             metadata["annotations"] = dict(self.annotations)
         if self.labels:
             metadata["labels"] = dict(self.labels)
+        operator: dict[str, Any] = {
+            "image": {"name": self.operator_image.name, "tag": self.operator_image.tag}
+        }
+        if self.operator_metrics is not None:
+            operator["metrics"] = self.operator_metrics.to_dict()
         return {
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -97,9 +126,7 @@ class SolutionManifest:
             "spec": {
                 "version": self.version,
                 "images": [str(i) for i in self.images],
-                "operator": {
-                    "image": {"name": self.operator_image.name, "tag": self.operator_image.tag}
-                },
+                "operator": operator,
             },
         }
 
@@ -176,6 +203,37 @@ def _check_operator(
     return ref
 
 
+def _check_metrics(
+    spec: Mapping[str, Any], path: str, findings: list[Finding]
+) -> OperatorMetrics | None:
+    operator = spec.get("operator")
+    raw = operator.get("metrics") if isinstance(operator, dict) else None
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        findings.append(Finding("SOL018", "spec.operator.metrics must be a mapping", path))
+        return None
+    defaults = OperatorMetrics()
+    enabled = raw.get("enabled", defaults.enabled)
+    scheme = raw.get("scheme", defaults.scheme)
+    port = raw.get("port", defaults.port)
+    metrics_path = raw.get("path", defaults.path)
+    problems = []
+    if not isinstance(enabled, bool):
+        problems.append(f"enabled must be true or false, not {enabled!r}")
+    if scheme not in ("http", "https"):
+        problems.append(f"scheme must be http or https, not {scheme!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        problems.append(f"port must be a number from 1 to 65535, not {port!r}")
+    if not isinstance(metrics_path, str) or not metrics_path.startswith("/"):
+        problems.append(f"path must start with '/', not {metrics_path!r}")
+    for problem in problems:
+        findings.append(Finding("SOL018", f"spec.operator.metrics.{problem}", path))
+    if problems:
+        return None
+    return OperatorMetrics(enabled, scheme, port, metrics_path)
+
+
 def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]:
     """Every problem of a decoded manifest, and the model when there is no error."""
     path = "manifest.yaml"
@@ -213,6 +271,7 @@ def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]
         )
     images = _check_images(spec, path, findings)
     operator = _check_operator(spec, images, path, findings)
+    metrics = _check_metrics(spec, path, findings)
     _unknown_fields(doc, findings)
     if error_of(findings) is not None or operator is None:
         return None, findings
@@ -225,6 +284,7 @@ def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]
         display_name=display or name,
         annotations=annotations,
         labels=labels,
+        operator_metrics=metrics,
     )
     return manifest, findings
 
@@ -256,6 +316,7 @@ __all__ = [
     "API_VERSION",
     "KIND",
     "ImageRef",
+    "OperatorMetrics",
     "Severity",
     "SolutionManifest",
     "check_manifest",

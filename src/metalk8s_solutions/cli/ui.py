@@ -8,6 +8,7 @@ import click
 
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.web.deps import UiSettings
+from metalk8s_solutions.web.oidc import OidcSettings
 from metalk8s_solutions.web.server import DEFAULT_LISTEN, Tls, bind, parse_listen, serve, url_of
 
 
@@ -23,6 +24,22 @@ from metalk8s_solutions.web.server import DEFAULT_LISTEN, Tls, bind, parse_liste
     default=None,
     help="Where uploaded archives are stored [default: archives/ next to the configuration].",
 )
+@click.option("--oidc-issuer", help="OpenID Connect issuer URL (https), e.g. Dex's.")
+@click.option("--oidc-client-id", help="OAuth2 client id registered at the issuer.")
+@click.option(
+    "--oidc-client-secret-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="File holding the client secret [default: a public client, PKCE only].",
+)
+@click.option(
+    "--oidc-redirect-url",
+    help="Redirect URL registered at the issuer [default: <UI URL>/oidc/callback].",
+)
+@click.option(
+    "--oidc-ca-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CA bundle that signed the issuer's certificate [default: the system's].",
+)
 @click.pass_context
 def ui_command(
     ctx: click.Context,
@@ -30,21 +47,40 @@ def ui_command(
     tls_cert: Path | None,
     tls_key: Path | None,
     upload_dir: Path | None,
+    oidc_issuer: str | None,
+    oidc_client_id: str | None,
+    oidc_client_secret_file: Path | None,
+    oidc_redirect_url: str | None,
+    oidc_ca_file: Path | None,
 ) -> None:
-    """Serve the web UI and the JSON HTTP API; users log in with a Kubernetes bearer token."""
+    """Serve the web UI and the JSON HTTP API; users log in with OpenID Connect (--oidc-*) or a
+    Kubernetes bearer token."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if (oidc_issuer is None) != (oidc_client_id is None):
+        raise click.UsageError("--oidc-issuer and --oidc-client-id go together")
     options = ctx.find_root().obj
     target = ClusterTarget(kubeconfig=options.kubeconfig, context=options.context)
     target.load()  # fail now, clearly, when the kubeconfig is unusable
     tls = Tls(tls_cert, tls_key) if tls_cert and tls_key else None
+    sock = bind(*parse_listen(listen))
+    oidc = None
+    if oidc_issuer and oidc_client_id:
+        secret = oidc_client_secret_file.read_text().strip() if oidc_client_secret_file else None
+        oidc = OidcSettings(
+            issuer=oidc_issuer,
+            client_id=oidc_client_id,
+            client_secret=secret or None,
+            redirect_url=oidc_redirect_url or f"{url_of(sock, tls is not None)}/oidc/callback",
+            ca_file=oidc_ca_file,
+        )
     settings = UiSettings(
         config_path=options.config,
         target=target,
         secure_cookies=tls is not None,
         upload_dir=upload_dir,
+        oidc=oidc,
     )
-    sock = bind(*parse_listen(listen))
     click.echo(
         f"Solutions UI on {url_of(sock, tls is not None)} (API: /api/openapi.json)", err=True
     )

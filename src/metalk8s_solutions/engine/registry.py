@@ -98,6 +98,7 @@ class ArchiveWatcher:
 
     config_path: Path
     interval: float = 1.0
+    metrics: RegistryMetrics | None = None
     _config_identity: Identity | None = field(default=None, init=False)
     _archives: tuple[str, ...] = field(default=(), init=False)
     _states: dict[str, _Served | _Failed] = field(default_factory=dict, init=False)
@@ -165,6 +166,8 @@ class ArchiveWatcher:
         if identity is None:
             guessed = known_id or (path.stem if _ID_FROM_NAME.match(path.stem) else None)
             self._states[key] = _Failed(None, MISSING, guessed)
+            if self.metrics is not None:
+                self.metrics.archive_errors += 1
             log.error(
                 "archive %s%s %s",
                 path,
@@ -177,10 +180,14 @@ class ArchiveWatcher:
         except (SolutionsError, OSError) as err:
             reason = f"cannot be read ({getattr(err, 'strerror', None) or err}); re-import it"
             self._states[key] = _Failed(identity, reason, known_id)
+            if self.metrics is not None:
+                self.metrics.archive_errors += 1
             log.error("archive %s %s", path, reason)
             return True
         self._states[key] = served
         catalog = served.catalog
+        if self.metrics is not None:
+            self.metrics.picked_up(catalog.solution_id)
         log.info(
             "%s %s from %s: %s",
             "read again" if state is not None else "read",
@@ -281,9 +288,9 @@ async def running_registry(options: ServeOptions) -> AsyncIterator[RunningRegist
     listen, cert, key = _settings(options)
     host, port = parse_listen(listen)
     context = server_ssl_context(cert, key) if cert and key else None
-    watcher = ArchiveWatcher(options.config, options.interval)
-    await watcher.refresh()
     metrics = RegistryMetrics()
+    watcher = ArchiveWatcher(options.config, options.interval, metrics)
+    await watcher.refresh()
     server = RegistryServer(watcher, host, port, ssl_context=context, metrics=metrics)
     address = await server.start()
     task = asyncio.create_task(watcher.run(), name="archive-watcher")

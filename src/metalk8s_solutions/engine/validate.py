@@ -20,6 +20,13 @@ from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.crd import check_crd, check_role, image_references
 from metalk8s_solutions.api.findings import Finding, Severity, error_of
 from metalk8s_solutions.api.manifest import SolutionManifest, load_manifest, parse_image_ref
+from metalk8s_solutions.api.monitoring import (
+    MAX_DASHBOARD,
+    check_monitoring_object,
+    is_dashboard,
+    is_monitoring_object,
+    parse_dashboard,
+)
 from metalk8s_solutions.api.streams import FileSource, read_limited, sha256_stream
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH, is_covered, parse_sums
@@ -160,6 +167,24 @@ def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list
     return findings
 
 
+def _check_monitoring(source: FileSource, manifest: SolutionManifest | None) -> list[Finding]:
+    """SOL090-SOL094 on ``monitoring/``: Prometheus Operator objects and Grafana dashboards."""
+    findings: list[Finding] = []
+    solution = manifest.name if manifest is not None else None
+    for path in sorted(source.files()):
+        if is_monitoring_object(path):
+            for doc in _yaml_docs(source, path, "SOL090", findings):
+                findings.extend(check_monitoring_object(doc, path, solution))
+        elif is_dashboard(path):
+            try:
+                data = read_limited(source, path, MAX_DASHBOARD)
+            except ArchiveError as err:
+                findings.append(Finding("SOL093", str(err), path))
+                continue
+            findings.extend(parse_dashboard(data, path)[1])
+    return findings
+
+
 def _check_images(
     source: FileSource, layout: Layout, manifest: SolutionManifest | None
 ) -> tuple[ImageSet, list[Finding]]:
@@ -294,6 +319,7 @@ def check_source(
     images, image_findings = _check_images(source, layout, manifest)
     findings.extend(image_findings)
     findings.extend(_check_deploy(source, manifest))
+    findings.extend(_check_monitoring(source, manifest))
     report = CheckReport(layout, manifest, images, findings)
     if verify_content:
         integrity, sums_bytes = _check_integrity(source, images, policy, progress, archive=archive)

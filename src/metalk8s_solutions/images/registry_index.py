@@ -330,6 +330,14 @@ class RegistryMetrics:
     bytes_sent: dict[str, int] = field(default_factory=dict)
     archives_served: int = 0
     archives_unavailable: int = 0
+    #: solution id -> times an archive of it was (re)read and picked up (imports, re-imports)
+    imports: dict[str, int] = field(default_factory=dict)
+    #: archives that could not be read (missing, corrupt), and server-side failures
+    archive_errors: int = 0
+    errors: int = 0
+
+    def picked_up(self, solution_id: str) -> None:
+        self.imports[solution_id] = self.imports.get(solution_id, 0) + 1
 
     def record(self, repository: str, status: int, sent: int) -> None:
         key = (repository, status)
@@ -360,5 +368,20 @@ class RegistryMetrics:
             "# TYPE solutions_registry_archives gauge",
             f'solutions_registry_archives{{state="served"}} {self.archives_served}',
             f'solutions_registry_archives{{state="unavailable"}} {self.archives_unavailable}',
+            "# HELP solutions_registry_imports_total Archives picked up (read and served), "
+            "by solution id.",
+            "# TYPE solutions_registry_imports_total counter",
+        ]
+        lines += [
+            f'solutions_registry_imports_total{{solution="{_label(sid)}"}} {count}'
+            for sid, count in sorted(self.imports.items())
+        ]
+        lines += [
+            "# HELP solutions_registry_archive_errors_total Archives that could not be read.",
+            "# TYPE solutions_registry_archive_errors_total counter",
+            f"solutions_registry_archive_errors_total {self.archive_errors}",
+            "# HELP solutions_registry_errors_total Requests that failed on the server side.",
+            "# TYPE solutions_registry_errors_total counter",
+            f"solutions_registry_errors_total {self.errors}",
         ]
         return "\n".join(lines) + "\n"

@@ -172,6 +172,8 @@ class _Registry:
         finally:
             repository, sent = request[REPOSITORY], request[SENT]
             self.metrics.record(repository, status, sent)
+            if status >= 500:
+                self.metrics.errors += 1
             access_log.info(
                 '%s "%s %s" %d %d %s %.3fs',
                 request.remote or "-",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metalk8s_solutions.engine.environments import show_environment, status
 from metalk8s_solutions.engine.solutions import Outcome
-from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
 from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check
@@ -35,7 +36,7 @@ from metalk8s_solutions.web.deps import (
     state_of,
     user,
 )
-from metalk8s_solutions.web.errors import not_found
+from metalk8s_solutions.web.errors import classify, not_found
 from metalk8s_solutions.web.jobs import Job
 from metalk8s_solutions.web.sessions import COOKIE
 
@@ -136,6 +137,22 @@ def _job_json(job: Job) -> Json:
     return {"job": job.id, "state": job.state, "events": f"/api/jobs/{job.id}/events"}
 
 
+async def _timed(ui: UiState, key: str, dry_run: bool, work: Awaitable[Outcome]) -> Outcome:
+    """Await ``work``, recording its duration and outcome (ok, refused, failed)."""
+    started = time.monotonic()
+    outcome = "failed"
+    try:
+        result = await work
+        outcome = "ok"
+        return result
+    except SolutionsError as err:
+        outcome = "refused" if classify(err).status < 500 else "failed"
+        raise
+    finally:
+        mode = "plan" if dry_run else "run"
+        ui.metrics.operation(key, mode, outcome, time.monotonic() - started)
+
+
 async def run_operation(
     request: Request,
     who: Principal,
@@ -151,13 +168,17 @@ async def run_operation(
         await require_record_rights(request, who, op.title(params))
     if not dry_run:
         service.check_confirmation(op, params)
-    if wait or dry_run:
-        outcome: Outcome = await op.run(context(request, who), params, dry_run)
-        return outcome.to_json()
     ui = state_of(request)
+    if wait or dry_run:
+        outcome: Outcome = await _timed(
+            ui, key, dry_run, op.run(context(request, who), params, dry_run)
+        )
+        return outcome.to_json()
 
     async def work(say: Any) -> Json:
-        result: Outcome = await op.run(context(request, who, say), params, False)
+        result: Outcome = await _timed(
+            ui, key, False, op.run(context(request, who, say), params, False)
+        )
         return result.to_json()
 
     return ui.jobs.start(who.key, op.title(params), op.back(params), work)
@@ -215,6 +236,8 @@ async def logout(request: Request, response: Response) -> Json:
     if session_id:
         ui.sessions.delete(session_id)
         ui.perms.forget(session_id)
+        if ui.oidc is not None:
+            ui.oidc.forget(session_id)
     response.delete_cookie(COOKIE, path="/")
     return {"loggedOut": True}
 

@@ -8,20 +8,28 @@ OpenAPI document itself is served at ``/api/openapi.json``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sized
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalk8s_solutions import __version__
 from metalk8s_solutions.errors import SolutionsError
 from metalk8s_solutions.web import api, pages
-from metalk8s_solutions.web.deps import Principal, UiSettings, UiState, optional_principal
+from metalk8s_solutions.web.deps import (
+    Principal,
+    UiSettings,
+    UiState,
+    optional_principal,
+    state_of,
+)
 from metalk8s_solutions.web.errors import INTERNAL, ErrorInfo, classify
+from metalk8s_solutions.web.sessions import COOKIE
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -41,6 +49,11 @@ def _is_api(request: Request) -> bool:
 
 
 def _respond(request: Request, info: ErrorInfo, err: SolutionsError | None = None) -> Response:
+    metrics = state_of(request).metrics
+    if info.status >= 500:
+        metrics.error(info.kind)
+    elif info.status != 401:  # not logged in yet is not a refusal
+        metrics.refusal(info.kind, info.status)
     if _is_api(request):
         return JSONResponse(info.to_json(), status_code=info.status)
     if info.kind == "unauthenticated":
@@ -55,6 +68,22 @@ def _who(request: Request) -> Principal | None:
         return optional_principal(request)
     except SolutionsError:
         return None
+
+
+async def _refresh_oidc(request: Request) -> None:
+    """Renew an OIDC session's ID token shortly before it expires; end the session if refused."""
+    ui: UiState = request.app.state.ui
+    session_id = request.cookies.get(COOKIE)
+    if ui.oidc is None or not session_id or not ui.oidc.needs_refresh(session_id):
+        return
+    session = ui.sessions.get(session_id)
+    tokens = await ui.oidc.refresh(session_id)
+    if session is None or tokens is None:
+        ui.sessions.delete(session_id)  # the next page asks to log in again
+        ui.metrics.login("oidc-refresh", "refused")
+        return
+    session.token = tokens.id_token
+    ui.metrics.login("oidc-refresh", "ok")
 
 
 def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
@@ -97,12 +126,27 @@ def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
     async def headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        started = time.monotonic()
+        await _refresh_oidc(request)
         response = await call_next(request)
+        route = request.scope.get("route")
+        template = str(getattr(route, "path", "")) or "(unmatched)"
+        app.state.ui.metrics.request(
+            request.method, template, response.status_code, time.monotonic() - started
+        )
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
         if not request.url.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> PlainTextResponse:
+        ui = state_of(request)
+        sessions = len(ui.sessions) if isinstance(ui.sessions, Sized) else None
+        return PlainTextResponse(
+            ui.metrics.render(sessions), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     app.include_router(api.router)
     app.include_router(pages.router)

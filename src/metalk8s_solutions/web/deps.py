@@ -15,6 +15,8 @@ from metalk8s_solutions.engine.solutions import Context, Say
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check, PermissionCache, TokenAuthenticator
 from metalk8s_solutions.web.errors import WebError, forbidden, unauthenticated
 from metalk8s_solutions.web.jobs import Jobs
+from metalk8s_solutions.web.metrics import UiMetrics
+from metalk8s_solutions.web.oidc import OidcLogin, OidcSettings
 from metalk8s_solutions.web.sessions import COOKIE, Authenticator, MemorySessionStore, SessionStore
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -33,6 +35,7 @@ class UiSettings:
     secure_cookies: bool = False
     upload_dir: Path | None = None
     session_ttl: float = 8 * 3600.0
+    oidc: OidcSettings | None = None
 
     @property
     def uploads(self) -> Path:
@@ -46,6 +49,8 @@ class UiState:
     authenticator: Authenticator
     perms: PermissionCache = field(default_factory=PermissionCache)
     jobs: Jobs = field(default_factory=Jobs)
+    metrics: UiMetrics = field(default_factory=UiMetrics)
+    oidc: OidcLogin | None = None
 
     @classmethod
     def create(cls, settings: UiSettings) -> UiState:
@@ -53,6 +58,7 @@ class UiState:
             settings,
             MemorySessionStore(settings.session_ttl),
             TokenAuthenticator(settings.target),
+            oidc=OidcLogin(settings.oidc) if settings.oidc else None,
         )
 
 

@@ -37,6 +37,7 @@ from metalk8s_solutions.web.auth import (
     RECORD_UPDATE,
     Check,
     env_change,
+    whoami,
 )
 from metalk8s_solutions.web.deps import (
     Principal,
@@ -46,9 +47,10 @@ from metalk8s_solutions.web.deps import (
     state_of,
     user,
 )
-from metalk8s_solutions.web.errors import classify, not_found
+from metalk8s_solutions.web.errors import classify, not_found, unauthenticated
 from metalk8s_solutions.web.forms import form_values, parse_form, parse_yaml_object, to_yaml
 from metalk8s_solutions.web.jobs import Job
+from metalk8s_solutions.web.oidc import PENDING_TTL, STATE_COOKIE
 from metalk8s_solutions.web.sessions import COOKIE
 
 HERE = Path(__file__).parent
@@ -141,9 +143,64 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/solutions", status_code=303)
 
 
+def _login_page(request: Request, status_code: int = 200, error: Any = None) -> HTMLResponse:
+    oidc = state_of(request).oidc
+    issuer = oidc.settings.issuer if oidc else None
+    return render(
+        request, "login.html", None, status_code=status_code, page="login", error=error, oidc=issuer
+    )
+
+
 @router.get("/login")
 async def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", None, page="login")
+    return _login_page(request)
+
+
+@router.get("/oidc/login")
+async def oidc_login(request: Request) -> Response:
+    """Start the OpenID Connect login: off to the identity provider (Dex)."""
+    oidc = state_of(request).oidc
+    if oidc is None:
+        raise not_found("OpenID Connect login is not configured (solutions ui --oidc-issuer)")
+    url, state = await oidc.begin()
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        httponly=True,
+        samesite="lax",  # the provider's redirect back is a cross-site top-level navigation
+        secure=state_of(request).settings.secure_cookies,
+        path="/oidc/",
+        max_age=int(PENDING_TTL),
+    )
+    return response
+
+
+@router.get("/oidc/callback")
+async def oidc_callback(request: Request) -> Response:
+    """The provider's redirect: exchange the code, ask the API server who this is, log in."""
+    ui = state_of(request)
+    if ui.oidc is None:
+        raise not_found("OpenID Connect login is not configured")
+    params = request.query_params
+    try:
+        if params.get("error"):
+            why = params.get("error_description") or params["error"]
+            raise unauthenticated(f"the identity provider refused: {why}")
+        tokens = await ui.oidc.finish(
+            params.get("state", ""), request.cookies.get(STATE_COOKIE), params.get("code", "")
+        )
+        identity = await whoami(ui.settings.target.as_user(tokens.id_token))
+    except SolutionsError as err:
+        ui.metrics.login("oidc", "refused")
+        return _login_page(request, classify(err).status, classify(err))
+    ui.metrics.login("oidc", "ok")
+    session = ui.sessions.create(identity.user, identity.groups, tokens.id_token)
+    ui.oidc.remember(session.id, tokens)
+    response = RedirectResponse("/solutions", status_code=303)
+    response.delete_cookie(STATE_COOKIE, path="/oidc/")
+    set_session_cookie(response, session.id, ui)
+    return response
 
 
 @router.post("/login")
@@ -156,10 +213,10 @@ async def login(request: Request) -> Response:
             token if isinstance(token, str) else ""
         )
     except SolutionsError as err:
+        ui.metrics.login("token", "refused")
         info = classify(err)
-        return render(
-            request, "login.html", None, status_code=info.status, page="login", error=info
-        )
+        return _login_page(request, info.status, info)
+    ui.metrics.login("token", "ok")
     session = ui.sessions.create(identity.user, identity.groups, secret)
     response = RedirectResponse("/solutions", status_code=303)
     set_session_cookie(response, session.id, ui)
@@ -171,6 +228,8 @@ async def logout(request: Request, who: Caller) -> Response:
     ui = state_of(request)
     ui.sessions.delete(who.key)
     ui.perms.forget(who.key)
+    if ui.oidc is not None:
+        ui.oidc.forget(who.key)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -76,6 +76,9 @@ class MemorySessionStore:
     def delete(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
 
+    def __len__(self) -> int:
+        return len(self._sessions)
+
     def _expire(self, now: float) -> None:
         for sid in [s.id for s in self._sessions.values() if now - s.seen > self.ttl]:
             self._sessions.pop(sid, None)
