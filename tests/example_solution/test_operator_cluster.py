@@ -310,11 +310,26 @@ def test_v1beta1_and_log_level_with_the_2_0_0_crd(
         command = chroot_command(
             rootfs, {**runtime, "Env": [*runtime["Env"], *env]}, runtime["Cmd"]
         )
+    metrics_port = free_port()
+    command = [*command, f"--metrics-port={metrics_port}"]
     with operator(command, ns, kubeconfig, tmp_path / "operator.log"):
         body = versionserver("api", "v1beta1", version="2.0.0", replicas=1, logLevel="debug")
         api.create(vs_path(ns, "v1beta1"), body)
         path = vs_path(ns, "v1beta1", "api")
         wait_until(lambda: ready(api.get(path), 1, 1), "api ready")
+        # 2.0.0 declares operator metrics: real counters, in the Prometheus text format.
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = scraped.text
+        ok_line = next(
+            ln
+            for ln in text.splitlines()
+            if ln.startswith('example_solution_reconciliations_total{result="ok"}')
+        )
+        assert int(ok_line.split()[-1]) >= 1
+        assert f'example_solution_versionserver_ready_replicas{{name="{ns}/api"}} 1' in text
+        if how != "local process":
+            assert 'example_solution_operator_info{version="2.0.0"} 1' in text
         deployment = available(api, ns, "api")
         assert deployment is not None
         container = deployment["spec"]["template"]["spec"]["containers"][0]

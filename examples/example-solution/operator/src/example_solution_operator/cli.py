@@ -50,9 +50,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="serve a liveness probe, e.g. http://0.0.0.0:8081/healthz",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (default: 8080 from version 2.0.0 on, "
+        "as the manifest declares; 0 turns them off)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log more")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser
+
+
+def _metrics_port(flag: int | None) -> int | None:
+    from example_solution_operator.metrics import METRICS_PORT, serves_metrics  # noqa: PLC0415
+
+    if flag is not None:
+        return flag or None
+    return METRICS_PORT if serves_metrics(VERSION) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         namespaces=[args.namespace],
         liveness_endpoint=args.liveness,
         memo=kopf.Memo(
-            state=handlers.State(config_path=args.config, config=config, namespace=args.namespace)
+            state=handlers.State(
+                config_path=args.config,
+                config=config,
+                namespace=args.namespace,
+                metrics_port=_metrics_port(args.metrics_port),
+            )
         ),
     )
     return 0

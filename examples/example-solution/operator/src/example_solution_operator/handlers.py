@@ -23,6 +23,8 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Service
 from lightkube.types import PatchType
 
+from example_solution_operator import metrics as prometheus
+from example_solution_operator._version import VERSION
 from example_solution_operator.config import ConfigError, OperatorConfig, load_config
 from example_solution_operator.resources import (
     GROUP,
@@ -53,6 +55,9 @@ class State:
     api_version: str | None = None  # of the VersionServers, as kopf serves them
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     watcher: asyncio.Task[None] | None = None
+    metrics: prometheus.Metrics = field(default_factory=prometheus.Metrics)
+    metrics_port: int | None = None  # None: no metrics endpoint (before 2.0.0)
+    metrics_runner: Any = None
 
     def current_config(self, logger: kopf.Logger) -> OperatorConfig:
         """Re-read the mounted config (the product updates it on import); keep the last good one."""
@@ -131,6 +136,12 @@ async def converge(state: State, body: dict[str, Any], logger: Any) -> Resolutio
                     raise
         if conflict is not None:
             logger.warning(conflict)
+        result = (
+            "ok"
+            if resolution.image is not None and conflict is None
+            else ("unknown_version" if resolution.image is None else "error")
+        )
+        state.metrics.reconciled(f"{vs.namespace}/{vs.name}", result, status.get("readyReplicas"))
         return resolution
 
 
@@ -186,6 +197,14 @@ async def configure(
     settings.posting.level = logging.WARNING
     state: State = memo.state
     state.watcher = asyncio.create_task(watch_config(state, logger))
+    if state.metrics_port is not None:
+        try:
+            state.metrics_runner = await prometheus.serve(
+                state.metrics, VERSION, state.metrics_port
+            )
+            logger.info(f"serving Prometheus metrics on :{state.metrics_port}/metrics")
+        except OSError as err:  # metrics are an aid: the operator's job goes on without them
+            logger.error(f"cannot serve metrics on port {state.metrics_port}: {err}")
 
 
 @kopf.on.cleanup()
@@ -193,6 +212,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     state: State = memo.state
     if state.watcher is not None:
         state.watcher.cancel()
+    if state.metrics_runner is not None:
+        await state.metrics_runner.cleanup()
     if state.client is not None:
         await state.client.close()
 
