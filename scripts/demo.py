@@ -197,7 +197,7 @@ def down() -> None:
     subprocess.run(
         [SOLUTIONS, "dev", "cluster", "down", "--state-dir", str(STATE / "cluster")], check=False
     )
-    print(f"demo stopped; its state is in {STATE} (delete it to start afresh)")
+    print(f"demo stopped (its logs stay in {STATE})")
 
 
 def main() -> None:  # noqa: PLR0915 - one narrated journey
@@ -206,9 +206,11 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
     if parser.parse_args().down:
         down()
         return
+    if (STATE / "cluster").exists():
+        step("A previous demo is still running: stopping it to start afresh")
+        down()
     STATE.mkdir(parents=True, exist_ok=True)
-    for name in ("ui", "registry", "operator-prod", "operator-journey"):
-        stop(name)  # a previous demo's leftovers
+    (STATE / "solutions.yaml").unlink(missing_ok=True)
 
     step(
         "A local Kubernetes control plane: etcd, kube-apiserver, controllers, scheduler, "
