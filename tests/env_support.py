@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +83,23 @@ def build_solution(
     served: Sequence[str] = ("v1alpha1",),
     storage: str = "v1alpha1",
     roles: Sequence[dict[str, Any]] | None = None,
+    files: Mapping[str, str] | None = None,
+    metrics: Mapping[str, Any] | None = None,
 ) -> Path:
-    """An archive of solution ``name`` ``version`` whose CRD serves ``served`` in ``group``."""
+    """An archive of solution ``name`` ``version`` whose CRD serves ``served`` in ``group``.
+
+    ``files`` adds files to the source tree (path -> text, e.g. ``monitoring/rules.yaml``);
+    ``metrics`` becomes ``spec.operator.metrics`` of the manifest.
+    """
     src = make_source(out / f"src-{name}-{version}")
     manifest = yaml.safe_load((src / "manifest.yaml").read_text())
     manifest["metadata"]["name"] = name
     manifest["spec"]["version"] = version
+    if metrics is not None:
+        manifest["spec"]["operator"]["metrics"] = dict(metrics)
+    for path, text in (files or {}).items():
+        (src / path).parent.mkdir(parents=True, exist_ok=True)
+        (src / path).write_text(text)
     (src / "manifest.yaml").write_text(yaml.safe_dump(manifest))
     (src / "operator" / "deploy" / "crds" / "example.yaml").write_text(
         yaml.safe_dump(crd_document(group, served, storage))

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
 import yaml
 
-from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
-from metalk8s_solutions.cluster.apply import Action, is_subset, plan, rollout_status
+from metalk8s_solutions.api.manifest import ImageRef, OperatorMetrics, SolutionManifest
+from metalk8s_solutions.api.monitoring import Dashboard, MonitoringContent
+from metalk8s_solutions.cluster.apply import (
+    APPLY_WAVES,
+    PRUNE_WAVES,
+    Action,
+    is_subset,
+    plan,
+    rollout_status,
+)
 from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
@@ -18,6 +27,7 @@ from metalk8s_solutions.engine.desired import (
     desired_environment,
 )
 from metalk8s_solutions.engine.instances import apply_sets, json_path, parse_path
+from metalk8s_solutions.engine.monitoring import monitoring_support
 from metalk8s_solutions.errors import InvalidInput, Refused
 
 DIGEST = "sha256:" + "a" * 64
@@ -274,3 +284,147 @@ def test_json_path_of_printer_columns() -> None:
     assert json_path(obj, ".spec.version") == "1.0.0"
     assert json_path(obj, '.status.conditions[?(@.type=="Ready")].reason') == "Done"
     assert json_path(obj, ".status.missing.x") is None
+
+
+# -- monitoring bound to each environment (engine/monitoring.py wired into desired objects) ---
+
+MONITORING = MonitoringContent(
+    documents=(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": {"name": "sol-server"},
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/part-of": "sol", "app": "srv"}},
+                "endpoints": [{"port": "metrics"}],
+            },
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": {"name": "sol-alerts"},
+            "spec": {
+                "groups": [
+                    {
+                        "name": "sol",
+                        "rules": [
+                            {
+                                "alert": "SolDown",
+                                "expr": "up == 0",
+                                "labels": {"severity": "critical"},
+                                "annotations": {"summary": "down"},
+                            }
+                        ],
+                    }
+                ]
+            },
+        },
+    ),
+    dashboards=(Dashboard("monitoring/overview.json", "Sol", "sol-overview", '{"title":"Sol"}'),),
+)
+
+
+def monitored(version: str) -> VersionContent:
+    base = content(version)
+    manifest = dataclasses.replace(base.manifest, operator_metrics=OperatorMetrics(port=9090))
+    return dataclasses.replace(base, manifest=manifest, monitoring=MONITORING)
+
+
+def test_monitoring_objects_are_bound_to_each_environment_namespace() -> None:
+    everything = {("sol", "1.0.0"): monitored("1.0.0")}
+    seen: dict[str, dict[str, dict[str, Any]]] = {}
+    for env in ("test", "prod"):
+        objects = by_key(desired_environment(env, {env: {"sol": "1.0.0"}}, everything, SETTINGS))
+        seen[env] = objects
+        assert sorted(k for k in objects if k.split("/")[0] not in ("Role", "RoleBinding")) == [
+            f"ConfigMap/{env}/sol-dashboard-overview",
+            f"ConfigMap/{env}/sol-operator-config",
+            f"Deployment/{env}/sol-operator",
+            f"PrometheusRule/{env}/sol-alerts",
+            f"Service/{env}/sol-operator-metrics",
+            f"ServiceAccount/{env}/sol-operator",
+            f"ServiceMonitor/{env}/sol-operator-metrics",
+            f"ServiceMonitor/{env}/sol-server",
+        ]
+        for obj in objects.values():  # found, diffed and pruned like the rest
+            labels = obj["metadata"]["labels"]
+            assert labels["solutions.metalk8s.scality.com/environment"] == env
+            assert labels["app.kubernetes.io/managed-by"] == "metalk8s-solutions"
+            assert labels["app.kubernetes.io/component"] == "operator"
+            assert "solutions.metalk8s.scality.com/applied-hash" in obj["metadata"]["annotations"]
+        for name in ("sol-server", "sol-operator-metrics"):
+            spec = objects[f"ServiceMonitor/{env}/{name}"]["spec"]
+            assert spec["namespaceSelector"] == {"matchNames": [env]}
+            assert spec["selector"]["matchLabels"]["app.kubernetes.io/part-of"] == "sol"
+        own = objects[f"ServiceMonitor/{env}/sol-operator-metrics"]["spec"]["selector"]
+        assert own["matchLabels"]["solutions.metalk8s.scality.com/environment"] == env
+        rule = objects[f"PrometheusRule/{env}/sol-alerts"]["spec"]["groups"][0]["rules"][0]
+        assert rule["labels"]["namespace"] == env and rule["labels"]["environment"] == env
+        board = objects[f"ConfigMap/{env}/sol-dashboard-overview"]
+        assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert board["data"] == {"overview.json": '{"title":"Sol"}'}
+        container = objects[f"Deployment/{env}/sol-operator"]["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+        assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+        service = objects[f"Service/{env}/sol-operator-metrics"]
+        assert service["spec"]["ports"][0]["port"] == 9090
+        assert service["spec"]["selector"] == {
+            "app.kubernetes.io/name": "sol-operator",
+            "app.kubernetes.io/instance": "sol-operator",
+        }
+    # Never scraping each other: each monitor is confined to its own namespace.
+    for env, other in (("test", "prod"), ("prod", "test")):
+        for key, obj in seen[env].items():
+            if key.startswith(("ServiceMonitor/", "PodMonitor/")):
+                assert other not in obj["spec"]["namespaceSelector"]["matchNames"]
+                assert obj["metadata"]["namespace"] == env
+
+
+def test_two_namespaces_of_one_environment_each_get_their_own_monitoring() -> None:
+    everything = {("sol", "1.0.0"): monitored("1.0.0")}
+    objects = by_key(
+        desired_environment(
+            "prod", {"prod-a": {"sol": "1.0.0"}, "prod-b": {"sol": "1.0.0"}}, everything, SETTINGS
+        )
+    )
+    for ns, other in (("prod-a", "prod-b"), ("prod-b", "prod-a")):
+        monitor = objects[f"ServiceMonitor/{ns}/sol-server"]
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": [ns]}
+        assert f"ServiceMonitor/{other}/sol-server" in objects
+
+
+def test_without_the_prometheus_operator_only_dashboards_and_the_service_are_kept() -> None:
+    support = monitoring_support([])
+    assert support.message is not None and "\n" not in support.message
+    everything = {("sol", "1.0.0"): monitored("1.0.0")}
+    objects = by_key(
+        desired_environment(
+            "prod", {"prod": {"sol": "1.0.0"}}, everything, SETTINGS, monitoring=support
+        )
+    )
+    kinds = {key.split("/")[0] for key in objects}
+    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert "ConfigMap/prod/sol-dashboard-overview" in objects
+    assert "Service/prod/sol-operator-metrics" in objects
+
+
+def test_monitoring_is_applied_after_the_deployment_and_pruned_before_it() -> None:
+    everything = {("sol", "1.0.0"): monitored("1.0.0")}
+    desired = desired_environment("prod", {"prod": {"sol": "1.0.0"}}, everything, SETTINGS)
+    creates = [c.key.kind for c in plan(desired, [])]
+    deployment = creates.index("Deployment")
+    assert creates.index("Service") < deployment
+    assert max(i for i, k in enumerate(creates) if k == "ConfigMap") < deployment
+    assert all(
+        i > deployment for i, k in enumerate(creates) if k in ("ServiceMonitor", "PrometheusRule")
+    )
+    deletes = [c.key.kind for c in plan([], desired)]
+    deployment = deletes.index("Deployment")
+    assert all(
+        i < deployment for i, k in enumerate(deletes) if k in ("ServiceMonitor", "PrometheusRule")
+    )
+    assert deletes.index("Service") > deployment
+    assert deletes[-1] == "ServiceAccount"
+    assert PRUNE_WAVES[0] == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert APPLY_WAVES[-1] == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}

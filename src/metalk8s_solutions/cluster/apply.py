@@ -7,9 +7,11 @@ itself be a PATCH.  A live object that lost one of our values while its applied-
 says we already applied this exact content was changed by someone else: the plan reports it as
 drift, and the apply (``force``) takes our fields back.
 
-Order matters: what others depend on is applied first (ServiceAccount, roles, ConfigMap) and the
-Deployment last; pruning goes the other way (Deployment first, then bindings, roles, ConfigMap,
-ServiceAccount), so an operator never runs without its permissions or configuration.
+Order matters: what others depend on is applied first (ServiceAccount, roles, ConfigMaps, the
+metrics Service), then the Deployment, then the monitoring objects that scrape it
+(ServiceMonitor, PodMonitor, PrometheusRule); pruning goes the other way (monitoring objects,
+Deployment, bindings, roles, ConfigMaps and Service, ServiceAccount), so an operator never runs
+without its permissions or configuration and nothing scrapes what is gone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import enum
 import json
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,8 @@ import yaml
 from lightkube import ApiError
 from lightkube.models.meta_v1 import Status
 
+from metalk8s_solutions.api.monitoring import API_VERSION as MONITORING_API
+from metalk8s_solutions.api.monitoring import KINDS as MONITORING_KINDS
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, describe
 from metalk8s_solutions.errors import InvalidInput
 
@@ -64,22 +68,34 @@ KINDS: dict[str, Kind] = {
     for k in (
         Kind("v1", "ServiceAccount", "serviceaccounts", True, 0),
         Kind("v1", "ConfigMap", "configmaps", True, 1),
-        Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False, 2),
-        Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True, 3),
-        Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True, 4),
-        Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False, 5),
-        Kind("apps/v1", "Deployment", "deployments", True, 6),
+        Kind("v1", "Service", "services", True, 2),
+        Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False, 3),
+        Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True, 4),
+        Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True, 5),
+        Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False, 6),
+        Kind("apps/v1", "Deployment", "deployments", True, 7),
+        # The Prometheus Operator's kinds: listed only when their CRDs are installed.
+        Kind(MONITORING_API, "ServiceMonitor", "servicemonitors", True, 8),
+        Kind(MONITORING_API, "PodMonitor", "podmonitors", True, 8),
+        Kind(MONITORING_API, "PrometheusRule", "prometheusrules", True, 8),
     )
 }
-#: Prune order, as the contract of the brief: Deployment, bindings, roles, ConfigMap, SA.
+#: Kinds that exist only when a CRD is installed (``list_managed`` skips them unless asked).
+OPTIONAL_KINDS = frozenset(MONITORING_KINDS)
+#: Prune order, as the contract of the brief: monitoring objects (they scrape the operator),
+#: Deployment, bindings, roles, ConfigMap and metrics Service, ServiceAccount.
 PRUNE_ORDER = {
-    "Deployment": 0,
-    "ClusterRoleBinding": 1,
-    "RoleBinding": 2,
-    "Role": 3,
-    "ClusterRole": 4,
-    "ConfigMap": 5,
-    "ServiceAccount": 6,
+    "ServiceMonitor": 0,
+    "PodMonitor": 0,
+    "PrometheusRule": 0,
+    "Deployment": 1,
+    "ClusterRoleBinding": 2,
+    "RoleBinding": 3,
+    "Role": 4,
+    "ClusterRole": 5,
+    "ConfigMap": 6,
+    "Service": 6,
+    "ServiceAccount": 7,
 }
 
 
@@ -214,7 +230,8 @@ def plan(desired: Iterable[Obj], live: Iterable[Obj]) -> list[Change]:
 
 
 def order(changes: Iterable[Change]) -> list[Change]:
-    """Deletions first (Deployment first), then creations and changes (Deployment last)."""
+    """Deletions first (monitoring, then Deployment), then creations and changes (Deployment and
+    the monitoring objects last)."""
     deletes = sorted(
         (c for c in changes if c.action is Action.DELETE),
         key=lambda c: (PRUNE_ORDER.get(c.key.kind, 9), c.key),
@@ -306,12 +323,21 @@ async def list_objects(
 
 
 async def list_managed(
-    kube: Kube, labels: Mapping[str, str], namespaces: Sequence[str]
+    kube: Kube,
+    labels: Mapping[str, str],
+    namespaces: Sequence[str],
+    *,
+    optional: Collection[str] = (),
 ) -> list[Obj]:
-    """Every object of a kind we manage, in ``namespaces`` and cluster-wide, with ``labels``."""
+    """Every object of a kind we manage, in ``namespaces`` and cluster-wide, with ``labels``.
+
+    Of the :data:`OPTIONAL_KINDS` (served only when their CRD is installed), only those in
+    ``optional`` are listed.
+    """
     jobs = [
         list_objects(kube, kind, labels, ns)
         for kind in KINDS.values()
+        if kind.kind not in OPTIONAL_KINDS or kind.kind in optional
         for ns in (namespaces if kind.namespaced else [None])
     ]
     results = await asyncio.gather(*jobs)
@@ -369,15 +395,17 @@ async def get_object(kube: Kube, key: ObjectKey) -> Obj | None:
 
 #: Apply waves: everything in a wave is independent, each wave needs the ones before.
 APPLY_WAVES = (
-    {"ServiceAccount", "ConfigMap", "ClusterRole", "Role"},
+    {"ServiceAccount", "ConfigMap", "Service", "ClusterRole", "Role"},
     {"RoleBinding", "ClusterRoleBinding"},
     {"Deployment"},
+    set(MONITORING_KINDS),
 )
 PRUNE_WAVES = (
+    set(MONITORING_KINDS),
     {"Deployment"},
     {"ClusterRoleBinding", "RoleBinding"},
     {"Role", "ClusterRole"},
-    {"ConfigMap"},
+    {"ConfigMap", "Service"},
     {"ServiceAccount"},
 )
 

@@ -16,6 +16,9 @@ Naming, so that nothing collides between solutions, versions and environments:
   only by RoleBindings ``<sol>-<version>-<role>`` in the namespaces, so it grants nothing outside
   them.  Rules on cluster-scoped resources are refused unless the administrator allowed cluster
   scope for that solution; they then go to ``...:<role>:cluster`` with a ClusterRoleBinding.
+- monitoring (``monitoring/`` of the archive, ``spec.operator.metrics``): dashboards'
+  ConfigMaps, the ``<sol>-operator-metrics`` Service and the Prometheus Operator objects, bound
+  to each namespace by :mod:`engine.monitoring`.
 """
 
 from __future__ import annotations
@@ -26,13 +29,17 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from metalk8s_solutions.api.manifest import SolutionManifest
+from metalk8s_solutions.api.monitoring import MonitoringContent
 from metalk8s_solutions.api.semver import parse_version
 from metalk8s_solutions.errors import InvalidInput, Refused
+
+if TYPE_CHECKING:
+    from metalk8s_solutions.engine.monitoring import MonitoringSupport
 
 Obj = dict[str, Any]
 
@@ -98,6 +105,13 @@ class VersionContent:
     roles: tuple[Mapping[str, Any], ...] = ()  # documents of operator/deploy/role.yaml
     crds: tuple[Mapping[str, Any], ...] = ()  # documents of operator/deploy/crds/*.yaml
     digests: Mapping[str, str] = field(default_factory=dict)  # "image:tag" -> "sha256:..."
+    monitoring: MonitoringContent = field(default_factory=MonitoringContent)  # monitoring/
+
+    @property
+    def declares_monitoring(self) -> bool:
+        """True when the version ships Prometheus Operator objects or operator metrics."""
+        metrics = self.manifest.operator_metrics
+        return bool(self.monitoring.documents) or (metrics is not None and metrics.enabled)
 
     @property
     def name(self) -> str:
@@ -279,10 +293,16 @@ def _meta(name: str, labels: Mapping[str, str], namespace: str | None = None) ->
     return meta
 
 
-def _deployment(namespace: str, labels: Mapping[str, str], image: str, solution: str) -> Obj:
+def _deployment(
+    namespace: str,
+    labels: Mapping[str, str],
+    image: str,
+    solution: str,
+    port: Mapping[str, Any] | None = None,
+) -> Obj:
     name = operator_name(solution)
     selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
-    return {
+    deployment: Obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(name, labels, namespace),
@@ -326,6 +346,9 @@ def _deployment(namespace: str, labels: Mapping[str, str], image: str, solution:
             },
         },
     }
+    if port is not None:  # spec.operator.metrics: the named port the metrics Service targets
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"] = [dict(port)]
+    return deployment
 
 
 def _split_rules(
@@ -344,11 +367,18 @@ def solution_objects(
     content: VersionContent,
     all_versions: Iterable[VersionContent],
     settings: Settings,
+    *,
+    monitoring: MonitoringSupport | None = None,
 ) -> tuple[list[Obj], list[Obj]]:
     """(namespaced objects, cluster-scoped objects) for one solution version in one namespace.
 
-    Raises Refused when role.yaml asks for more than is allowed.
+    ``monitoring`` says which Prometheus Operator kinds the cluster serves (None: all of
+    them); the version's ``monitoring/`` objects, dashboards and operator metrics Service are
+    bound to this namespace (``engine/monitoring.py``).  Raises Refused when role.yaml asks for
+    more than is allowed.
     """
+    from metalk8s_solutions.engine import monitoring as mon  # noqa: PLC0415 - it imports us
+
     sol = content.name
     allowed = sol in settings.cluster_scope
     problems = check_roles(content, cluster_scope_allowed=allowed)
@@ -452,9 +482,25 @@ def solution_objects(
             "data": {"operator.yaml": operator_config(settings.endpoint, all_versions)},
         }
     )
+    metrics = content.manifest.operator_metrics
     namespaced.append(
-        _deployment(namespace, labels, operator_image(settings.endpoint, content), sol)
+        _deployment(
+            namespace,
+            labels,
+            operator_image(settings.endpoint, content),
+            sol,
+            mon.metrics_port(metrics),
+        )
     )
+    target = mon.MonitoringTarget(namespace, env, sol, content.version)
+    bound = mon.monitoring_objects(
+        content.monitoring.documents,
+        content.monitoring.dashboards,
+        target,
+        metrics=metrics,
+        support=monitoring,
+    )
+    namespaced += bound.objects
     return namespaced, cluster
 
 
@@ -463,11 +509,15 @@ def desired_environment(
     namespaces: Mapping[str, Mapping[str, str]],
     contents: Mapping[tuple[str, str], VersionContent],
     settings: Settings,
+    *,
+    monitoring: MonitoringSupport | None = None,
 ) -> list[Obj]:
     """Every object ``env`` should hold, given ``namespaces`` (ns -> {solution: version}).
 
     ``contents`` has every imported version: (solution, version) -> VersionContent.  A version
     that is not imported raises Refused (the caller checks first; this is the last guard).
+    ``monitoring`` is what :func:`engine.monitoring.monitoring_support` found in the cluster
+    (None: every Prometheus Operator kind is served).
     """
     by_solution: dict[str, list[VersionContent]] = {}
     for (sol, _), each in contents.items():
@@ -483,7 +533,9 @@ def desired_environment(
                     hint=f"import {sol}-{version} or change the version of {sol} in this "
                     "environment",
                 )
-            local, wide = solution_objects(env, namespace, found, by_solution[sol], settings)
+            local, wide = solution_objects(
+                env, namespace, found, by_solution[sol], settings, monitoring=monitoring
+            )
             result += local
             for obj in wide:
                 key = f"{obj['kind']}/{obj['metadata']['name']}"

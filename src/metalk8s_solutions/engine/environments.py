@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from metalk8s_solutions.api.config import SolutionsConfiguration
+from metalk8s_solutions.api.monitoring import API_VERSION as MONITORING_API
+from metalk8s_solutions.api.monitoring import load_monitoring
 from metalk8s_solutions.api.semver import compare_versions, parse_version
 from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
@@ -63,6 +65,8 @@ from metalk8s_solutions.engine.desired import (
     operator_name,
     selector_for,
 )
+from metalk8s_solutions.engine.monitoring import RESOURCES as MONITORING_RESOURCES
+from metalk8s_solutions.engine.monitoring import MonitoringSupport, monitoring_support
 from metalk8s_solutions.engine.state import (
     Context,
     Imported,
@@ -135,6 +139,7 @@ def load_version_content(archive: Path) -> VersionContent:
         for path in sorted(files):
             if path.startswith("operator/deploy/crds/") and path.endswith((".yaml", ".yml")):
                 crds += load_yaml_documents(read_limited(iso, path, MAX_FILE), f"{archive}:{path}")
+        monitoring = load_monitoring(iso)
     digests = {f"{image}:{tag}": digest for image, tag, digest in catalog.image_refs()}
     content = VersionContent(
         manifest=catalog.manifest,
@@ -143,6 +148,7 @@ def load_version_content(archive: Path) -> VersionContent:
             c for c in crds if isinstance(c, dict) and c.get("kind") == "CustomResourceDefinition"
         ),
         digests=digests,
+        monitoring=monitoring,
     )
     _CONTENTS[key] = content
     return content
@@ -238,22 +244,61 @@ async def session(ctx: Context, kube: Kube | None = None) -> AsyncIterator[Kube]
 # -- the one convergence ------------------------------------------------------------------
 
 
+async def read_monitoring_support(kube: Kube) -> MonitoringSupport:
+    """Which Prometheus Operator kinds the cluster serves, in one request.
+
+    The discovery document of ``monitoring.coreos.com/v1`` names the resources of the
+    installed CRDs (404 when none is); listing every CRD of a cluster would cost megabytes.
+    """
+    group_version = MONITORING_API
+    data = await request(
+        kube,
+        "GET",
+        f"/apis/{group_version}",
+        action=f"discovering {group_version}",
+        missing_ok=True,
+    )
+    group = group_version.split("/", 1)[0]
+    served = {str(r.get("name")) for r in (data or {}).get("resources") or []}
+    return monitoring_support(
+        f"{plural}.{group}" for plural in MONITORING_RESOURCES.values() if plural in served
+    )
+
+
 async def plan_environment(
     kube: Kube,
     inventory: Inventory,
     env: str,
     configs: Mapping[str, Mapping[str, str]],
     cluster_scope: frozenset[str],
+    *,
+    support: MonitoringSupport | None = None,
+    warnings: list[str] | None = None,
 ) -> list[Change]:
-    """What must change so that ``env`` runs exactly ``configs`` (ns -> {solution: version})."""
+    """What must change so that ``env`` runs exactly ``configs`` (ns -> {solution: version}).
+
+    ``support`` is read from the cluster when not given.  When a deployed version declares
+    monitoring that the cluster cannot take, the one line that says so goes to ``warnings``.
+    """
     solutions = {sol for config in configs.values() for sol in config}
     for config in configs.values():
         for sol, version in config.items():
             inventory.require(sol, version)
     contents = await inventory.contents(solutions)
+    if support is None:
+        support = await read_monitoring_support(kube)
+    declared = any(
+        contents[(sol, version)].declares_monitoring
+        for config in configs.values()
+        for sol, version in config.items()
+        if (sol, version) in contents
+    )
+    message = support.message if declared else None
+    if message and warnings is not None and message not in warnings:
+        warnings.append(message)
     settings = Settings(endpoint=inventory.endpoint, cluster_scope=cluster_scope)
-    desired = desired_environment(env, configs, contents, settings)
-    live = await list_managed(kube, selector_for(env), sorted(configs))
+    desired = desired_environment(env, configs, contents, settings, monitoring=support)
+    live = await list_managed(kube, selector_for(env), sorted(configs), optional=support.kinds)
     return plan(desired, live)
 
 
@@ -266,14 +311,20 @@ async def converge(
     *,
     configs: Mapping[str, Mapping[str, str]] | None = None,
     cluster_scope: frozenset[str] | None = None,
+    support: MonitoringSupport | None = None,
 ) -> list[Change]:
-    """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan."""
+    """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan.
+
+    ``support`` (the Prometheus Operator kinds served) is read once here when not given.
+    """
     changes = await plan_environment(
         kube,
         inventory,
         state.name,
         configs if configs is not None else state.configs(),
         cluster_scope if cluster_scope is not None else state.cluster_scope(),
+        support=support,
+        warnings=outcome.warnings,
     )
     outcome.add_changes(changes)
     if changes and not outcome.dry_run:
@@ -904,17 +955,18 @@ async def converge_environments(
             if name not in states:
                 raise Refused(f"environment {name} does not exist", hint="see 'solutions env list'")
         inventory = await read_inventory(ctx, kube)
+        support = await read_monitoring_support(kube)  # once for every environment
         limit = asyncio.Semaphore(max(1, opts.concurrency))
 
         async def one(state: EnvironmentState) -> EnvOutcome:
             async with limit:
                 own = EnvOutcome(dry_run=opts.dry_run)
-                await converge(kube, inventory, state, own, ctx.say)
+                await converge(kube, inventory, state, own, ctx.say, support=support)
                 return own
 
         for result in await asyncio.gather(*(one(states[n]) for n in names)):
             outcome.steps += result.steps
-            outcome.warnings += result.warnings
+            outcome.warnings += [w for w in result.warnings if w not in outcome.warnings]
             outcome.diffs.update(result.diffs)
         if opts.wait and not opts.dry_run:
             keys = [
@@ -951,6 +1003,7 @@ __all__ = [
     "load_version_content",
     "plan_environment",
     "read_inventory",
+    "read_monitoring_support",
     "require_environment",
     "session",
     "show_environment",
