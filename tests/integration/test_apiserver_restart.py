@@ -80,7 +80,7 @@ async def test_apiserver_restart_in_the_middle_of_an_apply(
                     return http.get("/readyz").status_code == 200
                 return False
 
-            wait_for(ready, timeout=60, what="kube-apiserver ready again")
+            wait_for(ready, timeout=180, what="kube-apiserver ready again")
             label = "app.kubernetes.io/part-of=restartsol"
             half = admin.items("/api/v1/namespaces/restart/serviceaccounts", label) + admin.items(
                 "/api/v1/namespaces/restart/configmaps", label
