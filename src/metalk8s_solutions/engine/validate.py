@@ -346,7 +346,8 @@ def validate(options: ValidateOptions) -> ValidateResult:
         if "SOL001" not in str(err) and "SOL02" not in str(err):
             raise
         rule = "SOL001" if "SOL001" in str(err) else str(err).split()[0]
-        report = CheckReport(Layout.OCI, None, ImageSet(), [Finding(rule, str(err))])
+        text = err.message.removeprefix(f"{rule} ")  # the finding prints its rule itself
+        report = CheckReport(Layout.OCI, None, ImageSet(), [Finding(rule, text)])
         return ValidateResult(options.path, "iso", policy, report)
     try:
         report = check_source(
