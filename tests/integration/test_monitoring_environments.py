@@ -282,3 +282,48 @@ async def test_monitoring_per_environment_and_removed_with_the_solution(
     assert admin.get(f"/api/v1/namespaces/{first}/services/{SOL}-operator-metrics") is None
     assert admin.get(f"/api/v1/namespaces/{first}/configmaps/{SOL}-dashboard-overview") is None
     check_bound(admin, second)  # the other environment keeps its own
+
+
+def test_the_example_solution_monitoring_per_environment(
+    prometheus_operator: Api,
+    example_archives: Any,
+    local_cluster: LocalCluster,
+    tmp_path: Path,
+) -> None:
+    """The example Solution 2.0.0 (real operator metrics, alerts, dashboard) in an environment."""
+    admin = prometheus_operator
+    config = tmp_path / "etc" / "solutions.yaml"
+    env = f"exmon-{secrets.token_hex(3)}"
+    sol = "example-solution"
+
+    def ok(*args: str) -> str:
+        result = cli(config, local_cluster.kubeconfig, *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    iso = example_archives.isos["2.0.0"]
+    ok("import", "--key", str(example_archives.public_key), str(iso))
+    try:
+        ok("activate", sol, "--version", "2.0.0")
+        ok("env", "create", env)
+        ok("env", "add-solution", env, sol, "2.0.0", "--timeout", "120")
+        rule = admin.get(f"{MONITORING}/namespaces/{env}/prometheusrules/{sol}-operator")
+        assert rule is not None
+        assert rule["metadata"]["labels"][ENV_LABEL] == env
+        monitors = admin.items(f"{MONITORING}/namespaces/{env}/servicemonitors")
+        assert monitors, "the operator metrics ServiceMonitor"
+        for monitor in monitors:
+            assert monitor["spec"]["namespaceSelector"] == {"matchNames": [env]}
+        dashboards = admin.items(f"/api/v1/namespaces/{env}/configmaps", "grafana_dashboard=1")
+        assert len(dashboards) == 1
+        assert '"uid": "example-solution"' in next(iter(dashboards[0]["data"].values()))
+        dep = admin.get(f"/apis/apps/v1/namespaces/{env}/deployments/{sol}-operator")
+        assert dep is not None
+        ports = dep["spec"]["template"]["spec"]["containers"][0].get("ports") or []
+        assert 8080 in {p["containerPort"] for p in ports}
+        ok("env", "delete-solution", env, sol, "--timeout", "60")
+        assert admin.get(f"{MONITORING}/namespaces/{env}/prometheusrules/{sol}-operator") is None
+    finally:
+        cli(config, local_cluster.kubeconfig, "env", "delete", env, "--timeout", "120")
+        cli(config, local_cluster.kubeconfig, "deactivate", sol, "--force")
+        cli(config, local_cluster.kubeconfig, "unimport", f"{sol}-2.0.0")
