@@ -148,10 +148,9 @@ class Kube:
         if not isinstance(http, httpx2.AsyncClient):
             raise TypeError("this lightkube version no longer wraps an httpx2.AsyncClient")
         self.http = http
-        if http is not None:
-            hooks = dict(http.event_hooks)
-            hooks["request"] = [*hooks.get("request", []), self._count]
-            http.event_hooks = hooks
+        hooks = dict(http.event_hooks)
+        hooks["request"] = [*hooks.get("request", []), self._count]
+        http.event_hooks = hooks
 
     async def _count(self, request: httpx2.Request) -> None:
         self.counter.record(request.method)

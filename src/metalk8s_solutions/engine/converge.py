@@ -20,6 +20,7 @@ nothing to change sends no mutating request, and a run interrupted anywhere conv
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from typing import Any
 from metalk8s_solutions.api.config import LATEST, Policy, RegistryMode, SolutionsConfiguration
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.semver import latest
+from metalk8s_solutions.api.yamldoc import load_yaml_documents
+from metalk8s_solutions.archive.iso import IsoReader
 from metalk8s_solutions.cluster import crds as live_crds
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube
 from metalk8s_solutions.cluster.state import (
@@ -106,16 +109,11 @@ class _Plan:
 
 def label_value(text: str) -> str:
     """``text`` as a valid label value (semantic versions may hold ``+``)."""
-    import re  # noqa: PLC0415
-
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
 
 
 def archive_crds(archive: Path) -> list[dict[str, Any]]:
     """The CRD documents of an archive, read straight from the ISO."""
-    from metalk8s_solutions.api.yamldoc import load_yaml_documents  # noqa: PLC0415
-    from metalk8s_solutions.archive.iso import IsoReader  # noqa: PLC0415
-
     docs: list[dict[str, Any]] = []
     with IsoReader(archive) as iso:
         for path in sorted(iso.files()):
