@@ -1,4 +1,4 @@
-"""``solutions import|unimport|list``: Solution archives on the admin node and in the cluster."""
+"""``solutions import|unimport|list|apply``: Solution archives, on the admin node and cluster."""
 
 from __future__ import annotations
 
@@ -21,22 +21,27 @@ from metalk8s_solutions.engine.solutions import (
     unimport_archives,
 )
 
-
-@click.command("import")
-@click.argument("archives", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
+#: Options of the verbs that check archives (import, apply).
+trusted_keys_option = click.option(
     "--key",
     "keys",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Trust this public key too (repeatable; adds to the configured trust.keys).",
 )
-@click.option(
+policy_option = click.option(
     "--policy",
     type=click.Choice([p.value for p in Policy]),
     default=None,
-    help="Signature policy [default: trust.policy, else required with keys, if-signed without].",
+    help="Signature policy for archives not imported yet [default: trust.policy, else "
+    "required with keys, if-signed without].",
 )
+
+
+@click.command("import")
+@click.argument("archives", nargs=-1, type=click.Path(path_type=Path))
+@trusted_keys_option
+@policy_option
 @dry_run_option
 @output_option
 @click.pass_context
@@ -99,19 +104,8 @@ def list_command(ctx: click.Context, output: str) -> None:
 
 
 @click.command("apply")
-@click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Trust this public key too (repeatable).",
-)
-@click.option(
-    "--policy",
-    type=click.Choice([p.value for p in Policy]),
-    default=None,
-    help="Signature policy for archives not imported yet.",
-)
+@trusted_keys_option
+@policy_option
 @click.option(
     "--force",
     is_flag=True,
