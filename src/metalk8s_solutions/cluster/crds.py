@@ -88,8 +88,19 @@ async def wait_established(kube: Kube, name: str, seconds: float = 60.0) -> None
         raise ClusterError(f"CRD {name} was not Established within {seconds:.0f}s") from err
 
 
-async def delete_crd(kube: Kube, name: str) -> None:
+async def delete_crd(kube: Kube, name: str, seconds: float = 120.0) -> None:
+    """Delete a CRD and wait until it is gone (the API server first removes its objects), so
+    that a new activation right after never meets a terminating CRD."""
     await _request(kube, "DELETE", f"{CRD_PATH}/{name}", f"deleting CRD {name}", ok_missing=True)
+    try:
+        async with asyncio.timeout(seconds):
+            while await get_crd(kube, name) is not None:  # noqa: ASYNC110 - polling the API
+                await asyncio.sleep(0.2)
+    except TimeoutError as err:
+        raise ClusterError(
+            f"CRD {name} is still being deleted after {seconds:.0f}s",
+            hint="its objects may have finalizers that nothing removes; look at them",
+        ) from err
 
 
 async def set_stored_versions(kube: Kube, name: str, versions: list[str]) -> None:
