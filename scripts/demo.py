@@ -9,6 +9,8 @@ UI, and the script prints how to reach everything and how to stop it (`make demo
 
 The example operator runs as a local process (KWOK nodes run no containers), with the token of
 the ServiceAccount the product created for it: its RBAC is exactly what a real pod would get.
+The example Solution's own UI runs as a local process too, its Service pointed at it
+(``metalk8s_solutions.testing.pods``), so that the environment page's link to it works.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SOLUTIONS = str(VENV_BIN / "solutions")
 OPERATOR = str(VENV_BIN / "example-solution-operator")
+UI_SERVER = ROOT / "examples" / "example-solution" / "ui" / "ui_server.py"
 STATE = Path(
     os.environ.get("SOLUTIONS_DEMO_DIR")
     or Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
@@ -177,22 +180,51 @@ def start_operator(http: httpx.Client, env: str) -> None:
     )
 
 
+def start_solution_ui(http: httpx.Client, env: str) -> None:
+    """The example Solution's UI for `env`, run as its Deployment would; its Service points here."""
+    from metalk8s_solutions.testing.pods import host_address, serve_service  # noqa: PLC0415
+
+    stop(f"solution-ui-{env}")
+    cm = http.get(f"/api/v1/namespaces/{env}/configmaps/{SOL}-ui-config").json()
+    config = STATE / f"solution-ui-{env}.json"
+    config.write_text(cm["data"]["config.json"])
+    address = host_address()
+    port = free_port(address)
+    background(
+        f"solution-ui-{env}",
+        [sys.executable, str(UI_SERVER)],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "SOLUTION_UI_CONFIG": str(config),
+            "SOLUTION_UI_PORT": str(port),
+            "SOLUTION_UI_LISTEN": address,
+        },
+    )
+    wait_for(lambda: _answers(f"http://{address}:{port}/healthz"), "the Solution UI answers", 30)
+    serve_service(http, env, f"{SOL}-ui", port, address=address)
+    print(
+        f"  (the example Solution's UI now runs locally for environment {env} on "
+        f"{address}:{port}, log {STATE / f'solution-ui-{env}.log'})",
+        flush=True,
+    )
+
+
 def instance_ready(http: httpx.Client, env: str, replicas: int, version: str) -> bool:
     resp = http.get(f"/apis/{GROUP}/v1alpha1/namespaces/{env}/versionservers/web")
     status = (resp.json().get("status") or {}) if resp.status_code == 200 else {}
     return status.get("readyReplicas") == replicas and status.get("version") == version
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     import socket  # noqa: PLC0415
 
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return int(sock.getsockname()[1])
 
 
 def down() -> None:
-    for name in ("ui", "registry", "operator-prod", "operator-journey"):
+    for name in ("ui", "registry", "operator-prod", "operator-journey", "solution-ui-prod"):
         stop(name)
     subprocess.run(
         [SOLUTIONS, "dev", "cluster", "down", "--state-dir", str(STATE / "cluster")], check=False
@@ -332,6 +364,7 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
     sh("env", "create", "prod", "-d", "Production", quiet=True)
     sh("env", "add-solution", "prod", SOL, "2.0.0", "--timeout", "120", quiet=True)
     start_operator(http, "prod")
+    start_solution_ui(http, "prod")
     sh(
         "instance",
         "create",
@@ -387,12 +420,19 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
         ],
     )
     wait_for(lambda: _answers(f"http://127.0.0.1:{ui_port}/"), "the web UI answers", 60)
+    solution_ui = f"http://127.0.0.1:{ui_port}/env/prod/prod/{SOL}/"
+    page = httpx.get(solution_ui, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    if page.status_code != 200 or 'id="instances"' not in page.text:
+        raise SystemExit(f"the example Solution's UI is not reachable: {page.status_code}")
+    print(f"  the example Solution's own UI answers through the web UI: {solution_ui}")
+    sh("env", "show", "prod")
     sh("status")
 
     step("Done. Everything below keeps running:")
     kubeconfig = STATE / "cluster" / "admin.kubeconfig"
     token_file = STATE / "ui-token"
     print(f"""  web UI:         http://127.0.0.1:{ui_port}/   (log in: the token in {token_file})
+  Solution UI:    {solution_ui}   (linked from the prod environment page)
   the CLI:        export SOLUTIONS_CONFIG={config} KUBECONFIG={kubeconfig}
                   {SOLUTIONS} status
   registry:       http://127.0.0.1:{port}/v2/_catalog

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = str(Path(sys.executable).parent / "solutions")
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import make_source  # noqa: E402
+from conftest import SHARED_LAYER, make_source, write_oci_layout  # noqa: E402
 
 
 def crd_document(group: str, served: Sequence[str], storage: str) -> dict[str, Any]:
@@ -85,11 +85,13 @@ def build_solution(
     roles: Sequence[dict[str, Any]] | None = None,
     files: Mapping[str, str] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    ui: Mapping[str, Any] | None = None,
 ) -> Path:
     """An archive of solution ``name`` ``version`` whose CRD serves ``served`` in ``group``.
 
     ``files`` adds files to the source tree (path -> text, e.g. ``monitoring/rules.yaml``);
-    ``metrics`` becomes ``spec.operator.metrics`` of the manifest.
+    ``metrics`` becomes ``spec.operator.metrics`` of the manifest; ``ui`` becomes ``spec.ui``
+    and its image (default ``<name>-ui:<version>``) is added to the archive.
     """
     src = make_source(out / f"src-{name}-{version}")
     manifest = yaml.safe_load((src / "manifest.yaml").read_text())
@@ -97,6 +99,12 @@ def build_solution(
     manifest["spec"]["version"] = version
     if metrics is not None:
         manifest["spec"]["operator"]["metrics"] = dict(metrics)
+    if ui is not None:
+        image = dict(ui.get("image") or {"name": f"{name}-ui", "tag": version})
+        layers = [SHARED_LAYER, f"ui of {name} {version}".encode()]
+        write_oci_layout(src / "images" / image["name"] / image["tag"], layers, image["tag"])
+        manifest["spec"]["images"].append(f"{image['name']}:{image['tag']}")
+        manifest["spec"]["ui"] = dict(ui)
     for path, text in (files or {}).items():
         (src / path).parent.mkdir(parents=True, exist_ok=True)
         (src / path).write_text(text)

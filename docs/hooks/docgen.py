@@ -242,6 +242,18 @@ def configuration_schema() -> dict[str, Any]:
                     "policy": {"enum": [p.value for p in config.Policy]},
                 },
             },
+            "ingress": {
+                "description": "How the UIs of Solutions get an Ingress in each environment "
+                "(not a MetalK8s key). Without it: an Ingress of the cluster's default "
+                "IngressClass, for every host, when there is one.",
+                "type": ["object", "null"],
+                "properties": {
+                    "enabled": {"type": "boolean", "default": True},
+                    "className": {"type": "string", "minLength": 1},
+                    "host": {"type": "string", "pattern": _pattern(config._HOST)},
+                    "tlsSecret": {"type": "string", "minLength": 1},
+                },
+            },
         },
     }
 
@@ -328,6 +340,30 @@ def manifest_schema() -> dict[str, Any]:
                                         "default": "/metrics",
                                     },
                                 },
+                            },
+                        },
+                    },
+                    "ui": {
+                        "type": "object",
+                        "description": "The Solution's own web UI, deployed beside the operator "
+                        "in each environment namespace (SOL019). Its image must be listed in "
+                        "spec.images.",
+                        "properties": {
+                            "image": {
+                                "type": "object",
+                                "description": "Default: {name: <metadata.name>-ui, tag: "
+                                "<spec.version>}.",
+                                "required": ["name", "tag"],
+                                "properties": {
+                                    "name": {"type": "string", "pattern": _pattern(m.IMAGE_NAME)},
+                                    "tag": {"type": "string", "pattern": _pattern(m.IMAGE_TAG)},
+                                },
+                            },
+                            "port": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 65535,
+                                "default": m.DEFAULT_UI_PORT,
                             },
                         },
                     },

@@ -8,12 +8,14 @@ Everything comes from package registries, nothing from a container engine:
 1. a minimal Debian root filesystem with Python, made by ``mmdebstrap`` from deb.debian.org;
 2. the operator's Python dependencies, installed from PyPI wheels pinned with their hashes in
    the repository's ``uv.lock`` (``uv export`` then ``uv pip install --target``);
-3. the code of base-server and of the operator, with the version stamped in.
+3. the code of base-server, of the operator and of the UI (``ui/``: its server and static
+   files), with the version stamped in.
 
 Each becomes a deterministic layer (entries in a fixed order, dates set to ``EPOCH``, numeric
 owners, gzip without name or date), so the same inputs give the same digests: the Debian layer
-is shared by both images of every version, the dependency layer by the operator images of every
-version.  Layers are cached by the digest of their inputs under
+is shared by every image of every version, the dependency layer by the operator images of every
+version.  A version gets the images its ``manifest.yaml`` lists in ``spec.images`` (the UI image
+only from 2.0.0 on).  Layers are cached by the digest of their inputs under
 ``${XDG_CACHE_HOME:-~/.cache}/metalk8s-solutions/examples/``, so a rebuild only redoes the
 small code layers and the ISOs.  Each version's source tree (``versions/<v>/``, plus the images
 as OCI layouts) is then packed by ``solutions build`` and signed with ``out/vendor.key``,
@@ -44,12 +46,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 VERSIONS = ("1.0.0", "1.1.0", "2.0.0")
 SOLUTION = "example-solution"
 OPERATOR = "example-solution-operator"
 APP = "base-server"
+UI = "example-solution-ui"
+UI_STATIC = f"usr/share/{UI}"
 
 # Every date in layers, image configs and ISOs.  Fixed rather than the commit date, so that a new
 # commit that does not touch an image does not change its digest.
@@ -482,6 +488,21 @@ def base_server_layer(ctx: Context, version: str) -> Layer:
     return ctx.store.write_layer(f"{APP} {version}", lambda tar: add_files(tar, files))
 
 
+def ui_layer(ctx: Context, version: str) -> Layer:
+    """The UI's server as ``/usr/local/bin/example-solution-ui``, its page in ``/usr/share``."""
+    source = (HERE / "ui" / "ui_server.py").read_text()
+    source = stamp(source, r"^#!.*$", "#!/usr/bin/python3")
+    source = stamp(source, r'^__version__ = ".*"$', f'__version__ = "{version}"')
+    source = stamp(source, r"^STATIC = .*$", f'STATIC = Path("/{UI_STATIC}")')
+    files: dict[str, tuple[bytes, int]] = {
+        f"{UI_STATIC}/{path.name}": (path.read_bytes(), 0o644)
+        for path in sorted((HERE / "ui" / "static").iterdir())
+        if path.is_file()
+    }
+    files[f"usr/local/bin/{UI}"] = (source.encode(), 0o755)
+    return ctx.store.write_layer(f"{UI} {version}", lambda tar: add_files(tar, files))
+
+
 def operator_layer(ctx: Context, version: str, python: str) -> Layer:
     package = HERE / "operator" / "src" / "example_solution_operator"
     target = f"{site_packages(python)}/example_solution_operator"
@@ -618,14 +639,27 @@ def _builder_digest() -> str:
     return sha.hexdigest()
 
 
+def listed_images(source: Path) -> list[str]:
+    """The image names of ``spec.images`` in the version's manifest, each tagged its version."""
+    manifest = yaml.safe_load((source / "manifest.yaml").read_text())
+    version = manifest["spec"]["version"]
+    names = []
+    for reference in manifest["spec"]["images"]:
+        name, _, tag = reference.partition(":")
+        if tag != version:
+            raise BuildError(f"{source}/manifest.yaml: image {reference} is not tagged {version}")
+        names.append(name)
+    return names
+
+
 def version_images(
     ctx: Context, version: str, source: Path, shared: tuple[Layer, Layer], python: str, arch: str
 ) -> dict[str, Any]:
-    """Write the two images of ``version`` into its source tree; returns their description."""
+    """Write the images ``version`` lists into its source tree; returns their description."""
     base, deps = shared
     env = [PATH_ENV, "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"]
-    images: dict[str, tuple[list[Layer], dict[str, Any]]] = {
-        APP: (
+    recipes: dict[str, Callable[[], tuple[list[Layer], dict[str, Any]]]] = {
+        APP: lambda: (
             [base, base_server_layer(ctx, version)],
             {
                 "Entrypoint": [APP],
@@ -636,7 +670,7 @@ def version_images(
                 "ExposedPorts": {"8080/tcp": {}},
             },
         ),
-        OPERATOR: (
+        OPERATOR: lambda: (
             [base, deps, operator_layer(ctx, version, python)],
             {
                 # The product's Deployment runs [example-solution-operator, --config=...].
@@ -647,7 +681,30 @@ def version_images(
                 "WorkingDir": "/",
             },
         ),
+        UI: lambda: (
+            [base, ui_layer(ctx, version)],
+            {
+                # The product runs the image's own command, with these variables set.
+                "Entrypoint": ["/usr/bin/python3", f"/usr/local/bin/{UI}"],
+                "Env": [
+                    *env,
+                    "SOLUTION_UI_CONFIG=/etc/solution-ui/config.json",
+                    "SOLUTION_UI_PORT=8080",
+                ],
+                "User": NOBODY,
+                "WorkingDir": "/",
+                "ExposedPorts": {"8080/tcp": {}},
+            },
+        ),
     }
+    names = listed_images(source)
+    unknown = [name for name in names if name not in recipes]
+    if unknown:
+        raise BuildError(
+            f"versions/{version}/manifest.yaml lists {', '.join(unknown)}: this build makes only "
+            f"{', '.join(recipes)}; add a recipe to version_images or remove it from spec.images"
+        )
+    images = {name: recipes[name]() for name in names}
     described: dict[str, Any] = {}
     for name, (layers, config) in images.items():
         annotations = {

@@ -53,9 +53,11 @@ def test_the_archive_holds_the_version_tree(example_archives: Any, version: str)
         assert iso.read_bytes(crd) == (tree / crd).read_bytes()
         manifest = yaml.safe_load(iso.read_bytes("manifest.yaml"))
     assert manifest["spec"]["version"] == version
+    ui = [f"example-solution-ui:{version}"] if version == "2.0.0" else []
     assert manifest["spec"]["images"] == [
         f"base-server:{version}",
         f"example-solution-operator:{version}",
+        *ui,
     ]
 
 

@@ -13,6 +13,7 @@ from metalk8s_solutions.api.manifest import ImageRef, OperatorMetrics, SolutionM
 from metalk8s_solutions.api.monitoring import Dashboard, MonitoringContent
 from metalk8s_solutions.cluster.apply import (
     APPLY_WAVES,
+    KINDS,
     PRUNE_WAVES,
     Action,
     is_subset,
@@ -426,5 +427,12 @@ def test_monitoring_is_applied_after_the_deployment_and_pruned_before_it() -> No
     )
     assert deletes.index("Service") > deployment
     assert deletes[-1] == "ServiceAccount"
-    assert PRUNE_WAVES[0] == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
-    assert APPLY_WAVES[-1] == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert PRUNE_WAVES[0] == {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Ingress"}
+    assert APPLY_WAVES[-1] == {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Ingress"}
+
+
+def test_every_managed_kind_is_in_exactly_one_apply_and_one_prune_wave() -> None:
+    # A kind missing from the waves would be planned, reported, and silently never sent.
+    for waves in (APPLY_WAVES, PRUNE_WAVES):
+        seen = [kind for wave in waves for kind in wave]
+        assert sorted(seen) == sorted(KINDS), waves

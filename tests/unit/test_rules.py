@@ -121,6 +121,11 @@ CASES: list[tuple[str, Mutation, Severity]] = [
         edit("manifest.yaml", "tag: 1.0.0}", "tag: 1.0.0}\n    metrics: {port: 0}"),
         Severity.ERROR,
     ),
+    (
+        "SOL019",
+        edit("manifest.yaml", "tag: 1.0.0}", "tag: 1.0.0}\n  ui: {image: {name: gone, tag: '1'}}"),
+        Severity.ERROR,
+    ),
     ("SOL020", write("README.md", b"hi"), Severity.ERROR),
     ("SOL021", symlink, Severity.ERROR),
     ("SOL022", write("Manifest.yaml", b"x"), Severity.ERROR),

@@ -18,7 +18,7 @@ from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 from metalk8s_solutions.web.deps import UiSettings
 from metalk8s_solutions.web.server import bind, server_for, url_of
-from web.support import RunningUi
+from web.support import BROWSER_ARGS, CHROMIUM, SHOTS, RunningUi
 
 NAMESPACE = "solutions-ui-tests"
 VIEWER_RULES = [
@@ -130,3 +130,18 @@ def ui_server(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright; screenshots go to ``SHOTS``."""
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: apt-get install chromium")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True
+        )
+        yield launched
+        launched.close()

@@ -2,7 +2,8 @@
 
 The MetalK8s format has two keys, ``archives`` (absolute paths of ISO files) and ``active``
 (solution name -> version or ``latest``).  Our settings live in extra top-level keys that
-MetalK8s ignores: ``registry`` (how images reach the cluster) and ``trust`` (keys and policy).
+MetalK8s ignores: ``registry`` (how images reach the cluster), ``trust`` (keys and policy) and
+``ingress`` (how Solution UIs are exposed).
 Every other key, and every unknown key inside ours, is preserved when the file is rewritten: the
 model keeps the parsed document and edits it in place.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +81,20 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class IngressSettings:
+    """The ``ingress`` key: how the UIs of Solutions get an Ingress in each environment.
+
+    ``class_name`` None: the cluster's default IngressClass (or its only one); ``host`` None:
+    every host; ``tls_secret``: a Secret (in each environment namespace) for HTTPS.
+    """
+
+    enabled: bool = True
+    class_name: str | None = None
+    host: str | None = None
+    tls_secret: str | None = None
+
+
+@dataclass(frozen=True)
 class SolutionsConfiguration:
     """A parsed SolutionsConfiguration; ``document`` is the whole file, extras included."""
 
@@ -86,6 +102,7 @@ class SolutionsConfiguration:
     active: Mapping[str, str] = field(default_factory=dict)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
+    ingress: IngressSettings = field(default_factory=IngressSettings)
     document: Mapping[str, Any] = field(default_factory=dict)
 
     # -- edits (each returns a new configuration; the document keeps unknown keys) ---------
@@ -101,6 +118,7 @@ class SolutionsConfiguration:
             active=dict(active),
             registry=self.registry,
             trust=self.trust,
+            ingress=self.ingress,
             document=doc,
         )
 
@@ -196,6 +214,29 @@ def _trust(value: object, source: str) -> TrustSettings:
         raise _fail(source, f"'trust.policy' must be one of {policies}") from None
 
 
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _ingress(value: object, source: str) -> IngressSettings:
+    if value is None:
+        return IngressSettings()
+    if not isinstance(value, dict):
+        raise _fail(source, "'ingress' must be a mapping")
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise _fail(source, "'ingress.enabled' must be true or false")
+    texts: dict[str, str | None] = {}
+    for key in ("className", "host", "tlsSecret"):
+        item = value.get(key)
+        if item is not None and (not isinstance(item, str) or not item):
+            raise _fail(source, f"'ingress.{key}' must be a non-empty string")
+        texts[key] = item
+    host = texts["host"]
+    if host is not None and not _HOST.match(host):
+        raise _fail(source, f"'ingress.host' {host!r} is not a DNS name (e.g. apps.example.com)")
+    return IngressSettings(enabled, texts["className"], host, texts["tlsSecret"])
+
+
 def parse_config(data: bytes, source: str) -> SolutionsConfiguration:
     """Parse and check a SolutionsConfiguration; errors name the file and the key."""
     if not data.strip():
@@ -235,5 +276,6 @@ def parse_config(data: bytes, source: str) -> SolutionsConfiguration:
         active=active,
         registry=_registry(doc.get("registry"), source),
         trust=_trust(doc.get("trust"), source),
+        ingress=_ingress(doc.get("ingress"), source),
         document=doc,
     )

@@ -39,6 +39,7 @@ RULES: dict[str, Rule] = {
         Rule("SOL016", E, "spec.operator.image is declared and listed in spec.images"),
         Rule("SOL017", W, "no unknown manifest fields"),
         Rule("SOL018", E, "spec.operator.metrics is well-formed"),
+        Rule("SOL019", E, "spec.ui is well-formed and its image is listed in spec.images"),
         Rule("SOL020", E, "every file is inside the archive layout"),
         Rule("SOL021", E, "no symlink, special file or path escaping the archive"),
         Rule("SOL022", E, "no duplicate or case-colliding names"),

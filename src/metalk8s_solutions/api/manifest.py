@@ -33,11 +33,16 @@ IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _KNOWN = {
     "": {"apiVersion", "kind", "metadata", "spec"},
     "metadata": {"name", "annotations", "labels"},
-    "spec": {"version", "images", "operator"},
+    "spec": {"version", "images", "operator", "ui"},
     "spec.operator": {"image", "metrics"},
     "spec.operator.image": {"name", "tag"},
     "spec.operator.metrics": {"enabled", "scheme", "port", "path"},
+    "spec.ui": {"image", "port"},
+    "spec.ui.image": {"name", "tag"},
 }
+#: The port a Solution UI serves HTTP on when ``spec.ui.port`` is not set (MetalK8s's UIs ran
+#: nginx on port 80).
+DEFAULT_UI_PORT = 80
 
 
 @dataclass(frozen=True, order=True)
@@ -86,6 +91,24 @@ class OperatorMetrics:
 
 
 @dataclass(frozen=True)
+class UiSpec:
+    """``spec.ui``: the Solution's own web UI, deployed beside the operator in each namespace.
+
+    MetalK8s defaulted the image to ``<name>-ui:<version>``; here a UI exists only when its image
+    is listed in ``spec.images`` (declared explicitly, or implied by that default name), so a
+    deployment never refers to an image the archive does not carry.  ``declared`` is False for
+    the implied case (the manifest is then written back without ``spec.ui``).
+    """
+
+    image: ImageRef
+    port: int = DEFAULT_UI_PORT
+    declared: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": {"name": self.image.name, "tag": self.image.tag}, "port": self.port}
+
+
+@dataclass(frozen=True)
 class SolutionManifest:
     """A validated Solution manifest."""
 
@@ -97,6 +120,7 @@ class SolutionManifest:
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     operator_metrics: OperatorMetrics | None = None
+    ui: UiSpec | None = None
 
     @property
     def id(self) -> str:
@@ -119,16 +143,14 @@ class SolutionManifest:
         }
         if self.operator_metrics is not None:
             operator["metrics"] = self.operator_metrics.to_dict()
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": metadata,
-            "spec": {
-                "version": self.version,
-                "images": [str(i) for i in self.images],
-                "operator": operator,
-            },
+        spec: dict[str, Any] = {
+            "version": self.version,
+            "images": [str(i) for i in self.images],
+            "operator": operator,
         }
+        if self.ui is not None and self.ui.declared:
+            spec["ui"] = self.ui.to_dict()
+        return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
 
 
 def _string_map(value: object, where: str, findings: list[Finding]) -> dict[str, str]:
@@ -234,6 +256,64 @@ def _check_metrics(
     return OperatorMetrics(enabled, scheme, port, metrics_path)
 
 
+def _check_ui(
+    spec: Mapping[str, Any],
+    default: ImageRef | None,
+    images: list[ImageRef],
+    path: str,
+    findings: list[Finding],
+) -> UiSpec | None:
+    """``spec.ui``, or the UI implied by an image named ``<name>-ui:<version>`` (MetalK8s)."""
+    raw = spec.get("ui")
+    if raw is None:
+        if default is None or default not in images:
+            return None
+        findings.append(
+            Finding(
+                "SOL019",
+                f"spec.images lists {default}: it is deployed as the Solution's UI on port "
+                f"{DEFAULT_UI_PORT} (the MetalK8s default); declare spec.ui to say so explicitly",
+                path,
+                severity=Severity.WARNING,
+            )
+        )
+        return UiSpec(default, DEFAULT_UI_PORT, declared=False)
+    if not isinstance(raw, dict):
+        findings.append(Finding("SOL019", "spec.ui must be a mapping", path))
+        return None
+    ref = default
+    image = raw.get("image")
+    if image is not None:
+        if not isinstance(image, dict):
+            findings.append(Finding("SOL019", "spec.ui.image must be {name, tag}", path))
+            return None
+        try:
+            ref = parse_image_ref(f"{image.get('name')}:{image.get('tag')}")
+        except ManifestError as err:
+            findings.append(Finding("SOL019", f"spec.ui.image: {err}", path))
+            return None
+    port = raw.get("port", DEFAULT_UI_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        findings.append(
+            Finding("SOL019", f"spec.ui.port must be a number from 1 to 65535, not {port!r}", path)
+        )
+        return None
+    if ref is None:  # no image given and no valid name/version to default it from
+        findings.append(Finding("SOL019", "spec.ui.image {name, tag} is missing", path))
+        return None
+    if images and ref not in images:
+        findings.append(
+            Finding(
+                "SOL019",
+                f"the UI image {ref} is not in spec.images: list it (and ship it in images/) "
+                "or remove spec.ui",
+                path,
+            )
+        )
+        return None
+    return UiSpec(ref, port)
+
+
 def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]:
     """Every problem of a decoded manifest, and the model when there is no error."""
     path = "manifest.yaml"
@@ -272,6 +352,15 @@ def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]
     images = _check_images(spec, path, findings)
     operator = _check_operator(spec, images, path, findings)
     metrics = _check_metrics(spec, path, findings)
+    default_ui = (
+        ImageRef(f"{name}-ui", version)
+        if isinstance(name, str)
+        and DNS_LABEL.match(name)
+        and isinstance(version, str)
+        and IMAGE_TAG.match(version)
+        else None
+    )
+    ui = _check_ui(spec, default_ui, images, path, findings)
     _unknown_fields(doc, findings)
     if error_of(findings) is not None or operator is None:
         return None, findings
@@ -285,6 +374,7 @@ def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]
         annotations=annotations,
         labels=labels,
         operator_metrics=metrics,
+        ui=ui,
     )
     return manifest, findings
 
@@ -319,6 +409,7 @@ __all__ = [
     "OperatorMetrics",
     "Severity",
     "SolutionManifest",
+    "UiSpec",
     "check_manifest",
     "load_manifest",
     "parse_image_ref",

@@ -144,6 +144,10 @@ def _human_show(env: dict[str, Any]) -> str:
         for sol, info in entry["solutions"].items():
             version = info["version"] or "(removed)"
             lines.append(f"  {sol} {version}: {info['operator'] or 'not deployed'}")
+            ui = info.get("ui")
+            if ui:
+                where = ui["url"] or f"'solutions ui' at {ui['path']}"
+                lines.append(f"    UI: {ui['status']}; open {where}")
             for rev in info["history"][-5:]:
                 lines.append(
                     f"    rev {rev['revision']}  {rev['time']}  {rev['from'] or '-'} -> "
@@ -158,7 +162,7 @@ def _human_show(env: dict[str, Any]) -> str:
 @output_option
 @click.pass_context
 def show_command(ctx: click.Context, env: str, output: str) -> None:
-    """Show ENV: its namespaces, solutions, operator status and revision history."""
+    """Show ENV: its namespaces, solutions, operator and UI status and revision history."""
     data = run(engine.show_environment(engine_context(ctx, verbose=False), env))
     emit(data, output, _human_show)
 

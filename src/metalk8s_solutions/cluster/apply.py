@@ -9,9 +9,10 @@ drift, and the apply (``force``) takes our fields back.
 
 Order matters: what others depend on is applied first (ServiceAccount, roles, ConfigMaps, the
 metrics Service), then the Deployment, then the monitoring objects that scrape it
-(ServiceMonitor, PodMonitor, PrometheusRule); pruning goes the other way (monitoring objects,
-Deployment, bindings, roles, ConfigMaps and Service, ServiceAccount), so an operator never runs
-without its permissions or configuration and nothing scrapes what is gone.
+(ServiceMonitor, PodMonitor, PrometheusRule) and the Ingress of a Solution UI; pruning goes the
+other way (Ingress and monitoring objects, Deployment, bindings, roles, ConfigMaps and Services,
+ServiceAccount), so an operator never runs without its permissions or configuration, nothing
+scrapes what is gone and no Ingress routes to a removed UI.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, describe
 from metalk8s_solutions.errors import InvalidInput
 
 Obj = dict[str, Any]
+#: A label selector: ``key=value``, or ``key in (a,b)`` for a tuple of values.
+Selector = Mapping[str, str | tuple[str, ...]]
 APPLIED_HASH = "solutions.metalk8s.scality.com/applied-hash"
 RETRIES = 10
 
@@ -74,6 +77,7 @@ KINDS: dict[str, Kind] = {
         Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True, 5),
         Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False, 6),
         Kind("apps/v1", "Deployment", "deployments", True, 7),
+        Kind("networking.k8s.io/v1", "Ingress", "ingresses", True, 8),
         # The Prometheus Operator's kinds: listed only when their CRDs are installed.
         Kind(MONITORING_API, "ServiceMonitor", "servicemonitors", True, 8),
         Kind(MONITORING_API, "PodMonitor", "podmonitors", True, 8),
@@ -85,6 +89,7 @@ OPTIONAL_KINDS = frozenset(MONITORING_KINDS)
 #: Prune order, as the contract of the brief: monitoring objects (they scrape the operator),
 #: Deployment, bindings, roles, ConfigMap and metrics Service, ServiceAccount.
 PRUNE_ORDER = {
+    "Ingress": 0,
     "ServiceMonitor": 0,
     "PodMonitor": 0,
     "PrometheusRule": 0,
@@ -300,12 +305,15 @@ async def request(
     return data
 
 
-def _selector(labels: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+def _selector(labels: Selector) -> str:
+    return ",".join(
+        f"{k}={v}" if isinstance(v, str) else f"{k} in ({','.join(v)})"
+        for k, v in sorted(labels.items())
+    )
 
 
 async def list_objects(
-    kube: Kube, kind: Kind, labels: Mapping[str, str], namespace: str | None = None
+    kube: Kube, kind: Kind, labels: Selector, namespace: str | None = None
 ) -> list[Obj]:
     """Objects of ``kind`` carrying ``labels`` (in ``namespace`` when namespaced)."""
     data = await request(
@@ -324,7 +332,7 @@ async def list_objects(
 
 async def list_managed(
     kube: Kube,
-    labels: Mapping[str, str],
+    labels: Selector,
     namespaces: Sequence[str],
     *,
     optional: Collection[str] = (),
@@ -398,10 +406,10 @@ APPLY_WAVES = (
     {"ServiceAccount", "ConfigMap", "Service", "ClusterRole", "Role"},
     {"RoleBinding", "ClusterRoleBinding"},
     {"Deployment"},
-    set(MONITORING_KINDS),
+    {*MONITORING_KINDS, "Ingress"},
 )
 PRUNE_WAVES = (
-    set(MONITORING_KINDS),
+    {*MONITORING_KINDS, "Ingress"},
     {"Deployment"},
     {"ClusterRoleBinding", "RoleBinding"},
     {"Role", "ClusterRole"},

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from metalk8s_solutions.cluster.apply import Obj, request
-from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Conflict, Kube
+from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Conflict, Forbidden, Kube
 from metalk8s_solutions.cluster.state import ENV_CONFIGMAP, ENV_DESCRIPTION, ENV_LABEL
 
 HISTORY_CONFIGMAP = "metalk8s-solutions-history"
@@ -73,6 +73,31 @@ async def read_namespace(kube: Kube, name: str) -> Obj | None:
         "GET",
         f"/api/v1/namespaces/{_q(name)}",
         action=f"reading Namespace {name}",
+        missing_ok=True,
+    )
+
+
+async def list_ingress_classes(kube: Kube) -> list[Obj] | None:
+    """The cluster's IngressClasses; None when the caller may not list them."""
+    try:
+        data = await request(
+            kube,
+            "GET",
+            "/apis/networking.k8s.io/v1/ingressclasses",
+            action="listing IngressClasses",
+            missing_ok=True,
+        )
+    except Forbidden:
+        return None
+    return list((data or {}).get("items") or [])
+
+
+async def read_ingress(kube: Kube, namespace: str, name: str) -> Obj | None:
+    return await request(
+        kube,
+        "GET",
+        f"/apis/networking.k8s.io/v1/namespaces/{_q(namespace)}/ingresses/{_q(name)}",
+        action=f"reading Ingress {namespace}/{name}",
         missing_ok=True,
     )
 

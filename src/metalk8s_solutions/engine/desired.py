@@ -18,7 +18,9 @@ Naming, so that nothing collides between solutions, versions and environments:
   scope for that solution; they then go to ``...:<role>:cluster`` with a ClusterRoleBinding.
 - monitoring (``monitoring/`` of the archive, ``spec.operator.metrics``): dashboards'
   ConfigMaps, the ``<sol>-operator-metrics`` Service and the Prometheus Operator objects, bound
-  to each namespace by :mod:`engine.monitoring`.
+  to each namespace by :mod:`engine.monitoring`;
+- the Solution's own UI (``spec.ui``): ConfigMap ``<sol>-ui-config``, Deployment, Service and
+  Ingress ``<sol>-ui``, made by :mod:`engine.solution_ui`.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from metalk8s_solutions.api.manifest import SolutionManifest
+from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
 from metalk8s_solutions.api.monitoring import MonitoringContent
 from metalk8s_solutions.api.semver import parse_version
 from metalk8s_solutions.errors import InvalidInput, Refused
 
 if TYPE_CHECKING:
     from metalk8s_solutions.engine.monitoring import MonitoringSupport
+    from metalk8s_solutions.engine.solution_ui import IngressTarget
 
 Obj = dict[str, Any]
 
@@ -129,6 +132,8 @@ class Settings:
     endpoint: str
     #: solutions allowed to hold cluster-scoped rules (persisted on metalk8s-environment)
     cluster_scope: frozenset[str] = frozenset()
+    #: how Solution UIs get an Ingress (None: they are reached through ``solutions ui`` only)
+    ingress: IngressTarget | None = None
 
 
 def operator_name(solution: str) -> str:
@@ -152,11 +157,15 @@ def labels_for(env: str, solution: str, version: str) -> dict[str, str]:
     }
 
 
-def selector_for(env: str, solution: str | None = None) -> dict[str, str]:
+#: The components we deploy per solution: its operator and its UI (``engine/solution_ui.py``).
+COMPONENTS = ("operator", "ui")
+
+
+def selector_for(env: str, solution: str | None = None) -> dict[str, str | tuple[str, ...]]:
     """The label selector that finds what we deployed in ``env`` (for one solution or all)."""
-    selector = {
+    selector: dict[str, str | tuple[str, ...]] = {
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/component": "operator",
+        "app.kubernetes.io/component": COMPONENTS,
         ENV_LABEL: env,
     }
     if solution is not None:
@@ -199,8 +208,12 @@ def operator_config(endpoint: str, versions: Iterable[VersionContent]) -> str:
 
 
 def operator_image(endpoint: str, content: VersionContent) -> str:
+    """``<endpoint>/<id>/<image>@sha256:...`` of the operator (see :func:`image_reference`)."""
+    return image_reference(endpoint, content, content.manifest.operator_image)
+
+
+def image_reference(endpoint: str, content: VersionContent, ref: ImageRef) -> str:
     """``<endpoint>/<id>/<image>@sha256:...`` (by tag only when the digest is unknown)."""
-    ref = content.manifest.operator_image
     base = f"{endpoint.rstrip('/')}/{content.manifest.id}/{ref.name}"
     digest = content.digests.get(str(ref))
     return f"{base}@{digest}" if digest else f"{base}:{ref.tag}"
@@ -378,6 +391,7 @@ def solution_objects(
     more than is allowed.
     """
     from metalk8s_solutions.engine import monitoring as mon  # noqa: PLC0415 - it imports us
+    from metalk8s_solutions.engine import solution_ui  # noqa: PLC0415 - it imports us
 
     sol = content.name
     allowed = sol in settings.cluster_scope
@@ -501,6 +515,9 @@ def solution_objects(
         support=monitoring,
     )
     namespaced += bound.objects
+    namespaced += solution_ui.ui_objects(
+        env, namespace, content, settings.endpoint, settings.ingress
+    )
     return namespaced, cluster
 
 

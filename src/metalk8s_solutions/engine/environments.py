@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.api.config import SolutionsConfiguration
+from metalk8s_solutions.api.config import IngressSettings, SolutionsConfiguration
+from metalk8s_solutions.api.manifest import SolutionManifest
 from metalk8s_solutions.api.monitoring import API_VERSION as MONITORING_API
 from metalk8s_solutions.api.monitoring import load_monitoring
 from metalk8s_solutions.api.semver import compare_versions, parse_version
@@ -48,9 +49,11 @@ from metalk8s_solutions.cluster.resources import (
     delete_namespace,
     ensure_namespace,
     list_custom,
+    list_ingress_classes,
     read_crd,
     read_environment_states,
     read_history,
+    read_ingress,
     read_namespace,
     wait_gone,
     write_env_config,
@@ -67,6 +70,13 @@ from metalk8s_solutions.engine.desired import (
 )
 from metalk8s_solutions.engine.monitoring import RESOURCES as MONITORING_RESOURCES
 from metalk8s_solutions.engine.monitoring import MonitoringSupport, monitoring_support
+from metalk8s_solutions.engine.solution_ui import (
+    IngressChoice,
+    base_path,
+    choose_ingress,
+    ingress_url,
+    ui_name,
+)
 from metalk8s_solutions.engine.state import (
     Context,
     Imported,
@@ -161,6 +171,14 @@ class Inventory:
     imported: list[Imported]
     endpoint: str
     active: dict[str, str]
+    ingress: IngressSettings = field(default_factory=IngressSettings)
+
+    def manifest(self, solution: str, version: str) -> SolutionManifest | None:
+        for item in self.imported:
+            m = item.manifest
+            if m is not None and m.name == solution and m.version == version:
+                return m
+        return None
 
     def archive_of(self, solution: str, version: str) -> str | None:
         for item in self.imported:
@@ -228,7 +246,12 @@ async def read_inventory(ctx: Context, kube: Kube | None = None) -> Inventory:
     for item in imported:
         if item.manifest:
             versions.setdefault(item.manifest.name, []).append(item.manifest.version)
-    return Inventory(imported, config.registry.endpoint, resolve_active(config.active, versions))
+    return Inventory(
+        imported,
+        config.registry.endpoint,
+        resolve_active(config.active, versions),
+        config.ingress,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -265,6 +288,29 @@ async def read_monitoring_support(kube: Kube) -> MonitoringSupport:
     )
 
 
+async def read_ingress_choice(kube: Kube, settings: IngressSettings) -> IngressChoice:
+    """Which IngressClass the UIs of Solutions get (one request), or the line saying none."""
+    if not settings.enabled:
+        return IngressChoice(None)
+    classes = await list_ingress_classes(kube)
+    if classes is None:
+        if settings.class_name is not None:  # named by the administrator: trust it
+            classes = [{"metadata": {"name": settings.class_name}}]
+        else:
+            return IngressChoice(
+                None,
+                "you may not list IngressClasses, so Solution UIs get no Ingress and are "
+                "reachable through 'solutions ui' only; set ingress.className in the "
+                "configuration to choose one",
+            )
+    return choose_ingress(
+        classes,
+        class_name=settings.class_name,
+        host=settings.host,
+        tls_secret=settings.tls_secret,
+    )
+
+
 async def plan_environment(
     kube: Kube,
     inventory: Inventory,
@@ -293,10 +339,22 @@ async def plan_environment(
         for sol, version in config.items()
         if (sol, version) in contents
     )
-    message = support.message if declared else None
-    if message and warnings is not None and message not in warnings:
-        warnings.append(message)
-    settings = Settings(endpoint=inventory.endpoint, cluster_scope=cluster_scope)
+    messages = [support.message if declared else None]
+    ingress = IngressChoice(None)
+    if any(
+        contents[(sol, version)].manifest.ui is not None
+        for config in configs.values()
+        for sol, version in config.items()
+        if (sol, version) in contents
+    ):
+        ingress = await read_ingress_choice(kube, inventory.ingress)
+        messages.append(ingress.message)
+    for message in messages:
+        if message and warnings is not None and message not in warnings:
+            warnings.append(message)
+    settings = Settings(
+        endpoint=inventory.endpoint, cluster_scope=cluster_scope, ingress=ingress.target
+    )
     desired = desired_environment(env, configs, contents, settings, monitoring=support)
     live = await list_managed(kube, selector_for(env), sorted(configs), optional=support.kinds)
     return plan(desired, live)
@@ -346,8 +404,22 @@ async def _wait(
     return state
 
 
-def _deployments(solution: str, namespaces: Iterable[str]) -> list[ObjectKey]:
-    return [ObjectKey("Deployment", ns, operator_name(solution)) for ns in sorted(namespaces)]
+def _deployments(
+    solution: str, namespaces: Iterable[str], with_ui: Iterable[str] = ()
+) -> list[ObjectKey]:
+    """The Deployments to await: the operator in each namespace, and the UI in ``with_ui``."""
+    keys = [ObjectKey("Deployment", ns, operator_name(solution)) for ns in sorted(namespaces)]
+    return keys + [ObjectKey("Deployment", ns, ui_name(solution)) for ns in sorted(with_ui)]
+
+
+def _with_ui(inventory: Inventory, solution: str, versions: Mapping[str, str | None]) -> list[str]:
+    """The namespaces of ``versions`` (ns -> version) whose version of ``solution`` has a UI."""
+    found = []
+    for ns, version in versions.items():
+        manifest = inventory.manifest(solution, version) if version else None
+        if manifest is not None and manifest.ui is not None:
+            found.append(ns)
+    return found
 
 
 async def require_environment(kube: Kube, env: str) -> EnvironmentState:
@@ -544,7 +616,8 @@ async def list_environments(
 async def show_environment(
     ctx: Context, name: str, *, connection: Kube | None = None
 ) -> dict[str, Any]:
-    """The environment, each solution's operator rollout status, and the revision history."""
+    """The environment, each solution's operator (and UI) status, and the revision history."""
+    inventory = await read_inventory(ctx)
     async with session(ctx, connection) as kube:
         state = await require_environment(kube, name)
         result = state.to_json()
@@ -562,13 +635,37 @@ async def show_environment(
                     )
                     only = next(iter(rollout.values()))
                     status = ("Available: " if only.ready else "Not available: ") + only.message
+                version = ns_state.config.get(sol)
                 solutions[sol] = {
-                    "version": ns_state.config.get(sol),
+                    "version": version,
                     "operator": status,
+                    "ui": await _ui_view(kube, inventory, name, ns, sol, version),
                     "history": [r.to_json() for r in history.get(sol, [])],
                 }
             entry["solutions"] = solutions
     return result
+
+
+async def _ui_view(
+    kube: Kube, inventory: Inventory, env: str, ns: str, solution: str, version: str | None
+) -> dict[str, Any] | None:
+    """Where the solution's own UI is and whether it is up; None when this version has none.
+
+    ``url`` is the Ingress's address when it is known (a host, or the controller's address),
+    else None: the UI is then reached through ``solutions ui`` at ``path``.
+    """
+    manifest = inventory.manifest(solution, version) if version else None
+    if manifest is None or manifest.ui is None:
+        return None
+    key = ObjectKey("Deployment", ns, ui_name(solution))
+    rollout = (await wait_available(kube, [key], timeout=0, say=lambda _: None))[key]
+    ingress = await read_ingress(kube, ns, ui_name(solution))
+    return {
+        "path": base_path(env, ns, solution),
+        "ingress": ingress is not None,
+        "url": ingress_url(ingress) if ingress is not None else None,
+        "status": ("Available: " if rollout.ready else "Not available: ") + rollout.message,
+    }
 
 
 async def status(ctx: Context, *, connection: Kube | None = None) -> dict[str, Any]:
@@ -745,14 +842,21 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
                 kube, ns, solution, previous[ns], wanted[ns], "applied", "not awaited"
             )
         return outcome
-    rollouts = await _wait(kube, _deployments(solution, wanted), timeout, ctx.say, outcome)
-    failed = {key.namespace: r.message for key, r in rollouts.items() if not r.ready}
+    keys = _deployments(solution, wanted, _with_ui(inventory, solution, wanted))
+    rollouts = await _wait(kube, keys, timeout, ctx.say, outcome)
+    failed: dict[str, str] = {}
+    for key, r in rollouts.items():
+        if not r.ready:
+            what = "UI" if key.name == ui_name(solution) else "operator"
+            failed[key.namespace] = "; ".join(
+                filter(None, (failed.get(key.namespace), f"{what}: {r.message}"))
+            )
     if not failed:
         for ns in moved:
             await append_history(kube, ns, solution, previous[ns], wanted[ns], "succeeded")
         return outcome
     where = "; ".join(f"{state.name}/{ns}: {msg}" for ns, msg in sorted(failed.items()))
-    reason = f"the operator of {solution} did not become Available within {timeout:.0f}s ({where})"
+    reason = f"{solution} did not become Available within {timeout:.0f}s ({where})"
     back = {
         ns: v for ns, v in previous.items() if v is not None and ns in failed and v != wanted[ns]
     }
@@ -772,7 +876,8 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
             kube, state.namespaces[ns], state.name, restored, state.namespaces[ns].cluster_scope
         )
     await converge(kube, inventory, state, EnvOutcome(dry_run=False), ctx.say)
-    back_state = await _wait(kube, _deployments(solution, back), timeout, ctx.say, outcome)
+    back_keys = _deployments(solution, back, _with_ui(inventory, solution, back))
+    back_state = await _wait(kube, back_keys, timeout, ctx.say, outcome)
     recovered = all(r.ready for r in back_state.values())
     for ns in moved:
         result = "rolled-back" if ns in back else "succeeded"
@@ -973,8 +1078,8 @@ async def converge_environments(
                 key
                 for n in names
                 for ns, s in states[n].namespaces.items()
-                for sol in s.config
-                for key in _deployments(sol, [ns])
+                for sol, version in s.config.items()
+                for key in _deployments(sol, [ns], _with_ui(inventory, sol, {ns: version}))
             ]
             rollouts = await _wait(kube, keys, opts.timeout, ctx.say, outcome)
             bad = [f"{k}: {r.message}" for k, r in rollouts.items() if not r.ready]
@@ -1002,6 +1107,7 @@ __all__ = [
     "list_environments",
     "load_version_content",
     "plan_environment",
+    "read_ingress_choice",
     "read_inventory",
     "read_monitoring_support",
     "require_environment",

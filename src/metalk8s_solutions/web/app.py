@@ -8,6 +8,7 @@ OpenAPI document itself is served at ``/api/openapi.json``.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sized
 from pathlib import Path
@@ -20,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalk8s_solutions import __version__
 from metalk8s_solutions.errors import SolutionsError
-from metalk8s_solutions.web import api, pages
+from metalk8s_solutions.web import api, pages, solution_ui
 from metalk8s_solutions.web.deps import (
     Principal,
     UiSettings,
@@ -33,6 +34,7 @@ from metalk8s_solutions.web.sessions import COOKIE
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+SOLUTION_UI_API = re.compile(r"^/env/[^/]+/[^/]+/[^/]+/api/kubernetes(/|$)")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -45,7 +47,9 @@ SECURITY_HEADERS = {
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    """API clients (and a Solution UI's calls to the Kubernetes API) get JSON errors."""
+    path = request.url.path
+    return path.startswith("/api/") or SOLUTION_UI_API.match(path) is not None
 
 
 def _respond(request: Request, info: ErrorInfo, err: SolutionsError | None = None) -> Response:
@@ -150,5 +154,6 @@ def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(solution_ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
