@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
-from metalk8s_solutions.cluster.kube import ClusterTarget, Kube, RequestCounter
+from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine import instances
 from metalk8s_solutions.engine.solutions import Context
@@ -54,12 +54,6 @@ def admin(local_cluster: LocalCluster) -> Iterator[Api]:
 def ctx(tmp_path: Path, archives: dict[str, Path], local_cluster: LocalCluster) -> Context:
     config = write_config(tmp_path / "solutions.yaml", list(archives.values()))
     return Context(config, ClusterTarget(kubeconfig=local_cluster.kubeconfig))
-
-
-@pytest.fixture
-async def kube(ctx: Context) -> AsyncIterator[Kube]:
-    async with Kube(ctx.target, counter=RequestCounter()) as connection:
-        yield connection
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
-from metalk8s_solutions.cluster.kube import ClusterTarget, Kube, RequestCounter
+from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine.solutions import Context
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
@@ -150,12 +150,6 @@ def prometheus_operator(admin: Api) -> Api:
 def ctx(tmp_path: Path, archive: Path, local_cluster: LocalCluster) -> Context:
     config = write_config(tmp_path / "solutions.yaml", [archive])
     return Context(config, ClusterTarget(kubeconfig=local_cluster.kubeconfig))
-
-
-@pytest.fixture
-async def kube(ctx: Context) -> AsyncIterator[Kube]:
-    async with Kube(ctx.target, counter=RequestCounter()) as connection:
-        yield connection
 
 
 @pytest.fixture

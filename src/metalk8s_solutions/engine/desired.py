@@ -306,6 +306,25 @@ def _meta(name: str, labels: Mapping[str, str], namespace: str | None = None) ->
     return meta
 
 
+def deployment_object(name: str, namespace: str, labels: Mapping[str, str], pod_spec: Obj) -> Obj:
+    """A one-replica Deployment ``name`` whose pods carry ``labels`` and run ``pod_spec``.
+
+    The selector is the name and instance labels only: they never change across versions, and
+    a Deployment's selector is immutable.
+    """
+    selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, labels, namespace),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        },
+    }
+
+
 def _deployment(
     namespace: str,
     labels: Mapping[str, str],
@@ -314,54 +333,29 @@ def _deployment(
     port: Mapping[str, Any] | None = None,
 ) -> Obj:
     name = operator_name(solution)
-    selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
-    deployment: Obj = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(name, labels, namespace),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": dict(labels)},
-                "spec": {
-                    "serviceAccountName": name,
-                    "containers": [
-                        {
-                            "name": "operator",
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": [name, f"--config={CONFIG_MOUNT}/operator.yaml"],
-                            "env": [
-                                {
-                                    "name": "WATCH_NAMESPACE",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                                },
-                                {
-                                    "name": "POD_NAME",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                                },
-                                {"name": "OPERATOR_NAME", "value": name},
-                            ],
-                            "volumeMounts": [
-                                {
-                                    "name": "operator-config",
-                                    "mountPath": CONFIG_MOUNT,
-                                    "readOnly": True,
-                                }
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "operator-config", "configMap": {"name": config_name(solution)}}
-                    ],
-                },
+    container: Obj = {
+        "name": "operator",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [name, f"--config={CONFIG_MOUNT}/operator.yaml"],
+        "env": [
+            {
+                "name": "WATCH_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
-        },
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "OPERATOR_NAME", "value": name},
+        ],
+        "volumeMounts": [{"name": "operator-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
     }
     if port is not None:  # spec.operator.metrics: the named port the metrics Service targets
-        deployment["spec"]["template"]["spec"]["containers"][0]["ports"] = [dict(port)]
-    return deployment
+        container["ports"] = [dict(port)]
+    pod_spec = {
+        "serviceAccountName": name,
+        "containers": [container],
+        "volumes": [{"name": "operator-config", "configMap": {"name": config_name(solution)}}],
+    }
+    return deployment_object(name, namespace, labels, pod_spec)
 
 
 def _split_rules(

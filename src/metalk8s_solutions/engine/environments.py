@@ -40,7 +40,7 @@ from metalk8s_solutions.cluster.apply import (
     request,
     wait_available,
 )
-from metalk8s_solutions.cluster.kube import Kube, connect
+from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
 from metalk8s_solutions.cluster.resources import (
     EnvironmentState,
     NamespaceState,
@@ -659,7 +659,10 @@ async def _ui_view(
         return None
     key = ObjectKey("Deployment", ns, ui_name(solution))
     rollout = (await wait_available(kube, [key], timeout=0, say=lambda _: None))[key]
-    ingress = await read_ingress(kube, ns, ui_name(solution))
+    try:
+        ingress = await read_ingress(kube, ns, ui_name(solution))
+    except Forbidden:  # who may not read Ingresses still gets the route of 'solutions ui'
+        ingress = None
     return {
         "path": base_path(env, ns, solution),
         "ingress": ingress is not None,

@@ -34,6 +34,7 @@ from metalk8s_solutions.engine.desired import (
     GROUP,
     MANAGED_BY,
     VersionContent,
+    deployment_object,
     image_reference,
 )
 
@@ -179,73 +180,44 @@ def choose_ingress(
 def _deployment(
     solution: str, namespace: str, labels: Mapping[str, str], image: str, ui: UiSpec, path: str
 ) -> Obj:
-    name = ui_name(solution)
-    selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                # A new configuration (a new path, new API versions) rolls the pods.
-                "metadata": {"labels": dict(labels)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "containers": [
-                        {
-                            "name": "ui",
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "ports": [
-                                {"name": PORT_NAME, "containerPort": ui.port, "protocol": "TCP"}
-                            ],
-                            "env": [
-                                {
-                                    "name": "SOLUTION_UI_CONFIG",
-                                    "value": f"{CONFIG_DIR}/{CONFIG_FILE}",
-                                },
-                                {"name": "SOLUTION_UI_PORT", "value": str(ui.port)},
-                                {"name": "SOLUTION_UI_BASE_PATH", "value": path},
-                                {
-                                    "name": "POD_NAMESPACE",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                                },
-                            ],
-                            "readinessProbe": {
-                                "tcpSocket": {"port": PORT_NAME},
-                                "periodSeconds": 10,
-                            },
-                            "volumeMounts": [
-                                {"name": "ui-config", "mountPath": CONFIG_DIR, "readOnly": True},
-                                # The API server's CA only: the UI forwards the caller's token.
-                                {"name": "api-ca", "mountPath": SA_DIR, "readOnly": True},
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "ui-config", "configMap": {"name": ui_config_name(solution)}},
-                        {
-                            "name": "api-ca",
-                            "projected": {
-                                "sources": [
-                                    {
-                                        "configMap": {
-                                            "name": "kube-root-ca.crt",
-                                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                                            "optional": True,
-                                        }
-                                    }
-                                ]
-                            },
-                        },
-                    ],
-                },
+    container: Obj = {
+        "name": "ui",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": PORT_NAME, "containerPort": ui.port, "protocol": "TCP"}],
+        "env": [
+            {"name": "SOLUTION_UI_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
+            {"name": "SOLUTION_UI_PORT", "value": str(ui.port)},
+            {"name": "SOLUTION_UI_BASE_PATH", "value": path},
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
-        },
+        ],
+        "readinessProbe": {"tcpSocket": {"port": PORT_NAME}, "periodSeconds": 10},
+        "volumeMounts": [
+            {"name": "ui-config", "mountPath": CONFIG_DIR, "readOnly": True},
+            # The API server's CA only: the UI forwards its callers' tokens, never its own.
+            {"name": "api-ca", "mountPath": SA_DIR, "readOnly": True},
+        ],
     }
+    ca = {
+        "configMap": {
+            "name": "kube-root-ca.crt",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "optional": True,
+        }
+    }
+    pod_spec: Obj = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": [
+            {"name": "ui-config", "configMap": {"name": ui_config_name(solution)}},
+            {"name": "api-ca", "projected": {"sources": [ca]}},
+        ],
+    }
+    return deployment_object(ui_name(solution), namespace, labels, pod_spec)
 
 
 def _ingress(

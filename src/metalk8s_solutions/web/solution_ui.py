@@ -49,6 +49,7 @@ Caller = Annotated[Principal, Depends(principal)]
 API_PREFIX = "api/kubernetes"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 CONFIG_TTL = 5.0
+MAX_CACHED = 1024
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,7 @@ async def _config(request: Request, who: Principal, env: str, ns: str, sol: str)
         or labels.get(ENV_LABEL) != env
         or labels.get("app.kubernetes.io/part-of") != sol
     ):
-        raise not_found(
-            f"{sol} has no UI in namespace {ns} of environment {env}",
-        )
+        raise not_found(f"{sol} has no UI in namespace {ns} of environment {env}")
     try:
         document: Any = json.loads(str((found.get("data") or {}).get(CONFIG_FILE, "")))
         paths = tuple(str(p) for p in document["api"]["paths"])
@@ -112,7 +111,11 @@ async def _config(request: Request, who: Principal, env: str, ns: str, sol: str)
             f"the UI configuration of {sol} in {env}/{ns} is not readable",
             hint=f"run 'solutions env converge {env}' to write it again",
         ) from err
-    config = UiConfig(paths, time.monotonic())
+    now = time.monotonic()
+    if len(_CONFIGS) >= MAX_CACHED:  # forget what has expired, so the cache stays small
+        for stale in [k for k, v in _CONFIGS.items() if now - v.read_at >= CONFIG_TTL]:
+            del _CONFIGS[stale]
+    config = UiConfig(paths, now)
     _CONFIGS[key] = config
     return config
 
