@@ -84,12 +84,15 @@ def test_exit_codes(source_tree: Path) -> None:
     (work / "bad.iso").write_bytes(bytes(data))
     bad = run("validate", "bad.iso", "-q", cwd=work)
     assert bad.returncode == 1
-    assert "SOL071" in bad.stdout and "operator/deploy/role.yaml" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    assert "SOL071" in bad.stdout and "operator/deploy/role.yaml" in bad.stdout
+    # Each finding is printed once: no error line repeats the first one.
+    assert bad.stdout.count("SOL071") == 1 and bad.stderr == ""
+    assert "INVALID (2 errors, 2 warnings;" in bad.stdout
     # 1: not an ISO at all.
     (work / "junk.iso").write_bytes(b"junk" * 10_000)
     junk = run("validate", "junk.iso", cwd=work)
     assert junk.returncode == 1 and "not an ISO 9660 image" in junk.stdout
+    assert "INVALID (1 error, 0 warnings;" in junk.stdout
     inspected = run("inspect", "junk.iso", cwd=work)
     assert inspected.returncode == 1 and inspected.stderr.startswith("error: SOL001")
     # 2: could not run (a key that is not a key, a missing path).
@@ -162,3 +165,13 @@ def test_site_signature_is_added_and_both_verify(source_tree: Path) -> None:
     (work / "t.iso").write_bytes(bytes(data))
     refused = run("sign", "t.iso", "--key", "site.key", "-o", "t2.iso", "-q", cwd=work)
     assert refused.returncode == 1 and "will not sign" in refused.stderr
+
+
+def test_validate_a_source_tree_lists_every_manifest_problem(source_tree: Path) -> None:
+    manifest = source_tree / "manifest.yaml"
+    text = manifest.read_text().replace("version: 1.0.0", "version: one")
+    manifest.write_text(text + "  ui: {port: 0}\n")
+    done = run("validate", "src", cwd=source_tree.parent)
+    assert done.returncode == 1, done.stderr
+    assert "SOL013" in done.stdout and "SOL019" in done.stdout, done.stdout
+    assert "INVALID (2 errors" in done.stdout and done.stderr == ""

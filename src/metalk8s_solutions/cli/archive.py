@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from metalk8s_solutions.api.config import Policy
-from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.archive.signing import Algorithm
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.cli.progress import ProgressLine, human_size
@@ -180,12 +179,16 @@ def validate_command(
             click.echo(f"{finding.level}: {finding}")
         verdict = "valid" if result.valid else "INVALID"
         click.echo(
-            f"{path}: {verdict} ({data['errors']} errors, {data['warnings']} warnings; "
+            f"{path}: {verdict} ({_count(data['errors'], 'error')}, "
+            f"{_count(data['warnings'], 'warning')}; "
             f"policy {data['policy']}, signature {data['signature']})"
         )
-    if not result.valid:
-        first = next(f for f in result.findings if f.level is Severity.ERROR)
-        raise ArchiveInvalid(f"{path} is invalid: {first}")
+    if not result.valid:  # every finding is printed above: exit 1 without repeating one
+        raise SystemExit(ArchiveInvalid.exit_code)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @click.command("keygen")

@@ -342,6 +342,14 @@ def validate(options: ValidateOptions) -> ValidateResult:
     policy = options.policy or default_policy(trusted)
     try:
         source, kind = open_source(options.path)
+    except ManifestError:
+        # A source tree is planned from its manifest, which stops at the first problem: report
+        # every problem of the manifest instead (the rest cannot be checked without it).
+        manifest_path = options.path / "manifest.yaml"
+        _, found = load_manifest(manifest_path.read_bytes()[: 256 * 1024 + 1], str(manifest_path))
+        found.sort(key=lambda f: (f.level is not Severity.ERROR, f.rule, f.path))
+        report = CheckReport(Layout.OCI, None, ImageSet(), found)
+        return ValidateResult(options.path, "source", policy, report)
     except ArchiveError as err:
         if "SOL001" not in str(err) and "SOL02" not in str(err):
             raise
