@@ -188,5 +188,5 @@ def test_the_environment_page_opens_the_example_ui_in_the_browser(
     row.wait_for()
     assert "2.0.0" in row.inner_text()
     assert page.locator("#environment").inner_text() == env
-    page.screenshot(path=str(SHOTS / "20-solution-ui.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "solution-ui.png"), full_page=True)
     context.close()
