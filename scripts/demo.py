@@ -405,7 +405,7 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
     token = token_for(http, "kube-system", "solutions-demo-admin")
     (STATE / "ui-token").write_text(token)
     (STATE / "ui-token").chmod(0o600)
-    ui_port = free_port()
+    ui_port, solution_ui_port = free_port(), free_port()
     background(
         "ui",
         [
@@ -417,10 +417,13 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
             "ui",
             "--listen",
             f"127.0.0.1:{ui_port}",
+            "--solution-ui-listen",
+            f"127.0.0.1:{solution_ui_port}",
         ],
     )
     wait_for(lambda: _answers(f"http://127.0.0.1:{ui_port}/"), "the web UI answers", 60)
-    solution_ui = f"http://127.0.0.1:{ui_port}/env/prod/prod/{SOL}/"
+    # Solutions' own UIs are served on another origin (port) than the product's pages.
+    solution_ui = f"http://127.0.0.1:{solution_ui_port}/env/prod/prod/{SOL}/"
     page = httpx.get(solution_ui, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     if page.status_code != 200 or 'id="instances"' not in page.text:
         raise SystemExit(f"the example Solution's UI is not reachable: {page.status_code}")

@@ -28,7 +28,7 @@ from metalk8s_solutions.testing.dex import DexClient, DexUser, LocalDex
 from metalk8s_solutions.testing.pki import CertificateAuthority
 from metalk8s_solutions.web.deps import UiSettings
 from metalk8s_solutions.web.oidc import OidcSettings
-from metalk8s_solutions.web.server import bind, server_for, url_of
+from metalk8s_solutions.web.server import Sockets, bind, server_for, url_of
 
 CLIENT_ID = "solutions-ui"
 ADMIN = DexUser("admin@example.com", "admin-password", ("solutions-admins",))
@@ -110,7 +110,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcWorld]:
         )
         host, port = ui_url.removeprefix("http://").rsplit(":", 1)
         sock = bind(host, int(port))
-        server = server_for(settings, log_level="warning")
+        server = server_for(settings, Sockets(sock), log_level="warning")
         thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
         thread.start()
         deadline = time.monotonic() + 20

@@ -47,19 +47,20 @@ def test_declared_ui_with_defaults_from_the_name_and_version() -> None:
     model, findings = manifest("  ui: {port: 8080}\n")
     assert findings == []
     assert model.ui.image == ImageRef("shop-ui", "2.0.0")
-    assert model.ui.port == 8080 and model.ui.declared
+    assert model.ui.port == 8080
     assert model.to_dict()["spec"]["ui"] == {
         "image": {"name": "shop-ui", "tag": "2.0.0"},
         "port": 8080,
     }
+    empty, _ = manifest("  ui: {}\n")
+    assert empty.ui.port == DEFAULT_UI_PORT == 80
 
 
-def test_metalk8s_default_ui_image_implies_a_ui_with_a_warning() -> None:
+def test_a_metalk8s_ui_image_alone_deploys_nothing_and_says_how_to_opt_in() -> None:
     model, findings = manifest()
-    assert model.ui.image == ImageRef("shop-ui", "2.0.0") and not model.ui.declared
-    assert model.ui.port == DEFAULT_UI_PORT == 80
+    assert model.ui is None
     assert len(findings) == 1 and findings[0].startswith("SOL019 warning")
-    assert "ui" not in model.to_dict()["spec"]  # written back as it came
+    assert "declare spec.ui" in findings[0]
 
 
 def test_no_ui_image_means_no_ui() -> None:
@@ -200,9 +201,8 @@ def test_ingress_url_from_the_controller_address_or_none() -> None:
 
 
 def test_no_ui_no_objects() -> None:
-    assert ui_objects("e", "n", content(""), "reg", None) != []  # implied by the image name
-    model, _ = check_manifest(yaml.safe_load(BASE.replace(", shop-ui:2.0.0", "")))
-    assert ui_objects("e", "n", VersionContent(model), "reg", None) == []
+    assert ui_objects("e", "n", content(""), "reg", None) == []  # the image alone is no UI
+    assert ui_objects("e", "n", content(), "reg", None) != []
 
 
 def test_desired_environment_deploys_the_ui_beside_the_operator() -> None:

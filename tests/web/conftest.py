@@ -17,7 +17,7 @@ import pytest
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 from metalk8s_solutions.web.deps import UiSettings
-from metalk8s_solutions.web.server import bind, server_for, url_of
+from metalk8s_solutions.web.server import Sockets, bind, server_for, url_of
 from web.support import BROWSER_ARGS, CHROMIUM, SHOTS, RunningUi
 
 NAMESPACE = "solutions-ui-tests"
@@ -117,16 +117,22 @@ def ui_server(
         target=ClusterTarget(kubeconfig=local_cluster.kubeconfig),
         upload_dir=base / "uploads",
     )
-    sock = bind("127.0.0.1", 0)
-    server = server_for(settings, log_level="warning")
-    thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
+    sockets = Sockets(bind("127.0.0.1", 0), bind("127.0.0.1", 0))
+    server = server_for(settings, sockets, log_level="warning")
+    thread = threading.Thread(target=lambda: server.run(sockets=sockets.all()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the UI server did not start"
     try:
-        yield RunningUi(url_of(sock, False), config, base / "uploads")
+        assert sockets.solution_ui is not None
+        yield RunningUi(
+            url_of(sockets.main, False),
+            config,
+            base / "uploads",
+            url_of(sockets.solution_ui, False),
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -27,10 +27,12 @@ class RunningUi:
     url: str
     config: Path
     uploads: Path
+    solution_ui_url: str = ""  # the other origin, of Solutions' own UIs
 
-    def client(self, token: str | None = None) -> httpx.Client:
+    def client(self, token: str | None = None, *, solution_ui: bool = False) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=240)
+        base = self.solution_ui_url if solution_ui else self.url
+        return httpx.Client(base_url=base, headers=headers, timeout=240)
 
 
 def unique(prefix: str) -> str:

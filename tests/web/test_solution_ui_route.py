@@ -11,6 +11,7 @@ and answers the page's Kubernetes API calls itself, as that user, for the listed
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -109,65 +110,103 @@ def test_the_proxy_route_serves_the_example_ui_as_the_user(
 ) -> None:
     env = deployed
     base = f"/env/{env}/{env}/{SOL}/"
-    with ui_server.client(admin_token) as admin:
-        # The environment page links to the UI (no Ingress controller here: the proxy route).
-        page = admin.get(f"/environments/{env}")
+    api = f"{base}api/kubernetes/apis/{GROUP}/v1beta1/namespaces/{env}/versionservers"
+    with (
+        ui_server.client(admin_token) as main,
+        ui_server.client(admin_token, solution_ui=True) as ui,
+    ):
+        # The environment page links to the UI (no Ingress controller here: the proxy route);
+        # the product's origin only redirects to the other origin, which serves the UI.
+        page = main.get(f"/environments/{env}")
         assert f'href="{base}"' in page.text and f'data-solution-ui="{env}/{SOL}"' in page.text
-        shown = admin.get(f"/api/environments/{env}").json()
-        ui = shown["namespaces"][env]["solutions"][SOL]["ui"]
-        assert ui["path"] == base and ui["url"] is None
+        shown = main.get(f"/api/environments/{env}").json()
+        ui_info = shown["namespaces"][env]["solutions"][SOL]["ui"]
+        assert ui_info["path"] == base and ui_info["url"] is None
+        moved = main.get(base + "app.js?x=1")
+        assert moved.status_code == 307
+        assert moved.headers["location"] == f"{ui_server.solution_ui_url}{base}app.js?x=1"
+        # ...and the UI's origin serves nothing of the product.
+        assert ui.get("/api/environments").status_code == 404
+        assert ui.get("/solutions").status_code == 404
 
         # The base path without its slash redirects; the page, its script and config are served.
-        assert admin.get(base.rstrip("/")).status_code == 307
-        index = admin.get(base)
+        assert ui.get(base.rstrip("/")).status_code == 307
+        index = ui.get(base)
         assert index.status_code == 200, index.text
         assert 'id="instances"' in index.text and "text/html" in index.headers["content-type"]
-        assert admin.get(base + "app.js").status_code == 200
-        config = admin.get(base + "config.json").json()
+        assert ui.get(base + "app.js").status_code == 200
+        config = ui.get(base + "config.json").json()
         assert config["environment"] == env and config["namespace"] == env
 
         # The page's API calls are answered as the user, for the listed paths only.
-        listing = admin.get(
-            f"{base}api/kubernetes/apis/{GROUP}/v1beta1/namespaces/{env}/versionservers"
-        )
+        listing = ui.get(api)
         assert listing.status_code == 200, listing.text
-        names = [item["metadata"]["name"] for item in listing.json()["items"]]
-        assert names == ["shop-front"]
-        secrets = admin.get(f"{base}api/kubernetes/api/v1/namespaces/{env}/secrets")
+        assert [item["metadata"]["name"] for item in listing.json()["items"]] == ["shop-front"]
+        secrets = ui.get(f"{base}api/kubernetes/api/v1/namespaces/{env}/secrets")
         assert secrets.status_code == 403
         assert "may call only" in secrets.json()["error"]["message"]
+        # No climbing out, encoded or not, through either branch.
+        for sneaky in (
+            f"{base}..%2f..%2f..%2f..%2f..%2fapi/v1/namespaces/{env}/secrets",
+            f"{base}%2e%2e/%2e%2e/secrets",
+            f"{api}/..%2f..%2f..%2fsecrets",
+            f"{api}/..%23",
+            f"{api}/x%3Fwatch=1",
+        ):
+            answer = ui.get(sneaky)
+            assert answer.status_code in (403, 404), (sneaky, answer.status_code, answer.text)
         # A change from another site is refused before anything is sent.
-        posted = admin.post(
-            f"{base}api/kubernetes/apis/{GROUP}/v1beta1/namespaces/{env}/versionservers",
-            json={},
-            headers={"Origin": "https://evil.example.com"},
-        )
+        posted = ui.post(api, json={}, headers={"Origin": "https://evil.example.com"})
         assert posted.status_code == 403 and "another site" in posted.json()["error"]["message"]
 
         # Another namespace's objects cannot be reached by naming it in the path.
-        other = admin.get(f"/env/{env}/kube-system/{SOL}/")
+        other = ui.get(f"/env/{env}/kube-system/{SOL}/")
         assert other.status_code == 404 and "has no UI in namespace kube-system" in other.text
+
+
+def test_a_tampered_ui_configuration_opens_nothing(
+    ui_server: RunningUi, deployed: str, viewer_token: str, local_cluster: LocalCluster
+) -> None:
+    env = deployed
+    path = f"/api/v1/namespaces/{env}/configmaps/{SOL}-ui-config"
+    with local_cluster.admin_http() as http:
+        tampered = {"data": {"config.json": json.dumps({"api": {"paths": [""]}})}}
+        http.patch(
+            path, json=tampered, headers={"Content-Type": "application/merge-patch+json"}
+        ).raise_for_status()
+    try:
+        with ui_server.client(viewer_token, solution_ui=True) as ui:
+            answer = ui.get(f"/env/{env}/{env}/{SOL}/api/kubernetes/api/v1/namespaces/{env}/pods")
+            assert answer.status_code == 502, answer.text
+            assert "not readable" in answer.json()["error"]["message"]
+    finally:
+        # The engine notices the change and takes its fields back.
+        done = cli(ui_server.config, local_cluster.kubeconfig, "env", "converge", env)
+        assert done.returncode == 0, done.stderr
+        assert "changed outside this tool" in done.stdout + done.stderr
 
 
 def test_the_route_uses_the_users_own_rights(
     ui_server: RunningUi, deployed: str, viewer_token: str
 ) -> None:
     env = deployed
-    with ui_server.client(viewer_token) as viewer:
+    base = f"/env/{env}/{env}/{SOL}/"
+    with ui_server.client(viewer_token, solution_ui=True) as viewer:
         # The view role may read the UI's configuration but not proxy to Services.
-        answer = viewer.get(f"/env/{env}/{env}/{SOL}/")
+        answer = viewer.get(base)
         assert answer.status_code == 403
-        assert "services/proxy" in answer.text  # an error page (the UI's own pages are HTML)
+        assert "get services/proxy" in answer.text  # an error page (the UI's pages are HTML)
         listing = viewer.get(
-            f"/env/{env}/{env}/{SOL}/api/kubernetes/apis/{GROUP}/v1beta1/namespaces/{env}/versionservers"
+            f"{base}api/kubernetes/apis/{GROUP}/v1beta1/namespaces/{env}/versionservers"
         )
         assert listing.status_code == 200  # the viewer may list VersionServers
 
 
 def test_not_logged_in_goes_to_the_login_page(ui_server: RunningUi, deployed: str) -> None:
-    with ui_server.client() as anonymous:
+    with ui_server.client(solution_ui=True) as anonymous:
         answer = anonymous.get(f"/env/{deployed}/{deployed}/{SOL}/")
-        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"{ui_server.url}/login"
 
 
 def test_the_environment_page_opens_the_example_ui_in_the_browser(
@@ -183,7 +222,7 @@ def test_the_environment_page_opens_the_example_ui_in_the_browser(
     page.wait_for_url("**/solutions")
     page.goto(f"{ui_server.url}/environments/{env}")
     page.get_by_role("link", name=f"Open {SOL} UI").click()
-    page.wait_for_url(f"**/env/{env}/{env}/{SOL}/")
+    page.wait_for_url(f"{ui_server.solution_ui_url}/env/{env}/{env}/{SOL}/")
     row = page.locator('#instances [data-instance="shop-front"]')
     row.wait_for()
     assert "2.0.0" in row.inner_text()

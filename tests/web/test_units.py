@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from metalk8s_solutions.cluster.kube import Forbidden
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
-from metalk8s_solutions.web.errors import classify
+from metalk8s_solutions.web.errors import WebError, classify
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
 from metalk8s_solutions.web.instances import instance_status, json_path
 from metalk8s_solutions.web.sessions import MemorySessionStore
+from metalk8s_solutions.web.solution_ui import _check_rest, _valid_paths
 
 SCHEMA = {
     "type": "object",
@@ -88,3 +89,30 @@ def test_printer_columns_and_status() -> None:
     assert json_path(obj, ".status.missing.deep") is None
     assert instance_status(obj)["ready"] is True
     assert instance_status({})["ready"] is None
+
+
+def test_solution_ui_paths_that_could_climb_out_are_refused() -> None:
+    for fine in ("", "index.html", "static/app.js", "api/kubernetes/apis/g/v1/namespaces/n/xs"):
+        _check_rest(fine)
+    for bad in ("..", "../x", "a/../../b", "a/./b", "x#y", "x?y", "a\\b", "a\x00"):
+        try:
+            _check_rest(bad)
+        except WebError as err:
+            assert err.status == 404
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_solution_ui_configurations_may_only_name_namespaced_collections() -> None:
+    assert _valid_paths(("/apis/g.example.com/v1/namespaces/prod/widgets",), "prod")
+    assert _valid_paths((), "prod")
+    for bad in (
+        "",
+        "/api/v1/namespaces/prod/secrets",
+        "/apis/g/v1/namespaces/other/widgets",
+        "/apis/g/v1/namespaces/prod",
+        "/apis/g/v1/namespaces/prod/widgets/one",
+        "/apis/g/../namespaces/prod/widgets",
+        "/apis//v1/namespaces/prod/widgets",
+    ):
+        assert not _valid_paths((bad,), "prod"), bad

@@ -94,15 +94,14 @@ class OperatorMetrics:
 class UiSpec:
     """``spec.ui``: the Solution's own web UI, deployed beside the operator in each namespace.
 
-    MetalK8s defaulted the image to ``<name>-ui:<version>``; here a UI exists only when its image
-    is listed in ``spec.images`` (declared explicitly, or implied by that default name), so a
-    deployment never refers to an image the archive does not carry.  ``declared`` is False for
-    the implied case (the manifest is then written back without ``spec.ui``).
+    MetalK8s defaulted the image to ``<name>-ui:<version>``; here too, but a UI exists only when
+    ``spec.ui`` is declared and its image is listed in ``spec.images``, so a deployment never
+    refers to an image the archive does not carry, and an existing archive that merely carries
+    such an image does not start deploying it (``validate`` says how to opt in).
     """
 
     image: ImageRef
     port: int = DEFAULT_UI_PORT
-    declared: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"image": {"name": self.image.name, "tag": self.image.tag}, "port": self.port}
@@ -148,7 +147,7 @@ class SolutionManifest:
             "images": [str(i) for i in self.images],
             "operator": operator,
         }
-        if self.ui is not None and self.ui.declared:
+        if self.ui is not None:
             spec["ui"] = self.ui.to_dict()
         return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
 
@@ -263,21 +262,21 @@ def _check_ui(
     path: str,
     findings: list[Finding],
 ) -> UiSpec | None:
-    """``spec.ui``, or the UI implied by an image named ``<name>-ui:<version>`` (MetalK8s)."""
+    """``spec.ui``; its image defaults to ``<name>-ui:<version>``, as in MetalK8s."""
     raw = spec.get("ui")
     if raw is None:
-        if default is None or default not in images:
-            return None
-        findings.append(
-            Finding(
-                "SOL019",
-                f"spec.images lists {default}: it is deployed as the Solution's UI on port "
-                f"{DEFAULT_UI_PORT} (the MetalK8s default); declare spec.ui to say so explicitly",
-                path,
-                severity=Severity.WARNING,
+        if default is not None and default in images:
+            findings.append(
+                Finding(
+                    "SOL019",
+                    f"spec.images lists {default}, the name MetalK8s gave a Solution's UI, but "
+                    "spec.ui is not declared, so no UI is deployed; declare spec.ui (at least "
+                    f"'ui: {{port: N}}') to deploy it",
+                    path,
+                    severity=Severity.WARNING,
+                )
             )
-        )
-        return UiSpec(default, DEFAULT_UI_PORT, declared=False)
+        return None
     if not isinstance(raw, dict):
         findings.append(Finding("SOL019", "spec.ui must be a mapping", path))
         return None

@@ -9,12 +9,31 @@ import click
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.web.deps import UiSettings
 from metalk8s_solutions.web.oidc import OidcSettings
-from metalk8s_solutions.web.server import DEFAULT_LISTEN, Tls, bind, parse_listen, serve, url_of
+from metalk8s_solutions.web.server import (
+    DEFAULT_LISTEN,
+    Sockets,
+    Tls,
+    bind,
+    parse_listen,
+    serve,
+    url_of,
+)
+from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_listen_default
 
 
 @click.command("ui")
 @click.option(
     "--listen", default=DEFAULT_LISTEN, show_default=True, help="Address to serve on (HOST:PORT)."
+)
+@click.option(
+    "--solution-ui-listen",
+    help="Address serving Solutions' own UIs, another origin than the product's "
+    "[default: the --listen host, next port].",
+)
+@click.option(
+    "--solution-ui-url",
+    help="URL browsers use for Solutions' own UIs, behind a reverse proxy "
+    "[default: this host on the --solution-ui-listen port].",
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
@@ -44,6 +63,8 @@ from metalk8s_solutions.web.server import DEFAULT_LISTEN, Tls, bind, parse_liste
 def ui_command(
     ctx: click.Context,
     listen: str,
+    solution_ui_listen: str | None,
+    solution_ui_url: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
     upload_dir: Path | None,
@@ -63,7 +84,18 @@ def ui_command(
     target = ClusterTarget(kubeconfig=options.kubeconfig, context=options.context)
     target.load()  # fail now, clearly, when the kubeconfig is unusable
     tls = Tls(tls_cert, tls_key) if tls_cert and tls_key else None
-    sock = bind(*parse_listen(listen))
+    address = parse_listen(listen)
+    ui_address = (
+        parse_listen(solution_ui_listen, "--solution-ui-listen")
+        if solution_ui_listen
+        else solution_ui_listen_default(address)
+    )
+    sock = bind(*address)
+    try:
+        ui_sock = bind(*ui_address, option="--solution-ui-listen")
+    except Exception:
+        sock.close()
+        raise
     oidc = None
     if oidc_issuer and oidc_client_id:
         secret = oidc_client_secret_file.read_text().strip() if oidc_client_secret_file else None
@@ -80,8 +112,9 @@ def ui_command(
         secure_cookies=tls is not None,
         upload_dir=upload_dir,
         oidc=oidc,
+        solution_ui_url=solution_ui_url,
     )
-    click.echo(
-        f"Solutions UI on {url_of(sock, tls is not None)} (API: /api/openapi.json)", err=True
-    )
-    serve(settings, sock, tls)
+    secure = tls is not None
+    click.echo(f"Solutions UI on {url_of(sock, secure)} (API: /api/openapi.json)", err=True)
+    click.echo(f"Solutions' own UIs on {url_of(ui_sock, secure)}", err=True)
+    serve(settings, Sockets(sock, ui_sock), tls)

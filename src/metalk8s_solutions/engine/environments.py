@@ -288,14 +288,29 @@ async def read_monitoring_support(kube: Kube) -> MonitoringSupport:
     )
 
 
-async def read_ingress_choice(kube: Kube, settings: IngressSettings) -> IngressChoice:
-    """Which IngressClass the UIs of Solutions get (one request), or the line saying none."""
+async def read_ingress_choice(
+    kube: Kube, settings: IngressSettings, env: str, namespaces: Sequence[str]
+) -> IngressChoice:
+    """Which IngressClass the UIs of Solutions get (one request), or the line saying none.
+
+    Who may not list IngressClasses (cluster-scoped) keeps the class the environment's UI
+    Ingresses already have, so a converge never depends on who runs it.
+    """
     if not settings.enabled:
         return IngressChoice(None)
     classes = await list_ingress_classes(kube)
+    if classes is None and settings.class_name is not None:
+        classes = [{"metadata": {"name": settings.class_name}}]  # named by the administrator
     if classes is None:
-        if settings.class_name is not None:  # named by the administrator: trust it
-            classes = [{"metadata": {"name": settings.class_name}}]
+        kind = KINDS["Ingress"]
+        live = [
+            obj
+            for ns in namespaces
+            for obj in await list_objects(kube, kind, selector_for(env), ns)
+        ]
+        used = sorted({str((o.get("spec") or {}).get("ingressClassName") or "") for o in live})
+        if used and used[0]:
+            classes = [{"metadata": {"name": used[0]}}]
         else:
             return IngressChoice(
                 None,
@@ -303,6 +318,12 @@ async def read_ingress_choice(kube: Kube, settings: IngressSettings) -> IngressC
                 "reachable through 'solutions ui' only; set ingress.className in the "
                 "configuration to choose one",
             )
+        return choose_ingress(
+            classes,
+            class_name=used[0],
+            host=settings.host,
+            tls_secret=settings.tls_secret,
+        )
     return choose_ingress(
         classes,
         class_name=settings.class_name,
@@ -347,7 +368,7 @@ async def plan_environment(
         for sol, version in config.items()
         if (sol, version) in contents
     ):
-        ingress = await read_ingress_choice(kube, inventory.ingress)
+        ingress = await read_ingress_choice(kube, inventory.ingress, env, sorted(configs))
         messages.append(ingress.message)
     for message in messages:
         if message and warnings is not None and message not in warnings:

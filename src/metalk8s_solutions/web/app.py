@@ -1,8 +1,14 @@
-"""The ASGI application: pages, the JSON API, static assets, errors and security headers.
+"""The ASGI applications: pages, the JSON API, static assets, errors and security headers.
 
 Nothing is fetched from elsewhere at runtime (the cluster is air-gapped): the stylesheet and the
 small script are files of this package, and FastAPI's CDN-hosted doc pages are turned off; the
 OpenAPI document itself is served at ``/api/openapi.json``.
+
+Solutions' own UIs are served by a second application on a second port (another origin), so
+that their scripts, which run with the logged-in user's rights, can neither read the product's
+pages (and their CSRF tokens) nor call its API: :class:`OriginDispatcher` sends each request to
+the application of the socket it came in on.  The session cookie, scoped to the host and not the
+port, identifies the user on both.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from metalk8s_solutions import __version__
 from metalk8s_solutions.errors import SolutionsError
@@ -26,6 +33,7 @@ from metalk8s_solutions.web.deps import (
     Principal,
     UiSettings,
     UiState,
+    main_origin,
     optional_principal,
     state_of,
 )
@@ -33,6 +41,7 @@ from metalk8s_solutions.web.errors import INTERNAL, ErrorInfo, classify
 from metalk8s_solutions.web.sessions import COOKIE
 
 log = logging.getLogger(__name__)
+SOLUTION_UI_ROLE = "solution-ui"
 STATIC = Path(__file__).parent / "static"
 SOLUTION_UI_API = re.compile(r"^/env/[^/]+/[^/]+/[^/]+/api/kubernetes(/|$)")
 SECURITY_HEADERS = {
@@ -61,7 +70,10 @@ def _respond(request: Request, info: ErrorInfo, err: SolutionsError | None = Non
     if _is_api(request):
         return JSONResponse(info.to_json(), status_code=info.status)
     if info.kind == "unauthenticated":
-        return RedirectResponse("/login", status_code=303)
+        login = "/login"
+        if request.app.state.role == SOLUTION_UI_ROLE:
+            login = main_origin(request) + login
+        return RedirectResponse(login, status_code=303)
     return pages.render(
         request, "error.html", _who(request), status_code=info.status, info=info, page="error"
     )
@@ -90,17 +102,8 @@ async def _refresh_oidc(request: Request) -> None:
     ui.metrics.login("oidc-refresh", "ok")
 
 
-def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
-    """The UI and API for ``settings`` (``state`` lets tests share sessions and jobs)."""
-    app = FastAPI(
-        title="MetalK8s Solutions",
-        version=__version__,
-        description=(api.__doc__ or "").strip(),
-        openapi_url="/api/openapi.json",
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.state.ui = state or UiState.create(settings)
+def _install_common(app: FastAPI) -> None:
+    """Error handlers and the headers middleware, the same on both origins."""
 
     @app.exception_handler(SolutionsError)
     async def on_error(request: Request, err: SolutionsError) -> Response:
@@ -144,6 +147,22 @@ def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
+    """The UI and API for ``settings`` (``state`` lets tests share sessions and jobs)."""
+    app = FastAPI(
+        title="MetalK8s Solutions",
+        version=__version__,
+        description=(api.__doc__ or "").strip(),
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ui = state or UiState.create(settings)
+    app.state.role = "main"
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> PlainTextResponse:
         ui = state_of(request)
@@ -154,6 +173,43 @@ def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(pages.router)
-    app.include_router(solution_ui.router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(solution_ui.redirects)
+    _install_common(app)
     return app
+
+
+def create_solution_ui_app(state: UiState) -> FastAPI:
+    """The other origin: Solutions' own UIs only (``web/solution_ui.py``), same sessions."""
+    app = FastAPI(title="Solution UIs", openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.ui = state
+    app.state.role = SOLUTION_UI_ROLE
+    app.include_router(solution_ui.router)
+    _install_common(app)
+    return app
+
+
+class OriginDispatcher:
+    """One ASGI application for the server's sockets: the Solution UI port gets ``ui``."""
+
+    def __init__(self, main: FastAPI, ui: FastAPI) -> None:
+        self.main = main
+        self.ui = ui
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: UiState = self.main.state.ui
+        server = scope.get("server")
+        if (
+            scope["type"] in ("http", "websocket")
+            and server is not None
+            and state.solution_ui_port is not None
+            and server[1] == state.solution_ui_port
+        ):
+            await self.ui(scope, receive, send)
+        else:
+            await self.main(scope, receive, send)
+
+
+def create_server_app(settings: UiSettings, state: UiState | None = None) -> OriginDispatcher:
+    """Both applications, sharing one state (sessions, jobs, metrics)."""
+    main = create_app(settings, state)
+    return OriginDispatcher(main, create_solution_ui_app(main.state.ui))

@@ -36,6 +36,9 @@ class UiSettings:
     upload_dir: Path | None = None
     session_ttl: float = 8 * 3600.0
     oidc: OidcSettings | None = None
+    #: where browsers reach Solutions' own UIs, when not this host on the Solution UI port
+    #: (behind a reverse proxy, for instance)
+    solution_ui_url: str | None = None
 
     @property
     def uploads(self) -> Path:
@@ -51,6 +54,9 @@ class UiState:
     jobs: Jobs = field(default_factory=Jobs)
     metrics: UiMetrics = field(default_factory=UiMetrics)
     oidc: OidcLogin | None = None
+    #: the ports of the two origins, known once the server has bound its sockets
+    main_port: int | None = None
+    solution_ui_port: int | None = None
 
     @classmethod
     def create(cls, settings: UiSettings) -> UiState:
@@ -75,6 +81,27 @@ class Principal:
 def state_of(request: Request) -> UiState:
     state: UiState = request.app.state.ui
     return state
+
+
+def _origin(request: Request, port: int | None) -> str:
+    host = request.url.hostname or "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{request.url.scheme}://{shown}" + (f":{port}" if port else "")
+
+
+def main_origin(request: Request) -> str:
+    """The product's own origin, as the browser reached this host."""
+    return _origin(request, state_of(request).main_port)
+
+
+def solution_ui_origin(request: Request) -> str | None:
+    """The origin of Solutions' own UIs; None when this server does not serve them."""
+    state = state_of(request)
+    if state.settings.solution_ui_url:
+        return state.settings.solution_ui_url.rstrip("/")
+    if state.solution_ui_port is None:
+        return None
+    return _origin(request, state.solution_ui_port)
 
 
 def optional_principal(request: Request) -> Principal | None:

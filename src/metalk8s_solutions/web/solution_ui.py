@@ -1,5 +1,9 @@
 """The route to each Solution's own UI: ``/env/<env>/<namespace>/<solution>/...``, as the user.
 
+It is served on the second origin of ``solutions ui`` (its Solution UI port): a Solution UI's
+scripts run with the user's rights, and another origin keeps them away from the product's pages
+and API.  On the product's origin, ``/env/...`` only redirects there.
+
 A Solution UI (``engine/solution_ui.py``) is served under that same path by its Ingress, when the
 cluster has one, and here otherwise, so that no user needs a NodePort, a port-forward or kubectl:
 
@@ -29,9 +33,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from metalk8s_solutions.cluster.apply import request as api_request
 from metalk8s_solutions.cluster.kube import Forbidden, connect
-from metalk8s_solutions.cluster.passthrough import forward
+from metalk8s_solutions.cluster.passthrough import Forwarded, forward
 from metalk8s_solutions.cluster.state import ENV_LABEL
-from metalk8s_solutions.engine.desired import check_dns_label
+from metalk8s_solutions.engine.desired import MANAGED_BY, check_dns_label
 from metalk8s_solutions.engine.solution_ui import (
     CONFIG_FILE,
     PORT_NAME,
@@ -41,13 +45,15 @@ from metalk8s_solutions.engine.solution_ui import (
     ui_name,
 )
 from metalk8s_solutions.errors import InvalidInput
-from metalk8s_solutions.web.deps import Principal, principal, state_of
+from metalk8s_solutions.web.deps import Principal, principal, solution_ui_origin, state_of
 from metalk8s_solutions.web.errors import WebError, forbidden, not_found
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)  # on the Solution UI origin
+redirects = APIRouter(include_in_schema=False)  # on the product's origin
 Caller = Annotated[Principal, Depends(principal)]
 API_PREFIX = "api/kubernetes"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 CONFIG_TTL = 5.0
 MAX_CACHED = 1024
 
@@ -99,11 +105,14 @@ async def _config(request: Request, who: Principal, env: str, ns: str, sol: str)
         found is None
         or labels.get(ENV_LABEL) != env
         or labels.get("app.kubernetes.io/part-of") != sol
+        or labels.get("app.kubernetes.io/managed-by") != MANAGED_BY
     ):
         raise not_found(f"{sol} has no UI in namespace {ns} of environment {env}")
     try:
         document: Any = json.loads(str((found.get("data") or {}).get(CONFIG_FILE, "")))
         paths = tuple(str(p) for p in document["api"]["paths"])
+        if not _valid_paths(paths, ns):
+            raise ValueError("api.paths must be /apis/<group>/<version>/namespaces/<ns>/<plural>")
     except (ValueError, KeyError, TypeError) as err:
         raise WebError(
             502,
@@ -120,12 +129,50 @@ async def _config(request: Request, who: Principal, env: str, ns: str, sol: str)
     return config
 
 
+def _check_rest(rest: str) -> None:
+    """Refuse a path that could climb out of the UI's base path once it is sent on.
+
+    Starlette hands ``rest`` over decoded: ``..%2f`` is ``../`` here, and ``%23``/``%3f`` are
+    ``#``/``?``; dot segments would be collapsed by the HTTP client, and ``#``/``?`` would end
+    the path early.
+    """
+    segments = rest.split("/")
+    if any(s in (".", "..") for s in segments) or any(c in rest for c in "#?\\\x00"):
+        raise not_found("no such page of the Solution UI (the path has '.', '..' or '#')")
+
+
+def _valid_paths(paths: tuple[str, ...], ns: str) -> bool:
+    """Paths of a UI configuration: collections of custom resources in ``ns``, nothing wider."""
+    return all(
+        p.startswith("/apis/")
+        and p.count("/") == 6
+        and p.split("/")[4:6] == ["namespaces", ns]
+        and all(part and part not in (".", "..") for part in p.split("/")[1:])
+        for p in paths
+    )
+
+
 def _check_names(env: str, ns: str, sol: str) -> None:
     try:
         for value, what in ((env, "environment"), (ns, "namespace"), (sol, "solution")):
             check_dns_label(value, what)
     except InvalidInput as err:
         raise not_found(err.message) from err
+
+
+@redirects.get("/env/{rest:path}")
+async def to_solution_ui_origin(rest: str, request: Request) -> RedirectResponse:
+    """Links of the product's pages lead here: the UI itself is on the other origin."""
+    origin = solution_ui_origin(request)
+    if origin is None:
+        raise WebError(
+            503,
+            "no-solution-ui-origin",
+            "this server does not serve Solutions' own UIs",
+            hint="start 'solutions ui' with --solution-ui-listen HOST:PORT",
+        )
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"{origin}/env/{quote(rest)}{query}", status_code=307)
 
 
 @router.get("/env/{env}/{ns}/{sol}")
@@ -141,6 +188,7 @@ async def ui_proxy(
 ) -> Response:
     """Serve the Solution UI (or its Kubernetes API calls) with the logged-in user's rights."""
     _check_names(env, ns, sol)
+    _check_rest(rest)
     if request.method not in ("GET", "HEAD") and not _same_site(request):
         raise forbidden(
             f"{request.method} to the UI of {sol} came from another site; it was refused"
@@ -154,6 +202,7 @@ async def ui_proxy(
                 f"the UI of {sol} may call only {', '.join(config.api_paths) or 'no API path'}; "
                 f"not {path}"
             )
+        path = quote(path)  # the checked path, sent as it is
         action = f"{request.method} {path} for the UI of {sol}"
     else:
         service = f"{ui_name(sol)}:{PORT_NAME}"
@@ -172,19 +221,46 @@ async def ui_proxy(
             headers=dict(request.headers),
             action=action,
         )
-    if answer.status == 503 and not rest.startswith(API_PREFIX):
+    if not rest.startswith(API_PREFIX):
+        _explain_proxy_refusal(answer, env, ns, sol, request.method)
+    headers = dict(answer.headers)
+    location = headers.get("location", "")
+    if location and not (location.startswith("/") and not location.startswith("//")):
+        del headers["location"]  # no redirect of the UI leads off this site
+    return Response(answer.content, status_code=answer.status, headers=headers)
+
+
+def _explain_proxy_refusal(answer: Forwarded, env: str, ns: str, sol: str, method: str) -> None:
+    """The API server's own refusals (not the UI's answers) as one clear message."""
+    status = _status_of(answer)
+    if status is None:
+        return  # the UI answered: pass it on as it is
+    if answer.status == 503:
         raise WebError(
             503,
             "ui-unavailable",
             f"the UI of {sol} in {env}/{ns} is not running (no ready pod behind its Service)",
             hint=f"see 'solutions env show {env}'; it may still be starting",
         )
-    if answer.status == 403 and not rest.startswith(API_PREFIX):
+    if answer.status == 403:
+        verb = "get" if method in ("GET", "HEAD") else VERBS.get(method, method.lower())
         raise forbidden(
-            f"you may not reach the UI of {sol} in {env}/{ns}: it needs the right to get "
+            f"you may not reach the UI of {sol} in {env}/{ns}: it needs the right to {verb} "
             f"services/proxy in namespace {ns}"
         )
-    return Response(answer.content, status_code=answer.status, headers=dict(answer.headers))
 
 
-__all__ = ["router"]
+def _status_of(answer: Forwarded) -> dict[str, Any] | None:
+    """The API server's Status object in ``answer``, if that is what it is."""
+    if answer.status not in (403, 503) or "json" not in answer.headers.get("content-type", ""):
+        return None
+    try:
+        body = json.loads(answer.content)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and body.get("kind") == "Status" and body.get("apiVersion") == "v1":
+        return body
+    return None
+
+
+__all__ = ["redirects", "router"]
