@@ -26,6 +26,7 @@ lint:
 
 typecheck:
 	$(VENV)/mypy
+	$(VENV)/mypy --strict examples/example-solution/build.py examples/example-solution/ui/ui_server.py
 
 layers:
 	$(VENV)/lint-imports --no-cache

@@ -173,10 +173,14 @@ def test_outside_a_cluster_there_is_nothing_to_forward_to(ui: RunningUi) -> None
     assert "KUBERNETES_SERVICE_HOST" in answer.json()["message"]
 
 
-def test_only_get(ui: RunningUi) -> None:
+def test_only_get_and_head(ui: RunningUi) -> None:
     answer = httpx.post(f"{ui.url}{BASE}api/kubernetes{PATHS[1]}", json={}, timeout=10)
     assert answer.status_code == 405
-    assert answer.headers["allow"] == "GET"
+    assert answer.headers["allow"] == "GET, HEAD"
+    head = httpx.head(f"{ui.url}{BASE}", timeout=10)
+    page = httpx.get(f"{ui.url}{BASE}", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(page.content))
 
 
 def test_a_changed_config_is_reread_and_a_broken_one_ignored(ui: RunningUi) -> None:

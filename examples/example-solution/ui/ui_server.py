@@ -9,6 +9,7 @@ The product runs this image in each environment namespace whose Solution version
     GET <base>config.json             the runtime configuration, as mounted
     GET <base>api/kubernetes/<path>   forwarded to the in-cluster API server (see below)
     anything else                     404 (``<base>`` without its final slash: 301 to it)
+    HEAD                              as GET, without the body; other methods: 405
 
 Requests arrive with their full path (no prefix is stripped), so the page works under any base
 path.  The environment says where things are:
@@ -219,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._not_found()
 
+    do_HEAD = do_GET  # the same answer; _send leaves the body out
+
     def do_POST(self) -> None:
         self._status(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not allowed: read only")
 
@@ -300,9 +303,10 @@ class Handler(BaseHTTPRequestHandler):
         if content_type.startswith("text/html"):
             self.send_header("Content-Security-Policy", "default-src 'self'; base-uri 'none'")
         if status == HTTPStatus.METHOD_NOT_ALLOWED:
-            self.send_header("Allow", "GET")
+            self.send_header("Allow", "GET, HEAD")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         LOG.debug("%s %s", self.address_string(), format % args)
