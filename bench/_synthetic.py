@@ -47,6 +47,51 @@ def random_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
+def write_image_index(layout: Path, layer_hexes: list[str]) -> None:
+    """Config, manifest and index.json of a one-image OCI layout whose layer blobs are in place."""
+    blobs = layout / "blobs" / "sha256"
+    config = json.dumps({"os": "linux", "architecture": "amd64"}).encode()
+    config_hex = hashlib.sha256(config).hexdigest()
+    (blobs / config_hex).write_bytes(config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": f"sha256:{config_hex}",
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": f"sha256:{h}",
+                    "size": (blobs / h).stat().st_size,
+                }
+                for h in layer_hexes
+            ],
+        }
+    ).encode()
+    manifest_hex = hashlib.sha256(manifest).hexdigest()
+    (blobs / manifest_hex).write_bytes(manifest)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": f"sha256:{manifest_hex}",
+                        "size": len(manifest),
+                        "annotations": {"org.opencontainers.image.ref.name": "1.0.0"},
+                    }
+                ],
+            }
+        )
+    )
+
+
 def make_tree(root: Path, base_mb: int = 300, own_mb: int = 175) -> Path:
     """A source tree; the shared layer is hard-linked into each image layout (disk stays ~1 GB)."""
     if root.exists():
@@ -66,46 +111,7 @@ def make_tree(root: Path, base_mb: int = 300, own_mb: int = 175) -> Path:
         os.link(base, blobs / base_hex)
         own_hex = random_file(blobs / "own", own_mb * MIB)
         (blobs / "own").rename(blobs / own_hex)
-        config = json.dumps({"os": "linux", "architecture": "amd64"}).encode()
-        config_hex = hashlib.sha256(config).hexdigest()
-        (blobs / config_hex).write_bytes(config)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": f"sha256:{config_hex}",
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": f"sha256:{h}",
-                        "size": (blobs / h).stat().st_size,
-                    }
-                    for h in (base_hex, own_hex)
-                ],
-            }
-        ).encode()
-        manifest_hex = hashlib.sha256(manifest).hexdigest()
-        (blobs / manifest_hex).write_bytes(manifest)
-        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        (layout / "index.json").write_text(
-            json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "manifests": [
-                        {
-                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                            "digest": f"sha256:{manifest_hex}",
-                            "size": len(manifest),
-                            "annotations": {"org.opencontainers.image.ref.name": "1.0.0"},
-                        }
-                    ],
-                }
-            )
-        )
+        write_image_index(layout, [base_hex, own_hex])
     return root
 
 

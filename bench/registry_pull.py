@@ -31,7 +31,7 @@ from pathlib import Path
 
 import aiohttp
 
-from _synthetic import CRD, MIB, ROLE, SOLUTIONS, random_file
+from _synthetic import CRD, MIB, ROLE, SOLUTIONS, random_file, write_image_index
 from metalk8s_solutions.engine.build import BuildOptions, build
 from metalk8s_solutions.testing.registry import LocalRegistry
 
@@ -57,50 +57,12 @@ spec:
 def _layout(root: Path, layers: list[Path]) -> None:
     blobs = root / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    descriptors = []
+    hexes = []
     for layer in layers:
         hexdigest = hashlib.sha256(layer.read_bytes()).hexdigest()
         layer.rename(blobs / hexdigest)
-        descriptors.append(
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": f"sha256:{hexdigest}",
-                "size": (blobs / hexdigest).stat().st_size,
-            }
-        )
-    config = json.dumps({"os": "linux", "architecture": "amd64"}).encode()
-    config_hex = hashlib.sha256(config).hexdigest()
-    (blobs / config_hex).write_bytes(config)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": f"sha256:{config_hex}",
-                "size": len(config),
-            },
-            "layers": descriptors,
-        }
-    ).encode()
-    manifest_hex = hashlib.sha256(manifest).hexdigest()
-    (blobs / manifest_hex).write_bytes(manifest)
-    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (root / "index.json").write_text(
-        json.dumps(
-            {
-                "schemaVersion": 2,
-                "manifests": [
-                    {
-                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                        "digest": f"sha256:{manifest_hex}",
-                        "size": len(manifest),
-                        "annotations": {"org.opencontainers.image.ref.name": "1.0.0"},
-                    }
-                ],
-            }
-        )
-    )
+        hexes.append(hexdigest)
+    write_image_index(root, hexes)
 
 
 def make_archive(work: Path) -> tuple[Path, int]:
