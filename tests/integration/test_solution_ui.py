@@ -183,7 +183,7 @@ async def test_ui_follows_the_lifecycle_without_an_ingress_controller(
 
 
 async def test_two_environments_two_uis_and_an_ingress_each(
-    ctx: Context, kube: Kube, env_names: list[str], admin: Api
+    ctx: Context, kube: Kube, env_names: list[str], admin: Api, local_cluster: LocalCluster
 ) -> None:
     admin.apply(
         INGRESS_CLASSES + f"/{CLASS}",
@@ -233,7 +233,73 @@ async def test_two_environments_two_uis_and_an_ingress_each(
     ui = shown["namespaces"][env]["solutions"][SOL]["ui"]
     assert ui["url"] == f"http://192.0.2.80/env/{env}/{env}/{SOL}/"
 
+    # Someone who may not list IngressClasses (cluster-scoped) converges: the Ingresses stay.
+    await converge_as_a_namespace_admin(admin, local_cluster, ctx, env_names[1], set(second))
+
     # Removing it from one environment leaves the other's UI untouched.
     await envs.delete_solution(ctx, envs.DeleteSolutionOptions(env, SOL), connection=kube)
     assert ui_objects(admin, env) == {}
     assert set(ui_objects(admin, env_names[1])) == set(second)
+
+
+async def converge_as_a_namespace_admin(
+    admin: Api, local_cluster: LocalCluster, ctx: Context, env: str, expected: set[str]
+) -> None:
+    """``admin`` of ``env``'s namespace, who may read what a converge reads cluster-wide
+    (namespaces, environment ConfigMaps, our ClusterRoles) but not IngressClasses, converges:
+    nothing changes."""
+    user = f"ns-admin-{env}"
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    admin.apply(
+        f"{rbac}/clusterroles/{user}",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": user},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["namespaces", "configmaps"],
+                    "verbs": ["get", "list"],
+                },
+                {
+                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "resources": ["clusterroles", "clusterrolebindings"],
+                    "verbs": ["get", "list"],
+                },
+            ],
+        },
+    )
+    for kind, path, role in (
+        ("ClusterRoleBinding", f"{rbac}/clusterrolebindings/{user}", ("ClusterRole", user)),
+        ("RoleBinding", f"{rbac}/namespaces/{env}/rolebindings/{user}", ("ClusterRole", "admin")),
+    ):
+        meta: dict[str, Any] = {"name": user}
+        if kind == "RoleBinding":
+            meta["namespace"] = env
+        admin.apply(
+            path,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": kind,
+                "metadata": meta,
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": role[0],
+                    "name": role[1],
+                },
+                "subjects": [
+                    {"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}
+                ],
+            },
+        )
+    try:
+        kubeconfig = local_cluster.user_kubeconfig(user)
+        as_user = Context(ctx.config_path, ClusterTarget(kubeconfig=kubeconfig))
+        done = await envs.converge_environments(as_user, envs.ConvergeOptions((env,)))
+        assert done.steps == [], done.steps
+        assert not [w for w in done.warnings if "Ingress" in w], done.warnings
+        assert set(ui_objects(admin, env)) == expected
+    finally:
+        admin.delete(f"{rbac}/clusterrolebindings/{user}")
+        admin.delete(f"{rbac}/clusterroles/{user}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from metalk8s_solutions.cluster.kube import Forbidden
+from metalk8s_solutions.engine.solution_ui import valid_api_paths
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
 from metalk8s_solutions.web.errors import WebError, classify
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
 from metalk8s_solutions.web.instances import instance_status, json_path
 from metalk8s_solutions.web.sessions import MemorySessionStore
-from metalk8s_solutions.web.solution_ui import _check_rest, _valid_paths
+from metalk8s_solutions.web.solution_ui import _check_rest
 
 SCHEMA = {
     "type": "object",
@@ -104,8 +105,8 @@ def test_solution_ui_paths_that_could_climb_out_are_refused() -> None:
 
 
 def test_solution_ui_configurations_may_only_name_namespaced_collections() -> None:
-    assert _valid_paths(("/apis/g.example.com/v1/namespaces/prod/widgets",), "prod")
-    assert _valid_paths((), "prod")
+    assert valid_api_paths(("/apis/g.example.com/v1/namespaces/prod/widgets",), "prod")
+    assert valid_api_paths((), "prod")
     for bad in (
         "",
         "/api/v1/namespaces/prod/secrets",
@@ -115,4 +116,4 @@ def test_solution_ui_configurations_may_only_name_namespaced_collections() -> No
         "/apis/g/../namespaces/prod/widgets",
         "/apis//v1/namespaces/prod/widgets",
     ):
-        assert not _valid_paths((bad,), "prod"), bad
+        assert not valid_api_paths((bad,), "prod"), bad

@@ -144,13 +144,20 @@ def config_name(solution: str) -> str:
     return f"{solution}-operator-config"
 
 
-def labels_for(env: str, solution: str, version: str) -> dict[str, str]:
-    """The labels of everything deployed for ``solution`` (the brief's contract) in ``env``."""
+def labels_for(
+    env: str, solution: str, version: str, component: str = "operator"
+) -> dict[str, str]:
+    """The labels of everything deployed for ``solution`` (the brief's contract) in ``env``.
+
+    ``component`` is ``operator`` (the contract's) or ``ui`` (the Solution's own UI); name and
+    instance are ``<solution>-<component>``.
+    """
+    name = f"{solution}-{component}"
     return {
-        "app.kubernetes.io/name": operator_name(solution),
-        "app.kubernetes.io/instance": operator_name(solution),
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": name,
         "app.kubernetes.io/version": version,
-        "app.kubernetes.io/component": "operator",
+        "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": solution,
         "app.kubernetes.io/managed-by": MANAGED_BY,
         ENV_LABEL: env,
@@ -306,20 +313,21 @@ def _meta(name: str, labels: Mapping[str, str], namespace: str | None = None) ->
     return meta
 
 
-def deployment_object(name: str, namespace: str, labels: Mapping[str, str], pod_spec: Obj) -> Obj:
-    """A one-replica Deployment ``name`` whose pods carry ``labels`` and run ``pod_spec``.
+def pod_selector(labels: Mapping[str, str]) -> dict[str, str]:
+    """What selects the pods of a component: its name and instance labels, which never change
+    across versions (a Deployment's selector is immutable)."""
+    return {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
 
-    The selector is the name and instance labels only: they never change across versions, and
-    a Deployment's selector is immutable.
-    """
-    selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+
+def deployment_object(name: str, namespace: str, labels: Mapping[str, str], pod_spec: Obj) -> Obj:
+    """A one-replica Deployment ``name`` whose pods carry ``labels`` and run ``pod_spec``."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(name, labels, namespace),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": pod_selector(labels)},
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
         },
     }

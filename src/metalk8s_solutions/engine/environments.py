@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -293,42 +294,32 @@ async def read_ingress_choice(
 ) -> IngressChoice:
     """Which IngressClass the UIs of Solutions get (one request), or the line saying none.
 
-    Who may not list IngressClasses (cluster-scoped) keeps the class the environment's UI
-    Ingresses already have, so a converge never depends on who runs it.
+    Who may not list IngressClasses (cluster-scoped) keeps the class named in the configuration,
+    or else the one the environment's UI Ingresses already have, so that a converge never
+    depends on who runs it.
     """
     if not settings.enabled:
         return IngressChoice(None)
+    class_name = settings.class_name
     classes = await list_ingress_classes(kube)
-    if classes is None and settings.class_name is not None:
-        classes = [{"metadata": {"name": settings.class_name}}]  # named by the administrator
     if classes is None:
-        kind = KINDS["Ingress"]
-        live = [
-            obj
-            for ns in namespaces
-            for obj in await list_objects(kube, kind, selector_for(env), ns)
-        ]
-        used = sorted({str((o.get("spec") or {}).get("ingressClassName") or "") for o in live})
-        if used and used[0]:
-            classes = [{"metadata": {"name": used[0]}}]
-        else:
+        if class_name is None:
+            kind = KINDS["Ingress"]
+            lists = await asyncio.gather(
+                *(list_objects(kube, kind, selector_for(env), ns) for ns in namespaces)
+            )
+            used = [(o.get("spec") or {}).get("ingressClassName") for o in chain(*lists)]
+            class_name = next((str(c) for c in used if c), None)
+        if class_name is None:
             return IngressChoice(
                 None,
                 "you may not list IngressClasses, so Solution UIs get no Ingress and are "
                 "reachable through 'solutions ui' only; set ingress.className in the "
                 "configuration to choose one",
             )
-        return choose_ingress(
-            classes,
-            class_name=used[0],
-            host=settings.host,
-            tls_secret=settings.tls_secret,
-        )
+        classes = [{"metadata": {"name": class_name}}]
     return choose_ingress(
-        classes,
-        class_name=settings.class_name,
-        host=settings.host,
-        tls_secret=settings.tls_secret,
+        classes, class_name=class_name, host=settings.host, tls_secret=settings.tls_secret
     )
 
 

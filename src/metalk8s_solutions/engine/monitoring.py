@@ -34,7 +34,7 @@ from typing import Any
 
 from metalk8s_solutions.api.manifest import OperatorMetrics
 from metalk8s_solutions.api.monitoring import API_VERSION, CRD_NAMES, PART_OF, Dashboard
-from metalk8s_solutions.engine.desired import ENV_LABEL, GROUP, labels_for, operator_name
+from metalk8s_solutions.engine.desired import ENV_LABEL, GROUP, labels_for, pod_selector
 
 GRAFANA_LABEL = "grafana_dashboard"
 GRAFANA_FOLDER = "grafana_folder"
@@ -176,9 +176,8 @@ def operator_metrics_objects(
     if not metrics.enabled:
         return []
     name = f"{target.solution}-operator-metrics"
-    operator = operator_name(target.solution)
     # The operator Deployment's own selector (engine/desired.py): its pods in this namespace.
-    operator_labels = {"app.kubernetes.io/name": operator, "app.kubernetes.io/instance": operator}
+    operator_labels = pod_selector(target.labels)
     service: Body = {
         "apiVersion": "v1",
         "kind": "Service",

@@ -30,12 +30,12 @@ from typing import Any
 
 from metalk8s_solutions.api.manifest import UiSpec
 from metalk8s_solutions.engine.desired import (
-    ENV_LABEL,
     GROUP,
-    MANAGED_BY,
     VersionContent,
     deployment_object,
     image_reference,
+    labels_for,
+    pod_selector,
 )
 
 Obj = dict[str, Any]
@@ -70,16 +70,7 @@ def api_base(env: str, namespace: str, solution: str) -> str:
 
 def ui_labels(env: str, solution: str, version: str) -> dict[str, str]:
     """The labels of the UI objects: the environment's, with the ``ui`` component."""
-    name = ui_name(solution)
-    return {
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/version": version,
-        "app.kubernetes.io/component": COMPONENT,
-        "app.kubernetes.io/part-of": solution,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        ENV_LABEL: env,
-    }
+    return labels_for(env, solution, version, COMPONENT)
 
 
 def api_paths(content: VersionContent, namespace: str) -> list[str]:
@@ -102,6 +93,17 @@ def is_allowed_api_path(path: str, allowed: Sequence[str]) -> bool:
     if "/../" in path or path.endswith("/..") or "//" in path:
         return False
     return any(path == a or path.startswith(a + "/") for a in allowed)
+
+
+def valid_api_paths(paths: Sequence[str], namespace: str) -> bool:
+    """Paths a UI configuration may list: collections of custom resources in ``namespace``."""
+    return all(
+        p.startswith("/apis/")
+        and p.count("/") == 6
+        and p.split("/")[4:6] == ["namespaces", namespace]
+        and all(part and part not in (".", "..") for part in p.split("/")[1:])
+        for p in paths
+    )
 
 
 def runtime_config(env: str, namespace: str, content: VersionContent) -> dict[str, Any]:
@@ -264,7 +266,6 @@ def ui_objects(
     sol = content.name
     name = ui_name(sol)
     labels = ui_labels(env, sol, content.version)
-    selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
     path = base_path(env, namespace, sol)
     config = json.dumps(runtime_config(env, namespace, content), indent=2, sort_keys=True) + "\n"
     objects: list[Obj] = [
@@ -284,7 +285,7 @@ def ui_objects(
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
             "spec": {
                 "type": "ClusterIP",
-                "selector": selector,
+                "selector": pod_selector(labels),
                 "ports": [
                     {
                         "name": PORT_NAME,
@@ -342,4 +343,5 @@ __all__ = [
     "ui_labels",
     "ui_name",
     "ui_objects",
+    "valid_api_paths",
 ]

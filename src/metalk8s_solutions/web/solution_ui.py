@@ -23,8 +23,6 @@ this site (``Origin``/``Sec-Fetch-Site``), on top of the session cookie.
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -32,7 +30,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from metalk8s_solutions.cluster.apply import request as api_request
-from metalk8s_solutions.cluster.kube import Forbidden, connect
+from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
 from metalk8s_solutions.cluster.passthrough import Forwarded, forward
 from metalk8s_solutions.cluster.state import ENV_LABEL
 from metalk8s_solutions.engine.desired import MANAGED_BY, check_dns_label
@@ -43,6 +41,7 @@ from metalk8s_solutions.engine.solution_ui import (
     is_allowed_api_path,
     ui_config_name,
     ui_name,
+    valid_api_paths,
 )
 from metalk8s_solutions.errors import InvalidInput
 from metalk8s_solutions.web.deps import Principal, principal, solution_ui_origin, state_of
@@ -54,17 +53,6 @@ Caller = Annotated[Principal, Depends(principal)]
 API_PREFIX = "api/kubernetes"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-CONFIG_TTL = 5.0
-MAX_CACHED = 1024
-
-
-@dataclass(frozen=True)
-class UiConfig:
-    api_paths: tuple[str, ...]
-    read_at: float
-
-
-_CONFIGS: dict[tuple[str, str, str, str], UiConfig] = {}
 
 
 def _same_site(request: Request) -> bool:
@@ -78,28 +66,22 @@ def _same_site(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
 
 
-async def _config(request: Request, who: Principal, env: str, ns: str, sol: str) -> UiConfig:
-    """The UI's runtime configuration, read as the user (cached a few seconds per user)."""
-    key = (who.key, env, ns, sol)
-    cached = _CONFIGS.get(key)
-    if cached is not None and time.monotonic() - cached.read_at < CONFIG_TTL:
-        return cached
-    target = state_of(request).settings.target.as_user(who.token)
+async def _api_paths(kube: Kube, env: str, ns: str, sol: str) -> tuple[str, ...]:
+    """The API paths of the UI's runtime configuration, read as the user."""
     name = ui_config_name(sol)
-    async with connect(target) as kube:
-        try:
-            found = await api_request(
-                kube,
-                "GET",
-                f"/api/v1/namespaces/{quote(ns)}/configmaps/{quote(name)}",
-                action=f"reading ConfigMap {ns}/{name}",
-                missing_ok=True,
-            )
-        except Forbidden as err:
-            raise forbidden(
-                f"you may not open the UI of {sol} in {env}/{ns}: reading its configuration "
-                f"(ConfigMap {ns}/{name}) was refused"
-            ) from err
+    try:
+        found = await api_request(
+            kube,
+            "GET",
+            f"/api/v1/namespaces/{quote(ns)}/configmaps/{quote(name)}",
+            action=f"reading ConfigMap {ns}/{name}",
+            missing_ok=True,
+        )
+    except Forbidden as err:
+        raise forbidden(
+            f"you may not open the UI of {sol} in {env}/{ns}: reading its configuration "
+            f"(ConfigMap {ns}/{name}) was refused"
+        ) from err
     labels = ((found or {}).get("metadata") or {}).get("labels") or {}
     if (
         found is None
@@ -111,7 +93,7 @@ async def _config(request: Request, who: Principal, env: str, ns: str, sol: str)
     try:
         document: Any = json.loads(str((found.get("data") or {}).get(CONFIG_FILE, "")))
         paths = tuple(str(p) for p in document["api"]["paths"])
-        if not _valid_paths(paths, ns):
+        if not valid_api_paths(paths, ns):
             raise ValueError("api.paths must be /apis/<group>/<version>/namespaces/<ns>/<plural>")
     except (ValueError, KeyError, TypeError) as err:
         raise WebError(
@@ -120,13 +102,7 @@ async def _config(request: Request, who: Principal, env: str, ns: str, sol: str)
             f"the UI configuration of {sol} in {env}/{ns} is not readable",
             hint=f"run 'solutions env converge {env}' to write it again",
         ) from err
-    now = time.monotonic()
-    if len(_CONFIGS) >= MAX_CACHED:  # forget what has expired, so the cache stays small
-        for stale in [k for k, v in _CONFIGS.items() if now - v.read_at >= CONFIG_TTL]:
-            del _CONFIGS[stale]
-    config = UiConfig(paths, now)
-    _CONFIGS[key] = config
-    return config
+    return paths
 
 
 def _check_rest(rest: str) -> None:
@@ -139,17 +115,6 @@ def _check_rest(rest: str) -> None:
     segments = rest.split("/")
     if any(s in (".", "..") for s in segments) or any(c in rest for c in "#?\\\x00"):
         raise not_found("no such page of the Solution UI (the path has '.', '..' or '#')")
-
-
-def _valid_paths(paths: tuple[str, ...], ns: str) -> bool:
-    """Paths of a UI configuration: collections of custom resources in ``ns``, nothing wider."""
-    return all(
-        p.startswith("/apis/")
-        and p.count("/") == 6
-        and p.split("/")[4:6] == ["namespaces", ns]
-        and all(part and part not in (".", "..") for part in p.split("/")[1:])
-        for p in paths
-    )
 
 
 def _check_names(env: str, ns: str, sol: str) -> None:
@@ -193,25 +158,10 @@ async def ui_proxy(
         raise forbidden(
             f"{request.method} to the UI of {sol} came from another site; it was refused"
         )
-    config = await _config(request, who, env, ns, sol)
     target = state_of(request).settings.target.as_user(who.token)
-    if rest == API_PREFIX or rest.startswith(API_PREFIX + "/"):
-        path = "/" + rest[len(API_PREFIX) :].lstrip("/")
-        if not is_allowed_api_path(path, config.api_paths):
-            raise forbidden(
-                f"the UI of {sol} may call only {', '.join(config.api_paths) or 'no API path'}; "
-                f"not {path}"
-            )
-        path = quote(path)  # the checked path, sent as it is
-        action = f"{request.method} {path} for the UI of {sol}"
-    else:
-        service = f"{ui_name(sol)}:{PORT_NAME}"
-        path = (
-            f"/api/v1/namespaces/{quote(ns)}/services/{quote(service)}/proxy"
-            f"{base_path(env, ns, sol)}{quote(rest)}"
-        )
-        action = f"reaching the UI of {sol} in {env}/{ns}"
-    async with connect(target) as kube:
+    async with connect(target) as kube:  # one connection, as the user, for both requests
+        allowed = await _api_paths(kube, env, ns, sol)
+        path, action = _target(env, ns, sol, rest, request.method, allowed)
         answer = await forward(
             kube,
             request.method,
@@ -228,6 +178,25 @@ async def ui_proxy(
     if location and not (location.startswith("/") and not location.startswith("//")):
         del headers["location"]  # no redirect of the UI leads off this site
     return Response(answer.content, status_code=answer.status, headers=headers)
+
+
+def _target(
+    env: str, ns: str, sol: str, rest: str, method: str, allowed: tuple[str, ...]
+) -> tuple[str, str]:
+    """The API server path the request goes to, and what it is (for error messages)."""
+    if rest == API_PREFIX or rest.startswith(API_PREFIX + "/"):
+        path = "/" + rest[len(API_PREFIX) :].lstrip("/")
+        if not is_allowed_api_path(path, allowed):
+            raise forbidden(
+                f"the UI of {sol} may call only {', '.join(allowed) or 'no API path'}; not {path}"
+            )
+        return quote(path), f"{method} {path} for the UI of {sol}"
+    service = f"{ui_name(sol)}:{PORT_NAME}"
+    path = (
+        f"/api/v1/namespaces/{quote(ns)}/services/{quote(service)}/proxy"
+        f"{base_path(env, ns, sol)}{quote(rest)}"
+    )
+    return path, f"reaching the UI of {sol} in {env}/{ns}"
 
 
 def _explain_proxy_refusal(answer: Forwarded, env: str, ns: str, sol: str, method: str) -> None:
