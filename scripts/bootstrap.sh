@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo xorriso openssl mmdebstrap chromium)
+APT_PACKAGES=(docker-registry skopeo xorriso openssl mmdebstrap chromium util-linux)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -4,7 +4,6 @@ waits for pods."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -48,6 +47,32 @@ def restart_apiserver(plane: LocalControlPlane, record: ProcessRecord) -> Proces
     )
 
 
+def wait_ready_again(http: httpx.Client, record: ProcessRecord, timeout: float = 180) -> None:
+    """Wait for the restarted API server; on failure say why, with the end of its log."""
+    last = "no answer yet"
+
+    def ready() -> bool:
+        nonlocal last
+        assert record.alive(), f"the restarted kube-apiserver exited:\n{log_tail(record)}"
+        try:
+            answer = http.get("/readyz", params={"verbose": "1"})
+        except httpx.HTTPError as err:
+            last = f"{type(err).__name__}: {err}"
+            return False
+        last = f"{answer.status_code}: {answer.text[-2000:]}"
+        return answer.status_code == 200
+
+    try:
+        wait_for(ready, timeout=timeout, what="kube-apiserver ready again")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\nlast /readyz: {last}\n{log_tail(record)}") from None
+
+
+def log_tail(record: ProcessRecord, lines: int = 40) -> str:
+    text = Path(record.log).read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
 async def test_apiserver_restart_in_the_middle_of_an_apply(
     plane: LocalControlPlane, tmp_path: Path
 ) -> None:
@@ -75,12 +100,7 @@ async def test_apiserver_restart_in_the_middle_of_an_apply(
                 )
             assert restarted, "the API server was not restarted during the apply"
 
-            def ready() -> bool:
-                with contextlib.suppress(httpx.HTTPError):
-                    return http.get("/readyz").status_code == 200
-                return False
-
-            wait_for(ready, timeout=180, what="kube-apiserver ready again")
+            wait_ready_again(http, restarted[-1])
             label = "app.kubernetes.io/part-of=restartsol"
             half = admin.items("/api/v1/namespaces/restart/serviceaccounts", label) + admin.items(
                 "/api/v1/namespaces/restart/configmaps", label

@@ -9,9 +9,9 @@ run leaves no orphan).  Stopping checks the process is still the one we started 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,12 +23,21 @@ from typing import Any
 
 from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
 
-_PR_SET_PDEATHSIG = 1
 
+def _bound_to_parent(argv: list[str]) -> list[str]:
+    """``argv`` run through ``setpriv --pdeathsig KILL``: the kernel kills it when we go.
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    Not a ``preexec_fn``: Python code between fork and exec can deadlock when other threads hold
+    a lock at fork time (the loader's, in a ``getaddrinfo`` or import), and the child then hangs
+    forever before it even becomes the component.  ``setpriv`` (util-linux) sets the signal and
+    execs, so the component keeps the pid we record.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise EnvironmentFailure(
+            "setpriv is missing: install util-linux (it binds test components to their parent)"
+        )
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -95,9 +104,14 @@ class ProcessRecord:
     def alive(self) -> bool:
         """True while the process we started runs (not exited, not a recycled pid)."""
         fields = _stat_fields(self.pid)
-        if fields is None or fields[0] == "Z":  # gone, or exited and not yet reaped
+        if fields is None or int(fields[19]) != self.start_ticks:
             return False
-        return int(fields[19]) == self.start_ticks
+        if fields[0] == "Z":
+            # The main thread has exited (and is not yet reaped).  The others may still be
+            # tearing down, holding the process's files and listening sockets: a component
+            # restarted now on the same port would fail with "address already in use".
+            return _threads_left(self.pid)
+        return True
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL what remains after ``timeout``."""
@@ -130,15 +144,21 @@ def spawn(
 ) -> ProcessRecord:
     """Start ``argv`` detached, output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    # Checked here: behind setpriv, a missing program would only be an exit code.
+    program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=path)
+    where = Path(cwd or Path.cwd()) / (program or argv[0])
+    if program is None or where.is_dir() or not os.access(where, os.X_OK):
+        raise ComponentFailure(name, f"cannot start {argv[0]}: no such executable file")
+    command = [program, *argv[1:]]
     with log.open("ab") as out:
         try:
             proc = subprocess.Popen(
-                argv,
+                _bound_to_parent(command) if bind_to_parent else command,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if bind_to_parent else None,  # noqa: PLW1509
                 env=env,
                 cwd=cwd,
             )
@@ -176,6 +196,14 @@ def wait_until(
             )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+
+
+def _threads_left(pid: int) -> bool:
+    """True while threads other than the (exited) main one remain in process ``pid``."""
+    try:
+        return len(list(Path(f"/proc/{pid}/task").iterdir())) > 1
+    except OSError:
+        return False
 
 
 def _last_line(log: str) -> str:
