@@ -286,11 +286,12 @@ def test_the_page_lists_the_namespaces_version_servers(ui: RunningUi, browser: A
         page.clock.install()
         page.route("**/api/kubernetes/**", answer)
         page.goto(ui.url + BASE)
+        # The page fills its header from config.json, then lists: wait for the list first.
+        page.locator('#instances[data-state="ok"]').wait_for()
         assert page.locator("#solution-name").inner_text() == "Example Solution"
         assert page.locator("#solution-version").inner_text() == "2.0.0"
         assert page.locator("#environment").inner_text() == "prod"
         assert page.locator("#namespace").inner_text() == "prod"
-        page.locator('#instances[data-state="ok"]').wait_for()
         assert requested[0] == f"{ui.url}{BASE}api/kubernetes{PATHS[1]}", "the newest version"
         rows = page.locator("#instances tbody tr")
         assert [rows.nth(i).get_attribute("data-instance") for i in range(2)] == ["api", "web"]
