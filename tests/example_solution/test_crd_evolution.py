@@ -11,7 +11,16 @@ import pytest
 
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
-from .support import Api, ApiFailure, crd_document, crd_path, ensure_crd, install_crd, vs_path
+from .support import (
+    Api,
+    ApiFailure,
+    crd_document,
+    crd_path,
+    ensure_crd,
+    install_crd,
+    vs_path,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("example_crd_removed_afterwards")]
 
@@ -63,6 +72,15 @@ def test_upgrade_round_trip_and_downgrades(api: Api, kube_namespace: str) -> Non
 
     # 2.0.0: v1beta1 is stored; v1alpha1 still answers, with a deprecation warning.
     crd = install_crd(api, "2.0.0")
+    # Established and in discovery already (from 1.1.0): wait until the API server's handler
+    # has dropped its copy of the 1.1.0 definition, which had no warning.
+    wait_until(
+        lambda: (
+            "deprecated" in api.http.get(vs_path(ns, "v1alpha1", "old")).headers.get("warning", "")
+        ),
+        "the API server to serve the 2.0.0 definition",
+        timeout=30,
+    )
     api.merge(vs_path(ns, "v1beta1", "old"), {"spec": {"logLevel": "debug"}})
     assert set(crd["status"]["storedVersions"]) == {"v1alpha1", "v1beta1"}
     response = api.http.get(vs_path(ns, "v1alpha1", "old"))

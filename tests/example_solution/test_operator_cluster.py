@@ -317,8 +317,15 @@ def test_v1beta1_and_log_level_with_the_2_0_0_crd(
         api.create(vs_path(ns, "v1beta1"), body)
         path = vs_path(ns, "v1beta1", "api")
         wait_until(lambda: ready(api.get(path), 1, 1), "api ready")
-        # 2.0.0 declares operator metrics: real counters, in the Prometheus text format.
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        # 2.0.0 declares operator metrics: real counters, in the Prometheus text format.  The
+        # operator sets its gauge after its status write returns, so poll until it has.
+        gauge = f'example_solution_versionserver_ready_replicas{{name="{ns}/api"}} 1'
+
+        def scrape() -> httpx.Response | None:
+            answer = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+            return answer if gauge in answer.text else None
+
+        scraped = wait_until(scrape, "the ready-replicas gauge", timeout=30)
         assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
         text = scraped.text
         ok_line = next(
@@ -327,7 +334,6 @@ def test_v1beta1_and_log_level_with_the_2_0_0_crd(
             if ln.startswith('example_solution_reconciliations_total{result="ok"}')
         )
         assert int(ok_line.split()[-1]) >= 1
-        assert f'example_solution_versionserver_ready_replicas{{name="{ns}/api"}} 1' in text
         if how != "local process":
             assert 'example_solution_operator_info{version="2.0.0"} 1' in text
         deployment = available(api, ns, "api")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -283,7 +284,10 @@ def test_the_page_lists_the_namespaces_version_servers(ui: RunningUi, browser: A
     page = browser.new_page()
     try:
         page.set_default_timeout(15_000)
-        page.clock.install()
+        # Time stands still but for run_for: no refresh comes on its own, however slow we are.
+        start = datetime.now(UTC)
+        page.clock.install(time=start)
+        page.clock.pause_at(start + timedelta(seconds=1))
         page.route("**/api/kubernetes/**", answer)
         page.goto(ui.url + BASE)
         # The page fills its header from config.json, then lists: wait for the list first.

@@ -24,6 +24,8 @@ def solutions(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As a server binds: connections of the stopped one in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -124,7 +124,9 @@ def serve() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
-    Path({str(port_file)!r}).write_text(str(sock.getsockname()[1]))
+    written = Path({str(port_file)!r} + ".tmp")
+    written.write_text(str(sock.getsockname()[1]))
+    written.rename({str(port_file)!r})
     time.sleep(60)
 
 threading.Thread(target=serve).start()
