@@ -194,6 +194,31 @@ class Api:
         if response.status_code != 404:
             response.raise_for_status()
 
+    def wait_allowed(
+        self,
+        user: str,
+        verb: str,
+        resource: str,
+        *,
+        group: str = "",
+        namespace: str = "",
+        groups: Sequence[str] = (),
+    ) -> None:
+        """Wait until RBAC lets ``user`` do ``verb`` on ``resource``: the authorizer reads
+        bindings from a cache that a new binding reaches a moment after it is created."""
+        attributes = {"verb": verb, "resource": resource, "group": group, "namespace": namespace}
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": list(groups), "resourceAttributes": attributes},
+        }
+        path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+        wait_for(
+            lambda: self.post(path, review)["status"].get("allowed"),
+            timeout=30,
+            what=f"RBAC to let {user} {verb} {resource}",
+        )
+
     def install_crd(self, doc: dict[str, Any]) -> None:
         """Apply a CRD and wait until its objects can be listed (storage initialised)."""
         name = doc["metadata"]["name"]

@@ -294,32 +294,8 @@ async def converge_as_a_namespace_admin(
             },
         )
     # The authorizer reads bindings from a cache: wait until it knows both of them.
-    for verb, resource, group, namespace in (
-        ("list", "clusterroles", "rbac.authorization.k8s.io", ""),
-        ("patch", "deployments", "apps", env),
-    ):
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {
-                "user": user,
-                "resourceAttributes": {
-                    "verb": verb,
-                    "resource": resource,
-                    "group": group,
-                    "namespace": namespace,
-                },
-            },
-        }
-        wait_for(
-            lambda r=review: (
-                admin.http.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=r)
-                .json()["status"]
-                .get("allowed")
-            ),
-            timeout=30,
-            what=f"{user} may {verb} {resource}",
-        )
+    admin.wait_allowed(user, "list", "clusterroles", group="rbac.authorization.k8s.io")
+    admin.wait_allowed(user, "patch", "deployments", group="apps", namespace=env)
     try:
         kubeconfig = local_cluster.user_kubeconfig(user)
         as_user = Context(ctx.config_path, ClusterTarget(kubeconfig=kubeconfig))

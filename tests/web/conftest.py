@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from env_support import Api
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 from metalk8s_solutions.web.deps import UiSettings
@@ -36,24 +37,10 @@ def _ok(response: httpx.Response) -> dict[str, Any]:
     return dict(response.json())
 
 
-def wait_allowed(http: httpx.Client, name: str, verb: str, resource: str, group: str = "") -> None:
-    """Wait until RBAC lets ServiceAccount ``name`` do ``verb`` on ``resource``: the authorizer
-    reads its bindings from a cache that a new binding reaches a moment after it is created."""
-    review = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": f"system:serviceaccount:{NAMESPACE}:{name}",
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}"],
-            "resourceAttributes": {"verb": verb, "resource": resource, "group": group},
-        },
-    }
-    deadline = time.monotonic() + 30
-    while not _ok(http.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review))[
-        "status"
-    ].get("allowed"):
-        assert time.monotonic() < deadline, f"{name} may still not {verb} {resource}"
-        time.sleep(0.1)
+def _wait_allowed(http: httpx.Client, name: str, verb: str, resource: str, group: str = "") -> None:
+    groups = ("system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}")
+    user = f"system:serviceaccount:{NAMESPACE}:{name}"
+    Api(http).wait_allowed(user, verb, resource, group=group, groups=groups)
 
 
 def service_account_token(cluster: LocalCluster, name: str, cluster_role: str) -> str:
@@ -87,7 +74,7 @@ def service_account_token(cluster: LocalCluster, name: str, cluster_role: str) -
         token = _ok(
             http.post(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token", json=body)
         )
-        wait_allowed(http, name, "list", "namespaces")  # both roles used here may list them
+        _wait_allowed(http, name, "list", "namespaces")  # both roles used here may list them
     return str(token["status"]["token"])
 
 
@@ -124,7 +111,7 @@ def viewer_token(local_cluster: LocalCluster) -> str:
             )
         )
         rule = VIEWER_RULES[0]
-        wait_allowed(http, "ui-viewer", "list", rule["resources"][0], rule["apiGroups"][0])
+        _wait_allowed(http, "ui-viewer", "list", rule["resources"][0], rule["apiGroups"][0])
     return token
 
 
