@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import shutil
 import signal
 import socket
@@ -41,11 +42,33 @@ def _bound_to_parent(argv: list[str]) -> list[str]:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free now on ``host`` (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port that is free now on ``host``, outside the kernel's ephemeral range.
+
+    A component binds the port a moment later; a port from the ephemeral range (what binding
+    port 0 gives) may meanwhile become the local end of any outgoing connection on the machine,
+    and the component then fails with "address already in use".
+    """
+    low, high = _ephemeral_range()
+    choices = [p for p in range(10_000, 65_536) if not low <= p <= high]
+    for port in random.sample(choices, min(200, len(choices))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: let it choose
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def check_port_free(port: int, host: str = "127.0.0.1", *, what: str = "the service") -> None:
