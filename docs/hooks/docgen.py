@@ -264,6 +264,14 @@ def manifest_schema() -> dict[str, Any]:
 
     image_ref = f"^{_inner(m.IMAGE_NAME)}:{_inner(m.IMAGE_TAG)}$"
     strings = {"type": "object", "additionalProperties": {"type": "string"}}
+    image = {
+        "type": "object",
+        "required": ["name", "tag"],
+        "properties": {
+            "name": {"type": "string", "pattern": _pattern(m.IMAGE_NAME)},
+            "tag": {"type": "string", "pattern": _pattern(m.IMAGE_TAG)},
+        },
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_BASE + "solution-manifest.schema.json",
@@ -312,14 +320,7 @@ def manifest_schema() -> dict[str, Any]:
                         "type": "object",
                         "required": ["image"],
                         "properties": {
-                            "image": {
-                                "type": "object",
-                                "required": ["name", "tag"],
-                                "properties": {
-                                    "name": {"type": "string", "pattern": _pattern(m.IMAGE_NAME)},
-                                    "tag": {"type": "string", "pattern": _pattern(m.IMAGE_TAG)},
-                                },
-                            },
+                            "image": image,
                             "metrics": {
                                 "type": "object",
                                 "description": "Where the operator serves Prometheus metrics: a "
@@ -350,14 +351,9 @@ def manifest_schema() -> dict[str, Any]:
                         "spec.images.",
                         "properties": {
                             "image": {
-                                "type": "object",
                                 "description": "Default: {name: <metadata.name>-ui, tag: "
                                 "<spec.version>}.",
-                                "required": ["name", "tag"],
-                                "properties": {
-                                    "name": {"type": "string", "pattern": _pattern(m.IMAGE_NAME)},
-                                    "tag": {"type": "string", "pattern": _pattern(m.IMAGE_TAG)},
-                                },
+                                **image,
                             },
                             "port": {
                                 "type": "integer",

@@ -152,16 +152,6 @@ def ctx(tmp_path: Path, archive: Path, local_cluster: LocalCluster) -> Context:
     return Context(config, ClusterTarget(kubeconfig=local_cluster.kubeconfig))
 
 
-@pytest.fixture
-def env_names(admin: Api) -> Iterator[list[str]]:
-    """Two fresh environment names; their namespaces are deleted afterwards (not awaited)."""
-    names = [f"m-{secrets.token_hex(3)}" for _ in range(2)]
-    yield names
-    for name in names:
-        for ns in admin.items("/api/v1/namespaces", f"{ENV_LABEL}={name}"):
-            admin.delete(f"/api/v1/namespaces/{ns['metadata']['name']}")
-
-
 def monitoring_objects(admin: Api, ns: str) -> dict[str, dict[str, Any]]:
     """kind/name -> object of the Prometheus Operator kinds in ``ns``."""
     return {

@@ -11,7 +11,6 @@ environments get two separate sets.  The route of ``solutions ui`` to the UI is 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,15 +61,6 @@ def admin(local_cluster: LocalCluster) -> Iterator[Api]:
 def ctx(tmp_path: Path, archives: list[Path], local_cluster: LocalCluster) -> Context:
     config = write_config(tmp_path / "solutions.yaml", archives)
     return Context(config, ClusterTarget(kubeconfig=local_cluster.kubeconfig))
-
-
-@pytest.fixture
-def env_names(admin: Api) -> Iterator[list[str]]:
-    names = [f"u-{secrets.token_hex(3)}" for _ in range(2)]
-    yield names
-    for name in names:
-        for ns in admin.items("/api/v1/namespaces", f"{ENV_LABEL}={name}"):
-            admin.delete(f"/api/v1/namespaces/{ns['metadata']['name']}")
 
 
 def ui_objects(admin: Api, ns: str) -> dict[str, dict[str, Any]]:
