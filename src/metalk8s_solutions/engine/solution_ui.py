@@ -47,6 +47,7 @@ SERVICE_PORT = 80
 CONFIG_HASH = f"{GROUP}/ui-config-hash"
 DEFAULT_CLASS = "ingressclass.kubernetes.io/is-default-class"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_PREFIX = "api/kubernetes"  # below the base path: the UI's window on the Kubernetes API
 
 
 def ui_name(solution: str) -> str:
@@ -65,7 +66,7 @@ def base_path(env: str, namespace: str, solution: str) -> str:
 
 def api_base(env: str, namespace: str, solution: str) -> str:
     """Where the UI's pages call the Kubernetes API (answered by ``solutions ui`` as the user)."""
-    return base_path(env, namespace, solution) + "api/kubernetes"
+    return base_path(env, namespace, solution) + API_PREFIX
 
 
 def ui_labels(env: str, solution: str, version: str) -> dict[str, str]:
@@ -104,6 +105,30 @@ def valid_api_paths(paths: Sequence[str], namespace: str) -> bool:
         and all(part and part not in (".", "..") for part in p.split("/")[1:])
         for p in paths
     )
+
+
+def configured_api_paths(
+    config_map: Mapping[str, Any] | None, env: str, namespace: str, solution: str
+) -> tuple[str, ...] | None:
+    """The API paths listed by the UI runtime configuration in ``config_map``.
+
+    None when ``config_map`` is not ``env``'s configuration of ``solution``'s UI (missing, or
+    labelled for something else: a path must not be pointed at other objects through it).
+    ValueError when it is, but its ``config.json`` is unreadable or lists paths a UI may not have.
+    """
+    labels = ((config_map or {}).get("metadata") or {}).get("labels") or {}
+    wanted = ui_labels(env, solution, version="")
+    del wanted["app.kubernetes.io/version"]
+    if config_map is None or any(labels.get(k) != v for k, v in wanted.items()):
+        return None
+    try:
+        document: Any = json.loads(str((config_map.get("data") or {}).get(CONFIG_FILE, "")))
+        paths = tuple(str(p) for p in document["api"]["paths"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{CONFIG_FILE} is not a UI configuration: {err}") from err
+    if not valid_api_paths(paths, namespace):
+        raise ValueError("api.paths must be /apis/<group>/<version>/namespaces/<ns>/<plural>")
+    return paths
 
 
 def runtime_config(env: str, namespace: str, content: VersionContent) -> dict[str, Any]:
@@ -329,6 +354,7 @@ def ingress_url(ingress: Mapping[str, Any]) -> str | None:
 
 
 __all__ = [
+    "API_PREFIX",
     "COMPONENT",
     "IngressChoice",
     "IngressTarget",
@@ -336,6 +362,7 @@ __all__ = [
     "api_paths",
     "base_path",
     "choose_ingress",
+    "configured_api_paths",
     "ingress_url",
     "is_allowed_api_path",
     "runtime_config",

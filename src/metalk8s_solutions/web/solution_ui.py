@@ -32,16 +32,15 @@ from fastapi.responses import RedirectResponse, Response
 from metalk8s_solutions.cluster.apply import request as api_request
 from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
 from metalk8s_solutions.cluster.passthrough import Forwarded, forward
-from metalk8s_solutions.cluster.state import ENV_LABEL
-from metalk8s_solutions.engine.desired import MANAGED_BY, check_dns_label
+from metalk8s_solutions.engine.desired import check_dns_label
 from metalk8s_solutions.engine.solution_ui import (
-    CONFIG_FILE,
+    API_PREFIX,
     PORT_NAME,
     base_path,
+    configured_api_paths,
     is_allowed_api_path,
     ui_config_name,
     ui_name,
-    valid_api_paths,
 )
 from metalk8s_solutions.errors import InvalidInput
 from metalk8s_solutions.web.deps import Principal, principal, solution_ui_origin, state_of
@@ -50,7 +49,6 @@ from metalk8s_solutions.web.errors import WebError, forbidden, not_found
 router = APIRouter(include_in_schema=False)  # on the Solution UI origin
 redirects = APIRouter(include_in_schema=False)  # on the product's origin
 Caller = Annotated[Principal, Depends(principal)]
-API_PREFIX = "api/kubernetes"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -82,26 +80,17 @@ async def _api_paths(kube: Kube, env: str, ns: str, sol: str) -> tuple[str, ...]
             f"you may not open the UI of {sol} in {env}/{ns}: reading its configuration "
             f"(ConfigMap {ns}/{name}) was refused"
         ) from err
-    labels = ((found or {}).get("metadata") or {}).get("labels") or {}
-    if (
-        found is None
-        or labels.get(ENV_LABEL) != env
-        or labels.get("app.kubernetes.io/part-of") != sol
-        or labels.get("app.kubernetes.io/managed-by") != MANAGED_BY
-    ):
-        raise not_found(f"{sol} has no UI in namespace {ns} of environment {env}")
     try:
-        document: Any = json.loads(str((found.get("data") or {}).get(CONFIG_FILE, "")))
-        paths = tuple(str(p) for p in document["api"]["paths"])
-        if not valid_api_paths(paths, ns):
-            raise ValueError("api.paths must be /apis/<group>/<version>/namespaces/<ns>/<plural>")
-    except (ValueError, KeyError, TypeError) as err:
+        paths = configured_api_paths(found, env, ns, sol)
+    except ValueError as err:
         raise WebError(
             502,
             "bad-ui-config",
             f"the UI configuration of {sol} in {env}/{ns} is not readable",
             hint=f"run 'solutions env converge {env}' to write it again",
         ) from err
+    if paths is None:
+        raise not_found(f"{sol} has no UI in namespace {ns} of environment {env}")
     return paths
 
 
