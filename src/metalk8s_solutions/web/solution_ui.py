@@ -163,10 +163,21 @@ async def ui_proxy(
     if not rest.startswith(API_PREFIX):
         _explain_proxy_refusal(answer, env, ns, sol, request.method)
     headers = dict(answer.headers)
-    location = headers.get("location", "")
-    if location and not (location.startswith("/") and not location.startswith("//")):
+    if "location" in headers and not local_location(headers["location"]):
         del headers["location"]  # no redirect of the UI leads off this site
     return Response(answer.content, status_code=answer.status, headers=headers)
+
+
+def local_location(location: str) -> bool:
+    """Whether a ``Location`` a Solution UI sent is a path of this site.
+
+    Only ``/path`` is: not ``//host``, and no backslash, control character or whitespace
+    anywhere, since browsers read ``\\`` as ``/`` and drop tabs and newlines, which makes
+    ``/\\evil.example`` or ``/<TAB>/evil.example`` another site.
+    """
+    if not location.startswith("/") or location.startswith("//"):
+        return False
+    return not any(c == "\\" or c.isspace() or not c.isprintable() for c in location)
 
 
 def _target(
