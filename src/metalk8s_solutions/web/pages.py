@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -370,7 +371,8 @@ async def _live(request: Request, template: str, load: Any) -> StreamingResponse
                 values = await load()
                 html = templates.get_template(template).render(**values)
             except SolutionsError as err:
-                html = f'<p class="error" role="alert">{classify(err).text}</p>'
+                # the fragment goes into the page's innerHTML: escape it like the templates do
+                html = f'<p class="error" role="alert">{escape(classify(err).text)}</p>'
             if html != last:
                 last = html
                 yield sse("message", html)

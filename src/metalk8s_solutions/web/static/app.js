@@ -30,8 +30,7 @@ function makeSortable(table) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "sort";
-    button.innerHTML = th.innerHTML;
-    th.innerHTML = "";
+    while (th.firstChild) button.appendChild(th.firstChild);  // the nodes, never re-parsed HTML
     th.appendChild(button);
     button.addEventListener("click", () => {
       const ascending = th.getAttribute("aria-sort") !== "ascending";
