@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
@@ -19,6 +20,34 @@ from metalk8s_solutions.web.server import (
     url_of,
 )
 from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_listen_default
+from metalk8s_solutions.web.sessions import DEFAULT_LIFETIME, DEFAULT_TTL
+
+
+class Duration(click.ParamType[float, object]):
+    """``90s``, ``30m``, ``12h`` or a number of seconds."""
+
+    name = "duration"
+    UNITS: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600}
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        unit = self.UNITS.get(text[-1:], 0)
+        number = text[:-1] if unit else text
+        try:
+            seconds = float(number) * (unit or 1)
+        except ValueError:
+            seconds = 0
+        if not seconds > 0:
+            self.fail(f"{value!r} is not a duration, e.g. 90s, 30m or 12h", param, ctx)
+        return seconds
+
+
+def _shown(seconds: float) -> str:
+    return f"{seconds / 3600:g}h" if seconds % 3600 == 0 else f"{seconds:g}s"
 
 
 @click.command("ui")
@@ -37,6 +66,26 @@ from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_list
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--secure-cookies",
+    is_flag=True,
+    help="Send cookies over HTTPS only, behind a reverse proxy that terminates TLS "
+    "[always on with --tls-cert].",
+)
+@click.option(
+    "--session-idle-timeout",
+    type=Duration(),
+    default=_shown(DEFAULT_TTL),
+    show_default=True,
+    help="A session ends after this long without a request (e.g. 30m).",
+)
+@click.option(
+    "--session-lifetime",
+    type=Duration(),
+    default=_shown(DEFAULT_LIFETIME),
+    show_default=True,
+    help="A session ends this long after login, however busy (e.g. 12h).",
+)
 @click.option(
     "--upload-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -67,6 +116,9 @@ def ui_command(
     solution_ui_url: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    secure_cookies: bool,
+    session_idle_timeout: float,
+    session_lifetime: float,
     upload_dir: Path | None,
     oidc_issuer: str | None,
     oidc_client_id: str | None,
@@ -109,8 +161,10 @@ def ui_command(
     settings = UiSettings(
         config_path=options.config,
         target=target,
-        secure_cookies=tls is not None,
+        secure_cookies=secure_cookies or tls is not None,
         upload_dir=upload_dir,
+        session_ttl=session_idle_timeout,
+        session_lifetime=session_lifetime,
         oidc=oidc,
         solution_ui_url=solution_ui_url,
     )

@@ -30,7 +30,9 @@ from metalk8s_solutions.web.deps import (
     Principal,
     UiState,
     can,
+    check_login_origin,
     context,
+    limit_logins,
     principal,
     require_record_rights,
     state_of,
@@ -196,8 +198,18 @@ async def _answer(
 # -- session -------------------------------------------------------------------------------
 
 
-@router.post("/session", summary="Log in with a Kubernetes bearer token (sets the cookie)")
+@router.post(
+    "/session",
+    summary="Log in with a Kubernetes bearer token (sets the cookie)",
+    description="Refused (403, kind `csrf`) when a browser says another site sent it "
+    "(`Origin`, `Sec-Fetch-Site`); login attempts are rate-limited per client address.",
+    responses={
+        429: {"model": ErrorBody, "description": "too many login attempts (see Retry-After)"}
+    },
+)
 async def login(body: LoginBody, request: Request, response: Response) -> Json:
+    check_login_origin(request)
+    limit_logins(request)
     ui = state_of(request)
     identity, token = await ui.authenticator.authenticate(body.token)
     session = ui.sessions.create(identity.user, identity.groups, token)
@@ -213,7 +225,7 @@ def set_session_cookie(response: Response, session_id: str, ui: UiState) -> None
         samesite="strict",
         secure=ui.settings.secure_cookies,
         path="/",
-        max_age=int(ui.settings.session_ttl),
+        max_age=int(ui.settings.session_lifetime),
     )
 
 

@@ -37,7 +37,7 @@ from metalk8s_solutions.web.deps import (
     optional_principal,
     state_of,
 )
-from metalk8s_solutions.web.errors import INTERNAL, ErrorInfo, classify
+from metalk8s_solutions.web.errors import INTERNAL, ErrorInfo, WebError, classify
 from metalk8s_solutions.web.sessions import COOKIE
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,13 @@ def _is_api(request: Request) -> bool:
 
 
 def _respond(request: Request, info: ErrorInfo, err: SolutionsError | None = None) -> Response:
+    response = _answer(request, info)
+    if isinstance(err, WebError) and err.retry_after is not None:
+        response.headers["Retry-After"] = str(err.retry_after)
+    return response
+
+
+def _answer(request: Request, info: ErrorInfo) -> Response:
     metrics = state_of(request).metrics
     if info.status >= 500:
         metrics.error(info.kind)

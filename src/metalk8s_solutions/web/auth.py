@@ -8,7 +8,6 @@ operation is sent with the user's token, so the API server refuses what RBAC doe
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +16,14 @@ from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.cluster.state import RECORD_NAME, RECORD_NAMESPACE
 from metalk8s_solutions.errors import ClusterError
 from metalk8s_solutions.web.errors import unauthenticated
+from metalk8s_solutions.web.limits import BoundedCache
 from metalk8s_solutions.web.sessions import Identity
 
 SSR_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 MAX_TOKEN = 16 * 1024
+#: cached permission answers, all callers together (a page asks a handful per caller)
+MAX_CACHED_ANSWERS = 4096
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,11 @@ async def whoami(target: ClusterTarget) -> Identity:
 
 
 async def allowed(target: ClusterTarget, checks: Iterable[Check]) -> dict[Check, bool]:
-    """Ask the API server about each check, concurrently; a failed review counts as denied."""
+    """Ask the API server about each check, concurrently; a failed review counts as denied.
+
+    A token the API server rejects (401) is not "denied everything" but not logged in: that
+    raises, so that nothing is cached for a forged or expired token.
+    """
     unique = list(dict.fromkeys(checks))
     if not unique:
         return {}
@@ -109,6 +115,8 @@ async def allowed(target: ClusterTarget, checks: Iterable[Check]) -> dict[Check,
                 response = await kube.http.post(SSAR_PATH, json=body)
             except Exception:
                 return False
+            if response.status_code == 401:
+                raise unauthenticated("the API server did not accept this token")
             if response.status_code >= 400:
                 return False
             return bool((response.json().get("status") or {}).get("allowed"))
@@ -118,31 +126,36 @@ async def allowed(target: ClusterTarget, checks: Iterable[Check]) -> dict[Check,
 
 
 class PermissionCache:
-    """Answers per session for a short while, so that a page does not review twice a second."""
+    """Answers per caller for a short while, so that a page does not review twice a second.
 
-    def __init__(self, ttl: float = 20.0) -> None:
-        self.ttl = ttl
-        self._cache: dict[tuple[str, Check], tuple[float, bool]] = {}
+    Only answers about tokens the API server accepted are kept (see :func:`allowed`), at most
+    ``max_entries`` of them, for ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 20.0, max_entries: int = MAX_CACHED_ANSWERS) -> None:
+        self.entries: BoundedCache[tuple[str, Check], bool] = BoundedCache(max_entries, ttl)
 
     async def check(
         self, key: str, target: ClusterTarget, checks: Iterable[Check]
     ) -> Mapping[Check, bool]:
-        now = time.monotonic()
         wanted = list(dict.fromkeys(checks))
         known: dict[Check, bool] = {}
         missing: list[Check] = []
         for check in wanted:
-            hit = self._cache.get((key, check))
-            if hit is not None and now - hit[0] < self.ttl:
-                known[check] = hit[1]
+            hit = self.entries.get((key, check))
+            if hit is not None:
+                known[check] = hit
             else:
                 missing.append(check)
         if missing:
             for check, ok in (await allowed(target, missing)).items():
-                self._cache[(key, check)] = (now, ok)
+                self.entries.put((key, check), ok)
                 known[check] = ok
         return known
 
     def forget(self, key: str) -> None:
-        for entry in [k for k in self._cache if k[0] == key]:
-            self._cache.pop(entry, None)
+        for entry in [k for k in self.entries if k[0] == key]:
+            self.entries.pop(entry)
+
+    def __len__(self) -> int:
+        return len(self.entries)

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import Request
 
@@ -15,11 +16,23 @@ from metalk8s_solutions.engine.solutions import Context, Say
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check, PermissionCache, TokenAuthenticator
 from metalk8s_solutions.web.errors import WebError, forbidden, unauthenticated
 from metalk8s_solutions.web.jobs import Jobs
+from metalk8s_solutions.web.limits import RateLimiter
 from metalk8s_solutions.web.metrics import UiMetrics
 from metalk8s_solutions.web.oidc import OidcLogin, OidcSettings
-from metalk8s_solutions.web.sessions import COOKIE, Authenticator, MemorySessionStore, SessionStore
+from metalk8s_solutions.web.sessions import (
+    COOKIE,
+    DEFAULT_LIFETIME,
+    DEFAULT_TTL,
+    Authenticator,
+    MemorySessionStore,
+    SessionStore,
+)
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: the login form's CSRF token before there is a session (double-submit: cookie and field)
+LOGIN_CSRF_COOKIE = "solutions_login_csrf"
+LOGIN_BURST = 20
+LOGIN_RATE = 0.5  # attempts a second, once the burst is spent
 
 
 @dataclass(frozen=True)
@@ -32,9 +45,16 @@ class UiSettings:
 
     config_path: Path
     target: ClusterTarget
+    #: cookies only over HTTPS: set when the UI serves TLS, or behind a TLS-terminating proxy
     secure_cookies: bool = False
     upload_dir: Path | None = None
-    session_ttl: float = 8 * 3600.0
+    #: a session ends after ``session_ttl`` seconds without a request (idle timeout), and
+    #: ``session_lifetime`` seconds after login in any case (absolute lifetime)
+    session_ttl: float = DEFAULT_TTL
+    session_lifetime: float = DEFAULT_LIFETIME
+    #: login attempts (token form, API, OIDC) per client address: a burst, then a steady rate
+    login_burst: int = LOGIN_BURST
+    login_rate: float = LOGIN_RATE
     oidc: OidcSettings | None = None
     #: where browsers reach Solutions' own UIs, when not this host on the Solution UI port
     #: (behind a reverse proxy, for instance)
@@ -54,6 +74,7 @@ class UiState:
     jobs: Jobs = field(default_factory=Jobs)
     metrics: UiMetrics = field(default_factory=UiMetrics)
     oidc: OidcLogin | None = None
+    logins: RateLimiter = field(default_factory=lambda: RateLimiter(LOGIN_BURST, LOGIN_RATE))
     #: the ports of the two origins, known once the server has bound its sockets
     main_port: int | None = None
     solution_ui_port: int | None = None
@@ -62,9 +83,10 @@ class UiState:
     def create(cls, settings: UiSettings) -> UiState:
         return cls(
             settings,
-            MemorySessionStore(settings.session_ttl),
+            MemorySessionStore(settings.session_ttl, settings.session_lifetime),
             TokenAuthenticator(settings.target),
-            oidc=OidcLogin(settings.oidc) if settings.oidc else None,
+            oidc=OidcLogin(settings.oidc, settings.session_lifetime) if settings.oidc else None,
+            logins=RateLimiter(settings.login_burst, settings.login_rate),
         )
 
 
@@ -145,6 +167,62 @@ async def check_csrf(request: Request, who: Principal) -> None:
             "csrf",
             "the form is stale or did not come from this site (missing or wrong CSRF token)",
             hint="reload the page and try again",
+        )
+
+
+def limit_logins(request: Request) -> None:
+    """Count a login attempt of the client's address; 429 once its attempts run out."""
+    limiter = state_of(request).logins
+    client = request.client.host if request.client else "unknown"
+    if not limiter.allow(client):
+        wait = limiter.retry_after(client)
+        raise WebError(
+            429,
+            "rate-limited",
+            f"too many login attempts from {client}",
+            hint=f"wait {wait} s and try again",
+            retry_after=wait,
+        )
+
+
+def from_other_site(request: Request) -> bool:
+    """True when the browser says another site made this request (Fetch metadata, Origin).
+
+    Requests without either header (API clients, old browsers) are not from another site as
+    far as this can tell; forms have their CSRF token besides.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host", "")
+
+
+def check_login_origin(request: Request) -> None:
+    """Login CSRF: refuse a login another site's page sends (it would log the victim in as the
+    attacker)."""
+    if from_other_site(request):
+        raise WebError(
+            403,
+            "csrf",
+            "the login did not come from this site (its Origin or Sec-Fetch-Site says so); "
+            "it was refused",
+            hint="log in from the UI's own login page, or from an API client",
+        )
+
+
+def check_login_form(request: Request, sent: object) -> None:
+    """The login form's double-submit token: its field must equal its cookie."""
+    check_login_origin(request)
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not isinstance(sent, str) or not cookie or not secrets.compare_digest(sent, cookie):
+        raise WebError(
+            403,
+            "csrf",
+            "the login form is stale or did not come from this site (missing or wrong CSRF token)",
+            hint="reload the login page and try again",
         )
 
 

@@ -23,10 +23,19 @@ from metalk8s_solutions.errors import (
 class WebError(SolutionsError):
     """An error of the web layer itself (not logged in, bad CSRF token, unknown page)."""
 
-    def __init__(self, status: int, kind: str, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.kind = kind
+        self.retry_after = retry_after  # seconds, for a 429's Retry-After header
 
 
 def unauthenticated(message: str = "not logged in") -> WebError:

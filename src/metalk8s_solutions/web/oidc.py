@@ -32,9 +32,13 @@ import httpx
 
 from metalk8s_solutions.errors import InvalidInput
 from metalk8s_solutions.web.errors import WebError, unauthenticated
+from metalk8s_solutions.web.limits import BoundedCache
+from metalk8s_solutions.web.sessions import DEFAULT_LIFETIME, MAX_SESSIONS
 
 STATE_COOKIE = "solutions_oidc_state"
 PENDING_TTL = 600.0
+#: logins begun and not finished, all browsers together (the oldest go first beyond that)
+MAX_PENDING = 1000
 REFRESH_MARGIN = 30.0
 DEFAULT_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
 
@@ -93,11 +97,12 @@ def claims_of(id_token: str) -> dict[str, Any]:
 class OidcLogin:
     """Pending logins and the refresh tokens of sessions; talks to the provider."""
 
-    def __init__(self, settings: OidcSettings) -> None:
+    def __init__(self, settings: OidcSettings, session_lifetime: float = DEFAULT_LIFETIME) -> None:
         self.settings = settings
         self._discovery: dict[str, Any] | None = None
-        self._pending: dict[str, _Pending] = {}
-        self._refresh: dict[str, Tokens] = {}  # session id -> its tokens
+        self._pending: BoundedCache[str, _Pending] = BoundedCache(MAX_PENDING, PENDING_TTL)
+        # session id -> its tokens; a session outlives neither its lifetime nor the bound
+        self._refresh: BoundedCache[str, Tokens] = BoundedCache(MAX_SESSIONS, session_lifetime)
 
     def _client(self, auth: httpx.Auth | None = None) -> httpx.AsyncClient:
         ca = self.settings.ca_file
@@ -135,11 +140,8 @@ class OidcLogin:
     async def begin(self) -> tuple[str, str]:
         """The provider's authorization URL, and the state to put in the browser's cookie."""
         doc = await self.discovery()
-        now = time.monotonic()
-        for key in [k for k, p in self._pending.items() if now - p.created > PENDING_TTL]:
-            self._pending.pop(key, None)
         state, verifier, nonce = (secrets.token_urlsafe(32) for _ in range(3))
-        self._pending[state] = _Pending(verifier, nonce, now)
+        self._pending.put(state, _Pending(verifier, nonce, time.monotonic()))
         challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
         query = {
             "response_type": "code",
@@ -193,7 +195,7 @@ class OidcLogin:
 
     async def finish(self, state: str, cookie_state: str | None, code: str) -> Tokens:
         """Exchange the authorization code of a pending login for its tokens."""
-        pending = self._pending.pop(state, None)
+        pending = self._pending.pop(state)
         if (
             pending is None
             or cookie_state is None
@@ -212,10 +214,10 @@ class OidcLogin:
         return self._tokens(body, pending.nonce)
 
     def remember(self, session_id: str, tokens: Tokens) -> None:
-        self._refresh[session_id] = tokens
+        self._refresh.put(session_id, tokens)
 
     def forget(self, session_id: str) -> None:
-        self._refresh.pop(session_id, None)
+        self._refresh.pop(session_id)
 
     def needs_refresh(self, session_id: str) -> bool:
         tokens = self._refresh.get(session_id)
@@ -237,5 +239,5 @@ class OidcLogin:
             return None
         if fresh.refresh_token is None:
             fresh = Tokens(fresh.id_token, tokens.refresh_token, fresh.expires_at)
-        self._refresh[session_id] = fresh
+        self._refresh.put(session_id, fresh)
         return fresh

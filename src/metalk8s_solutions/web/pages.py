@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from html import escape
@@ -41,9 +43,12 @@ from metalk8s_solutions.web.auth import (
     whoami,
 )
 from metalk8s_solutions.web.deps import (
+    LOGIN_CSRF_COOKIE,
     Principal,
     can,
+    check_login_form,
     context,
+    limit_logins,
     optional_principal,
     state_of,
     user,
@@ -59,6 +64,8 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 Caller = Annotated[Principal, Depends(user)]
 LIVE_INTERVAL = 3.0
+LOGIN_CSRF_TTL = 3600
+LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def when(value: Any) -> str:
@@ -145,11 +152,33 @@ async def home() -> RedirectResponse:
 
 
 def _login_page(request: Request, status_code: int = 200, error: Any = None) -> HTMLResponse:
-    oidc = state_of(request).oidc
-    issuer = oidc.settings.issuer if oidc else None
-    return render(
-        request, "login.html", None, status_code=status_code, page="login", error=error, oidc=issuer
+    """The login form, with its CSRF token in a hidden field and in a cookie (double submit):
+    another site can post a form here, but can neither read nor set that cookie."""
+    ui = state_of(request)
+    issuer = ui.oidc.settings.issuer if ui.oidc else None
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not LOGIN_TOKEN.fullmatch(token):
+        token = secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "login.html",
+        None,
+        status_code=status_code,
+        page="login",
+        error=error,
+        oidc=issuer,
+        login_csrf=token,
     )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=ui.settings.secure_cookies,
+        path="/login",
+        max_age=LOGIN_CSRF_TTL,
+    )
+    return response
 
 
 @router.get("/login")
@@ -163,6 +192,7 @@ async def oidc_login(request: Request) -> Response:
     oidc = state_of(request).oidc
     if oidc is None:
         raise not_found("OpenID Connect login is not configured (solutions ui --oidc-issuer)")
+    limit_logins(request)  # each call keeps a pending login for a while
     url, state = await oidc.begin()
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(
@@ -206,10 +236,12 @@ async def oidc_callback(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    limit_logins(request)
     form = await request.form()
     token = form.get("token")
     ui = state_of(request)
     try:
+        check_login_form(request, form.get("csrf"))
         identity, secret = await ui.authenticator.authenticate(
             token if isinstance(token, str) else ""
         )
@@ -220,6 +252,7 @@ async def login(request: Request) -> Response:
     ui.metrics.login("token", "ok")
     session = ui.sessions.create(identity.user, identity.groups, secret)
     response = RedirectResponse("/solutions", status_code=303)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     set_session_cookie(response, session.id, ui)
     return response
 

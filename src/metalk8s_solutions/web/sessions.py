@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 COOKIE = "solutions_session"
-DEFAULT_TTL = 8 * 3600.0
+DEFAULT_TTL = 8 * 3600.0  # idle timeout
+DEFAULT_LIFETIME = 12 * 3600.0  # absolute: from login, however busy the session
+MAX_SESSIONS = 10_000  # beyond that, the oldest sessions end first
 
 
 @dataclass
@@ -41,10 +43,18 @@ class SessionStore(Protocol):
 
 
 class MemorySessionStore:
-    """Sessions in a dict, dropped after ``ttl`` seconds without a request."""
+    """Sessions in a dict, dropped after ``ttl`` seconds without a request, or ``lifetime``
+    seconds after login, whichever comes first; at most ``max_sessions`` (oldest out first)."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL,
+        lifetime: float = DEFAULT_LIFETIME,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
         self.ttl = ttl
+        self.lifetime = lifetime
+        self.max_sessions = max_sessions
         self._sessions: dict[str, Session] = {}
 
     def create(self, user: str, groups: tuple[str, ...], token: str) -> Session:
@@ -60,6 +70,8 @@ class MemorySessionStore:
             seen=now,
         )
         self._sessions[session.id] = session
+        while len(self._sessions) > self.max_sessions:  # dicts keep creation order
+            self._sessions.pop(next(iter(self._sessions)))
         return session
 
     def get(self, session_id: str) -> Session | None:
@@ -67,7 +79,7 @@ class MemorySessionStore:
         session = self._sessions.get(session_id)
         if session is None:
             return None
-        if now - session.seen > self.ttl:
+        if self._ended(session, now):
             self._sessions.pop(session_id, None)
             return None
         session.seen = now
@@ -79,8 +91,11 @@ class MemorySessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def _ended(self, session: Session, now: float) -> bool:
+        return now - session.seen > self.ttl or now - session.created > self.lifetime
+
     def _expire(self, now: float) -> None:
-        for sid in [s.id for s in self._sessions.values() if now - s.seen > self.ttl]:
+        for sid in [s.id for s in self._sessions.values() if self._ended(s, now)]:
             self._sessions.pop(sid, None)
 
 
