@@ -34,6 +34,7 @@ from aiohttp import web
 from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput
 from metalk8s_solutions.images.oci import OCI_INDEX
 from metalk8s_solutions.images.registry_index import (
+    ASCII_NUMBER,
     SHA256,
     TAG,
     UNSATISFIABLE,
@@ -43,6 +44,7 @@ from metalk8s_solutions.images.registry_index import (
     RegistryProblem,
     Repository,
     Route,
+    ascii_number,
     check_digest,
     check_name,
     is_digest,
@@ -378,12 +380,12 @@ def create_app(source: IndexSource, metrics: RegistryMetrics | None = None) -> w
 def parse_listen(value: str) -> tuple[str, int]:
     """``host:port``, ``[v6]:port`` or ``:port`` (every interface) -> (host, port)."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not ASCII_NUMBER.fullmatch(port) or ascii_number(port) > 65535:
         raise InvalidInput(
             f"listen address {value!r} is not HOST:PORT",
             hint="e.g. 127.0.0.1:5000, [::1]:5000 or :5000 for every interface",
         )
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), ascii_number(port)
 
 
 def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
