@@ -11,12 +11,14 @@ import yaml
 from metalk8s_solutions.engine.registry import RunningRegistry, ServeOptions, registry_in_thread
 
 
-def write_config(path: Path, archives: list[Path]) -> Path:
-    doc = {
+def write_config(path: Path, archives: list[Path], **registry: object) -> Path:
+    doc: dict[str, object] = {
         "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
         "kind": "SolutionsConfiguration",
         "archives": [str(a) for a in archives],
     }
+    if registry:
+        doc["registry"] = registry
     path.write_text(yaml.safe_dump(doc))
     return path
 
