@@ -183,13 +183,17 @@ def configuration_schema() -> dict[str, Any]:
         "insecure": "Push mode: plain HTTP, or TLS without certificate verification.",
         "username": "Push mode: registry user.",
         "password_file": "Push mode: file holding the registry password.",
+        "auth_htpasswd": "Built-in registry: htpasswd file of bcrypt hashes ('htpasswd -B'); "
+        "readers must log in (HTTP Basic) as one of its users.",
+        "insecure_public": "Built-in registry: serve without a login on a non-loopback listen "
+        "address (anyone who reaches it can pull every imported image).",
     }
     registry_props: dict[str, Any] = {}
     for f in dataclasses.fields(config.RegistrySettings):
         prop: dict[str, Any]
         if f.name == "mode":
             prop = {"enum": [m.value for m in config.RegistryMode]}
-        elif f.name == "insecure":
+        elif f.name in ("insecure", "insecure_public"):
             prop = {"type": "boolean"}
         else:
             prop = {"type": "string"}

@@ -51,7 +51,8 @@ class RegistrySettings:
     ``endpoint`` is what nodes pull from (``host[:port][/path]``); images of solution version
     ``<id>`` are at ``<endpoint>/<id>/<image>``.  ``listen`` is where the built-in registry
     binds.  In push mode, images are pushed to ``push_url`` (``https://host[:port]``) under
-    ``<push_prefix>/<id>/<image>``.
+    ``<push_prefix>/<id>/<image>``.  ``auth_htpasswd`` makes the built-in registry ask readers
+    to log in; without it, a non-loopback ``listen`` needs ``insecure_public``.
     """
 
     mode: RegistryMode = RegistryMode.BUILTIN
@@ -65,6 +66,8 @@ class RegistrySettings:
     insecure: bool = False
     username: str | None = None
     password_file: str | None = None
+    auth_htpasswd: str | None = None
+    insecure_public: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,15 +175,17 @@ def _registry(value: object, source: str) -> RegistrySettings:
         "insecure": "insecure",
         "username": "username",
         "passwordFile": "password_file",
+        "authHtpasswd": "auth_htpasswd",
+        "insecurePublic": "insecure_public",
     }
     kwargs: dict[str, Any] = {}
     for key, attr in names.items():
         if key not in value or value[key] is None:
             continue
         item = value[key]
-        if attr == "insecure":
+        if attr in ("insecure", "insecure_public"):
             if not isinstance(item, bool):
-                raise _fail(source, "'registry.insecure' must be true or false")
+                raise _fail(source, f"'registry.{key}' must be true or false")
             kwargs[attr] = item
         elif not isinstance(item, str):
             raise _fail(source, f"'registry.{key}' must be a string")

@@ -79,7 +79,8 @@ class GlobalOptions:
 )
 @click.option(
     "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # checked when a command needs the cluster ('solutions list' works without one)
+    type=click.Path(path_type=Path),
     envvar="KUBECONFIG",
     default=None,
     help="Kubeconfig file (env KUBECONFIG).",

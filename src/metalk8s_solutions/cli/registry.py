@@ -31,6 +31,20 @@ def registry() -> None:
 )
 @click.option("--tls-cert", type=tls_file, default=None, help="PEM certificate (chain) for HTTPS.")
 @click.option("--tls-key", type=tls_file, default=None, help="PEM private key of --tls-cert.")
+@click.option(
+    "--auth-htpasswd",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Require a login (HTTP Basic) to read: users and bcrypt hashes, as 'htpasswd -B' "
+    "writes them.",
+)
+@click.option(
+    "--insecure-public",
+    is_flag=True,
+    help="Serve without a login on a non-loopback address (anyone who reaches the port "
+    "can pull every imported image).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No access log.")
 @click.pass_context
 def serve_command(
@@ -38,11 +52,14 @@ def serve_command(
     listen: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    auth_htpasswd: Path | None,
+    insecure_public: bool,
     quiet: bool,
 ) -> None:
     """Serve the images of every imported archive until interrupted (SIGINT or SIGTERM).
 
-    Repositories are <name>-<version>/<image>.  Imports and unimports are picked up within a
+    Repositories are <name>-<version>/<image>.  A non-loopback --listen needs --auth-htpasswd
+    (or --insecure-public).  Imports and unimports are picked up within a
     second, without a restart.  Logs go to stderr; the address is printed on stdout once the
     registry listens.
     """
@@ -55,5 +72,12 @@ def serve_command(
     def ready(running: RunningRegistry) -> None:
         click.echo(f"serving on {running.url}")
 
-    options = ServeOptions(ctx.obj.config, listen, tls_cert, tls_key)
+    options = ServeOptions(
+        ctx.obj.config,
+        listen,
+        tls_cert,
+        tls_key,
+        auth_htpasswd=auth_htpasswd,
+        insecure_public=insecure_public,
+    )
     asyncio.run(serve(options, ready))

@@ -8,15 +8,17 @@ or lets the caller see a typed 404/409 through :class:`NotFound` / :class:`Confl
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import yaml
 from lightkube import ApiError, AsyncClient, ConfigError, KubeConfig
-from lightkube.config.kubeconfig import SingleConfig
-from lightkube.config.models import User
+from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG, SingleConfig, to_mapping
+from lightkube.config.models import Cluster, Context, User
 
 from metalk8s_solutions.errors import ClusterError, Refused
 
@@ -58,26 +60,126 @@ class ClusterTarget:
         return single._replace(user=User(token=self.token))
 
     def _load(self) -> SingleConfig:
+        if self.kubeconfig is None:
+            with contextlib.suppress(ConfigError, KeyError):
+                in_cluster = KubeConfig.from_service_account()
+                return select_context(in_cluster, self.context, "the in-cluster service account")
+            path = Path(os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG).expanduser()
+        else:
+            path = self.kubeconfig
+        return select_context(read_kubeconfig(path), self.context, f"kubeconfig {path}")
+
+
+FIX = "fix it, or pass --kubeconfig PATH (or set KUBECONFIG) to a working kubeconfig"
+_SECTIONS: tuple[tuple[str, str, type[Any]], ...] = (
+    ("clusters", "cluster", Cluster),
+    ("contexts", "context", Context),
+    ("users", "user", User),
+)
+
+
+def _bad(path: Path, what: str, hint: str = FIX) -> ClusterError:
+    return ClusterError(f"kubeconfig {path} {what}", hint=hint)
+
+
+def read_kubeconfig(path: Path) -> KubeConfig:
+    """Read a kubeconfig file strictly: every fault is one ClusterError naming the file."""
+    data = _parse(path)
+    sections = {
+        section: _section(path, data, section, key, factory) for section, key, factory in _SECTIONS
+    }
+    current = data.get("current-context")
+    return KubeConfig(
+        clusters=sections["clusters"],
+        contexts=sections["contexts"],
+        users=sections["users"],
+        current_context=str(current) if current else None,
+        fname=path,
+    )
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise _bad(path, "does not exist", "pass --kubeconfig PATH or set KUBECONFIG") from err
+    except IsADirectoryError as err:
+        raise _bad(path, "is a directory, not a file") from err
+    except UnicodeDecodeError as err:
+        raise _bad(path, f"is not UTF-8 text (byte {err.start})") from err
+    except OSError as err:
+        raise ClusterError(
+            f"cannot read kubeconfig {path}: {err.strerror or err}",
+            hint="check its permissions, or pass --kubeconfig PATH (or set KUBECONFIG)",
+        ) from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise _bad(path, f"is not valid YAML ({problem}{where})") from err
+    if data is None:
+        raise _bad(path, "is empty")
+    if not isinstance(data, dict):
+        raise _bad(path, "is not a kubeconfig (a YAML mapping with clusters, contexts and users)")
+    return data
+
+
+def _section(
+    path: Path, data: dict[str, Any], section: str, key: str, factory: type[Any]
+) -> dict[str, Any]:
+    """``clusters``, ``contexts`` or ``users`` by name, each entry checked."""
+    if section not in data and section != "users":
+        raise _bad(path, f"has no {section} (is it a kubeconfig?)")
+    entries = data.get(section) or []
+    if not isinstance(entries, list):
+        raise _bad(path, f"has {section} that is not a list")
+    found: dict[str, Any] = {}
+    for number, entry in enumerate(entries, 1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise _bad(path, f"has {section} entry {number} without a name")
+        if not isinstance(entry.get(key), dict):
+            raise _bad(path, f"has {section} entry {name!r} without a {key} mapping")
         try:
-            if self.kubeconfig is not None:
-                if not self.kubeconfig.is_file():
-                    raise ClusterError(
-                        f"kubeconfig {self.kubeconfig} does not exist",
-                        hint="pass --kubeconfig PATH or set KUBECONFIG",
-                    )
-                config = KubeConfig.from_file(self.kubeconfig)
-            else:
-                config = KubeConfig.from_env()
-            single = config.get(context_name=self.context)
-        except ConfigError as err:
-            where = self.kubeconfig or "the environment (KUBECONFIG, ~/.kube/config)"
-            raise ClusterError(
-                f"no usable kubeconfig in {where}: {err}",
-                hint="pass --kubeconfig PATH (and --context NAME) or set KUBECONFIG",
-            ) from err
-        if single is None:
-            raise ClusterError(f"kubeconfig context {self.context!r} not found")
-        return single
+            found.update(to_mapping([entry], key, factory))
+        except (ValueError, TypeError) as err:
+            raise _bad(path, f"has an invalid {section} entry {name!r}: {err}") from err
+    return found
+
+
+def select_context(config: KubeConfig, name: str | None, where: str) -> SingleConfig:
+    """The context ``name`` (default: the current one) of ``where``, with its cluster and user."""
+    name = name or config.current_context
+    if name is None:
+        raise ClusterError(
+            f"{where} sets no current-context",
+            hint="pass --context NAME or set one with 'kubectl config use-context NAME'",
+        )
+    context = config.contexts.get(name)
+    if context is None:
+        known = ", ".join(sorted(config.contexts)) or "none"
+        raise ClusterError(
+            f"{where} has no context {name!r} (contexts: {known})",
+            hint="pass --context NAME with one of them, or --kubeconfig PATH to another file",
+        )
+    if context.cluster not in config.clusters:
+        raise ClusterError(
+            f"{where}: context {name!r} names cluster {context.cluster!r}, which it lacks",
+            hint=FIX,
+        )
+    if context.user and context.user not in config.users:
+        raise ClusterError(
+            f"{where}: context {name!r} names user {context.user!r}, which it lacks", hint=FIX
+        )
+    return SingleConfig(
+        context_name=name,
+        context=context,
+        cluster=config.clusters[context.cluster],
+        user=config.users[context.user] if context.user else None,
+        fname=config.fname,
+    )
 
 
 @dataclass

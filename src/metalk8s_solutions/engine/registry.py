@@ -30,7 +30,7 @@ from pathlib import Path
 
 from metalk8s_solutions.api.config import SolutionsConfiguration
 from metalk8s_solutions.engine.config_store import load_config
-from metalk8s_solutions.errors import InvalidInput, SolutionsError
+from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
 from metalk8s_solutions.images.catalog import SolutionImages, load_catalog
 from metalk8s_solutions.images.registry_index import (
     ArchiveFile,
@@ -40,7 +40,9 @@ from metalk8s_solutions.images.registry_index import (
     build_index,
 )
 from metalk8s_solutions.images.registry_server import (
+    BasicAuth,
     RegistryServer,
+    is_loopback,
     parse_listen,
     server_ssl_context,
 )
@@ -252,6 +254,8 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     interval: float = 1.0
+    auth_htpasswd: Path | None = None
+    insecure_public: bool = False
 
 
 @dataclass
@@ -269,7 +273,16 @@ class RunningRegistry:
         return f"{self.scheme}://{self.address}"
 
 
-def _settings(options: ServeOptions) -> tuple[str, Path | None, Path | None]:
+@dataclass(frozen=True)
+class _Settings:
+    listen: str
+    cert: Path | None
+    key: Path | None
+    htpasswd: Path | None
+    insecure_public: bool
+
+
+def _settings(options: ServeOptions) -> _Settings:
     settings = load_config(options.config).registry
     listen = options.listen or settings.listen
     cert = options.tls_cert or (Path(settings.tls_cert) if settings.tls_cert else None)
@@ -279,19 +292,39 @@ def _settings(options: ServeOptions) -> tuple[str, Path | None, Path | None]:
             "TLS needs both a certificate and its key",
             hint="give --tls-cert and --tls-key (or registry.tlsCert and registry.tlsKey)",
         )
-    return listen, cert, key
+    htpasswd = options.auth_htpasswd or (
+        Path(settings.auth_htpasswd) if settings.auth_htpasswd else None
+    )
+    public = options.insecure_public or settings.insecure_public
+    return _Settings(listen, cert, key, htpasswd, public)
+
+
+def check_exposure(host: str, *, auth: BasicAuth | None, insecure_public: bool) -> None:
+    """Refuse to serve every imported image, without a login, beyond this machine."""
+    if auth is not None or insecure_public or is_loopback(host):
+        return
+    raise Refused(
+        f"refusing to serve images without authentication on {host or 'every interface'}: "
+        "anyone who reaches the port could pull every imported image",
+        hint="pass --auth-htpasswd FILE (bcrypt, 'htpasswd -B'; or set registry.authHtpasswd) "
+        "to require a login, or --insecure-public (registry.insecurePublic: true) to serve them "
+        "openly on a network you trust",
+    )
 
 
 @contextlib.asynccontextmanager
 async def running_registry(options: ServeOptions) -> AsyncIterator[RunningRegistry]:
     """Start the registry in the running event loop; stop it when the block ends."""
-    listen, cert, key = _settings(options)
-    host, port = parse_listen(listen)
+    settings = _settings(options)
+    host, port = parse_listen(settings.listen)
+    auth = BasicAuth.from_htpasswd(settings.htpasswd) if settings.htpasswd else None
+    check_exposure(host, auth=auth, insecure_public=settings.insecure_public)
+    cert, key = settings.cert, settings.key
     context = server_ssl_context(cert, key) if cert and key else None
     metrics = RegistryMetrics()
     watcher = ArchiveWatcher(options.config, options.interval, metrics)
     await watcher.refresh()
-    server = RegistryServer(watcher, host, port, ssl_context=context, metrics=metrics)
+    server = RegistryServer(watcher, host, port, ssl_context=context, metrics=metrics, auth=auth)
     address = await server.start()
     task = asyncio.create_task(watcher.run(), name="archive-watcher")
     try:

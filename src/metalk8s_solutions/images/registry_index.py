@@ -29,6 +29,13 @@ DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 MAX_PAGE = 10_000
+#: ASCII digits only: ``str.isdigit()`` also accepts '²' or Arabic-Indic digits, which ``int()``
+#: then rejects
+ASCII_NUMBER = re.compile(r"[0-9]+")
+#: more digits than any size or count we serve: read as "very large" without calling int() on
+#: them (int() refuses strings of more than 4300 digits)
+_MAX_DIGITS = 18
+_VERY_LARGE = 10**_MAX_DIGITS
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -275,22 +282,28 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     if not dash:
         return None
     first, last = first.strip(), last.strip()
-    if not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    if (first and not ASCII_NUMBER.fullmatch(first)) or (last and not ASCII_NUMBER.fullmatch(last)):
         return None
     if first == "":
         if last == "":
             return None
-        suffix = int(last)
+        suffix = ascii_number(last)
         if suffix == 0 or size == 0:
             return UNSATISFIABLE
         return (max(size - suffix, 0), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = ascii_number(first)
+    end = ascii_number(last) if last else size - 1
     if last and end < start:
         return None
     if start >= size:
         return UNSATISFIABLE
     return (start, min(end, size - 1))
+
+
+def ascii_number(text: str) -> int:
+    """The value of a string of ASCII digits (checked by the caller), capped at 10**18."""
+    digits = text.lstrip("0")
+    return int(digits or "0") if len(digits) <= _MAX_DIGITS else _VERY_LARGE
 
 
 # -- pagination ---------------------------------------------------------------------------------
@@ -303,9 +316,11 @@ def paginate(
     after = [item for item in items if last is None or item > last]
     if n is None or n == "":
         return after, None
-    if not n.isdigit():
-        return RegistryProblem(400, "PAGINATION_NUMBER_INVALID", f"invalid n={n!r}")
-    count = min(int(n), MAX_PAGE)
+    if not ASCII_NUMBER.fullmatch(n):
+        return RegistryProblem(
+            400, "PAGINATION_NUMBER_INVALID", f"invalid n={n[:20]!r}: n is a number of items"
+        )
+    count = min(ascii_number(n), MAX_PAGE)
     page = after[:count]
     more = len(after) > count > 0
     return page, (page[-1] if more else None)

@@ -19,21 +19,28 @@ unimports take effect without a restart; see :mod:`metalk8s_solutions.engine.reg
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import errno
+import hashlib
+import ipaddress
 import json
 import logging
 import os
+import re
 import ssl
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
+import bcrypt
 from aiohttp import web
 
 from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput
 from metalk8s_solutions.images.oci import OCI_INDEX
 from metalk8s_solutions.images.registry_index import (
+    ASCII_NUMBER,
     SHA256,
     TAG,
     UNSATISFIABLE,
@@ -43,6 +50,7 @@ from metalk8s_solutions.images.registry_index import (
     RegistryProblem,
     Repository,
     Route,
+    ascii_number,
     check_digest,
     check_name,
     is_digest,
@@ -69,6 +77,114 @@ class IndexSource(Protocol):
     """Gives the index to answer a request from (cheap: called on every request)."""
 
     def current(self) -> RegistryIndex: ...
+
+
+# -- read authentication ------------------------------------------------------------------------
+
+REALM = "solutions registry"
+_BCRYPT = re.compile(r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}")
+#: bcrypt uses the first 72 bytes only (and refuses more): a longer password is wrong
+_BCRYPT_MAX = 72
+#: checked against when the user is unknown, so a wrong user costs as long as a wrong password
+_DUMMY_HASH = bcrypt.hashpw(b"-", bcrypt.gensalt(10))
+_CACHE_SIZE = 256
+
+
+class BasicAuth:
+    """Readers must log in (HTTP Basic) as a user of a htpasswd file of bcrypt hashes.
+
+    The format docker-registry reads (``htpasswd -B``).  A bcrypt check costs milliseconds, so
+    it runs in a worker thread and a successful login is remembered (by a SHA-256 of the
+    header, at most 256 of them) for the life of the process.
+    """
+
+    def __init__(self, users: dict[str, bytes], realm: str = REALM) -> None:
+        self.users = users
+        self.realm = realm
+        self._verified: dict[bytes, None] = {}
+        #: bcrypt checks at a time: wrong guesses cannot take every core (logins already
+        #: verified are answered from ``_verified`` without waiting)
+        self._checks = asyncio.Semaphore(2)
+
+    @classmethod
+    def from_htpasswd(cls, path: Path) -> BasicAuth:
+        """Read ``path``; every fault is one InvalidInput naming the file (and the line)."""
+        hint = "create it with 'htpasswd -B -c FILE USER' (bcrypt, as docker-registry uses)"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as err:
+            raise InvalidInput(f"htpasswd file {path} does not exist", hint=hint) from err
+        except IsADirectoryError as err:
+            raise InvalidInput(f"htpasswd file {path} is a directory", hint=hint) from err
+        except UnicodeDecodeError as err:
+            raise InvalidInput(f"htpasswd file {path} is not UTF-8 text", hint=hint) from err
+        except OSError as err:
+            raise EnvironmentFailure(
+                f"cannot read htpasswd file {path}: {err.strerror or err}",
+                hint="check its permissions",
+            ) from err
+        users: dict[str, bytes] = {}
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, sep, hashed = line.partition(":")
+            if not sep or not user or not hashed:
+                raise InvalidInput(f"htpasswd file {path}, line {number}: not USER:HASH", hint=hint)
+            if not _BCRYPT.fullmatch(hashed):
+                raise InvalidInput(
+                    f"htpasswd file {path}, line {number}: the hash of {user!r} is not a "
+                    "bcrypt hash",
+                    hint="only bcrypt hashes are accepted: " + hint,
+                )
+            users[user] = hashed.encode()
+        if not users:
+            raise InvalidInput(f"htpasswd file {path} has no user", hint=hint)
+        return cls(users)
+
+    @property
+    def challenge(self) -> str:
+        return f'Basic realm="{self.realm}"'
+
+    async def allows(self, header: str | None) -> bool:
+        """Whether an ``Authorization`` header holds the credentials of a user of the file."""
+        if not header or not header.isascii():
+            return False
+        scheme, _, encoded = header.strip().partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            return False
+        key = hashlib.sha256(header.encode()).digest()
+        if key in self._verified:
+            return True
+        try:
+            user, sep, password = (
+                base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if not sep or len(password.encode()) > _BCRYPT_MAX:
+            return False
+        hashed = self.users.get(user)
+        async with self._checks:
+            ok = await asyncio.to_thread(
+                bcrypt.checkpw, password.encode(), hashed if hashed is not None else _DUMMY_HASH
+            )
+        if not ok or hashed is None:
+            return False
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[key] = None
+        return True
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # -- responses ----------------------------------------------------------------------------------
@@ -149,9 +265,12 @@ async def _send_range(
 
 
 class _Registry:
-    def __init__(self, source: IndexSource, metrics: RegistryMetrics) -> None:
+    def __init__(
+        self, source: IndexSource, metrics: RegistryMetrics, auth: BasicAuth | None = None
+    ) -> None:
         self.source = source
         self.metrics = metrics
+        self.auth = auth
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
@@ -186,6 +305,17 @@ class _Registry:
             )
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        if self.auth is not None and not await self.auth.allows(
+            request.headers.get("Authorization")
+        ):
+            return problem_response(
+                RegistryProblem(
+                    401,
+                    "UNAUTHORIZED",
+                    "authentication required: log in with a user of the registry",
+                ),
+                **{"WWW-Authenticate": self.auth.challenge},
+            )
         target = route(request.path)
         if target.kind == "unknown":
             return problem_response(unsupported(f"no such endpoint: {request.path}", 404))
@@ -363,9 +493,11 @@ async def _add_api_header(request: web.Request, response: web.StreamResponse) ->
     response.headers[API_VERSION_HEADER] = "registry/2.0"
 
 
-def create_app(source: IndexSource, metrics: RegistryMetrics | None = None) -> web.Application:
+def create_app(
+    source: IndexSource, metrics: RegistryMetrics | None = None, auth: BasicAuth | None = None
+) -> web.Application:
     """The aiohttp application answering every path from ``source``'s current index."""
-    registry = _Registry(source, metrics or RegistryMetrics())
+    registry = _Registry(source, metrics or RegistryMetrics(), auth)
     app = web.Application(client_max_size=64 * 1024)
     app.router.add_route("*", "/{tail:.*}", registry.handle)
     app.on_response_prepare.append(_add_api_header)
@@ -378,12 +510,12 @@ def create_app(source: IndexSource, metrics: RegistryMetrics | None = None) -> w
 def parse_listen(value: str) -> tuple[str, int]:
     """``host:port``, ``[v6]:port`` or ``:port`` (every interface) -> (host, port)."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not ASCII_NUMBER.fullmatch(port) or ascii_number(port) > 65535:
         raise InvalidInput(
             f"listen address {value!r} is not HOST:PORT",
             hint="e.g. 127.0.0.1:5000, [::1]:5000 or :5000 for every interface",
         )
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), ascii_number(port)
 
 
 def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -416,9 +548,10 @@ class RegistryServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         metrics: RegistryMetrics | None = None,
+        auth: BasicAuth | None = None,
     ) -> None:
         self.metrics = metrics or RegistryMetrics()
-        self.app = create_app(source, self.metrics)
+        self.app = create_app(source, self.metrics, auth)
         self.host = host
         self.port = port
         self.ssl_context = ssl_context

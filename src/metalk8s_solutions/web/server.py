@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` or ``[v6]:PORT``."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 <= int(port) <= 65535:
         raise InvalidInput(f"{option} {text!r} is not HOST:PORT", hint="e.g. 127.0.0.1:8080")
     return (host.strip("[]") or "127.0.0.1"), int(port)
 
