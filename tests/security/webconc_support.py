@@ -143,13 +143,13 @@ def send_headers_only(
         sock.sendall(head + body_prefix)
         received = b""
         try:
-            while b"\r\n\r\n" not in received:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
+            while chunk := sock.recv(65536):  # the answer, up to the server closing
                 received += chunk
         except TimeoutError:
-            return RawAnswer(None, received, time.monotonic() - started)
+            if b"\r\n\r\n" not in received:
+                return RawAnswer(None, received, time.monotonic() - started)
+        except ConnectionResetError:
+            pass
     status_line = received.split(b"\r\n", 1)[0].split()
     status = int(status_line[1]) if len(status_line) > 1 else None
     return RawAnswer(status, received, time.monotonic() - started)

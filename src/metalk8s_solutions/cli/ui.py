@@ -19,6 +19,7 @@ from metalk8s_solutions.web.server import (
     url_of,
 )
 from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_listen_default
+from metalk8s_solutions.web.uploads import DEFAULT_UPLOAD_LIMIT, parse_size, show_size
 
 
 @click.command("ui")
@@ -42,6 +43,14 @@ from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_list
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Where uploaded archives are stored [default: archives/ next to the configuration].",
+)
+@click.option(
+    "--upload-limit",
+    default=show_size(DEFAULT_UPLOAD_LIMIT).replace(" ", ""),
+    show_default=True,
+    metavar="SIZE",
+    help="Largest archive a user may upload (e.g. 500MiB, 20GiB); larger uploads are refused "
+    "before they are read.",
 )
 @click.option("--oidc-issuer", help="OpenID Connect issuer URL (https), e.g. Dex's.")
 @click.option("--oidc-client-id", help="OAuth2 client id registered at the issuer.")
@@ -68,6 +77,7 @@ def ui_command(
     tls_cert: Path | None,
     tls_key: Path | None,
     upload_dir: Path | None,
+    upload_limit: str,
     oidc_issuer: str | None,
     oidc_client_id: str | None,
     oidc_client_secret_file: Path | None,
@@ -80,6 +90,7 @@ def ui_command(
         raise click.UsageError("--tls-cert and --tls-key go together")
     if (oidc_issuer is None) != (oidc_client_id is None):
         raise click.UsageError("--oidc-issuer and --oidc-client-id go together")
+    limit = parse_size(upload_limit)
     options = ctx.find_root().obj
     target = ClusterTarget(kubeconfig=options.kubeconfig, context=options.context)
     target.load()  # fail now, clearly, when the kubeconfig is unusable
@@ -111,6 +122,7 @@ def ui_command(
         target=target,
         secure_cookies=tls is not None,
         upload_dir=upload_dir,
+        upload_limit=limit,
         oidc=oidc,
         solution_ui_url=solution_ui_url,
     )
