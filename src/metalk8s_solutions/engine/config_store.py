@@ -62,6 +62,11 @@ async def _in_thread(work: Callable[[], T]) -> T:
         raise
 
 
+def _close_opened(opening: asyncio.Future[int]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
+
+
 def _os_failure(action: str, path: Path, err: OSError) -> EnvironmentFailure:
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "run as a user who may write it (root on the admin node), or use --config"
@@ -130,7 +135,12 @@ class ConfigStore:
     async def locked_async(self) -> AsyncIterator[None]:
         """Hold the exclusive lock, waiting for it without blocking the event loop."""
         async with _loop_lock(self.lock_path.absolute()):
-            fd = await _in_thread(self._open_lock)
+            opening = asyncio.ensure_future(asyncio.to_thread(self._open_lock))
+            try:
+                fd = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                opening.add_done_callback(_close_opened)  # cancelled while opening: no fd leak
+                raise
             try:
                 delay = 0.005
                 while True:
