@@ -21,6 +21,7 @@ from metalk8s_solutions.web.server import (
 )
 from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_listen_default
 from metalk8s_solutions.web.sessions import DEFAULT_LIFETIME, DEFAULT_TTL
+from metalk8s_solutions.web.uploads import DEFAULT_UPLOAD_LIMIT, parse_size, show_size
 
 
 class Duration(click.ParamType[float, object]):
@@ -92,6 +93,14 @@ def _shown(seconds: float) -> str:
     default=None,
     help="Where uploaded archives are stored [default: archives/ next to the configuration].",
 )
+@click.option(
+    "--upload-limit",
+    default=show_size(DEFAULT_UPLOAD_LIMIT).replace(" ", ""),
+    show_default=True,
+    metavar="SIZE",
+    help="Largest archive a user may upload (e.g. 500MiB, 20GiB); larger uploads are refused "
+    "before they are read.",
+)
 @click.option("--oidc-issuer", help="OpenID Connect issuer URL (https), e.g. Dex's.")
 @click.option("--oidc-client-id", help="OAuth2 client id registered at the issuer.")
 @click.option(
@@ -120,6 +129,7 @@ def ui_command(
     session_idle_timeout: float,
     session_lifetime: float,
     upload_dir: Path | None,
+    upload_limit: str,
     oidc_issuer: str | None,
     oidc_client_id: str | None,
     oidc_client_secret_file: Path | None,
@@ -132,6 +142,7 @@ def ui_command(
         raise click.UsageError("--tls-cert and --tls-key go together")
     if (oidc_issuer is None) != (oidc_client_id is None):
         raise click.UsageError("--oidc-issuer and --oidc-client-id go together")
+    limit = parse_size(upload_limit)
     options = ctx.find_root().obj
     target = ClusterTarget(kubeconfig=options.kubeconfig, context=options.context)
     target.load()  # fail now, clearly, when the kubeconfig is unusable
@@ -165,6 +176,7 @@ def ui_command(
         upload_dir=upload_dir,
         session_ttl=session_idle_timeout,
         session_lifetime=session_lifetime,
+        upload_limit=limit,
         oidc=oidc,
         solution_ui_url=solution_ui_url,
     )

@@ -52,42 +52,38 @@ class DeactivateOptions:
 async def activate(ctx: Context, opts: ActivateOptions) -> ConvergeOutcome:
     """Make ``opts.version`` (or the latest) of ``opts.name`` the active version, safely."""
     store = ConfigStore(ctx.config_path)
-    async with connect(ctx.target) as kube:
-        with store.edit(dry_run=opts.dry_run) as edit:
-            before = dict(edit.config.active)
-            edit.config = edit.config.with_active(opts.name, opts.version)
-            options = ConvergeOptions(
-                dry_run=opts.dry_run, force=opts.force, solutions=frozenset({opts.name})
+    async with connect(ctx.target) as kube, store.edit_async(dry_run=opts.dry_run) as edit:
+        before = dict(edit.config.active)
+        edit.config = edit.config.with_active(opts.name, opts.version)
+        options = ConvergeOptions(
+            dry_run=opts.dry_run, force=opts.force, solutions=frozenset({opts.name})
+        )
+        outcome = await converge(kube, edit.config, options, ctx.say)
+        if before != dict(edit.config.active):
+            outcome.steps.insert(
+                0,
+                Step("configure", opts.name, f"active: {opts.version} in SolutionsConfiguration"),
             )
-            outcome = await converge(kube, edit.config, options, ctx.say)
-            if before != dict(edit.config.active):
-                outcome.steps.insert(
-                    0,
-                    Step(
-                        "configure", opts.name, f"active: {opts.version} in SolutionsConfiguration"
-                    ),
-                )
     return outcome
 
 
 async def deactivate(ctx: Context, opts: DeactivateOptions) -> ConvergeOutcome:
     """Remove the active mark of ``opts.name`` and its CRDs, refusing while they hold data."""
     store = ConfigStore(ctx.config_path)
-    async with connect(ctx.target) as kube:
-        with store.edit(dry_run=opts.dry_run) as edit:
-            was_active = opts.name in edit.config.active
-            edit.config = edit.config.without_active(opts.name)
-            options = ConvergeOptions(
-                dry_run=opts.dry_run, force=opts.force, solutions=frozenset({opts.name})
+    async with connect(ctx.target) as kube, store.edit_async(dry_run=opts.dry_run) as edit:
+        was_active = opts.name in edit.config.active
+        edit.config = edit.config.without_active(opts.name)
+        options = ConvergeOptions(
+            dry_run=opts.dry_run, force=opts.force, solutions=frozenset({opts.name})
+        )
+        outcome = await converge(kube, edit.config, options, ctx.say)
+        if was_active:
+            outcome.steps.insert(
+                0,
+                Step(
+                    "configure",
+                    opts.name,
+                    "remove the active mark from SolutionsConfiguration",
+                ),
             )
-            outcome = await converge(kube, edit.config, options, ctx.say)
-            if was_active:
-                outcome.steps.insert(
-                    0,
-                    Step(
-                        "configure",
-                        opts.name,
-                        "remove the active mark from SolutionsConfiguration",
-                    ),
-                )
     return outcome

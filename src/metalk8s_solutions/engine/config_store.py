@@ -1,27 +1,70 @@
 """Reading and rewriting the SolutionsConfiguration file safely.
 
-Every change goes through :meth:`ConfigStore.edit`: an exclusive ``flock`` on a sidecar lock
-file serialises concurrent commands, the new content is written to a temporary file in the same
+Every change goes through :meth:`ConfigStore.edit` (blocking code) or
+:meth:`ConfigStore.edit_async` (coroutines): an exclusive ``flock`` on a sidecar lock file
+serialises concurrent commands, the new content is written to a temporary file in the same
 directory, fsync'd, renamed over the old one and the directory fsync'd.  A crash at any point
 leaves either the old file or the new one, never a mix; two commands at once never lose an entry.
+
+Coroutines never block their event loop on the lock or on the file: within a process they queue
+on an :class:`asyncio.Lock` per lock file (so at most one of them waits for the ``flock``), the
+one at the head polls the ``flock`` without blocking, and reading and writing the file run in a
+worker thread.  A web server thus keeps answering while a CLI command holds the lock for
+minutes, and its own concurrent operations wait their turn instead of deadlocking.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from metalk8s_solutions.api.config import SolutionsConfiguration, parse_config
 from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput
 
+T = TypeVar("T")
+
 CONFIG_ENV = "SOLUTIONS_CONFIG"
 DEFAULT_CONFIG = Path("/etc/metalk8s/solutions.yaml")
+
+#: how long a coroutine sleeps between two tries of a lock held by another process, at most
+POLL_MAX = 0.2
+
+#: per event loop, one asyncio.Lock per lock file (an asyncio.Lock belongs to one loop)
+_LOOP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loop_lock(path: Path) -> asyncio.Lock:
+    locks = _LOOP_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(path, asyncio.Lock())
+
+
+async def _in_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a worker thread; if the caller is cancelled meanwhile, wait for it to end
+    before the cancellation goes on (so that the lock is never released under a running write)."""
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        raise
+
+
+def _close_opened(opening: asyncio.Future[int]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
 
 
 def _os_failure(action: str, path: Path, err: OSError) -> EnvironmentFailure:
@@ -81,6 +124,58 @@ class ConfigStore:
         finally:
             os.close(fd)  # closing releases the lock
 
+    def _open_lock(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise _os_failure("lock", self.lock_path, err) from err
+
+    @contextlib.asynccontextmanager
+    async def locked_async(self) -> AsyncIterator[None]:
+        """Hold the exclusive lock, waiting for it without blocking the event loop."""
+        async with _loop_lock(self.lock_path.absolute()):
+            opening = asyncio.ensure_future(asyncio.to_thread(self._open_lock))
+            try:
+                fd = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                opening.add_done_callback(_close_opened)  # cancelled while opening: no fd leak
+                raise
+            try:
+                delay = 0.005
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, POLL_MAX)
+                    except OSError as err:
+                        raise _os_failure("lock", self.lock_path, err) from err
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
+
+    async def read_async(self) -> SolutionsConfiguration:
+        """:meth:`read`, in a worker thread."""
+        return await _in_thread(self.read)
+
+    def _begin_edit(self) -> SolutionsConfiguration:
+        self._remove_stale_temporaries()
+        return self.read()
+
+    @contextlib.asynccontextmanager
+    async def edit_async(self, *, dry_run: bool = False) -> AsyncIterator[Edit]:
+        """:meth:`edit` for coroutines: the lock is awaited, the file read and written in a
+        worker thread; the event loop goes on meanwhile."""
+        async with self.locked_async():
+            current = await _in_thread(self._begin_edit)
+            edit = Edit(original=current, config=current)
+            yield edit
+            if edit.changed and not dry_run:
+                config = edit.config
+                await _in_thread(lambda: self.write(config))
+
     @contextlib.contextmanager
     def edit(self, *, dry_run: bool = False) -> Iterator[Edit]:
         """Lock, read, let the caller change ``edit.config``, then write it atomically.
@@ -88,8 +183,7 @@ class ConfigStore:
         Nothing is written when the block raises, when nothing changed, or on ``dry_run``.
         """
         with self.locked():
-            self._remove_stale_temporaries()
-            current = self.read()
+            current = self._begin_edit()
             edit = Edit(original=current, config=current)
             yield edit
             if edit.changed and not dry_run:

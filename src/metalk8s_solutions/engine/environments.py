@@ -241,7 +241,7 @@ def _scan(config: SolutionsConfiguration) -> list[Imported]:
 
 async def read_inventory(ctx: Context, kube: Kube | None = None) -> Inventory:
     """What SolutionsConfiguration imports (``kube`` is unused, kept for callers)."""
-    config = ConfigStore(ctx.config_path).read()
+    config = await ConfigStore(ctx.config_path).read_async()
     imported = await asyncio.to_thread(_scan, config)
     versions: dict[str, list[str]] = {}
     for item in imported:
@@ -685,7 +685,7 @@ async def _ui_view(
 
 async def status(ctx: Context, *, connection: Kube | None = None) -> dict[str, Any]:
     """The whole-state view: ``available``, ``config`` and ``environments`` (the brief's pillar)."""
-    config = ConfigStore(ctx.config_path).read()
+    config = await ConfigStore(ctx.config_path).read_async()
     async with session(ctx, connection) as kube:
         records, _ = await read_records(kube)
         envs = await read_environment_states(kube)

@@ -99,7 +99,7 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
     manifests = {p: await asyncio.to_thread(read_archive_manifest, p) for p in paths}
     store = ConfigStore(ctx.config_path)
     async with connect(ctx.target) as kube:
-        with store.edit(dry_run=opts.dry_run) as edit:
+        async with store.edit_async(dry_run=opts.dry_run) as edit:
             records, _ = await read_records(kube)
             taken = {
                 i.id: i.archive
@@ -192,7 +192,7 @@ async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutc
         raise InvalidInput("nothing to unimport", hint="solutions unimport ARCHIVE|ID ...")
     store = ConfigStore(ctx.config_path)
     async with connect(ctx.target) as kube:
-        with store.edit(dry_run=opts.dry_run) as edit:
+        async with store.edit_async(dry_run=opts.dry_run) as edit:
             records, _ = await read_records(kube)
             imported = await asyncio.to_thread(scan_config, edit.config, records)
             targets = [_find(ref, imported) for ref in opts.refs]
@@ -249,16 +249,16 @@ class ApplyOptions:
 async def apply_configuration(ctx: Context, opts: ApplyOptions) -> ConvergeOutcome:
     """Converge the cluster to SolutionsConfiguration as it is (the file is never written)."""
     store = ConfigStore(ctx.config_path)
-    async with connect(ctx.target) as kube:
-        with store.locked():  # no command may change the file while we converge to it
-            config = store.read()
-            options = ConvergeOptions(
-                dry_run=opts.dry_run, force=opts.force, keys=opts.keys, policy=opts.policy
-            )
-            outcome = await converge(kube, config, options, ctx.say)
-            # Environments too: restores operator objects deleted or edited by hand.
-            await _refresh_environments(ctx, kube, outcome, None)
-            return outcome
+    # No command may change the file while we converge to it.
+    async with connect(ctx.target) as kube, store.locked_async():
+        config = await store.read_async()
+        options = ConvergeOptions(
+            dry_run=opts.dry_run, force=opts.force, keys=opts.keys, policy=opts.policy
+        )
+        outcome = await converge(kube, config, options, ctx.say)
+        # Environments too: restores operator objects deleted or edited by hand.
+        await _refresh_environments(ctx, kube, outcome, None)
+        return outcome
 
 
 # -- list -----------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ async def apply_configuration(ctx: Context, opts: ApplyOptions) -> ConvergeOutco
 
 async def list_solutions(ctx: Context) -> dict[str, Any]:
     """Imported versions per solution: archive, active mark, problems, cluster record state."""
-    config = ConfigStore(ctx.config_path).read()
+    config = await ConfigStore(ctx.config_path).read_async()
     records: Records | None = None
     cluster_error: str | None = None
     try:

@@ -8,21 +8,17 @@ streams from ``/api/jobs/{id}/events``.  Errors are ``{"error": {"message", "kin
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from metalk8s_solutions.engine.environments import show_environment, status
 from metalk8s_solutions.engine.solutions import Outcome
-from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.errors import InvalidInput, SolutionsError
 from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check
@@ -34,6 +30,7 @@ from metalk8s_solutions.web.deps import (
     context,
     limit_logins,
     principal,
+    require_csrf,
     require_record_rights,
     state_of,
     user,
@@ -41,6 +38,7 @@ from metalk8s_solutions.web.deps import (
 from metalk8s_solutions.web.errors import classify, not_found
 from metalk8s_solutions.web.jobs import Job
 from metalk8s_solutions.web.sessions import COOKIE
+from metalk8s_solutions.web.uploads import ReceivedArchive, receive_archive
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 Json = dict[str, Any]
@@ -64,6 +62,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         403: "RBAC or CSRF refused the request",
         404: "no such object",
         409: "refused (unsafe now) or conflicting change",
+        413: "the request body is too large",
         422: "invalid archive or request body",
         503: "the cluster could not be reached",
     }.items()
@@ -278,52 +277,66 @@ async def import_solutions(
     return await _answer(request, who, "import", params, body.dry_run, wait)
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.iso$")
+async def receive_upload(request: Request, who: Principal) -> ReceivedArchive:
+    """Stream an uploaded archive into the upload directory (same name must mean same bytes).
 
-
-async def store_upload(request: Request, who: Principal, upload: UploadFile) -> Path:
-    """Save an uploaded archive under the upload directory; same name must mean same bytes."""
+    The caller's rights, and a CSRF token sent as a header, are checked before any byte of the
+    body is read; a form's ``csrf`` field before any byte of the archive is stored.
+    """
     await require_record_rights(request, who, "uploading an archive")
-    name = Path(upload.filename or "").name
-    if not _SAFE_NAME.match(name):
-        raise InvalidInput(
-            f"archive file name {name!r} is not acceptable",
-            hint="use letters, digits, '.', '_', '+', '-', ending in .iso",
-        )
-    folder = state_of(request).settings.uploads
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    partial = folder / f".{name}.{secrets.token_hex(4)}.part"
-    digest = hashlib.sha256()
-    try:
-        with partial.open("wb") as out:
-            while chunk := await upload.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if target.exists():
-            existing = hashlib.sha256(target.read_bytes()).hexdigest()
-            if existing != digest.hexdigest():
-                raise Refused(
-                    f"{target} already exists with different content",
-                    hint="rename the file, or unimport and delete the other one first",
-                )
-            partial.unlink()
-        else:
-            partial.replace(target)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return target
+    header = request.headers.get("x-csrf-token")
+    if header is not None:
+        require_csrf(who, header)
+
+    async def check_form(fields: dict[str, str]) -> None:
+        if header is None:
+            require_csrf(who, fields.get("csrf"))
+
+    settings = state_of(request).settings
+    return await receive_archive(request, settings.uploads, settings.upload_limit, check_form)
 
 
-@router.post("/solutions/upload", summary="Upload an archive to the admin node, then import it")
-async def upload_solution(
-    request: Request,
-    who: Caller,
-    archive: Annotated[UploadFile, File(description="the .iso archive")],
-    dry_run: Annotated[bool, Form(alias="dryRun")] = False,
-) -> Any:
-    path = await store_upload(request, who, archive)
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["archive"],
+                    "properties": {
+                        "archive": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the .iso archive (at most the server's upload limit)",
+                        },
+                        "dryRun": {"type": "boolean", "default": False},
+                    },
+                }
+            }
+        },
+    }
+}
+_TRUE, _FALSE = ("true", "1", "on", "yes"), ("false", "0", "off", "no", "")
+
+
+def _flag(fields: dict[str, str], name: str) -> bool:
+    value = fields.get(name, "").strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise InvalidInput(f"form field {name!r} must be true or false, not {value!r}")
+    return value in _TRUE
+
+
+@router.post(
+    "/solutions/upload",
+    summary="Upload an archive to the admin node, then import it",
+    openapi_extra=UPLOAD_BODY,
+    responses={413: {"model": ErrorBody, "description": "the archive is over the upload limit"}},
+)
+async def upload_solution(request: Request, who: Annotated[Principal, Depends(principal)]) -> Any:
+    received = await receive_upload(request, who)
+    path = received.path
+    dry_run = _flag(received.fields, "dryRun")
     result = await run_operation(request, who, "import", {"archives": str(path)}, dry_run=dry_run)
     assert isinstance(result, dict)  # noqa: S101 - waited for
     return {**result, "archive": str(path)}

@@ -33,16 +33,27 @@ from metalk8s_solutions.web.deps import (
     Principal,
     UiSettings,
     UiState,
+    has_credentials,
     main_origin,
     optional_principal,
     state_of,
 )
 from metalk8s_solutions.web.errors import INTERNAL, ErrorInfo, WebError, classify
 from metalk8s_solutions.web.sessions import COOKIE
+from metalk8s_solutions.web.uploads import (
+    BODY_LIMIT,
+    SOLUTION_UI_BODY_LIMIT,
+    BodyLimits,
+    BodyPolicy,
+)
 
 log = logging.getLogger(__name__)
 SOLUTION_UI_ROLE = "solution-ui"
 STATIC = Path(__file__).parent / "static"
+#: mutating requests taken without credentials: logging in (and out)
+OPEN_PATHS = frozenset({"/api/session", "/login"})
+#: the routes that stream an uploaded archive to disk themselves
+UPLOAD_PATHS = frozenset({"/api/solutions/upload", "/solutions/upload"})
 SOLUTION_UI_API = re.compile(r"^/env/[^/]+/[^/]+/[^/]+/api/kubernetes(/|$)")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -109,8 +120,8 @@ async def _refresh_oidc(request: Request) -> None:
     ui.metrics.login("oidc-refresh", "ok")
 
 
-def _install_common(app: FastAPI) -> None:
-    """Error handlers and the headers middleware, the same on both origins."""
+def _install_common(app: FastAPI, bodies: BodyPolicy) -> None:
+    """Error handlers, body limits and the headers middleware, the same on both origins."""
 
     @app.exception_handler(SolutionsError)
     async def on_error(request: Request, err: SolutionsError) -> Response:
@@ -135,6 +146,9 @@ def _install_common(app: FastAPI) -> None:
     async def on_crash(request: Request, err: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
         return _respond(request, INTERNAL)
+
+    # Added first, so that the headers middleware (added next) wraps its answers too.
+    app.add_middleware(BodyLimits, policy=bodies, respond=_respond)
 
     @app.middleware("http")
     async def headers(
@@ -181,7 +195,16 @@ def create_app(settings: UiSettings, state: UiState | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(solution_ui.redirects)
-    _install_common(app)
+    _install_common(
+        app,
+        BodyPolicy(
+            limit=BODY_LIMIT,
+            authenticated=has_credentials,
+            open_paths=OPEN_PATHS,
+            upload_paths=UPLOAD_PATHS,
+            upload_limit=lambda request: state_of(request).settings.upload_limit,
+        ),
+    )
     return app
 
 
@@ -191,7 +214,7 @@ def create_solution_ui_app(state: UiState) -> FastAPI:
     app.state.ui = state
     app.state.role = SOLUTION_UI_ROLE
     app.include_router(solution_ui.router)
-    _install_common(app)
+    _install_common(app, BodyPolicy(limit=SOLUTION_UI_BODY_LIMIT, authenticated=has_credentials))
     return app
 
 

@@ -13,6 +13,7 @@ from fastapi import Request
 
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.engine.solutions import Context, Say
+from metalk8s_solutions.errors import SolutionsError
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check, PermissionCache, TokenAuthenticator
 from metalk8s_solutions.web.errors import WebError, forbidden, unauthenticated
 from metalk8s_solutions.web.jobs import Jobs
@@ -27,6 +28,7 @@ from metalk8s_solutions.web.sessions import (
     MemorySessionStore,
     SessionStore,
 )
+from metalk8s_solutions.web.uploads import DEFAULT_UPLOAD_LIMIT
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: the login form's CSRF token before there is a session (double-submit: cookie and field)
@@ -59,6 +61,8 @@ class UiSettings:
     #: where browsers reach Solutions' own UIs, when not this host on the Solution UI port
     #: (behind a reverse proxy, for instance)
     solution_ui_url: str | None = None
+    #: the largest archive a user may upload, in bytes (``solutions ui --upload-limit``)
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
 
     @property
     def uploads(self) -> Path:
@@ -151,6 +155,14 @@ def principal(request: Request) -> Principal:
     return found
 
 
+def has_credentials(request: Request) -> bool:
+    """Does the request carry a bearer token or a live session? (reads headers only)"""
+    try:
+        return optional_principal(request) is not None
+    except SolutionsError:
+        return False
+
+
 async def check_csrf(request: Request, who: Principal) -> None:
     """Refuse a mutating cookie-authenticated request without the session's CSRF token."""
     if request.method not in MUTATING or who.csrf is None:
@@ -161,6 +173,13 @@ async def check_csrf(request: Request, who: Principal) -> None:
     ):
         value = (await request.form()).get("csrf")
         sent = value if isinstance(value, str) else None
+    require_csrf(who, sent)
+
+
+def require_csrf(who: Principal, sent: str | None) -> None:
+    """Refuse ``sent`` unless it is the CSRF token of ``who``'s session (bearer: no check)."""
+    if who.csrf is None:
+        return
     if not sent or not secrets.compare_digest(sent, who.csrf):
         raise WebError(
             403,

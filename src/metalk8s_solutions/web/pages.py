@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
@@ -28,10 +28,10 @@ from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.api import (
     SSE_HEADERS,
+    receive_upload,
     run_operation,
     set_session_cookie,
     sse,
-    store_upload,
 )
 from metalk8s_solutions.web.auth import (
     CRD_CREATE,
@@ -50,6 +50,7 @@ from metalk8s_solutions.web.deps import (
     context,
     limit_logins,
     optional_principal,
+    principal,
     state_of,
     user,
 )
@@ -286,13 +287,10 @@ async def solutions_page(request: Request, who: Caller) -> HTMLResponse:
 
 
 @router.post("/solutions/upload")
-async def upload(request: Request, who: Caller) -> HTMLResponse:
-    form = await request.form()
-    archive = form.get("archive")
-    if not isinstance(archive, UploadFile) or not archive.filename:
-        raise InvalidInput("choose an archive file to upload")
-    path = await store_upload(request, who, archive)
-    return await _plan(request, who, "import", {"archives": str(path)})
+async def upload(request: Request, who: Annotated[Principal, Depends(principal)]) -> HTMLResponse:
+    # Not ``Caller``: its CSRF check would read the whole form; the upload checks it first.
+    received = await receive_upload(request, who)
+    return await _plan(request, who, "import", {"archives": str(received.path)})
 
 
 # -- plan, run, jobs -----------------------------------------------------------------------

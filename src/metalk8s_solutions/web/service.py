@@ -283,7 +283,7 @@ def archive_details(archive: Path, trusted: tuple[str, ...]) -> dict[str, Any]:
 async def solutions_view(ctx: Context) -> dict[str, Any]:
     """The Solutions page: ``list_solutions`` plus, per version, what its archive holds."""
     data = await list_solutions(ctx)
-    trusted = ConfigStore(ctx.config_path).read().trust.keys
+    trusted = (await ConfigStore(ctx.config_path).read_async()).trust.keys
     for entries in data["solutions"].values():
         for entry in entries:
             entry["details"] = await asyncio.to_thread(
