@@ -10,7 +10,11 @@ the live CRD and its objects with the new CRD and reports every way the change w
 - a version that an operator deployed in an environment needs, no longer served;
 - an existing object that does not validate against the new schema of a version it is read in;
 - a field removed from the schema while objects still hold data in it (it would be pruned);
-- a conversion webhook whose service does not exist.
+- a conversion webhook whose service does not exist (looked up in the namespace it names).
+
+CRDs are also owned: :func:`foreign_owner` says whether a live CRD is a given solution's (our
+``managed-by`` label and its ``part-of``) or whose it is, so that activation never takes over a
+CRD that something else installed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ import jsonschema
 import yaml
 
 Doc = Mapping[str, Any]
+
+PART_OF = "app.kubernetes.io/part-of"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
 @dataclass(frozen=True)
@@ -302,6 +309,40 @@ def _webhook_problems(after: CrdInfo, services: set[str]) -> list[Problem]:
     if ref not in services:
         return [Problem(after.name, f"conversion webhook service {ref} does not exist")]
     return []
+
+
+def _field_managers(live: Doc) -> list[str]:
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    return sorted(
+        {str(e.get("manager")) for e in entries if isinstance(e, dict) and e.get("manager")}
+    )
+
+
+def foreign_owner(live: Doc, solution: str, manager: str) -> str | None:
+    """None when the live CRD belongs to ``solution``, else a description of its owner.
+
+    A CRD is a solution's only when it carries both ``managed-by: <manager>`` (ours) and
+    ``part-of: <solution>``; a CRD of another solution, or one with no or foreign labels (created
+    by hand, by Helm, by another operator) belongs to someone else.
+    """
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    part_of = labels.get(PART_OF)
+    if labels.get(MANAGED_BY) == manager:
+        if part_of == solution:
+            return None
+        return f"solution {part_of}" if part_of else f"{manager} (with no {PART_OF} label)"
+    owner = part_of or labels.get(MANAGED_BY)
+    facts = [f"{key}={labels[key]}" for key in (PART_OF, MANAGED_BY) if labels.get(key)]
+    managers = _field_managers(live)
+    if managers:
+        facts.append(f"field managers: {', '.join(managers)}")
+    described = f" ({'; '.join(facts)})" if facts else ""
+    return f"{owner or 'something other than Solutions'}{described}"
+
+
+def applied_by(live: Doc, manager: str) -> bool:
+    """Whether ``manager`` has applied fields of the live object (its managedFields)."""
+    return manager in _field_managers(live)
 
 
 def spec_diff(live: Doc | None, new: Doc) -> str:

@@ -90,6 +90,11 @@ class UnimportBody(Body):
 class ActivateBody(Body):
     version: Name = "latest"
     force: bool = False
+    take_over_crds: list[Name] = Field(
+        default_factory=list,
+        description="CRDs of the archive that the Solution may take over from another owner "
+        "(another solution or tool); any other CRD it does not own is refused.",
+    )
 
 
 class DeactivateBody(Body):
@@ -328,7 +333,12 @@ async def unimport_solutions(body: UnimportBody, request: Request, who: Caller) 
 async def activate_solution(
     name: str, body: ActivateBody, request: Request, who: Caller, wait: Wait = True
 ) -> Any:
-    params = {"name": name, "version": body.version, "force": str(body.force)}
+    params = {
+        "name": name,
+        "version": body.version,
+        "force": str(body.force),
+        "take_over_crds": ",".join(body.take_over_crds),
+    }
     return await _answer(request, who, "activate", params, body.dry_run, wait)
 
 
