@@ -18,7 +18,10 @@ import yaml
 
 from conftest import SolutionsCli, make_source
 from crd_versions import CRD_NAME, GROUP, build_version, crd
+from metalk8s_solutions.engine.build import BuildOptions, build
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
+from web.conftest import admin_token, ui_server  # noqa: F401 - fixtures of the web UI tests
+from web.support import RunningUi
 
 pytestmark = pytest.mark.cluster
 
@@ -147,3 +150,92 @@ def test_deactivate_force_never_deletes_a_crd_solutions_did_not_apply(
     assert "was not applied by Solutions; it is left in place" in result.stdout + result.stderr
     assert api.get(f"{CRDS}/{CRD_NAME}").status_code == 200
     assert api.get(widget).status_code == 200
+
+
+def test_the_http_api_refuses_and_takes_over_alike(
+    ui_server: RunningUi,  # noqa: F811 - the imported fixture
+    admin_token: str,  # noqa: F811 - the imported fixture
+    archive: Path,
+    api: Any,
+    kube_namespace: str,
+) -> None:
+    foreign = {"app.kubernetes.io/part-of": "cert-manager"}
+    widget = install_foreign_crd(api, kube_namespace, foreign)
+    sol = "example-solution"
+    with ui_server.client(admin_token) as http:
+        imported = http.post("/api/solutions/import", json={"archives": [str(archive)]})
+        assert imported.status_code == 200, imported.text
+        try:
+            refused = http.post(f"/api/solutions/{sol}/activate", json={})
+            assert refused.status_code == 409, refused.text
+            message = refused.json()["error"]["message"]
+            assert f"CRD {CRD_NAME} belongs to cert-manager" in message
+            assert labels_of(api) == foreign
+
+            body = {"takeOverCrds": [CRD_NAME]}
+            plan = http.post(f"/api/solutions/{sol}/activate", json={**body, "dryRun": True})
+            assert plan.status_code == 200, plan.text
+            assert any(
+                s["target"] == CRD_NAME and s["detail"].startswith("take over from cert-manager")
+                for s in plan.json()["steps"]
+            ), plan.json()
+            assert labels_of(api) == foreign
+
+            done = http.post(f"/api/solutions/{sol}/activate", json=body)
+            assert done.status_code == 200, done.text
+            assert any("--take-over-crd" in w for w in done.json()["warnings"])
+            assert labels_of(api)["app.kubernetes.io/part-of"] == sol
+            assert api.get(widget).status_code == 200
+        finally:
+            http.post(f"/api/solutions/{sol}/deactivate", json={"force": True})
+            http.post("/api/solutions/unimport", json={"refs": [f"{sol}-1.0.0"]})
+
+
+def webhook_archive(out: Path, client_config: Any) -> Path:
+    src = make_source(out / "src")
+    build_version(src, out, "1.0.0")  # the widgets CRD and its role
+    doc = crd("1.0.0")
+    doc["spec"]["conversion"] = {
+        "strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client_config},
+    }
+    (src / "operator" / "deploy" / "crds" / "example.yaml").write_text(yaml.safe_dump(doc))
+    iso = out / "hooked" / "example-solution-1.0.0.iso"
+    iso.parent.mkdir()
+    build(BuildOptions(src, iso, epoch=1_700_000_000))
+    return iso
+
+
+def test_the_conversion_webhook_service_must_be_in_the_namespace_the_crd_names(
+    cli: SolutionsCli, api: Any, kube_namespace: str, tmp_path: Path
+) -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "convert"},
+        "spec": {"ports": [{"port": 443}]},
+    }
+    made = api.post(f"/api/v1/namespaces/{kube_namespace}/services", json=service)
+    assert made.status_code == 201, made.text
+    elsewhere = webhook_archive(
+        tmp_path / "a", {"service": {"namespace": "default", "name": "convert"}}
+    )
+    cli.ok("import", str(elsewhere))
+    refused = cli("activate", "example-solution")
+    assert refused.returncode == 1
+    assert "conversion webhook service convert does not exist in namespace default" in (
+        refused.stderr
+    )
+    assert api.get(f"{CRDS}/{CRD_NAME}").status_code == 404
+
+
+def test_a_malformed_conversion_webhook_is_refused_not_a_traceback(
+    cli: SolutionsCli, api: Any, tmp_path: Path
+) -> None:
+    broken = webhook_archive(tmp_path / "b", None)
+    cli.ok("import", str(broken))
+    refused = cli("activate", "example-solution")
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert refused.returncode == 1
+    assert "conversion webhook has no service reference" in refused.stderr
+    assert api.get(f"{CRDS}/{CRD_NAME}").status_code == 404

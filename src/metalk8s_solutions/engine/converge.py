@@ -50,6 +50,7 @@ from metalk8s_solutions.engine.crds import (
     crd_info,
     foreign_owner,
     object_name,
+    webhook_service,
 )
 from metalk8s_solutions.engine.crds import spec_diff as crd_spec_diff
 from metalk8s_solutions.engine.push import PushOptions, push_archives
@@ -245,9 +246,8 @@ async def _plan_crd(
         owner.foreign[name] = other
         return []
     objects = await _objects(kube, live) if live else []
-    client = ((doc["spec"].get("conversion") or {}).get("webhook") or {}).get("clientConfig", {})
-    webhook_ns = {client.get("service", {}).get("namespace", "")} - {""}
-    services = await live_crds.service_names(kube, webhook_ns) if webhook_ns else set()
+    webhook = webhook_service(doc)
+    services = await live_crds.service_names(kube, {webhook[0]}) if webhook else set()
     problems = check_transition(live, doc, objects, needed, services)
     info = crd_info(doc)
     if live is None:

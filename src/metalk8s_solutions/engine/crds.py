@@ -91,7 +91,7 @@ def crd_info(doc: Doc) -> CrdInfo:
         scope=str(spec.get("scope", "Namespaced")),
         versions=versions,
         stored_versions=tuple(status.get("storedVersions") or ()),
-        conversion=spec.get("conversion") or {},
+        conversion=_dict(spec.get("conversion")),
     )
 
 
@@ -248,7 +248,7 @@ def check_transition(
                     "not serve",
                 )
             )
-    return problems + _webhook_problems(after, set(services))
+    return problems + _webhook_problems(new, set(services))
 
 
 def _live_problems(before: CrdInfo, after: CrdInfo, objects: list[Doc]) -> list[Problem]:
@@ -298,16 +298,44 @@ def _live_problems(before: CrdInfo, after: CrdInfo, objects: list[Doc]) -> list[
     return problems
 
 
-def _webhook_problems(after: CrdInfo, services: set[str]) -> list[Problem]:
-    if after.conversion.get("strategy") != "Webhook":
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def uses_webhook(doc: Doc) -> bool:
+    """Whether the CRD converts between its versions with a webhook."""
+    return _dict(_dict(doc.get("spec")).get("conversion")).get("strategy") == "Webhook"
+
+
+def webhook_service(doc: Doc) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the Service of the CRD's conversion webhook, if it names both.
+
+    Any shape is accepted (archive content): what is not a mapping counts as absent.
+    """
+    conversion = _dict(_dict(doc.get("spec")).get("conversion"))
+    client = _dict(_dict(conversion.get("webhook")).get("clientConfig"))
+    service = _dict(client.get("service"))
+    namespace, name = service.get("namespace"), service.get("name")
+    if isinstance(namespace, str) and namespace and isinstance(name, str) and name:
+        return namespace, name
+    return None
+
+
+def _webhook_problems(doc: Doc, services: set[str]) -> list[Problem]:
+    name = str(_dict(doc.get("metadata")).get("name", ""))
+    if not uses_webhook(doc):
         return []
-    webhook = after.conversion.get("webhook") or {}
-    service = (webhook.get("clientConfig") or {}).get("service") or {}
-    ref = f"{service.get('namespace')}/{service.get('name')}"
-    if not service.get("name") or not service.get("namespace"):
-        return [Problem(after.name, "conversion webhook has no service reference (namespace/name)")]
-    if ref not in services:
-        return [Problem(after.name, f"conversion webhook service {ref} does not exist")]
+    ref = webhook_service(doc)
+    if ref is None:
+        return [Problem(name, "conversion webhook has no service reference (namespace/name)")]
+    # The Service must be in the namespace that the CRD names: one of the same name elsewhere
+    # is not the one the API server would call.
+    if f"{ref[0]}/{ref[1]}" not in services:
+        return [
+            Problem(
+                name, f"conversion webhook service {ref[1]} does not exist in namespace {ref[0]}"
+            )
+        ]
     return []
 
 

@@ -92,6 +92,7 @@ class ActivateBody(Body):
     force: bool = False
     take_over_crds: list[Name] = Field(
         default_factory=list,
+        alias="takeOverCrds",
         description="CRDs of the archive that the Solution may take over from another owner "
         "(another solution or tool); any other CRD it does not own is refused.",
     )
