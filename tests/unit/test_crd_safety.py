@@ -98,9 +98,11 @@ def test_scope_change_and_webhooks() -> None:
         },
     }
     assert [p.message for p in check_transition(None, hooked)] == [
-        "conversion webhook service ops/convert does not exist"
+        "conversion webhook service convert does not exist in namespace ops"
     ]
     assert check_transition(None, hooked, services=["ops/convert"]) == []
+    # A Service of that name in another namespace is not the webhook's.
+    assert check_transition(None, hooked, services=["default/convert"]) != []
 
 
 def test_openapi_extensions_are_understood() -> None:

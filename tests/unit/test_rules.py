@@ -201,6 +201,17 @@ CASES: list[tuple[str, Mutation, Severity]] = [
         Severity.WARNING,
     ),
     (
+        "SOL095",
+        write(
+            "monitoring/sm.yaml",
+            monitoring(
+                "ServiceMonitor",
+                OWN + "  endpoints: [{port: metrics, bearerTokenFile: /var/run/token}]\n",
+            ),
+        ),
+        Severity.ERROR,
+    ),
+    (
         "SOL071",
         write("operator/deploy/role.yaml", ROLE.replace("get,", "gt,").encode()),
         Severity.ERROR,

@@ -71,6 +71,7 @@ RULES: dict[str, Rule] = {
         Rule("SOL092", E, "every PromQL expression parses"),
         Rule("SOL093", E, "dashboards are JSON objects with a title and a uid"),
         Rule("SOL094", W, "alerts have a severity and say what to do"),
+        Rule("SOL095", E, "scrape endpoints neither read Prometheus's files nor redirect scrapes"),
     )
 }
 

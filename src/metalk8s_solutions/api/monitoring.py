@@ -1,4 +1,4 @@
-"""The monitoring a Solution declares under ``monitoring/``, and its checks (SOL090-SOL094).
+"""The monitoring a Solution declares under ``monitoring/``, and its checks (SOL090-SOL095).
 
 A Solution may ship Prometheus Operator objects (``ServiceMonitor``, ``PodMonitor``,
 ``PrometheusRule``, all ``monitoring.coreos.com/v1``) as YAML and Grafana dashboards as JSON.
@@ -11,6 +11,7 @@ Prometheus 2.x/3.x for expressions).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ PART_OF = "app.kubernetes.io/part-of"
 NAME = "app.kubernetes.io/name"
 MAX_DASHBOARD = 4 * 1024 * 1024
 MAX_UID = 40  # Grafana's limit on a dashboard uid
+MAX_JSON_DEPTH = 64  # Grafana's own dashboards nest about 10 levels
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -89,6 +91,78 @@ def _selector_findings(
                 path,
             )
         )
+
+
+#: Relabeling actions that write ``targetLabel`` (the others only keep, drop or compare).
+WRITING_ACTIONS = ("replace", "hashmod", "lowercase", "uppercase")
+#: Endpoint fields that point Prometheus's scrapes at another address.
+REDIRECTING_FIELDS = ("proxyUrl",)
+
+
+def _file_fields(value: object, where: str) -> list[str]:
+    """``where.key`` of every ``*File`` field below ``value`` (a path on Prometheus's disk)."""
+    found: list[str] = []
+    pending: list[tuple[object, str]] = [(value, where)]
+    while pending:
+        node, at = pending.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if str(key).endswith("File"):
+                    found.append(f"{at}.{key}")
+                else:
+                    pending.append((child, f"{at}.{key}"))
+        elif isinstance(node, list):
+            pending.extend((child, f"{at}[{i}]") for i, child in enumerate(node))
+    return sorted(found)
+
+
+def unsafe_relabeling(relabeling: object) -> str | None:
+    """Why a relabeling of a scrape endpoint may redirect the scrape, or None when it cannot.
+
+    Writing ``__address__`` points Prometheus at any address; a ``$`` in ``targetLabel`` and a
+    ``labelmap`` action name the written label from data, so they can write ``__address__`` too.
+    """
+    if not isinstance(relabeling, dict):
+        return None
+    action = str(relabeling.get("action") or "replace").lower()
+    target = str(relabeling.get("targetLabel") or "")
+    if action == "labelmap":
+        return "a labelmap action can write any label, __address__ included"
+    if action in WRITING_ACTIONS and target == "__address__":
+        return "it rewrites __address__, the address Prometheus scrapes"
+    if action in WRITING_ACTIONS and "$" in target:
+        return f"its targetLabel {target!r} is computed, so it may write __address__"
+    return None
+
+
+def unsafe_endpoint_fields(endpoint: object) -> list[str]:
+    """What in one scrape endpoint reads Prometheus's files or redirects its scrapes."""
+    if not isinstance(endpoint, dict):
+        return []
+    problems = [f"{path} reads a file of Prometheus" for path in _file_fields(endpoint, "")]
+    problems += [f".{key} redirects the scrape" for key in REDIRECTING_FIELDS if key in endpoint]
+    relabelings = endpoint.get("relabelings")
+    for i, relabeling in enumerate(relabelings if isinstance(relabelings, list) else []):
+        why = unsafe_relabeling(relabeling)
+        if why:
+            problems.append(f".relabelings[{i}]: {why}")
+    return [p.lstrip(".") for p in problems]
+
+
+def safe_endpoint(endpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a scrape endpoint without what :func:`unsafe_endpoint_fields` reports."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not str(k).endswith("File")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    out: dict[str, Any] = strip({k: v for k, v in endpoint.items() if k not in REDIRECTING_FIELDS})
+    if isinstance(out.get("relabelings"), list):
+        out["relabelings"] = [r for r in out["relabelings"] if unsafe_relabeling(r) is None]
+    return out
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -163,6 +237,10 @@ def _check_scrape(
                 endpoint.get("port") or endpoint.get("targetPort") or endpoint.get("portNumber")
             ):
                 findings.append(Finding("SOL090", f"{where}: spec.{field}[{i}] needs a port", path))
+            findings.extend(
+                Finding("SOL095", f"{where}: spec.{field}[{i}].{problem}", path)
+                for problem in unsafe_endpoint_fields(endpoint)
+            )
     if "selector" not in spec:
         findings.append(Finding("SOL090", f"{where}: spec.selector is required", path))
     elif solution is not None:
@@ -179,7 +257,7 @@ def _check_scrape(
 
 
 def check_monitoring_object(doc: object, path: str, solution: str | None) -> list[Finding]:
-    """SOL090-SOL092 and SOL094 on one decoded document of ``monitoring/*.yaml``.
+    """SOL090-SOL092, SOL094 and SOL095 on one decoded document of ``monitoring/*.yaml``.
 
     ``solution`` is the manifest's name; None (no valid manifest) skips the selector rule.
     """
@@ -222,15 +300,49 @@ def check_monitoring_object(doc: object, path: str, solution: str | None) -> lis
     return findings
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str, limit: int) -> int:
+    """How deeply arrays and objects nest in ``text`` (JSON), counted without recursion; stops
+    counting past ``limit``."""
+    depth = deepest = 0
+    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
 def parse_dashboard(data: bytes, path: str) -> tuple[Dashboard | None, list[Finding]]:
     """SOL093: a Grafana dashboard is one JSON object with a title and a uid."""
     if len(data) > MAX_DASHBOARD:
         return None, [Finding("SOL093", f"larger than {MAX_DASHBOARD // 1024} KiB", path)]
     try:
         text = data.decode()
-        doc = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except UnicodeDecodeError as err:
         return None, [Finding("SOL093", f"not valid JSON: {err}", path)]
+    # Checked before parsing: the parser recurses, and deep nesting would exhaust the stack.
+    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return None, [
+            Finding(
+                "SOL093",
+                f"JSON nested more than {MAX_JSON_DEPTH} levels deep (a dashboard needs far fewer)",
+                path,
+            )
+        ]
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, [Finding("SOL093", f"not valid JSON: {err}", path)]
+    except RecursionError:
+        return None, [Finding("SOL093", "JSON nested too deeply", path)]
     if not isinstance(doc, dict):
         return None, [Finding("SOL093", "a dashboard must be a JSON object", path)]
     findings: list[Finding] = []
@@ -259,7 +371,7 @@ class MonitoringContent:
 def load_monitoring(source: FileSource) -> MonitoringContent:
     """Read ``monitoring/`` of an archive: the Prometheus Operator objects and the dashboards.
 
-    Meant for archives that passed ``validate`` (SOL090-SOL094); anything that is not one of
+    Meant for archives that passed ``validate`` (SOL090-SOL095); anything that is not one of
     :data:`KINDS` or not a dashboard is left out rather than reported.
     """
     documents: list[Mapping[str, Any]] = []

@@ -43,14 +43,30 @@ def human_convergence(outcome: ConvergeOutcome, done: str) -> str:
 @click.option(
     "--force", is_flag=True, help="Apply even when the safety checks refuse (says what will break)."
 )
+@click.option(
+    "--take-over-crd",
+    "take_over",
+    multiple=True,
+    metavar="CRD",
+    help="Let the Solution own this CRD of its archive although another solution or tool "
+    "installed it (repeatable). Its objects become the Solution's: deactivate --force would "
+    "delete them.",
+)
 @dry_run_option
 @output_option
 @click.pass_context
 def activate_command(
-    ctx: click.Context, name: str, version: str, force: bool, dry_run: bool, output: str
+    ctx: click.Context,
+    name: str,
+    version: str,
+    force: bool,
+    take_over: tuple[str, ...],
+    dry_run: bool,
+    output: str,
 ) -> None:
     """Activate a version of Solution NAME: apply its CRDs safely, for every environment."""
-    outcome = run(activate(engine_context(ctx), ActivateOptions(name, version, force, dry_run)))
+    options = ActivateOptions(name, version, force, dry_run, take_over)
+    outcome = run(activate(engine_context(ctx), options))
     version = outcome.active.get(name, version)
     emit(
         outcome.to_json(),

@@ -40,6 +40,9 @@ class ActivateOptions:
     version: str = LATEST
     force: bool = False
     dry_run: bool = False
+    #: CRDs of the archive that may be taken over from another owner (another solution, or
+    #: anything Solutions did not create); every other foreign CRD is refused
+    take_over: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,10 @@ async def activate(ctx: Context, opts: ActivateOptions) -> ConvergeOutcome:
         before = dict(edit.config.active)
         edit.config = edit.config.with_active(opts.name, opts.version)
         options = ConvergeOptions(
-            dry_run=opts.dry_run, force=opts.force, solutions=frozenset({opts.name})
+            dry_run=opts.dry_run,
+            force=opts.force,
+            solutions=frozenset({opts.name}),
+            take_over=frozenset(opts.take_over),
         )
         outcome = await converge(kube, edit.config, options, ctx.say)
         if before != dict(edit.config.active):

@@ -41,7 +41,17 @@ from metalk8s_solutions.cluster.state import (
     usage_of,
     write_records,
 )
-from metalk8s_solutions.engine.crds import Problem, check_transition, crd_info, object_name
+from metalk8s_solutions.engine.crds import (
+    MANAGED_BY,
+    PART_OF,
+    Problem,
+    applied_by,
+    check_transition,
+    crd_info,
+    foreign_owner,
+    object_name,
+    webhook_service,
+)
 from metalk8s_solutions.engine.crds import spec_diff as crd_spec_diff
 from metalk8s_solutions.engine.push import PushOptions, push_archives
 from metalk8s_solutions.engine.state import (
@@ -57,8 +67,6 @@ from metalk8s_solutions.engine.validate import ValidateOptions, validate
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
 from metalk8s_solutions.images.push import PushProgress
 
-PART_OF = "app.kubernetes.io/part-of"
-MANAGED_BY = "app.kubernetes.io/managed-by"
 VERSION_LABEL = "solutions.metalk8s.scality.com/version"
 CRD_DIR = "operator/deploy/crds/"
 
@@ -71,6 +79,8 @@ class ConvergeOptions:
     policy: Policy | None = None  # signature policy override
     #: limit activation and deactivation to these solutions (None: every solution)
     solutions: frozenset[str] | None = None
+    #: CRDs that activation may take over from another owner (they become the solution's)
+    take_over: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -207,19 +217,37 @@ async def _needed_versions(
     return needed
 
 
+@dataclass(frozen=True)
+class _Owner:
+    """Whose CRDs an activation is for, and which CRDs of others it may take over."""
+
+    solution: str
+    take_over: frozenset[str]
+    #: CRDs of others it would take (name -> owner): refused
+    foreign: dict[str, str] = field(default_factory=dict)
+
+
 async def _plan_crd(
     kube: Kube,
     doc: dict[str, Any],
     needed: Mapping[str, set[str]] | None,
     outcome: ConvergeOutcome,
+    owner: _Owner,
 ) -> list[Problem]:
-    """Check one CRD against the live cluster; add its diff and step (if any) to ``outcome``."""
+    """Check one CRD against the live cluster; add its diff and step (if any) to ``outcome``.
+
+    A live CRD that is not ``owner.solution``'s is added to ``owner.foreign`` (and not checked
+    further) unless it is in ``owner.take_over``.
+    """
     name = doc["metadata"]["name"]
     live = await live_crds.get_crd(kube, name)
+    other = foreign_owner(live, owner.solution, FIELD_MANAGER) if live else None
+    if other and name not in owner.take_over:
+        owner.foreign[name] = other
+        return []
     objects = await _objects(kube, live) if live else []
-    client = ((doc["spec"].get("conversion") or {}).get("webhook") or {}).get("clientConfig", {})
-    webhook_ns = {client.get("service", {}).get("namespace", "")} - {""}
-    services = await live_crds.service_names(kube, webhook_ns) if webhook_ns else set()
+    webhook = webhook_service(doc)
+    services = await live_crds.service_names(kube, {webhook[0]}) if webhook else set()
     problems = check_transition(live, doc, objects, needed, services)
     info = crd_info(doc)
     if live is None:
@@ -241,6 +269,12 @@ async def _plan_crd(
         outcome.diffs[name] = diff
     before = crd_info(live)
     detail = ["update"] if diff else (["relabel"] if relabel else [])
+    if other:
+        detail.insert(0, f"take over from {other}, with its {len(objects)} object(s)")
+        outcome.warnings.append(
+            f"--take-over-crd {name}: the CRD of {other} and its {len(objects)} object(s) become "
+            f"{owner.solution}'s; deactivating {owner.solution} with --force would delete them"
+        )
     stale = sorted(set(before.stored_versions) - {info.storage_version})
     if before.storage_version != info.storage_version:
         detail.append(
@@ -261,6 +295,7 @@ async def _plan_activation(
     versions: Mapping[str, Imported],
     plan: _Plan,
     force: bool,
+    take_over: frozenset[str] = frozenset(),
 ) -> None:
     if not versions:
         raise InvalidInput(
@@ -281,10 +316,29 @@ async def _plan_activation(
         labelled(doc, name, target)
         for doc in await asyncio.to_thread(archive_crds, Path(item.archive))
     ]
+    shipped = sorted(d["metadata"]["name"] for d in docs)
+    unknown = sorted(take_over - set(shipped))
+    if unknown:
+        raise InvalidInput(
+            f"--take-over-crd {', '.join(unknown)}: {name} {target} ships no such CRD "
+            f"(it ships {', '.join(shipped) or 'none'})",
+            hint="nothing was changed; name only CRDs of the version being activated",
+        )
     needed = await _needed_versions(kube, name, versions)
+    owner = _Owner(name, take_over)
     problems: list[Problem] = []
     for doc in docs:
-        problems += await _plan_crd(kube, doc, needed.get(doc["metadata"]["name"]), plan.outcome)
+        crd_name = doc["metadata"]["name"]
+        problems += await _plan_crd(kube, doc, needed.get(crd_name), plan.outcome, owner)
+    if owner.foreign:
+        flags = " ".join(f"--take-over-crd {c}" for c in owner.foreign)
+        raise Refused(
+            f"activating {name} {target} would take over CRDs it does not own: "
+            + "; ".join(f"CRD {c} belongs to {who}" for c, who in owner.foreign.items()),
+            hint=f"nothing was changed; if {name} is to own them from now on (their objects "
+            f"included, which deactivating {name} with --force would delete), activate with "
+            f"{flags}",
+        )
     if problems and not force:
         raise Refused(
             f"activating {name} {target} is unsafe: " + "; ".join(map(str, problems)),
@@ -304,7 +358,17 @@ async def _plan_activation(
 
 
 async def _plan_deactivation(kube: Kube, name: str, plan: _Plan, force: bool) -> None:
-    crds = await live_crds.list_crds(kube, f"{PART_OF}={name},{MANAGED_BY}={FIELD_MANAGER}")
+    labelled_crds = await live_crds.list_crds(
+        kube, f"{PART_OF}={name},{MANAGED_BY}={FIELD_MANAGER}"
+    )
+    # Labels can be set by anyone: a CRD that we never applied is not ours to delete.
+    crds = [c for c in labelled_crds if applied_by(c, FIELD_MANAGER)]
+    for crd in labelled_crds:
+        if crd not in crds:
+            plan.outcome.warnings.append(
+                f"CRD {crd['metadata']['name']} carries the labels of {name} but was not "
+                "applied by Solutions; it is left in place with its objects"
+            )
     if not crds:
         return
     envs = await read_environments(kube)
@@ -407,7 +471,9 @@ async def plan_convergence(
     by_name = versions_by_name(imported)
     for name, wanted in sorted(config.active.items()):
         if in_scope is None or name in in_scope:
-            await _plan_activation(kube, name, wanted, by_name.get(name, {}), plan, opts.force)
+            await _plan_activation(
+                kube, name, wanted, by_name.get(name, {}), plan, opts.force, opts.take_over
+            )
     managed = await live_crds.list_crds(kube, f"{MANAGED_BY}={FIELD_MANAGER}")
     orphans = (
         {str((c["metadata"].get("labels") or {}).get(PART_OF, "")) for c in managed}

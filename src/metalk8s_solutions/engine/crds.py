@@ -10,7 +10,11 @@ the live CRD and its objects with the new CRD and reports every way the change w
 - a version that an operator deployed in an environment needs, no longer served;
 - an existing object that does not validate against the new schema of a version it is read in;
 - a field removed from the schema while objects still hold data in it (it would be pruned);
-- a conversion webhook whose service does not exist.
+- a conversion webhook whose service does not exist (looked up in the namespace it names).
+
+CRDs are also owned: :func:`foreign_owner` says whether a live CRD is a given solution's (our
+``managed-by`` label and its ``part-of``) or whose it is, so that activation never takes over a
+CRD that something else installed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ import jsonschema
 import yaml
 
 Doc = Mapping[str, Any]
+
+PART_OF = "app.kubernetes.io/part-of"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def crd_info(doc: Doc) -> CrdInfo:
         scope=str(spec.get("scope", "Namespaced")),
         versions=versions,
         stored_versions=tuple(status.get("storedVersions") or ()),
-        conversion=spec.get("conversion") or {},
+        conversion=_dict(spec.get("conversion")),
     )
 
 
@@ -241,7 +248,7 @@ def check_transition(
                     "not serve",
                 )
             )
-    return problems + _webhook_problems(after, set(services))
+    return problems + _webhook_problems(new, set(services))
 
 
 def _live_problems(before: CrdInfo, after: CrdInfo, objects: list[Doc]) -> list[Problem]:
@@ -291,17 +298,79 @@ def _live_problems(before: CrdInfo, after: CrdInfo, objects: list[Doc]) -> list[
     return problems
 
 
-def _webhook_problems(after: CrdInfo, services: set[str]) -> list[Problem]:
-    if after.conversion.get("strategy") != "Webhook":
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def uses_webhook(doc: Doc) -> bool:
+    """Whether the CRD converts between its versions with a webhook."""
+    return _dict(_dict(doc.get("spec")).get("conversion")).get("strategy") == "Webhook"
+
+
+def webhook_service(doc: Doc) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the Service of the CRD's conversion webhook, if it names both.
+
+    Any shape is accepted (archive content): what is not a mapping counts as absent.
+    """
+    conversion = _dict(_dict(doc.get("spec")).get("conversion"))
+    client = _dict(_dict(conversion.get("webhook")).get("clientConfig"))
+    service = _dict(client.get("service"))
+    namespace, name = service.get("namespace"), service.get("name")
+    if isinstance(namespace, str) and namespace and isinstance(name, str) and name:
+        return namespace, name
+    return None
+
+
+def _webhook_problems(doc: Doc, services: set[str]) -> list[Problem]:
+    name = str(_dict(doc.get("metadata")).get("name", ""))
+    if not uses_webhook(doc):
         return []
-    webhook = after.conversion.get("webhook") or {}
-    service = (webhook.get("clientConfig") or {}).get("service") or {}
-    ref = f"{service.get('namespace')}/{service.get('name')}"
-    if not service.get("name") or not service.get("namespace"):
-        return [Problem(after.name, "conversion webhook has no service reference (namespace/name)")]
-    if ref not in services:
-        return [Problem(after.name, f"conversion webhook service {ref} does not exist")]
+    ref = webhook_service(doc)
+    if ref is None:
+        return [Problem(name, "conversion webhook has no service reference (namespace/name)")]
+    # The Service must be in the namespace that the CRD names: one of the same name elsewhere
+    # is not the one the API server would call.
+    if f"{ref[0]}/{ref[1]}" not in services:
+        return [
+            Problem(
+                name, f"conversion webhook service {ref[1]} does not exist in namespace {ref[0]}"
+            )
+        ]
     return []
+
+
+def _field_managers(live: Doc) -> list[str]:
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    return sorted(
+        {str(e.get("manager")) for e in entries if isinstance(e, dict) and e.get("manager")}
+    )
+
+
+def foreign_owner(live: Doc, solution: str, manager: str) -> str | None:
+    """None when the live CRD belongs to ``solution``, else a description of its owner.
+
+    A CRD is a solution's only when it carries both ``managed-by: <manager>`` (ours) and
+    ``part-of: <solution>``; a CRD of another solution, or one with no or foreign labels (created
+    by hand, by Helm, by another operator) belongs to someone else.
+    """
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    part_of = labels.get(PART_OF)
+    if labels.get(MANAGED_BY) == manager:
+        if part_of == solution:
+            return None
+        return f"solution {part_of}" if part_of else f"{manager} (with no {PART_OF} label)"
+    owner = part_of or labels.get(MANAGED_BY)
+    facts = [f"{key}={labels[key]}" for key in (PART_OF, MANAGED_BY) if labels.get(key)]
+    managers = _field_managers(live)
+    if managers:
+        facts.append(f"field managers: {', '.join(managers)}")
+    described = f" ({'; '.join(facts)})" if facts else ""
+    return f"{owner or 'something other than Solutions'}{described}"
+
+
+def applied_by(live: Doc, manager: str) -> bool:
+    """Whether ``manager`` has applied fields of the live object (its managedFields)."""
+    return manager in _field_managers(live)
 
 
 def spec_diff(live: Doc | None, new: Doc) -> str:

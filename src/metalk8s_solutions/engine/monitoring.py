@@ -1,7 +1,7 @@
 """The monitoring objects of one Solution in one environment namespace: PURE, no I/O.
 
 A Solution ships its ``ServiceMonitor``/``PodMonitor``/``PrometheusRule`` objects and Grafana
-dashboards once, under ``monitoring/`` (checked by SOL090-SOL094); the environment engine asks
+dashboards once, under ``monitoring/`` (checked by SOL090-SOL095); the environment engine asks
 :func:`monitoring_objects` for what to apply in each namespace that gets the Solution.  Every
 object is bound to that namespace:
 
@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metalk8s_solutions.api.manifest import OperatorMetrics
-from metalk8s_solutions.api.monitoring import API_VERSION, CRD_NAMES, PART_OF, Dashboard
+from metalk8s_solutions.api.monitoring import (
+    API_VERSION,
+    CRD_NAMES,
+    PART_OF,
+    Dashboard,
+    safe_endpoint,
+)
 from metalk8s_solutions.engine.desired import ENV_LABEL, GROUP, labels_for, pod_selector
 
 GRAFANA_LABEL = "grafana_dashboard"
@@ -123,6 +129,10 @@ def bind_object(doc: Mapping[str, Any], target: MonitoringTarget) -> Body:
     if kind in ("ServiceMonitor", "PodMonitor"):
         spec["selector"] = _bound_selector(spec.get("selector"), target)
         spec["namespaceSelector"] = {"matchNames": [target.namespace]}
+        # SOL095 refuses them at validation; strip them again here (archives imported before).
+        field = "endpoints" if kind == "ServiceMonitor" else "podMetricsEndpoints"
+        if isinstance(spec.get(field), list):
+            spec[field] = [safe_endpoint(e) if isinstance(e, dict) else e for e in spec[field]]
     elif kind == "PrometheusRule":
         for group in spec.get("groups") or []:
             for rule in group.get("rules") or []:

@@ -168,7 +168,7 @@ def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list
 
 
 def _check_monitoring(source: FileSource, manifest: SolutionManifest | None) -> list[Finding]:
-    """SOL090-SOL094 on ``monitoring/``: Prometheus Operator objects and Grafana dashboards."""
+    """SOL090-SOL095 on ``monitoring/``: Prometheus Operator objects and Grafana dashboards."""
     findings: list[Finding] = []
     solution = manifest.name if manifest is not None else None
     for path in sorted(source.files()):
@@ -318,8 +318,6 @@ def check_source(
             findings.extend(manifest_findings)
     images, image_findings = _check_images(source, layout, manifest)
     findings.extend(image_findings)
-    findings.extend(_check_deploy(source, manifest))
-    findings.extend(_check_monitoring(source, manifest))
     report = CheckReport(layout, manifest, images, findings)
     if verify_content:
         integrity, sums_bytes = _check_integrity(source, images, policy, progress, archive=archive)
@@ -332,6 +330,10 @@ def check_source(
             }
             report.signatures = check_signatures(sums_bytes, signatures, trusted, policy)
             findings.extend(report.signatures.findings)
+    # The files that the archive's content rules parse come after the checksums and signatures
+    # that vouch for them: a parser meets no file before its integrity has been checked.
+    findings.extend(_check_deploy(source, manifest))
+    findings.extend(_check_monitoring(source, manifest))
     findings.sort(key=lambda f: (f.level is not Severity.ERROR, f.rule, f.path))
     return report
 

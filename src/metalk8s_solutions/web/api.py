@@ -91,6 +91,12 @@ class UnimportBody(Body):
 class ActivateBody(Body):
     version: Name = "latest"
     force: bool = False
+    take_over_crds: list[Name] = Field(
+        default_factory=list,
+        alias="takeOverCrds",
+        description="CRDs of the archive that the Solution may take over from another owner "
+        "(another solution or tool); any other CRD it does not own is refused.",
+    )
 
 
 class DeactivateBody(Body):
@@ -353,7 +359,12 @@ async def unimport_solutions(body: UnimportBody, request: Request, who: Caller) 
 async def activate_solution(
     name: str, body: ActivateBody, request: Request, who: Caller, wait: Wait = True
 ) -> Any:
-    params = {"name": name, "version": body.version, "force": str(body.force)}
+    params = {
+        "name": name,
+        "version": body.version,
+        "force": str(body.force),
+        "take_over_crds": ",".join(body.take_over_crds),
+    }
     return await _answer(request, who, "activate", params, body.dry_run, wait)
 
 

@@ -110,6 +110,7 @@ async def _activate(ctx: Context, p: Params, dry: bool) -> Outcome:
         p.get("version") or "latest",
         _flag(p, "force"),
         dry,
+        _list(p.get("take_over_crds", "")),
     )
     return await activate(ctx, options)
 
