@@ -4,11 +4,12 @@ Nothing is fetched from elsewhere at runtime (the cluster is air-gapped): the st
 small script are files of this package, and FastAPI's CDN-hosted doc pages are turned off; the
 OpenAPI document itself is served at ``/api/openapi.json``.
 
-Solutions' own UIs are served by a second application on a second port (another origin), so
-that their scripts, which run with the logged-in user's rights, can neither read the product's
-pages (and their CSRF tokens) nor call its API: :class:`OriginDispatcher` sends each request to
-the application of the socket it came in on.  The session cookie, scoped to the host and not the
-port, identifies the user on both.
+Solutions' own UIs are served by a second application on a second socket, each UI on its own
+host name (its own origin, ``web/ui_origins.py``), so that their scripts, which run with the
+logged-in user's rights, can read neither the product's pages (and their CSRF tokens) nor another
+UI's, nor call the product's API or another UI's API paths: :class:`OriginDispatcher` sends each
+request to the application of the socket it came in on.  The product's session cookie is never
+taken there: each UI's origin gets its own session, handed over with a one-time ticket.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from metalk8s_solutions.web.deps import (
     Principal,
     UiSettings,
     UiState,
-    main_origin,
     optional_principal,
     state_of,
 )
@@ -70,10 +70,13 @@ def _respond(request: Request, info: ErrorInfo, err: SolutionsError | None = Non
     if _is_api(request):
         return JSONResponse(info.to_json(), status_code=info.status)
     if info.kind == "unauthenticated":
-        login = "/login"
-        if request.app.state.role == SOLUTION_UI_ROLE:
-            login = main_origin(request) + login
-        return RedirectResponse(login, status_code=303)
+        if request.app.state.role != SOLUTION_UI_ROLE:
+            return RedirectResponse("/login", status_code=303)
+        product = state_of(request).main_url
+        if product and request.url.path.startswith("/env/"):
+            # The same path on the product's origin hands the session over (after a login).
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(f"{product}{request.url.path}{query}", status_code=303)
     return pages.render(
         request, "error.html", _who(request), status_code=info.status, info=info, page="error"
     )

@@ -18,6 +18,7 @@ from metalk8s_solutions.web.jobs import Jobs
 from metalk8s_solutions.web.metrics import UiMetrics
 from metalk8s_solutions.web.oidc import OidcLogin, OidcSettings
 from metalk8s_solutions.web.sessions import COOKIE, Authenticator, MemorySessionStore, SessionStore
+from metalk8s_solutions.web.ui_origins import UiBase, UiSessions, default_base, parse_base
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -36,8 +37,8 @@ class UiSettings:
     upload_dir: Path | None = None
     session_ttl: float = 8 * 3600.0
     oidc: OidcSettings | None = None
-    #: where browsers reach Solutions' own UIs, when not this host on the Solution UI port
-    #: (behind a reverse proxy, for instance)
+    #: ``scheme://DOMAIN[:PORT]``: each Solution UI is served at ``<label>.DOMAIN[:PORT]``
+    #: (a wildcard DNS record); default: ``localhost`` sub-domains, for a loopback server only
     solution_ui_url: str | None = None
 
     @property
@@ -54,8 +55,12 @@ class UiState:
     jobs: Jobs = field(default_factory=Jobs)
     metrics: UiMetrics = field(default_factory=UiMetrics)
     oidc: OidcLogin | None = None
+    #: handoff tickets and sessions of the Solution UIs' origins (one origin per UI)
+    ui_sessions: UiSessions = field(default_factory=UiSessions)
     #: the ports of the two origins, known once the server has bound its sockets
     main_port: int | None = None
+    #: the product's URL, where a Solution UI sends a browser that is not logged in on it
+    main_url: str | None = None
     solution_ui_port: int | None = None
 
     @classmethod
@@ -94,14 +99,15 @@ def main_origin(request: Request) -> str:
     return _origin(request, state_of(request).main_port)
 
 
-def solution_ui_origin(request: Request) -> str | None:
-    """The origin of Solutions' own UIs; None when this server does not serve them."""
+def solution_ui_base(request: Request) -> UiBase | None:
+    """Where Solutions' own UIs are, one host name each; None when this server does not serve
+    them (no Solution UI socket, or no ``--solution-ui-url`` for a non-loopback server)."""
     state = state_of(request)
     if state.settings.solution_ui_url:
-        return state.settings.solution_ui_url.rstrip("/")
+        return parse_base(state.settings.solution_ui_url)
     if state.solution_ui_port is None:
         return None
-    return _origin(request, state.solution_ui_port)
+    return default_base(request.url.scheme, request.url.hostname or "", state.solution_ui_port)
 
 
 def optional_principal(request: Request) -> Principal | None:
