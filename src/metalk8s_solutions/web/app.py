@@ -35,6 +35,7 @@ from metalk8s_solutions.web.deps import (
     UiSettings,
     UiState,
     optional_principal,
+    refresh_oidc,
     state_of,
 )
 from metalk8s_solutions.web.errors import INTERNAL, ErrorInfo, classify
@@ -91,18 +92,9 @@ def _who(request: Request) -> Principal | None:
 
 async def _refresh_oidc(request: Request) -> None:
     """Renew an OIDC session's ID token shortly before it expires; end the session if refused."""
-    ui: UiState = request.app.state.ui
     session_id = request.cookies.get(COOKIE)
-    if ui.oidc is None or not session_id or not ui.oidc.needs_refresh(session_id):
-        return
-    session = ui.sessions.get(session_id)
-    tokens = await ui.oidc.refresh(session_id)
-    if session is None or tokens is None:
-        ui.sessions.delete(session_id)  # the next page asks to log in again
-        ui.metrics.login("oidc-refresh", "refused")
-        return
-    session.token = tokens.id_token
-    ui.metrics.login("oidc-refresh", "ok")
+    if session_id:
+        await refresh_oidc(request.app.state.ui, session_id)
 
 
 def _install_common(app: FastAPI) -> None:

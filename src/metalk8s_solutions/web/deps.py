@@ -110,6 +110,21 @@ def solution_ui_base(request: Request) -> UiBase | None:
     return default_base(request.url.scheme, request.url.hostname or "", state.solution_ui_port)
 
 
+async def refresh_oidc(ui: UiState, session_id: str) -> None:
+    """Renew an OIDC session's ID token shortly before it expires; end the session if refused."""
+    if ui.oidc is None or not ui.oidc.needs_refresh(session_id):
+        return
+    session = ui.sessions.get(session_id)
+    tokens = await ui.oidc.refresh(session_id)
+    if session is None or tokens is None:
+        ui.sessions.delete(session_id)  # the next page asks to log in again
+        ui.ui_sessions.end(session_id)
+        ui.metrics.login("oidc-refresh", "refused")
+        return
+    session.token = tokens.id_token
+    ui.metrics.login("oidc-refresh", "ok")
+
+
 def optional_principal(request: Request) -> Principal | None:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":

@@ -50,6 +50,7 @@ from metalk8s_solutions.web.deps import (
     context,
     optional_principal,
     principal,
+    refresh_oidc,
     solution_ui_base,
     state_of,
 )
@@ -194,7 +195,7 @@ def _check_host(request: Request, key: UiKey) -> None:
         )
 
 
-def _ui_caller(request: Request, key: UiKey) -> Principal:
+async def _ui_caller(request: Request, key: UiKey) -> Principal:
     """The caller of UI ``key``: a bearer token, or a session handed over for ``key`` only."""
     if request.headers.get("authorization", "")[:7].lower() == "bearer ":
         found = optional_principal(request)
@@ -204,6 +205,8 @@ def _ui_caller(request: Request, key: UiKey) -> Principal:
     name = cookie_name(state.settings.secure_cookies)
     for value in cookie_values(request.headers.get("cookie", ""), name):
         parent = state.ui_sessions.parent_of(value, key)
+        if parent:
+            await refresh_oidc(state, parent)
         session = state.sessions.get(parent) if parent else None
         if session is not None:
             return Principal(key=session.id, user=session.user, token=session.token)
@@ -225,7 +228,7 @@ async def ui_proxy(env: str, ns: str, sol: str, rest: str, request: Request) -> 
     _check_rest(rest)
     key = (env, ns, sol)
     _check_host(request, key)
-    who = _ui_caller(request, key)
+    who = await _ui_caller(request, key)
     if request.method not in ("GET", "HEAD") and not _same_site(request):
         raise forbidden(
             f"{request.method} to the UI of {sol} came from another site; it was refused"
