@@ -9,9 +9,14 @@ local control plane and the example Solution's signed archive.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,14 +24,16 @@ import httpx
 import pytest
 
 from env_support import cli
+from metalk8s_solutions.testing.pods import host_address, serve_service
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
-from web.conftest import admin_token, ui_server  # noqa: F401 - fixtures used below
+from web.conftest import admin_token, browser, ui_server  # noqa: F401 - fixtures used below
 from web.support import RunningUi, unique
 
 pytestmark = pytest.mark.cluster
 
 SOL = "example-solution"
 GROUP = "example-solution.metalk8s.scality.com"
+UI_SERVER = Path(__file__).resolve().parents[2] / "examples/example-solution/ui/ui_server.py"
 
 
 def _collection(ns: str) -> str:
@@ -250,3 +257,113 @@ def test_a_rewritten_configmap_cannot_widen_the_paths(
             headers={"Content-Type": "application/merge-patch+json"},
         ).raise_for_status()
     assert _on(ui_server, host_a, base + _collection(ns_a), headers=bearer).status_code == 200
+    # The engine notices the change and takes the ConfigMap back.
+    done = cli(ui_server.config, local_cluster.kubeconfig, "env", "converge", env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "changed outside this tool" in done.stdout + done.stderr
+
+
+@pytest.fixture
+def ui_a_served(
+    ui_server: RunningUi,  # noqa: F811
+    two_uis: tuple[str, str, str],
+    local_cluster: LocalCluster,
+    tmp_path: Path,
+) -> Iterator[None]:
+    """The example UI's own server (the program of its image) behind UI A's Service."""
+    ns_a = two_uis[1]
+    with local_cluster.admin_http() as http:
+        configmap = http.get(f"/api/v1/namespaces/{ns_a}/configmaps/{SOL}-ui-config")
+        configmap.raise_for_status()
+        config_file = tmp_path / "ui-config.json"
+        config_file.write_text(configmap.json()["data"]["config.json"])
+        address = host_address()
+        with socket.socket() as sock:
+            sock.bind((address, 0))
+            port = sock.getsockname()[1]
+        environ = dict(
+            os.environ,
+            SOLUTION_UI_CONFIG=str(config_file),
+            SOLUTION_UI_PORT=str(port),
+            SOLUTION_UI_LISTEN=address,
+        )
+        process = subprocess.Popen([sys.executable, str(UI_SERVER)], env=environ)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if httpx.get(f"http://{address}:{port}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the example UI server did not start"
+                time.sleep(0.1)
+            serve_service(http, ns_a, f"{SOL}-ui", port, address=address)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+# What a hostile script on UI A's page tries; each attempt says what it got.
+ATTACKS = """async ([sameOriginB, otherOriginB, productApi]) => {
+  const attempt = async (url, init) => {
+    try {
+      const r = await fetch(url, init);
+      return `${r.status} ${(await r.text()).slice(0, 200)}`;
+    } catch (e) {
+      return `blocked: ${e}`;
+    }
+  };
+  return {
+    cookies: document.cookie,
+    sameOriginB: await attempt(sameOriginB, {}),
+    otherOriginB: await attempt(otherOriginB, {credentials: "include"}),
+    writeOtherOriginB: await attempt(otherOriginB, {
+      method: "POST", credentials: "include", mode: "no-cors",
+      headers: {"Content-Type": "text/plain"}, body: "{}",
+    }),
+    productApi: await attempt(productApi, {credentials: "include"}),
+  };
+}"""
+
+
+def test_a_script_on_ui_a_reaches_neither_ui_b_nor_the_product_in_a_browser(
+    browser: Any,  # noqa: F811
+    ui_server: RunningUi,  # noqa: F811
+    two_uis: tuple[str, str, str],
+    admin_token: str,  # noqa: F811
+    ui_a_served: None,
+    local_cluster: LocalCluster,
+) -> None:
+    env, ns_a, ns_b = two_uis
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(ui_server.url + "/login")
+    page.get_by_label("Bearer token").fill(admin_token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/solutions")
+    # The user has opened UI B too: its origin holds a session cookie of its own.
+    page.goto(f"{ui_server.url}/env/{env}/{ns_b}/{SOL}/")
+    origin_b = ui_server.solution_ui_origin((env, ns_b, SOL))
+    page.wait_for_url(f"{origin_b}/env/{env}/{ns_b}/{SOL}/")
+    # Then UI A, whose page plays the hostile vendor's script.
+    page.goto(f"{ui_server.url}/env/{env}/{ns_a}/{SOL}/")
+    origin_a = ui_server.solution_ui_origin((env, ns_a, SOL))
+    page.wait_for_url(f"{origin_a}/env/{env}/{ns_a}/{SOL}/")
+    page.locator("#environment").wait_for()
+    assert page.evaluate("fetch('config.json').then(r => r.status)") == 200
+
+    api_b = f"/env/{env}/{ns_b}/{SOL}/api/kubernetes{_collection(ns_b)}"
+    got = page.evaluate(ATTACKS, [api_b, origin_b + api_b, ui_server.url + "/api/environments"])
+    assert got["cookies"] == "", got  # HttpOnly: the script cannot read its own session
+    assert got["sameOriginB"].startswith("404 "), got  # B is not served on A's origin
+    assert got["otherOriginB"].startswith("blocked"), got  # no CORS: nothing comes back
+    assert got["productApi"].startswith("blocked"), got
+    # A blind write (an opaque no-cors answer, or none at all) changed nothing in B's namespace,
+    # although B's cookie goes along with such a request (A and B are the same site).
+    assert got["writeOtherOriginB"].startswith(("0 ", "blocked")), got
+    with local_cluster.admin_http() as http:
+        assert http.get(_collection(ns_b)).json()["items"] == []
+    context.close()
