@@ -203,6 +203,7 @@ def test_a_handoff_ticket_is_for_one_ui_and_one_use(
         again = _on(ui_server, host_a, fresh)
         assert again.status_code == 403 and "set-cookie" not in again.headers
         assert "open it again" in again.text
+        assert f'href="{ui_server.url}/environments"' in again.text  # back to the product
         # A ticket whose 'next' names another UI is refused on this origin.
         forged = _ui_host(main, env, ns_a)[1]
         forged_target = urlsplit(forged.headers["location"])

@@ -78,8 +78,16 @@ def _respond(request: Request, info: ErrorInfo, err: SolutionsError | None = Non
             # The same path on the product's origin hands the session over (after a login).
             query = f"?{request.url.query}" if request.url.query else ""
             return RedirectResponse(f"{product}{request.url.path}{query}", status_code=303)
+    # On a Solution UI's origin, the links lead back to the product's own origin.
+    home = (state_of(request).main_url or "") if request.app.state.role == SOLUTION_UI_ROLE else ""
     return pages.render(
-        request, "error.html", _who(request), status_code=info.status, info=info, page="error"
+        request,
+        "error.html",
+        _who(request),
+        status_code=info.status,
+        info=info,
+        page="error",
+        home=home,
     )
 
 
