@@ -183,6 +183,21 @@ def test_ui_a_credential_reaches_neither_ui_b_nor_the_product(
             assert answer.status_code == 401, (header, answer.text)
 
 
+def test_logging_out_of_the_product_ends_the_ui_sessions(
+    ui_server: RunningUi,  # noqa: F811
+    two_uis: tuple[str, str, str],
+    admin_token: str,  # noqa: F811
+) -> None:
+    env, ns_a, _ = two_uis
+    api_a = f"/env/{env}/{ns_a}/{SOL}/api/kubernetes{_collection(ns_a)}"
+    with _logged_in(ui_server, admin_token) as main:
+        host_a, _, cookie_a = _handoff(ui_server, main, env, ns_a)
+        assert _on(ui_server, host_a, api_a, headers={"Cookie": cookie_a}).status_code == 200
+        token = main.get("/api/session").json()["csrf"]
+        assert main.post("/logout", headers={"X-CSRF-Token": token}).status_code == 303
+    assert _on(ui_server, host_a, api_a, headers={"Cookie": cookie_a}).status_code == 401
+
+
 def test_a_handoff_ticket_is_for_one_ui_and_one_use(
     ui_server: RunningUi,  # noqa: F811
     two_uis: tuple[str, str, str],
