@@ -91,3 +91,11 @@ def test_every_value_of_the_cookie_is_seen() -> None:
     header = 'solutions_ui=tossed; other=1; solutions_ui="mine"; solutions_uix=no'
     assert cookie_values(header, "solutions_ui") == ["tossed", "mine"]
     assert cookie_values("", "solutions_ui") == []
+
+
+def test_an_idle_ui_session_ends() -> None:
+    store = UiSessions(session_ttl=-1.0)
+    session = store.redeem(store.issue("p", A), A)
+    assert session is not None
+    assert store.parent_of(session.id, A) is None
+    assert len(store) == 0

@@ -70,6 +70,7 @@ class UiState:
             MemorySessionStore(settings.session_ttl),
             TokenAuthenticator(settings.target),
             oidc=OidcLogin(settings.oidc) if settings.oidc else None,
+            ui_sessions=UiSessions(session_ttl=settings.session_ttl),
         )
 
 

@@ -27,6 +27,7 @@ from metalk8s_solutions.errors import InvalidInput
 UiKey = tuple[str, str, str]
 HANDOFF_PATH = "/.solutions/handoff"
 TICKET_TTL = 60.0
+SESSION_TTL = 8 * 3600.0  # without a request; the product's session must be alive too
 UI_COOKIE = "solutions_ui"
 SECURE_UI_COOKIE = "__Host-solutions_ui"  # with TLS: no Domain, Path=/, Secure, by the browser
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -126,13 +127,15 @@ class UiSession:
     id: str
     key: UiKey
     parent: str = field(repr=False)
+    seen: float = 0.0
 
 
 class UiSessions:
     """Handoff tickets and the sessions of Solution UI origins (in memory, like the sessions)."""
 
-    def __init__(self, ticket_ttl: float = TICKET_TTL) -> None:
+    def __init__(self, ticket_ttl: float = TICKET_TTL, session_ttl: float = SESSION_TTL) -> None:
         self.ticket_ttl = ticket_ttl
+        self.session_ttl = session_ttl
         self._tickets: dict[str, _Ticket] = {}
         self._sessions: dict[str, UiSession] = {}
 
@@ -141,6 +144,8 @@ class UiSessions:
         now = time.monotonic()
         for stale in [t for t, v in self._tickets.items() if v.expires < now]:
             self._tickets.pop(stale, None)
+        for idle in [i for i, v in self._sessions.items() if now - v.seen > self.session_ttl]:
+            self._sessions.pop(idle, None)
         ticket = secrets.token_urlsafe(32)
         self._tickets[ticket] = _Ticket(key, parent, now + self.ticket_ttl)
         return ticket
@@ -151,7 +156,7 @@ class UiSessions:
         found = self._tickets.pop(ticket, None)
         if found is None or found.expires < time.monotonic() or found.key != key:
             return None
-        session = UiSession(secrets.token_urlsafe(32), key, found.parent)
+        session = UiSession(secrets.token_urlsafe(32), key, found.parent, time.monotonic())
         self._sessions[session.id] = session
         return session
 
@@ -160,6 +165,11 @@ class UiSessions:
         session = self._sessions.get(session_id)
         if session is None or session.key != key:
             return None
+        now = time.monotonic()
+        if now - session.seen > self.session_ttl:
+            self._sessions.pop(session_id, None)
+            return None
+        session.seen = now
         return session.parent
 
     def end(self, parent: str) -> None:
