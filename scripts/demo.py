@@ -422,12 +422,22 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
         ],
     )
     wait_for(lambda: _answers(f"http://127.0.0.1:{ui_port}/"), "the web UI answers", 60)
-    # Solutions' own UIs are served on another origin (port) than the product's pages.
-    solution_ui = f"http://127.0.0.1:{solution_ui_port}/env/prod/prod/{SOL}/"
-    page = httpx.get(solution_ui, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    # Each Solution's own UI has its own origin: a host name under localhost (browsers resolve
+    # *.localhost to this host) on the Solution UI port. The product's link hands over there.
+    solution_ui = f"http://127.0.0.1:{ui_port}/env/prod/prod/{SOL}/"
+    bearer = {"Authorization": f"Bearer {token}"}
+    moved = httpx.get(solution_ui, headers=bearer, timeout=30)
+    origin = moved.headers.get("location", "").split("/env/", 1)[0]
+    if moved.status_code != 307 or not origin.endswith(f".localhost:{solution_ui_port}"):
+        raise SystemExit(f"the example Solution's UI has no origin of its own: {moved.status_code}")
+    page = httpx.get(
+        f"http://127.0.0.1:{solution_ui_port}/env/prod/prod/{SOL}/",
+        headers={**bearer, "Host": origin.split("://", 1)[1]},
+        timeout=30,
+    )
     if page.status_code != 200 or 'id="instances"' not in page.text:
         raise SystemExit(f"the example Solution's UI is not reachable: {page.status_code}")
-    print(f"  the example Solution's own UI answers through the web UI: {solution_ui}")
+    print(f"  the example Solution's own UI answers on its own origin: {origin}/")
     sh("env", "show", "prod")
     sh("status")
 
@@ -435,7 +445,8 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
     kubeconfig = STATE / "cluster" / "admin.kubeconfig"
     token_file = STATE / "ui-token"
     print(f"""  web UI:         http://127.0.0.1:{ui_port}/   (log in: the token in {token_file})
-  Solution UI:    {solution_ui}   (linked from the prod environment page)
+  Solution UI:    {solution_ui}   (linked from the prod environment page; served on
+                  its own origin {origin}/, in a browser on this host)
   the CLI:        export SOLUTIONS_CONFIG={config} KUBECONFIG={kubeconfig}
                   {SOLUTIONS} status
   registry:       http://127.0.0.1:{port}/v2/_catalog

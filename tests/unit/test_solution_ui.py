@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -16,7 +15,6 @@ from metalk8s_solutions.engine.solution_ui import (
     IngressTarget,
     api_paths,
     choose_ingress,
-    configured_api_paths,
     ingress_url,
     is_allowed_api_path,
     ui_objects,
@@ -174,30 +172,6 @@ def test_ui_objects_carry_the_environment_and_pull_by_digest() -> None:
     config = json.loads(objects["ConfigMap"]["data"]["config.json"])
     assert config["api"]["kubernetes"] == "/env/prod/prod-a/shop/api/kubernetes"
     assert config["displayName"] == "Shop"
-
-
-def test_the_api_paths_are_read_back_only_from_the_environments_own_configuration() -> None:
-    config_map = by_kind(ui_objects("prod", "prod-a", content(), "reg:5000", None))["ConfigMap"]
-    paths = configured_api_paths(config_map, "prod", "prod-a", "shop")
-    assert paths == (
-        "/apis/shop.example.com/v1beta1/namespaces/prod-a/carts",
-        "/apis/shop.example.com/v1alpha1/namespaces/prod-a/carts",
-    )
-    assert configured_api_paths(None, "prod", "prod-a", "shop") is None
-    assert configured_api_paths(config_map, "test", "prod-a", "shop") is None, "another env's"
-    assert configured_api_paths(config_map, "prod", "prod-a", "till") is None
-    relabelled = copy.deepcopy(config_map)
-    relabelled["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "someone-else"
-    assert configured_api_paths(relabelled, "prod", "prod-a", "shop") is None
-    elsewhere = copy.deepcopy(config_map)
-    elsewhere["data"]["config.json"] = json.dumps(
-        {"api": {"paths": ["/apis/shop.example.com/v1beta1/namespaces/kube-system/carts"]}}
-    )
-    with pytest.raises(ValueError, match=r"api\.paths must be"):
-        configured_api_paths(elsewhere, "prod", "prod-a", "shop")
-    elsewhere["data"]["config.json"] = "{not json"
-    with pytest.raises(ValueError, match="is not a UI configuration"):
-        configured_api_paths(elsewhere, "prod", "prod-a", "shop")
 
 
 def test_a_new_configuration_rolls_the_ui_pods() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from metalk8s_solutions.cluster.kube import Forbidden
-from metalk8s_solutions.engine.solution_ui import valid_api_paths
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
 from metalk8s_solutions.web.errors import WebError, classify
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
@@ -102,18 +101,3 @@ def test_solution_ui_paths_that_could_climb_out_are_refused() -> None:
             assert err.status == 404
         else:
             raise AssertionError(f"{bad!r} was accepted")
-
-
-def test_solution_ui_configurations_may_only_name_namespaced_collections() -> None:
-    assert valid_api_paths(("/apis/g.example.com/v1/namespaces/prod/widgets",), "prod")
-    assert valid_api_paths((), "prod")
-    for bad in (
-        "",
-        "/api/v1/namespaces/prod/secrets",
-        "/apis/g/v1/namespaces/other/widgets",
-        "/apis/g/v1/namespaces/prod",
-        "/apis/g/v1/namespaces/prod/widgets/one",
-        "/apis/g/../namespaces/prod/widgets",
-        "/apis//v1/namespaces/prod/widgets",
-    ):
-        assert not valid_api_paths((bad,), "prod"), bad

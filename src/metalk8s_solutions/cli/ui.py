@@ -21,6 +21,7 @@ from metalk8s_solutions.web.server import (
 )
 from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_listen_default
 from metalk8s_solutions.web.sessions import DEFAULT_LIFETIME, DEFAULT_TTL
+from metalk8s_solutions.web.ui_origins import UiBase, host_label, parse_base
 from metalk8s_solutions.web.uploads import DEFAULT_UPLOAD_LIMIT, parse_size, show_size
 
 
@@ -62,8 +63,10 @@ def _shown(seconds: float) -> str:
 )
 @click.option(
     "--solution-ui-url",
-    help="URL browsers use for Solutions' own UIs, behind a reverse proxy "
-    "[default: this host on the --solution-ui-listen port].",
+    help="Where browsers reach Solutions' own UIs, scheme://DOMAIN[:PORT]: each is served on "
+    "its own host name <label>.DOMAIN (one origin each; needs a wildcard DNS record *.DOMAIN "
+    "to the --solution-ui-listen socket) [default: <label>.localhost on the "
+    "--solution-ui-listen port, for a browser on this host].",
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
@@ -147,6 +150,7 @@ def ui_command(
     target = ClusterTarget(kubeconfig=options.kubeconfig, context=options.context)
     target.load()  # fail now, clearly, when the kubeconfig is unusable
     tls = Tls(tls_cert, tls_key) if tls_cert and tls_key else None
+    ui_base = parse_base(solution_ui_url) if solution_ui_url else None  # fail now if malformed
     address = parse_listen(listen)
     ui_address = (
         parse_listen(solution_ui_listen, "--solution-ui-listen")
@@ -182,5 +186,13 @@ def ui_command(
     )
     secure = tls is not None
     click.echo(f"Solutions UI on {url_of(sock, secure)} (API: /api/openapi.json)", err=True)
-    click.echo(f"Solutions' own UIs on {url_of(ui_sock, secure)}", err=True)
+    port = ui_sock.getsockname()[1]
+    base = ui_base or UiBase("https" if secure else "http", "localhost", port)
+    where = base.origin(("ENV", "NS", "SOLUTION")).replace(
+        host_label("ENV", "NS", "SOLUTION"), "<label>"
+    )
+    click.echo(
+        f"Solutions' own UIs on {url_of(ui_sock, secure)}, each on its own host name {where}",
+        err=True,
+    )
     serve(settings, Sockets(sock, ui_sock), tls)

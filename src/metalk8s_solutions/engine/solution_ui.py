@@ -96,41 +96,6 @@ def is_allowed_api_path(path: str, allowed: Sequence[str]) -> bool:
     return any(path == a or path.startswith(a + "/") for a in allowed)
 
 
-def valid_api_paths(paths: Sequence[str], namespace: str) -> bool:
-    """Paths a UI configuration may list: collections of custom resources in ``namespace``."""
-    return all(
-        p.startswith("/apis/")
-        and p.count("/") == 6
-        and p.split("/")[4:6] == ["namespaces", namespace]
-        and all(part and part not in (".", "..") for part in p.split("/")[1:])
-        for p in paths
-    )
-
-
-def configured_api_paths(
-    config_map: Mapping[str, Any] | None, env: str, namespace: str, solution: str
-) -> tuple[str, ...] | None:
-    """The API paths listed by the UI runtime configuration in ``config_map``.
-
-    None when ``config_map`` is not ``env``'s configuration of ``solution``'s UI (missing, or
-    labelled for something else: a path must not be pointed at other objects through it).
-    ValueError when it is, but its ``config.json`` is unreadable or lists paths a UI may not have.
-    """
-    labels = ((config_map or {}).get("metadata") or {}).get("labels") or {}
-    wanted = ui_labels(env, solution, version="")
-    del wanted["app.kubernetes.io/version"]
-    if config_map is None or any(labels.get(k) != v for k, v in wanted.items()):
-        return None
-    try:
-        document: Any = json.loads(str((config_map.get("data") or {}).get(CONFIG_FILE, "")))
-        paths = tuple(str(p) for p in document["api"]["paths"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{CONFIG_FILE} is not a UI configuration: {err}") from err
-    if not valid_api_paths(paths, namespace):
-        raise ValueError("api.paths must be /apis/<group>/<version>/namespaces/<ns>/<plural>")
-    return paths
-
-
 def runtime_config(env: str, namespace: str, content: VersionContent) -> dict[str, Any]:
     """The document mounted as ``/etc/solution-ui/config.json``."""
     sol = content.name
@@ -362,7 +327,6 @@ __all__ = [
     "api_paths",
     "base_path",
     "choose_ingress",
-    "configured_api_paths",
     "ingress_url",
     "is_allowed_api_path",
     "runtime_config",
@@ -370,5 +334,4 @@ __all__ = [
     "ui_labels",
     "ui_name",
     "ui_objects",
-    "valid_api_paths",
 ]

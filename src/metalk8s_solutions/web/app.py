@@ -4,11 +4,12 @@ Nothing is fetched from elsewhere at runtime (the cluster is air-gapped): the st
 small script are files of this package, and FastAPI's CDN-hosted doc pages are turned off; the
 OpenAPI document itself is served at ``/api/openapi.json``.
 
-Solutions' own UIs are served by a second application on a second port (another origin), so
-that their scripts, which run with the logged-in user's rights, can neither read the product's
-pages (and their CSRF tokens) nor call its API: :class:`OriginDispatcher` sends each request to
-the application of the socket it came in on.  The session cookie, scoped to the host and not the
-port, identifies the user on both.
+Solutions' own UIs are served by a second application on a second socket, each UI on its own
+host name (its own origin, ``web/ui_origins.py``), so that their scripts, which run with the
+logged-in user's rights, can read neither the product's pages (and their CSRF tokens) nor another
+UI's, nor call the product's API or another UI's API paths: :class:`OriginDispatcher` sends each
+request to the application of the socket it came in on.  The product's session cookie is never
+taken there: each UI's origin gets its own session, handed over with a one-time ticket.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from metalk8s_solutions.web.deps import (
     UiSettings,
     UiState,
     has_credentials,
-    main_origin,
+    has_ui_credentials,
     optional_principal,
+    refresh_oidc,
     state_of,
 )
 from metalk8s_solutions.web.errors import INTERNAL, ErrorInfo, WebError, classify
@@ -88,12 +90,23 @@ def _answer(request: Request, info: ErrorInfo) -> Response:
     if _is_api(request):
         return JSONResponse(info.to_json(), status_code=info.status)
     if info.kind == "unauthenticated":
-        login = "/login"
-        if request.app.state.role == SOLUTION_UI_ROLE:
-            login = main_origin(request) + login
-        return RedirectResponse(login, status_code=303)
+        if request.app.state.role != SOLUTION_UI_ROLE:
+            return RedirectResponse("/login", status_code=303)
+        product = state_of(request).main_url
+        if product and request.url.path.startswith("/env/"):
+            # The same path on the product's origin hands the session over (after a login).
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(f"{product}{request.url.path}{query}", status_code=303)
+    # On a Solution UI's origin, the links lead back to the product's own origin.
+    home = (state_of(request).main_url or "") if request.app.state.role == SOLUTION_UI_ROLE else ""
     return pages.render(
-        request, "error.html", _who(request), status_code=info.status, info=info, page="error"
+        request,
+        "error.html",
+        _who(request),
+        status_code=info.status,
+        info=info,
+        page="error",
+        home=home,
     )
 
 
@@ -106,18 +119,9 @@ def _who(request: Request) -> Principal | None:
 
 async def _refresh_oidc(request: Request) -> None:
     """Renew an OIDC session's ID token shortly before it expires; end the session if refused."""
-    ui: UiState = request.app.state.ui
     session_id = request.cookies.get(COOKIE)
-    if ui.oidc is None or not session_id or not ui.oidc.needs_refresh(session_id):
-        return
-    session = ui.sessions.get(session_id)
-    tokens = await ui.oidc.refresh(session_id)
-    if session is None or tokens is None:
-        ui.sessions.delete(session_id)  # the next page asks to log in again
-        ui.metrics.login("oidc-refresh", "refused")
-        return
-    session.token = tokens.id_token
-    ui.metrics.login("oidc-refresh", "ok")
+    if session_id:
+        await refresh_oidc(request.app.state.ui, session_id)
 
 
 def _install_common(app: FastAPI, bodies: BodyPolicy) -> None:
@@ -214,7 +218,7 @@ def create_solution_ui_app(state: UiState) -> FastAPI:
     app.state.ui = state
     app.state.role = SOLUTION_UI_ROLE
     app.include_router(solution_ui.router)
-    _install_common(app, BodyPolicy(limit=SOLUTION_UI_BODY_LIMIT, authenticated=has_credentials))
+    _install_common(app, BodyPolicy(limit=SOLUTION_UI_BODY_LIMIT, authenticated=has_ui_credentials))
     return app
 
 

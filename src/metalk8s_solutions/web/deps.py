@@ -28,6 +28,14 @@ from metalk8s_solutions.web.sessions import (
     MemorySessionStore,
     SessionStore,
 )
+from metalk8s_solutions.web.ui_origins import (
+    UiBase,
+    UiSessions,
+    cookie_name,
+    cookie_values,
+    default_base,
+    parse_base,
+)
 from metalk8s_solutions.web.uploads import DEFAULT_UPLOAD_LIMIT
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -58,8 +66,8 @@ class UiSettings:
     login_burst: int = LOGIN_BURST
     login_rate: float = LOGIN_RATE
     oidc: OidcSettings | None = None
-    #: where browsers reach Solutions' own UIs, when not this host on the Solution UI port
-    #: (behind a reverse proxy, for instance)
+    #: ``scheme://DOMAIN[:PORT]``: each Solution UI is served at ``<label>.DOMAIN[:PORT]``
+    #: (a wildcard DNS record); default: ``localhost`` sub-domains, for a loopback server only
     solution_ui_url: str | None = None
     #: the largest archive a user may upload, in bytes (``solutions ui --upload-limit``)
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
@@ -79,8 +87,12 @@ class UiState:
     metrics: UiMetrics = field(default_factory=UiMetrics)
     oidc: OidcLogin | None = None
     logins: RateLimiter = field(default_factory=lambda: RateLimiter(LOGIN_BURST, LOGIN_RATE))
+    #: handoff tickets and sessions of the Solution UIs' origins (one origin per UI)
+    ui_sessions: UiSessions = field(default_factory=UiSessions)
     #: the ports of the two origins, known once the server has bound its sockets
     main_port: int | None = None
+    #: the product's URL, where a Solution UI sends a browser that is not logged in on it
+    main_url: str | None = None
     solution_ui_port: int | None = None
 
     @classmethod
@@ -91,6 +103,7 @@ class UiState:
             TokenAuthenticator(settings.target),
             oidc=OidcLogin(settings.oidc, settings.session_lifetime) if settings.oidc else None,
             logins=RateLimiter(settings.login_burst, settings.login_rate),
+            ui_sessions=UiSessions(session_ttl=settings.session_ttl),
         )
 
 
@@ -120,14 +133,30 @@ def main_origin(request: Request) -> str:
     return _origin(request, state_of(request).main_port)
 
 
-def solution_ui_origin(request: Request) -> str | None:
-    """The origin of Solutions' own UIs; None when this server does not serve them."""
+def solution_ui_base(request: Request) -> UiBase | None:
+    """Where Solutions' own UIs are, one host name each; None when this server does not serve
+    them (no Solution UI socket, or no ``--solution-ui-url`` for a non-loopback server)."""
     state = state_of(request)
     if state.settings.solution_ui_url:
-        return state.settings.solution_ui_url.rstrip("/")
+        return parse_base(state.settings.solution_ui_url)
     if state.solution_ui_port is None:
         return None
-    return _origin(request, state.solution_ui_port)
+    return default_base(request.url.scheme, request.url.hostname or "", state.solution_ui_port)
+
+
+async def refresh_oidc(ui: UiState, session_id: str) -> None:
+    """Renew an OIDC session's ID token shortly before it expires; end the session if refused."""
+    if ui.oidc is None or not ui.oidc.needs_refresh(session_id):
+        return
+    session = ui.sessions.get(session_id)
+    tokens = await ui.oidc.refresh(session_id)
+    if session is None or tokens is None:
+        ui.sessions.delete(session_id)  # the next page asks to log in again
+        ui.ui_sessions.end(session_id)
+        ui.metrics.login("oidc-refresh", "refused")
+        return
+    session.token = tokens.id_token
+    ui.metrics.login("oidc-refresh", "ok")
 
 
 def optional_principal(request: Request) -> Principal | None:
@@ -161,6 +190,20 @@ def has_credentials(request: Request) -> bool:
         return optional_principal(request) is not None
     except SolutionsError:
         return False
+
+
+def has_ui_credentials(request: Request) -> bool:
+    """On a Solution UI's origin: a bearer token or a live session of a Solution UI (which UI
+    it stands for is checked by the route; reads headers only)."""
+    if request.headers.get("authorization", "")[:7].lower() == "bearer ":
+        return True
+    sessions = state_of(request).ui_sessions
+    cookies = request.headers.get("cookie", "")
+    return any(
+        sessions.live(value)
+        for name in (cookie_name(False), cookie_name(True))
+        for value in cookie_values(cookies, name)
+    )
 
 
 async def check_csrf(request: Request, who: Principal) -> None:

@@ -262,6 +262,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request, who: Caller) -> Response:
     ui = state_of(request)
     ui.sessions.delete(who.key)
+    ui.ui_sessions.end(who.key)
     ui.perms.forget(who.key)
     if ui.oidc is not None:
         ui.oidc.forget(who.key)

@@ -80,6 +80,8 @@ def server_for(
     app = create_server_app(settings)
     state = app.main.state.ui
     state.main_port = sockets.main.getsockname()[1]
+    if sockets.main.getsockname()[0] not in ("0.0.0.0", "::"):  # noqa: S104 - a comparison
+        state.main_url = url_of(sockets.main, tls is not None)
     if sockets.solution_ui is not None:
         state.solution_ui_port = sockets.solution_ui.getsockname()[1]
     config = uvicorn.Config(

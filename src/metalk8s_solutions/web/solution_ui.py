@@ -1,23 +1,26 @@
 """The route to each Solution's own UI: ``/env/<env>/<namespace>/<solution>/...``, as the user.
 
-It is served on the second origin of ``solutions ui`` (its Solution UI port): a Solution UI's
-scripts run with the user's rights, and another origin keeps them away from the product's pages
-and API.  On the product's origin, ``/env/...`` only redirects there.
+Each Solution UI has its own origin: it is served on the Solution UI socket of ``solutions ui``
+under its own host name (``web/ui_origins.py``), so that its scripts, which run with the user's
+rights, can reach neither another Solution's UI nor the product's pages and API.  On the
+product's origin, ``/env/...`` hands the logged-in session over to the UI's origin with a
+one-time ticket bound to that UI; the UI's origin takes its own host-only cookie, valid for that
+UI only, or a bearer token.  A request for UI X is served only on X's host name and only with a
+credential issued for X.
 
 A Solution UI (``engine/solution_ui.py``) is served under that same path by its Ingress, when the
 cluster has one, and here otherwise, so that no user needs a NodePort, a port-forward or kubectl:
 
 - ``<base>api/kubernetes/<path>`` is the UI's window on the Kubernetes API: the request goes to
-  the API server with the logged-in user's token, only for the paths the UI's runtime
-  configuration lists (its CRDs' collections in that namespace); RBAC decides the rest;
+  the API server with the logged-in user's token, only for the paths of the version's CRDs in that
+  namespace, as its verified archive declares them (``engine/solution_ui_access.py``; the UI's
+  ConfigMap is not consulted); RBAC decides the rest;
 - anything else goes to the UI's Service through the API server's service proxy, again with the
   user's token (it needs ``get`` on ``services/proxy`` in the namespace), unchanged: the UI gets
   its full path, as behind the Ingress.
 
-The runtime configuration is read, as the user, from ConfigMap ``<solution>-ui-config``; its
-labels must say it belongs to that environment and solution, so a path cannot be pointed at
-another namespace's objects.  Changes (POST, PUT, PATCH, DELETE) are taken only from pages of
-this site (``Origin``/``Sec-Fetch-Site``), on top of the session cookie.
+Changes (POST, PUT, PATCH, DELETE) are taken only from pages of the UI's own origin
+(``Origin``/``Sec-Fetch-Site``), on top of its credential.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ import json
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import URL
 
-from metalk8s_solutions.cluster.apply import request as api_request
 from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
 from metalk8s_solutions.cluster.passthrough import Forwarded, forward
 from metalk8s_solutions.engine.desired import check_dns_label
@@ -37,18 +40,35 @@ from metalk8s_solutions.engine.solution_ui import (
     API_PREFIX,
     PORT_NAME,
     base_path,
-    configured_api_paths,
     is_allowed_api_path,
-    ui_config_name,
     ui_name,
 )
+from metalk8s_solutions.engine.solution_ui_access import ui_api_paths
 from metalk8s_solutions.errors import InvalidInput
-from metalk8s_solutions.web.deps import Principal, principal, solution_ui_origin, state_of
-from metalk8s_solutions.web.errors import WebError, forbidden, not_found
+from metalk8s_solutions.web.deps import (
+    Principal,
+    context,
+    optional_principal,
+    principal,
+    refresh_oidc,
+    solution_ui_base,
+    state_of,
+)
+from metalk8s_solutions.web.errors import WebError, forbidden, not_found, unauthenticated
+from metalk8s_solutions.web.ui_origins import (
+    HANDOFF_PATH,
+    UiBase,
+    UiKey,
+    cookie_name,
+    cookie_values,
+)
 
 router = APIRouter(include_in_schema=False)  # on the Solution UI origin
 redirects = APIRouter(include_in_schema=False)  # on the product's origin
-Caller = Annotated[Principal, Depends(principal)]
+TICKET_REFUSED = (
+    "this link to a Solution UI has expired, was already used or is for another UI; "
+    "open it again from the environment page"
+)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -64,30 +84,15 @@ def _same_site(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
 
 
-async def _api_paths(kube: Kube, env: str, ns: str, sol: str) -> tuple[str, ...]:
-    """The API paths of the UI's runtime configuration, read as the user."""
-    name = ui_config_name(sol)
+async def _api_paths(request: Request, who: Principal, kube: Kube, key: UiKey) -> tuple[str, ...]:
+    """The API paths of the UI, from its verified archive; read as the user."""
+    env, ns, sol = key
     try:
-        found = await api_request(
-            kube,
-            "GET",
-            f"/api/v1/namespaces/{quote(ns)}/configmaps/{quote(name)}",
-            action=f"reading ConfigMap {ns}/{name}",
-            missing_ok=True,
-        )
+        paths = await ui_api_paths(context(request, who), kube, env, ns, sol)
     except Forbidden as err:
         raise forbidden(
-            f"you may not open the UI of {sol} in {env}/{ns}: reading its configuration "
-            f"(ConfigMap {ns}/{name}) was refused"
-        ) from err
-    try:
-        paths = configured_api_paths(found, env, ns, sol)
-    except ValueError as err:
-        raise WebError(
-            502,
-            "bad-ui-config",
-            f"the UI configuration of {sol} in {env}/{ns} is not readable",
-            hint=f"run 'solutions env converge {env}' to write it again",
+            f"you may not open the UI of {sol} in {env}/{ns}: reading the environment's record "
+            f"(ConfigMap {ns}/metalk8s-environment) was refused"
         ) from err
     if paths is None:
         raise not_found(f"{sol} has no UI in namespace {ns} of environment {env}")
@@ -114,42 +119,129 @@ def _check_names(env: str, ns: str, sol: str) -> None:
         raise not_found(err.message) from err
 
 
-@redirects.get("/env/{rest:path}")
-async def to_solution_ui_origin(rest: str, request: Request) -> RedirectResponse:
-    """Links of the product's pages lead here: the UI itself is on the other origin."""
-    origin = solution_ui_origin(request)
-    if origin is None:
+def _base(request: Request) -> UiBase:
+    found = solution_ui_base(request)
+    if found is None:
         raise WebError(
             503,
             "no-solution-ui-origin",
-            "this server does not serve Solutions' own UIs",
-            hint="start 'solutions ui' with --solution-ui-listen HOST:PORT",
+            "this server does not serve Solutions' own UIs on this address",
+            hint="start 'solutions ui' with --solution-ui-url http(s)://DOMAIN[:PORT] (a wildcard "
+            "DNS record *.DOMAIN pointing to the --solution-ui-listen socket), or open the UI "
+            "from a browser on this host through 127.0.0.1",
         )
+    return found
+
+
+@redirects.get("/env/{env}/{ns}/{sol}")
+@redirects.get("/env/{env}/{ns}/{sol}/{rest:path}")
+async def to_solution_ui_origin(
+    env: str, ns: str, sol: str, request: Request, rest: str = ""
+) -> RedirectResponse:
+    """Links of the product's pages lead here: the UI itself is on its own origin.
+
+    A browser session is handed over with a one-time ticket for this UI only; an API client
+    (bearer token) is sent straight there, where its token is taken as it is.
+    """
+    _check_names(env, ns, sol)
+    _check_rest(rest)
+    key = (env, ns, sol)
+    origin = _base(request).origin(key)
     query = f"?{request.url.query}" if request.url.query else ""
-    return RedirectResponse(f"{origin}/env/{quote(rest)}{query}", status_code=307)
+    target = base_path(env, ns, sol) + quote(rest) + query
+    who = principal(request)  # not logged in: the login page
+    if who.csrf is None:  # a bearer token, not a session: nothing to hand over
+        return RedirectResponse(origin + target, status_code=307)
+    ticket = state_of(request).ui_sessions.issue(who.key, key)
+    handoff = URL(HANDOFF_PATH).include_query_params(ticket=ticket, next=target)
+    return RedirectResponse(f"{origin}{handoff}", status_code=303)
+
+
+@router.get(HANDOFF_PATH)
+async def handoff(
+    request: Request, ticket: str = "", target: Annotated[str, Query(alias="next")] = ""
+) -> Response:
+    """Redeem a ticket from the product's origin: this UI's own session cookie, then the UI."""
+    parts = target.split("/")
+    if len(parts) < 6 or parts[:2] != ["", "env"] or "\\" in target or "//" in target:
+        raise not_found("no such Solution UI")
+    key = (parts[2], parts[3], parts[4])
+    _check_names(*key)
+    _check_host(request, key)
+    state = state_of(request)
+    session = state.ui_sessions.redeem(ticket, key)
+    if session is None:
+        raise WebError(403, "ticket", TICKET_REFUSED)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        cookie_name(state.settings.secure_cookies),
+        session.id,
+        httponly=True,
+        samesite="lax",  # the first page is reached from the product: a cross-site navigation
+        secure=state.settings.secure_cookies,
+        path="/",
+    )
+    return response
+
+
+def _check_host(request: Request, key: UiKey) -> None:
+    """Serve UI ``key`` on its own host name only: another UI's origin gets nothing of it."""
+    base = _base(request)
+    if not base.serves(request.headers.get("host", ""), key):
+        env, ns, sol = key
+        raise not_found(
+            f"the UI of {sol} in {env}/{ns} is served on its own origin, {base.origin(key)}, "
+            "not here; open it from the environment page"
+        )
+
+
+async def _ui_caller(request: Request, key: UiKey) -> Principal:
+    """The caller of UI ``key``: a bearer token, or a session handed over for ``key`` only."""
+    if request.headers.get("authorization", "")[:7].lower() == "bearer ":
+        found = optional_principal(request)
+        if found is not None:
+            return found
+    state = state_of(request)
+    name = cookie_name(state.settings.secure_cookies)
+    for value in cookie_values(request.headers.get("cookie", ""), name):
+        parent = state.ui_sessions.parent_of(value, key)
+        if parent:
+            await refresh_oidc(state, parent)
+        session = state.sessions.get(parent) if parent else None
+        if session is not None:
+            return Principal(key=session.id, user=session.user, token=session.token)
+    raise unauthenticated(f"not logged in on the UI of {key[2]} in {key[0]}/{key[1]}")
 
 
 @router.get("/env/{env}/{ns}/{sol}")
-async def ui_root(env: str, ns: str, sol: str) -> RedirectResponse:
+async def ui_root(env: str, ns: str, sol: str, request: Request) -> RedirectResponse:
     """The UI's base path always ends with '/', so that its relative links resolve."""
     _check_names(env, ns, sol)
+    _check_host(request, (env, ns, sol))
     return RedirectResponse(base_path(env, ns, sol), status_code=307)
 
 
 @router.api_route("/env/{env}/{ns}/{sol}/{rest:path}", methods=METHODS)
-async def ui_proxy(
-    env: str, ns: str, sol: str, rest: str, request: Request, who: Caller
-) -> Response:
+async def ui_proxy(env: str, ns: str, sol: str, rest: str, request: Request) -> Response:
     """Serve the Solution UI (or its Kubernetes API calls) with the logged-in user's rights."""
     _check_names(env, ns, sol)
     _check_rest(rest)
+    key = (env, ns, sol)
+    _check_host(request, key)
+    who = await _ui_caller(request, key)
     if request.method not in ("GET", "HEAD") and not _same_site(request):
         raise forbidden(
             f"{request.method} to the UI of {sol} came from another site; it was refused"
         )
+    is_api = rest == API_PREFIX or rest.startswith(API_PREFIX + "/")
+    if is_api and request.headers.get("sec-fetch-site") in ("same-site", "cross-site"):
+        raise forbidden(
+            f"the Kubernetes API paths of the UI of {sol} answer its own pages only; "
+            "this request came from another origin"
+        )
     target = state_of(request).settings.target.as_user(who.token)
     async with connect(target) as kube:  # one connection, as the user, for both requests
-        allowed = await _api_paths(kube, env, ns, sol)
+        allowed = await _api_paths(request, who, kube, key)
         path, action = _target(env, ns, sol, rest, request.method, allowed)
         answer = await forward(
             kube,
