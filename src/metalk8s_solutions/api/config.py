@@ -21,7 +21,7 @@ import yaml
 
 from metalk8s_solutions.api.semver import is_valid_version
 from metalk8s_solutions.api.yamldoc import load_yaml_document
-from metalk8s_solutions.errors import InvalidInput
+from metalk8s_solutions.errors import InvalidInput, Refused
 
 API_VERSION = "solutions.metalk8s.scality.com/v1alpha1"
 KIND = "SolutionsConfiguration"
@@ -42,6 +42,27 @@ class Policy(enum.StrEnum):
     REQUIRED = "required"  # a valid signature by a trusted key, and checksums, must be there
     IF_SIGNED = "if-signed"  # missing signatures or checksums are warnings
     DISABLED = "disabled"  # signatures are not looked at (checksums still are, when present)
+
+
+_STRICTNESS = {Policy.DISABLED: 0, Policy.IF_SIGNED: 1, Policy.REQUIRED: 2}
+
+
+def request_policy(site: Policy, requested: Policy | None) -> Policy:
+    """The policy a request runs under: the site's ``trust.policy`` is a floor.
+
+    A request (``--policy``, the web form or API) may keep it or make it stricter; lowering it
+    is an administrator's change of the configuration file, never a request parameter.
+    """
+    if requested is None:
+        return site
+    if _STRICTNESS[requested] < _STRICTNESS[site]:
+        raise Refused(
+            f"signature policy '{requested}' is lower than the site's trust.policy '{site}': a "
+            "request may only keep or raise it",
+            hint=f"import under '{site}' (or stricter); lowering it is a change of trust.policy "
+            "in SolutionsConfiguration by its administrator",
+        )
+    return requested
 
 
 @dataclass(frozen=True)

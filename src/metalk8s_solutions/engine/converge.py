@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.api.config import LATEST, Policy, RegistryMode, SolutionsConfiguration
+from metalk8s_solutions.api.config import (
+    LATEST,
+    Policy,
+    RegistryMode,
+    SolutionsConfiguration,
+    request_policy,
+)
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.semver import latest
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
@@ -68,7 +74,7 @@ class ConvergeOptions:
     dry_run: bool = False
     force: bool = False  # apply CRD changes / deactivations the safety checks refuse
     keys: tuple[Path, ...] = ()  # trusted public keys, in addition to trust.keys
-    policy: Policy | None = None  # signature policy override
+    policy: Policy | None = None  # a stricter signature policy than trust.policy (never lower)
     #: limit activation and deactivation to these solutions (None: every solution)
     solutions: frozenset[str] | None = None
 
@@ -167,7 +173,7 @@ def _check_new_archive(
         ValidateOptions(
             path=path,
             keys=opts.keys + tuple(Path(k) for k in config.trust.keys),
-            policy=opts.policy or config.trust.effective_policy(),
+            policy=request_policy(config.trust.effective_policy(), opts.policy),
         )
     )
     if not result.valid:
@@ -382,6 +388,7 @@ async def plan_convergence(
 ) -> _Plan:
     """Everything :func:`converge` would do, checked, with no change made."""
     plan = _Plan(outcome=ConvergeOutcome(dry_run=opts.dry_run))
+    request_policy(config.trust.effective_policy(), opts.policy)  # refused before anything else
     current, exists = await read_records(kube)
     imported = await asyncio.to_thread(scan_config, config, current)
     in_scope = opts.solutions
