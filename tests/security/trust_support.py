@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from conftest import make_source
+from conftest import SHARED_LAYER, make_source, write_oci_layout
 from metalk8s_solutions.archive.signing import generate_key
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.engine.build import BuildOptions, build
@@ -23,12 +24,25 @@ TOKEN_NAMESPACE = "solutions-trust-tests"
 
 
 def build_archive(
-    root: Path, *, key: Path | None, version: str = "1.0.0", name: str | None = None
+    root: Path,
+    *,
+    key: Path | None,
+    version: str = "1.0.0",
+    name: str | None = None,
+    layer: bytes | None = None,
+    crd: str | None = None,
 ) -> Path:
-    """An archive of the test Solution at ``version``, signed by ``key`` (None: unsigned)."""
-    src = make_source(root / f"src-{version}-{key.stem if key else 'unsigned'}")
+    """An archive of the test Solution at ``version``, signed by ``key`` (None: unsigned);
+    ``layer``: another content for the base-server image; ``crd``: another CRD file."""
+    src = make_source(root / f"src-{version}-{key.stem if key else 'unsigned'}-{len(layer or b'')}")
     manifest = src / "manifest.yaml"
     manifest.write_text(manifest.read_text().replace("version: 1.0.0", f"version: {version}"))
+    if layer is not None:
+        image = src / "images" / "base-server" / "1.0.0"
+        shutil.rmtree(image)
+        write_oci_layout(image, [SHARED_LAYER, layer], "1.0.0")
+    if crd is not None:
+        (src / "operator" / "deploy" / "crds" / "example.yaml").write_text(crd)
     iso = root / (name or f"example-solution-{version}.iso")
     build(BuildOptions(src, iso, key=key, epoch=1_700_000_000))
     return iso

@@ -35,9 +35,10 @@ from metalk8s_solutions.api.config import (
     request_policy,
 )
 from metalk8s_solutions.api.findings import Severity
+from metalk8s_solutions.api.pin import UNSIGNED, Pin
 from metalk8s_solutions.api.semver import latest
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
-from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.pinning import changed, file_digest, open_archive
 from metalk8s_solutions.cluster import crds as live_crds
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube
 from metalk8s_solutions.cluster.state import (
@@ -86,6 +87,8 @@ class ConvergeOutcome(Outcome):
     diffs: dict[str, str] = field(default_factory=dict)
     migrated: dict[str, int] = field(default_factory=dict)
     active: dict[str, str] = field(default_factory=dict)  # solution -> resolved active version
+    #: archive path -> pin, of every configured archive verified at import (not in the JSON)
+    pins: dict[str, Pin] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,7 @@ class _Plan:
     deactivations: dict[str, list[str]] = field(default_factory=dict)  # name -> CRD names
     records: Records = field(default_factory=dict)
     write_records: bool = False
+    pins: dict[str, Pin] = field(default_factory=dict)  # archives pinned by this convergence
 
 
 def label_value(text: str) -> str:
@@ -118,10 +122,10 @@ def label_value(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
 
 
-def archive_crds(archive: Path) -> list[dict[str, Any]]:
-    """The CRD documents of an archive, read straight from the ISO."""
+def archive_crds(archive: Path, pin: Pin | None = None) -> list[dict[str, Any]]:
+    """The CRD documents of an archive, read straight from the ISO (checked against ``pin``)."""
     docs: list[dict[str, Any]] = []
-    with IsoReader(archive) as iso:
+    with open_archive(archive, pin) as iso:
         for path in sorted(iso.files()):
             if path.startswith(CRD_DIR) and path.endswith((".yaml", ".yml")):
                 for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
@@ -164,8 +168,8 @@ def versions_by_name(imported: list[Imported]) -> dict[str, dict[str, Imported]]
 
 def _check_new_archive(
     item: Imported, config: SolutionsConfiguration, opts: ConvergeOptions
-) -> list[str]:
-    """Validate and verify one archive; returns its warnings, raises on any error."""
+) -> tuple[list[str], Pin]:
+    """Validate and verify one archive; returns its warnings and its pin, raises on any error."""
     path = Path(item.archive)
     if item.problem:
         raise ArchiveError(f"archive {path}: {item.problem}", hint="nothing was changed")
@@ -183,7 +187,25 @@ def _check_new_archive(
             f"archive {path} is not valid: {errors[0]}{more}",
             hint=f"nothing was changed; run 'solutions validate {path}' for the full report",
         )
-    return [f"{path}: {f}" for f in result.findings if f.level is Severity.WARNING]
+    report = result.report
+    if report.manifest is None:  # a valid archive has a manifest
+        raise ArchiveError(f"archive {path} has no readable manifest", hint="nothing was changed")
+    signatures = report.signatures
+    signer = signatures.valid[0] if signatures and signatures.valid else UNSIGNED
+    pin = (
+        Pin(report.manifest.id, report.sums_digest, signer)
+        if report.sums_digest is not None
+        else Pin(report.manifest.id, file_digest(path), signer, whole_file=True)
+    )
+    if item.pin is not None:
+        if (item.pin.digest, item.pin.id) != (pin.digest, pin.id):
+            raise changed(path, item.pin, f"it now holds {pin.describe()}")
+        pin = item.pin  # the pin of the first import stays (with its signer)
+    return [f"{path}: {f}" for f in result.findings if f.level is Severity.WARNING], pin
+
+
+def _pin(item: Imported, plan: _Plan) -> Pin | None:
+    return item.pin or plan.pins.get(item.archive)
 
 
 async def _objects(kube: Kube, live: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -195,7 +217,7 @@ async def _objects(kube: Kube, live: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 async def _needed_versions(
-    kube: Kube, name: str, versions: Mapping[str, Imported]
+    kube: Kube, name: str, versions: Mapping[str, Imported], plan: _Plan
 ) -> dict[str, dict[str, set[str]]]:
     """CRD name -> reason -> versions that operators deployed in environments need served."""
     needed: dict[str, dict[str, set[str]]] = {}
@@ -204,7 +226,7 @@ async def _needed_versions(
             item = versions.get(config.get(name, ""))
             if item is None or item.problem:
                 continue
-            for doc in await asyncio.to_thread(archive_crds, Path(item.archive)):
+            for doc in await asyncio.to_thread(archive_crds, Path(item.archive), _pin(item, plan)):
                 info = crd_info(doc)
                 reason = (
                     f"the operator of {name} {config[name]} in environment {env.name} ({namespace})"
@@ -285,9 +307,9 @@ async def _plan_activation(
     plan.outcome.active[name] = target
     docs = [
         labelled(doc, name, target)
-        for doc in await asyncio.to_thread(archive_crds, Path(item.archive))
+        for doc in await asyncio.to_thread(archive_crds, Path(item.archive), _pin(item, plan))
     ]
-    needed = await _needed_versions(kube, name, versions)
+    needed = await _needed_versions(kube, name, versions, plan)
     problems: list[Problem] = []
     for doc in docs:
         problems += await _plan_crd(kube, doc, needed.get(doc["metadata"]["name"]), plan.outcome)
@@ -370,10 +392,16 @@ async def _plan_imports(
         if item.id:
             ids[item.id] = item.archive
     for item in imported:
-        if item.archive in recorded and not item.problem:
+        if item.archive in recorded and item.pin is not None and not item.problem:
             continue
         say(f"checking {item.archive}")
-        plan.outcome.warnings += await asyncio.to_thread(_check_new_archive, item, config, opts)
+        warnings, pin = await asyncio.to_thread(_check_new_archive, item, config, opts)
+        plan.outcome.warnings += warnings
+        plan.pins[item.archive] = pin
+        if item.archive in recorded and not item.problem:
+            # Recorded by MetalK8s or an older version, without a pin: verified now, pinned.
+            plan.outcome.steps.append(Step("pin", str(item.id), pin.describe()))
+            continue
         plan.new_archives.append(item)
         where = (
             f"served by the built-in registry at {config.registry.endpoint}/{item.id}/"
@@ -426,7 +454,8 @@ async def plan_convergence(
             await _plan_deactivation(kube, name, plan, opts.force)
 
     # 4. The cluster record.
-    plan.records = desired_records(imported, config.active)
+    plan.records = desired_records(imported, config.active, plan.pins)
+    plan.outcome.pins = {i.archive: i.pin for i in imported if i.pin} | plan.pins
     record_steps = record_diff(current, plan.records)
     if not exists and not record_steps:
         record_steps = [Step("record", "metalk8s-solutions", "create the empty ConfigMap")]

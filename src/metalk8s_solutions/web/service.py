@@ -286,6 +286,9 @@ async def solutions_view(ctx: Context) -> dict[str, Any]:
     trusted = ConfigStore(ctx.config_path).read().trust.keys
     for entries in data["solutions"].values():
         for entry in entries:
+            if entry.get("problem"):  # e.g. changed since import: what it holds now is not shown
+                entry["details"] = {"problem": entry["problem"]}
+                continue
             entry["details"] = await asyncio.to_thread(
                 archive_details, Path(entry["archive"]), tuple(trusted)
             )
@@ -344,7 +347,9 @@ async def version_choices(ctx: Context, solution: str, current: str | None) -> l
             reason: str | None = None
             try:
                 assert archive is not None  # noqa: S101 - listed by the inventory
-                content = await asyncio.to_thread(load_version_content, Path(archive))
+                content = await asyncio.to_thread(
+                    load_version_content, Path(archive), inventory.pin(archive)
+                )
                 await check_crds_served(kube, content)
             except SolutionsError as err:
                 reason = err.message
