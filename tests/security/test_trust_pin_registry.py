@@ -9,7 +9,6 @@ repositories.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +46,7 @@ def swap(target: Path, replacement: Path) -> None:
     """Replace ``target`` by ``replacement``'s bytes, as an attacker with write access would."""
     staged = target.with_name(f".{target.name}.new")
     staged.write_bytes(replacement.read_bytes())
-    os.replace(staged, target)
+    staged.replace(target)
 
 
 def hand_config(path: Path, archives: list[Path]) -> Path:

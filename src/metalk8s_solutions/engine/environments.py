@@ -60,7 +60,7 @@ from metalk8s_solutions.cluster.resources import (
     wait_gone,
     write_env_config,
 )
-from metalk8s_solutions.cluster.state import ENV_LABEL, read_records
+from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     Settings,
@@ -240,24 +240,41 @@ class Inventory:
 _SCANS: dict[tuple[object, ...], list[Imported]] = {}
 
 
-def _scan(config: SolutionsConfiguration) -> list[Imported]:
+def _scan(config: SolutionsConfiguration, records: Records | None = None) -> list[Imported]:
     """``scan_config``, remembered while no archive file (nor pin) changes."""
+    recorded = {r.archive: r for versions in (records or {}).values() for r in versions}
     key: list[object] = []
     for archive in config.archives:
+        record = recorded.get(archive)
         try:
-            key.append((archive, *_file_key(Path(archive)), config.pins.get(archive)))
+            key.append(
+                (
+                    archive,
+                    *_file_key(Path(archive)),
+                    config.pins.get(archive),
+                    record.pin if record else None,
+                    record.id if record else None,
+                )
+            )
         except OSError:
-            return scan_config(config)  # a missing file is reported afresh every time
+            return scan_config(config, records)  # a missing file is reported afresh every time
     cached = _SCANS.get(tuple(key))
     if cached is None:
-        cached = _SCANS[tuple(key)] = scan_config(config)
+        cached = _SCANS[tuple(key)] = scan_config(config, records)
     return cached
 
 
 async def read_inventory(ctx: Context, kube: Kube | None = None) -> Inventory:
-    """What SolutionsConfiguration imports (``kube`` is unused, kept for callers)."""
+    """What SolutionsConfiguration imports; with ``kube``, the cluster record completes it (the
+    pins of archives listed by hand, what a changed or missing archive held)."""
     config = ConfigStore(ctx.config_path).read()
-    imported = await asyncio.to_thread(_scan, config)
+    records: Records | None = None
+    if kube is not None:
+        try:
+            records = (await read_records(kube))[0]
+        except SolutionsError:  # a user who may not read the record sees the file's view
+            records = None
+    imported = await asyncio.to_thread(_scan, config, records)
     versions: dict[str, list[str]] = {}
     for item in imported:
         if item.manifest:
