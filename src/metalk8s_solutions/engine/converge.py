@@ -511,6 +511,7 @@ async def execute(
                 registry=config.registry,
                 known_archives=known,
                 progress=_push_reporter(say),
+                pins=plan.pins,
             )
         )
     for activation in plan.activations:
