@@ -101,3 +101,11 @@ def test_web_import_cannot_lower_the_site_policy(
         assert "lower than the site's trust.policy 'required'" in error["message"]
         assert config.read_text() == before
         assert yaml.safe_load(config.read_text())["archives"] == []
+        # The HTML form of the Solutions page: its plan is refused the same way.
+        form = {"archives": str(unsigned), "policy": "disabled"}
+        page = http.post("/ops/import/plan", data=form)
+        assert page.status_code == 409, page.text[:2000]
+        assert "lower than the site&#39;s trust.policy" in page.text or (
+            "lower than the site's trust.policy" in page.text
+        )
+        assert config.read_text() == before
