@@ -174,8 +174,10 @@ def test_the_ui_shows_the_problem_not_the_new_content(
         assert "changed since it was imported" in entry["problem"]
         assert "signature" not in entry["details"]  # the swapped file's content is not shown
         answer = http.post("/api/solutions/example-solution/activate", json={})
-        assert answer.status_code == 422, answer.text
-        assert answer.json()["error"]["kind"] == "invalid-archive"
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"]["kind"] == "archive-changed"
         assert "changed since it was imported" in answer.json()["error"]["message"]
+        metrics = http.get("/metrics").text
+        assert 'solutions_ui_refusals_total{kind="archive-changed",status="409"} 1' in metrics
     with contextlib.suppress(Exception):
         cli("unimport", str(good))

@@ -172,7 +172,7 @@ def _check_new_archive(
     """Validate and verify one archive; returns its warnings and its pin, raises on any error."""
     path = Path(item.archive)
     if item.problem:
-        raise ArchiveError(f"archive {path}: {item.problem}", hint="nothing was changed")
+        raise item.refusal(f"archive {path}")
     result = validate(
         ValidateOptions(
             path=path,

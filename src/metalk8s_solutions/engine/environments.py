@@ -218,9 +218,9 @@ class Inventory:
                 f"the archive of {solution}-{version} ({archive}) is missing",
                 hint="put the file back, or unimport and import it again",
             )
-        problem = next((i.problem for i in self.imported if i.archive == archive), None)
-        if problem is not None:
-            raise Refused(f"the archive of {solution}-{version} ({archive}): {problem}")
+        item = next((i for i in self.imported if i.archive == archive and i.problem), None)
+        if item is not None:
+            raise item.refusal(f"the archive of {solution}-{version} ({archive})")
         return archive
 
     async def contents(self, solutions: Iterable[str]) -> dict[tuple[str, str], VersionContent]:

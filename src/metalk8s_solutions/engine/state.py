@@ -23,7 +23,7 @@ from metalk8s_solutions.cluster.state import (
     Records,
     SolutionRecord,
 )
-from metalk8s_solutions.errors import ArchiveChanged, SolutionsError
+from metalk8s_solutions.errors import ArchiveChanged, ArchiveError, SolutionsError
 
 Say = Callable[[str], None]
 
@@ -108,6 +108,12 @@ class Imported:
     manifest: SolutionManifest | None
     problem: str | None = None  # e.g. the file was moved or deleted after import
     pin: Pin | None = None  # what it held when verified at import (None: not pinned yet)
+    changed: bool = False  # the problem: it no longer matches its pin
+
+    def refusal(self, prefix: str) -> SolutionsError:
+        """The error for using it: :class:`ArchiveChanged` when changed since import."""
+        cls = ArchiveChanged if self.changed else ArchiveError
+        return cls(f"{prefix}: {self.problem}", hint="nothing was changed")
 
     @property
     def id(self) -> str | None:
@@ -122,6 +128,7 @@ def scan_config(config: SolutionsConfiguration, records: Records | None = None) 
         path = Path(archive)
         record = known.get(archive)
         pin, conflict = pin_of(archive, config, record)
+        is_changed = conflict is not None
         try:
             if conflict is not None:
                 raise SolutionsError(conflict)
@@ -134,6 +141,7 @@ def scan_config(config: SolutionsConfiguration, records: Records | None = None) 
                 )
             elif isinstance(err, ArchiveChanged):
                 problem = str(err).removeprefix(f"archive {path} ")
+                is_changed = True
             else:
                 problem = conflict or f"archive is unreadable: {err}"
             manifest = None
@@ -142,7 +150,7 @@ def scan_config(config: SolutionsConfiguration, records: Records | None = None) 
                     manifest = _manifest_from_record(record)
                 except SolutionsError:
                     manifest = None
-            result.append(Imported(archive, manifest, problem, pin))
+            result.append(Imported(archive, manifest, problem, pin, is_changed))
     return result
 
 
