@@ -101,7 +101,12 @@ def test_web_import_cannot_lower_the_site_policy(
         assert "lower than the site's trust.policy 'required'" in error["message"]
         assert config.read_text() == before
         assert yaml.safe_load(config.read_text())["archives"] == []
-        # The HTML form of the Solutions page: its plan is refused the same way.
+        # The Solutions page offers only the site's policy and stricter ones...
+        page = http.get("/solutions")
+        assert page.status_code == 200, page.text[:2000]
+        assert 'value="required"' in page.text and "as configured (required)" in page.text
+        assert 'value="disabled"' not in page.text and 'value="if-signed"' not in page.text
+        # ... and its HTML form, sent with a lower one anyway, is refused the same way.
         form = {"archives": str(unsigned), "policy": "disabled"}
         page = http.post("/ops/import/plan", data=form)
         assert page.status_code == 409, page.text[:2000]

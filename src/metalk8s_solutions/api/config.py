@@ -49,6 +49,11 @@ class Policy(enum.StrEnum):
 _STRICTNESS = {Policy.DISABLED: 0, Policy.IF_SIGNED: 1, Policy.REQUIRED: 2}
 
 
+def allowed_policies(site: Policy) -> list[Policy]:
+    """The policies a request may ask for under the site's policy: it and the stricter ones."""
+    return [p for p in Policy if _STRICTNESS[p] >= _STRICTNESS[site]]
+
+
 def request_policy(site: Policy, requested: Policy | None) -> Policy:
     """The policy a request runs under: the site's ``trust.policy`` is a floor.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.api.config import Policy
+from metalk8s_solutions.api.config import Policy, allowed_policies
 from metalk8s_solutions.api.semver import parse_version
 from metalk8s_solutions.cluster.kube import connect
 from metalk8s_solutions.engine.activation import (
@@ -283,7 +283,10 @@ def archive_details(archive: Path, trusted: tuple[str, ...]) -> dict[str, Any]:
 async def solutions_view(ctx: Context) -> dict[str, Any]:
     """The Solutions page: ``list_solutions`` plus, per version, what its archive holds."""
     data = await list_solutions(ctx)
-    trusted = ConfigStore(ctx.config_path).read().trust.keys
+    trust = ConfigStore(ctx.config_path).read().trust
+    trusted = trust.keys
+    site = trust.effective_policy()
+    data["policy"] = {"site": str(site), "allowed": [str(p) for p in allowed_policies(site)]}
     for entries in data["solutions"].values():
         for entry in entries:
             if entry.get("problem"):  # e.g. changed since import: what it holds now is not shown
