@@ -76,6 +76,7 @@ def test_reading_against_the_pin(tmp_path: Path) -> None:
     with PinnedIso(iso, pin) as reader:
         reader.verify_all()
         assert b"examples.example.com" in reader.read_bytes("operator/deploy/crds/example.yaml")
+        assert hashlib.sha256(reader.read_bytes("SHA256SUMS")).hexdigest() in pin.digest
     assert read_archive_manifest(iso, pin).id == "example-solution-1.0.0"
     assert first_seen_pin(iso) == pin
     with pytest.raises(ArchiveChanged, match=r"now holds example-solution-1\.0\.0"):
