@@ -246,6 +246,22 @@ def configuration_schema() -> dict[str, Any]:
                     "policy": {"enum": [p.value for p in config.Policy]},
                 },
             },
+            "pins": {
+                "description": "What each imported archive held when it was verified (written "
+                "by import; not a MetalK8s key): every later reader refuses a file that changed.",
+                "type": ["object", "null"],
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["id", "signer"],
+                    "oneOf": [{"required": ["sha256sums"]}, {"required": ["file"]}],
+                    "properties": {
+                        "id": {"type": "string", "minLength": 1},
+                        "sha256sums": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                        "file": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                        "signer": {"type": "string", "minLength": 1},
+                    },
+                },
+            },
             "ingress": {
                 "description": "How the UIs of Solutions get an Ingress in each environment "
                 "(not a MetalK8s key). Without it: an Ingress of the cluster's default "

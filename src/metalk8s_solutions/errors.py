@@ -79,6 +79,10 @@ class ChecksumMismatch(ArchiveError):
     """A file of an archive does not match its recorded checksum or digest: tampering or rot."""
 
 
+class ArchiveChanged(ArchiveError):
+    """An imported archive no longer holds what was verified at import (its pin)."""
+
+
 class SignatureError(ArchiveError):
     """A signature is invalid, or the verification policy demands one that is not there."""
 

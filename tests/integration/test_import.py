@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +55,13 @@ def test_import_list_unimport_journey(
 
     done = cli("import", str(iso))
     assert done.returncode == 0, done.stderr
-    assert yaml.safe_load(config.read_text())["archives"] == [str(iso)]
+    with IsoReader(iso) as reader:
+        sums = hashlib.sha256(reader.read_bytes("SHA256SUMS")).hexdigest()
+    # Pinned: what was verified (no trusted key configured, so no signer) in both places.
+    pin = {"id": "example-solution-1.0.0", "sha256sums": f"sha256:{sums}", "signer": "unsigned"}
+    written = yaml.safe_load(config.read_text())
+    assert written["archives"] == [str(iso)]
+    assert written["pins"] == {str(iso): pin}
     entry = record(admin)["example-solution"]
     assert entry == [
         {
@@ -65,6 +72,7 @@ def test_import_list_unimport_journey(
             "mountpoint": None,
             "manifest": entry[0]["manifest"],
             "active": False,
+            "pin": pin,
         }
     ]
     assert entry[0]["manifest"]["spec"]["version"] == "1.0.0"

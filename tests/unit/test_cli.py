@@ -150,7 +150,10 @@ def test_site_signature_is_added_and_both_verify(source_tree: Path) -> None:
     for who in ("vendor", "site"):
         assert run("keygen", who, cwd=work).returncode == 0
     assert run("build", "src", "-o", "v.iso", "--key", "vendor.key", "-q", cwd=work).returncode == 0
-    signed = run("sign", "v.iso", "--key", "site.key", "-o", "s.iso", "-q", cwd=work)
+    signed = run(
+        "sign", "v.iso", "--key", "site.key", "--trusted-key", "vendor.pub", "-o", "s.iso", "-q",
+        cwd=work,
+    )  # fmt: skip
     assert signed.returncode == 0, signed.stderr
     assert "signatures: 2" in signed.stdout
     for key in ("vendor.pub", "site.pub"):
@@ -163,7 +166,10 @@ def test_site_signature_is_added_and_both_verify(source_tree: Path) -> None:
         offset, _ = reader.extent("manifest.yaml")
     data[offset + 3] ^= 1
     (work / "t.iso").write_bytes(bytes(data))
-    refused = run("sign", "t.iso", "--key", "site.key", "-o", "t2.iso", "-q", cwd=work)
+    refused = run(
+        "sign", "t.iso", "--key", "site.key", "--trusted-key", "vendor.pub", "-o", "t2.iso", "-q",
+        cwd=work,
+    )  # fmt: skip
     assert refused.returncode == 1 and "will not sign" in refused.stderr
 
 

@@ -2,8 +2,9 @@
 
 The MetalK8s format has two keys, ``archives`` (absolute paths of ISO files) and ``active``
 (solution name -> version or ``latest``).  Our settings live in extra top-level keys that
-MetalK8s ignores: ``registry`` (how images reach the cluster), ``trust`` (keys and policy) and
-``ingress`` (how Solution UIs are exposed).
+MetalK8s ignores: ``registry`` (how images reach the cluster), ``trust`` (keys and policy),
+``ingress`` (how Solution UIs are exposed) and ``pins`` (what each imported archive held when it
+was verified, :mod:`.pin`).
 Every other key, and every unknown key inside ours, is preserved when the file is rewritten: the
 model keeps the parsed document and edits it in place.
 """
@@ -19,9 +20,10 @@ from typing import Any
 
 import yaml
 
+from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.semver import is_valid_version
 from metalk8s_solutions.api.yamldoc import load_yaml_document
-from metalk8s_solutions.errors import InvalidInput
+from metalk8s_solutions.errors import InvalidInput, Refused
 
 API_VERSION = "solutions.metalk8s.scality.com/v1alpha1"
 KIND = "SolutionsConfiguration"
@@ -42,6 +44,32 @@ class Policy(enum.StrEnum):
     REQUIRED = "required"  # a valid signature by a trusted key, and checksums, must be there
     IF_SIGNED = "if-signed"  # missing signatures or checksums are warnings
     DISABLED = "disabled"  # signatures are not looked at (checksums still are, when present)
+
+
+_STRICTNESS = {Policy.DISABLED: 0, Policy.IF_SIGNED: 1, Policy.REQUIRED: 2}
+
+
+def allowed_policies(site: Policy) -> list[Policy]:
+    """The policies a request may ask for under the site's policy: it and the stricter ones."""
+    return [p for p in Policy if _STRICTNESS[p] >= _STRICTNESS[site]]
+
+
+def request_policy(site: Policy, requested: Policy | None) -> Policy:
+    """The policy a request runs under: the site's ``trust.policy`` is a floor.
+
+    A request (``--policy``, the web form or API) may keep it or make it stricter; lowering it
+    is an administrator's change of the configuration file, never a request parameter.
+    """
+    if requested is None:
+        return site
+    if _STRICTNESS[requested] < _STRICTNESS[site]:
+        raise Refused(
+            f"signature policy '{requested}' is lower than the site's trust.policy '{site}': a "
+            "request may only keep or raise it",
+            hint=f"import under '{site}' (or stricter); lowering it is a change of trust.policy "
+            "in SolutionsConfiguration by its administrator",
+        )
+    return requested
 
 
 @dataclass(frozen=True)
@@ -106,6 +134,8 @@ class SolutionsConfiguration:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     ingress: IngressSettings = field(default_factory=IngressSettings)
+    #: archive path -> its pin (written by import; archives listed by hand have none)
+    pins: Mapping[str, Pin] = field(default_factory=dict)
     document: Mapping[str, Any] = field(default_factory=dict)
 
     # -- edits (each returns a new configuration; the document keeps unknown keys) ---------
@@ -114,14 +144,20 @@ class SolutionsConfiguration:
         doc = copy.deepcopy(dict(self.document)) or {"apiVersion": API_VERSION, "kind": KIND}
         archives = changes.get("archives", self.archives)
         active = changes.get("active", self.active)
+        pins = {a: p for a, p in changes.get("pins", self.pins).items() if a in archives}
         doc["archives"] = list(archives)
         doc["active"] = dict(active)
+        if pins:
+            doc["pins"] = {a: pins[a].to_json() for a in archives if a in pins}
+        else:
+            doc.pop("pins", None)
         return SolutionsConfiguration(
             archives=tuple(archives),
             active=dict(active),
             registry=self.registry,
             trust=self.trust,
             ingress=self.ingress,
+            pins=pins,
             document=doc,
         )
 
@@ -132,6 +168,13 @@ class SolutionsConfiguration:
 
     def without_archive(self, path: str) -> SolutionsConfiguration:
         return self._with(archives=tuple(a for a in self.archives if a != path))
+
+    def with_pins(self, pins: Mapping[str, Pin]) -> SolutionsConfiguration:
+        """Pins added for listed archives that have none (a pin is never replaced)."""
+        added = {a: p for a, p in pins.items() if a in self.archives and a not in self.pins}
+        if not added:
+            return self
+        return self._with(pins={**self.pins, **added})
 
     def with_active(self, name: str, version: str) -> SolutionsConfiguration:
         return self._with(active={**self.active, name: version})
@@ -242,6 +285,25 @@ def _ingress(value: object, source: str) -> IngressSettings:
     return IngressSettings(enabled, texts["className"], host, texts["tlsSecret"])
 
 
+def _pins(value: object, source: str) -> dict[str, Pin]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(source, "'pins' must map archive paths to pins")
+    pins: dict[str, Pin] = {}
+    for path, data in value.items():
+        pin = Pin.from_json(data)
+        if not isinstance(path, str) or pin is None:
+            raise _fail(
+                source,
+                f"'pins' entry {path!r} is not a pin {{id, sha256sums|file: sha256:<hex>, "
+                "signer}; 'solutions import' writes it: restore it, or remove it (the cluster "
+                "record keeps its own copy)",
+            )
+        pins[path] = pin
+    return pins
+
+
 def parse_config(data: bytes, source: str) -> SolutionsConfiguration:
     """Parse and check a SolutionsConfiguration; errors name the file and the key."""
     if not data.strip():
@@ -282,5 +344,6 @@ def parse_config(data: bytes, source: str) -> SolutionsConfiguration:
         registry=_registry(doc.get("registry"), source),
         trust=_trust(doc.get("trust"), source),
         ingress=_ingress(doc.get("ingress"), source),
+        pins=_pins(doc.get("pins"), source),
         document=doc,
     )

@@ -223,6 +223,14 @@ def keygen_command(prefix: Path, algorithm: str, force: bool, output: str) -> No
     help="Private key (PEM) to add a signature with.",
 )
 @click.option(
+    "--trusted-key",
+    "trusted",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Public key (PEM) whose valid signature ARCHIVE must carry, e.g. the vendor's "
+    "(repeatable; required: an archive not verified is never signed).",
+)
+@click.option(
     "-o",
     "--output",
     "output",
@@ -231,7 +239,11 @@ def keygen_command(prefix: Path, algorithm: str, force: bool, output: str) -> No
     help="The signed ISO to write (may be ARCHIVE itself).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def sign_command(archive: Path, key: Path, output: Path, quiet: bool) -> None:
-    """Add a signature (e.g. the site's) to ARCHIVE, keeping the existing ones."""
-    result = sign_archive(SignOptions(archive, key, output, progress=ProgressPrinter(quiet)))
+def sign_command(
+    archive: Path, key: Path, trusted: tuple[Path, ...], output: Path, quiet: bool
+) -> None:
+    """Add a signature (e.g. the site's) to ARCHIVE, once verified, keeping the existing ones."""
+    result = sign_archive(
+        SignOptions(archive, key, output, progress=ProgressPrinter(quiet), trusted=trusted)
+    )
     click.echo(f"signed {result.output} with {result.key_id}; signatures: {len(result.signatures)}")

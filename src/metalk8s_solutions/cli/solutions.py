@@ -33,8 +33,8 @@ policy_option = click.option(
     "--policy",
     type=click.Choice([p.value for p in Policy]),
     default=None,
-    help="Signature policy for archives not imported yet [default: trust.policy, else "
-    "required with keys, if-signed without].",
+    help="A stricter signature policy for archives not imported yet (never lower than "
+    "trust.policy) [default: trust.policy, else required with keys, if-signed without].",
 )
 
 

@@ -1,8 +1,9 @@
 """The cluster side of the state: the record of imported solutions and the environments.
 
 - ConfigMap ``metalk8s-solutions`` in Namespace ``metalk8s-solutions``: ``data[<solution>]`` is a
-  JSON list of ``{name, id, version, archive, mountpoint, manifest, active}`` (MetalK8s format).
-  We never mount archives, so ``mountpoint`` is always ``null``.
+  JSON list of ``{name, id, version, archive, mountpoint, manifest, active}`` (MetalK8s format),
+  plus ``pin`` (:mod:`metalk8s_solutions.api.pin`; absent from entries written by MetalK8s or by
+  older versions).  We never mount archives, so ``mountpoint`` is always ``null``.
 - Environments: Namespaces labelled ``solutions.metalk8s.scality.com/environment: <env>``, each
   with a ConfigMap ``metalk8s-environment`` mapping ``<solution>: <version>``.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 
+from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, NotFound
 
 RECORD_NAMESPACE = "metalk8s-solutions"
@@ -46,9 +48,10 @@ class SolutionRecord:
     manifest: Mapping[str, Any]
     active: bool = False
     mountpoint: str | None = None
+    pin: Pin | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "id": self.id,
             "version": self.version,
@@ -57,6 +60,9 @@ class SolutionRecord:
             "manifest": dict(self.manifest),
             "active": self.active,
         }
+        if self.pin is not None:
+            data["pin"] = self.pin.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SolutionRecord:
@@ -68,6 +74,7 @@ class SolutionRecord:
             manifest=dict(data.get("manifest") or {}),
             active=bool(data.get("active", False)),
             mountpoint=data.get("mountpoint"),
+            pin=Pin.from_json(data.get("pin")),
         )
 
 

@@ -27,11 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.api.config import LATEST, Policy, RegistryMode, SolutionsConfiguration
+from metalk8s_solutions.api.config import (
+    LATEST,
+    Policy,
+    RegistryMode,
+    SolutionsConfiguration,
+    request_policy,
+)
 from metalk8s_solutions.api.findings import Severity
+from metalk8s_solutions.api.pin import UNSIGNED, Pin
 from metalk8s_solutions.api.semver import latest
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
-from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.pinning import changed, file_digest, open_archive
 from metalk8s_solutions.cluster import crds as live_crds
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube
 from metalk8s_solutions.cluster.state import (
@@ -76,7 +83,7 @@ class ConvergeOptions:
     dry_run: bool = False
     force: bool = False  # apply CRD changes / deactivations the safety checks refuse
     keys: tuple[Path, ...] = ()  # trusted public keys, in addition to trust.keys
-    policy: Policy | None = None  # signature policy override
+    policy: Policy | None = None  # a stricter signature policy than trust.policy (never lower)
     #: limit activation and deactivation to these solutions (None: every solution)
     solutions: frozenset[str] | None = None
     #: CRDs that activation may take over from another owner (they become the solution's)
@@ -90,6 +97,8 @@ class ConvergeOutcome(Outcome):
     diffs: dict[str, str] = field(default_factory=dict)
     migrated: dict[str, int] = field(default_factory=dict)
     active: dict[str, str] = field(default_factory=dict)  # solution -> resolved active version
+    #: archive path -> pin, of every configured archive verified at import (not in the JSON)
+    pins: dict[str, Pin] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +124,7 @@ class _Plan:
     deactivations: dict[str, list[str]] = field(default_factory=dict)  # name -> CRD names
     records: Records = field(default_factory=dict)
     write_records: bool = False
+    pins: dict[str, Pin] = field(default_factory=dict)  # archives pinned by this convergence
 
 
 def label_value(text: str) -> str:
@@ -122,10 +132,10 @@ def label_value(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
 
 
-def archive_crds(archive: Path) -> list[dict[str, Any]]:
-    """The CRD documents of an archive, read straight from the ISO."""
+def archive_crds(archive: Path, pin: Pin | None = None) -> list[dict[str, Any]]:
+    """The CRD documents of an archive, read straight from the ISO (checked against ``pin``)."""
     docs: list[dict[str, Any]] = []
-    with IsoReader(archive) as iso:
+    with open_archive(archive, pin) as iso:
         for path in sorted(iso.files()):
             if path.startswith(CRD_DIR) and path.endswith((".yaml", ".yml")):
                 for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
@@ -168,16 +178,16 @@ def versions_by_name(imported: list[Imported]) -> dict[str, dict[str, Imported]]
 
 def _check_new_archive(
     item: Imported, config: SolutionsConfiguration, opts: ConvergeOptions
-) -> list[str]:
-    """Validate and verify one archive; returns its warnings, raises on any error."""
+) -> tuple[list[str], Pin]:
+    """Validate and verify one archive; returns its warnings and its pin, raises on any error."""
     path = Path(item.archive)
     if item.problem:
-        raise ArchiveError(f"archive {path}: {item.problem}", hint="nothing was changed")
+        raise item.refusal(f"archive {path}")
     result = validate(
         ValidateOptions(
             path=path,
             keys=opts.keys + tuple(Path(k) for k in config.trust.keys),
-            policy=opts.policy or config.trust.effective_policy(),
+            policy=request_policy(config.trust.effective_policy(), opts.policy),
         )
     )
     if not result.valid:
@@ -187,7 +197,25 @@ def _check_new_archive(
             f"archive {path} is not valid: {errors[0]}{more}",
             hint=f"nothing was changed; run 'solutions validate {path}' for the full report",
         )
-    return [f"{path}: {f}" for f in result.findings if f.level is Severity.WARNING]
+    report = result.report
+    if report.manifest is None:  # a valid archive has a manifest
+        raise ArchiveError(f"archive {path} has no readable manifest", hint="nothing was changed")
+    signatures = report.signatures
+    signer = signatures.valid[0] if signatures and signatures.valid else UNSIGNED
+    pin = (
+        Pin(report.manifest.id, report.sums_digest, signer)
+        if report.sums_digest is not None
+        else Pin(report.manifest.id, file_digest(path), signer, whole_file=True)
+    )
+    if item.pin is not None:
+        if (item.pin.digest, item.pin.id) != (pin.digest, pin.id):
+            raise changed(path, item.pin, f"it now holds {pin.describe()}")
+        pin = item.pin  # the pin of the first import stays (with its signer)
+    return [f"{path}: {f}" for f in result.findings if f.level is Severity.WARNING], pin
+
+
+def _pin(item: Imported, plan: _Plan) -> Pin | None:
+    return item.pin or plan.pins.get(item.archive)
 
 
 async def _objects(kube: Kube, live: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -199,7 +227,7 @@ async def _objects(kube: Kube, live: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 async def _needed_versions(
-    kube: Kube, name: str, versions: Mapping[str, Imported]
+    kube: Kube, name: str, versions: Mapping[str, Imported], plan: _Plan
 ) -> dict[str, dict[str, set[str]]]:
     """CRD name -> reason -> versions that operators deployed in environments need served."""
     needed: dict[str, dict[str, set[str]]] = {}
@@ -208,7 +236,7 @@ async def _needed_versions(
             item = versions.get(config.get(name, ""))
             if item is None or item.problem:
                 continue
-            for doc in await asyncio.to_thread(archive_crds, Path(item.archive)):
+            for doc in await asyncio.to_thread(archive_crds, Path(item.archive), _pin(item, plan)):
                 info = crd_info(doc)
                 reason = (
                     f"the operator of {name} {config[name]} in environment {env.name} ({namespace})"
@@ -314,7 +342,7 @@ async def _plan_activation(
     plan.outcome.active[name] = target
     docs = [
         labelled(doc, name, target)
-        for doc in await asyncio.to_thread(archive_crds, Path(item.archive))
+        for doc in await asyncio.to_thread(archive_crds, Path(item.archive), _pin(item, plan))
     ]
     shipped = sorted(d["metadata"]["name"] for d in docs)
     unknown = sorted(take_over - set(shipped))
@@ -324,7 +352,7 @@ async def _plan_activation(
             f"(it ships {', '.join(shipped) or 'none'})",
             hint="nothing was changed; name only CRDs of the version being activated",
         )
-    needed = await _needed_versions(kube, name, versions)
+    needed = await _needed_versions(kube, name, versions, plan)
     owner = _Owner(name, take_over)
     problems: list[Problem] = []
     for doc in docs:
@@ -428,10 +456,16 @@ async def _plan_imports(
         if item.id:
             ids[item.id] = item.archive
     for item in imported:
-        if item.archive in recorded and not item.problem:
+        if item.archive in recorded and item.pin is not None and not item.problem:
             continue
         say(f"checking {item.archive}")
-        plan.outcome.warnings += await asyncio.to_thread(_check_new_archive, item, config, opts)
+        warnings, pin = await asyncio.to_thread(_check_new_archive, item, config, opts)
+        plan.outcome.warnings += warnings
+        plan.pins[item.archive] = pin
+        if item.archive in recorded and not item.problem:
+            # Recorded by MetalK8s or an older version, without a pin: verified now, pinned.
+            plan.outcome.steps.append(Step("pin", str(item.id), pin.describe()))
+            continue
         plan.new_archives.append(item)
         where = (
             f"served by the built-in registry at {config.registry.endpoint}/{item.id}/"
@@ -446,6 +480,7 @@ async def plan_convergence(
 ) -> _Plan:
     """Everything :func:`converge` would do, checked, with no change made."""
     plan = _Plan(outcome=ConvergeOutcome(dry_run=opts.dry_run))
+    request_policy(config.trust.effective_policy(), opts.policy)  # refused before anything else
     current, exists = await read_records(kube)
     imported = await asyncio.to_thread(scan_config, config, current)
     in_scope = opts.solutions
@@ -485,7 +520,8 @@ async def plan_convergence(
             await _plan_deactivation(kube, name, plan, opts.force)
 
     # 4. The cluster record.
-    plan.records = desired_records(imported, config.active)
+    plan.records = desired_records(imported, config.active, plan.pins)
+    plan.outcome.pins = {i.archive: i.pin for i in imported if i.pin} | plan.pins
     record_steps = record_diff(current, plan.records)
     if not exists and not record_steps:
         record_steps = [Step("record", "metalk8s-solutions", "create the empty ConfigMap")]
@@ -541,6 +577,7 @@ async def execute(
                 registry=config.registry,
                 known_archives=known,
                 progress=_push_reporter(say),
+                pins=plan.pins,
             )
         )
     for activation in plan.activations:

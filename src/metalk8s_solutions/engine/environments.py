@@ -24,10 +24,11 @@ from metalk8s_solutions.api.config import IngressSettings, SolutionsConfiguratio
 from metalk8s_solutions.api.manifest import SolutionManifest
 from metalk8s_solutions.api.monitoring import API_VERSION as MONITORING_API
 from metalk8s_solutions.api.monitoring import load_monitoring
+from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.semver import compare_versions, parse_version
 from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
-from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.cluster.apply import (
     KINDS,
     Action,
@@ -59,7 +60,7 @@ from metalk8s_solutions.cluster.resources import (
     wait_gone,
     write_env_config,
 )
-from metalk8s_solutions.cluster.state import ENV_LABEL, read_records
+from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     Settings,
@@ -126,19 +127,25 @@ class EnvOutcome(Outcome):
 
 # -- archive contents (cached: archives are read-only once imported) -------------------------
 
-_CONTENTS: dict[tuple[str, int, int], VersionContent] = {}
+_CONTENTS: dict[tuple[object, ...], VersionContent] = {}
 
 
-def load_version_content(archive: Path) -> VersionContent:
-    """The manifest, roles, CRDs and image digests of ``archive``, read straight from the ISO."""
+def _file_key(path: Path) -> tuple[int, ...]:
+    """What changes whenever a file's content may have (ctime cannot be set back by a user)."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def load_version_content(archive: Path, pin: Pin | None = None) -> VersionContent:
+    """The manifest, roles, CRDs and image digests of ``archive``, read straight from the ISO
+    and checked against its ``pin`` (:class:`~metalk8s_solutions.errors.ArchiveChanged`)."""
     from metalk8s_solutions.images.catalog import load_catalog  # noqa: PLC0415 - heavy import
 
-    stat = archive.stat()
-    key = (str(archive), stat.st_mtime_ns, stat.st_size)
+    key = (str(archive), *_file_key(archive), pin)
     cached = _CONTENTS.get(key)
     if cached is not None:
         return cached
-    with IsoReader(archive) as iso:
+    with open_archive(archive, pin) as iso:
         catalog = load_catalog(archive, iso)
         files = iso.files()
         roles: list[Any] = []
@@ -181,6 +188,10 @@ class Inventory:
                 return m
         return None
 
+    def pin(self, archive: str) -> Pin | None:
+        """The pin of an imported archive (None: not pinned, e.g. listed by hand)."""
+        return next((i.pin for i in self.imported if i.archive == archive), None)
+
     def archive_of(self, solution: str, version: str) -> str | None:
         for item in self.imported:
             m = item.manifest
@@ -207,42 +218,63 @@ class Inventory:
                 f"the archive of {solution}-{version} ({archive}) is missing",
                 hint="put the file back, or unimport and import it again",
             )
+        item = next((i for i in self.imported if i.archive == archive and i.problem), None)
+        if item is not None:
+            raise item.refusal(f"the archive of {solution}-{version} ({archive})")
         return archive
 
     async def contents(self, solutions: Iterable[str]) -> dict[tuple[str, str], VersionContent]:
         """Every imported version of ``solutions`` (the OperatorConfig lists them all)."""
         wanted = set(solutions)
-        paths = [
-            Path(i.archive)
+        items = [
+            i
             for i in self.imported
             if i.manifest and i.manifest.name in wanted and i.problem is None
         ]
-        loaded = await asyncio.gather(*(asyncio.to_thread(load_version_content, p) for p in paths))
+        loaded = await asyncio.gather(
+            *(asyncio.to_thread(load_version_content, Path(i.archive), i.pin) for i in items)
+        )
         return {(c.name, c.version): c for c in loaded}
 
 
-_SCANS: dict[tuple[tuple[str, int, int], ...], list[Imported]] = {}
+_SCANS: dict[tuple[object, ...], list[Imported]] = {}
 
 
-def _scan(config: SolutionsConfiguration) -> list[Imported]:
-    """``scan_config``, remembered while no archive file changes (they are read-only)."""
-    key = []
+def _scan(config: SolutionsConfiguration, records: Records | None = None) -> list[Imported]:
+    """``scan_config``, remembered while no archive file (nor pin) changes."""
+    recorded = {r.archive: r for versions in (records or {}).values() for r in versions}
+    key: list[object] = []
     for archive in config.archives:
+        record = recorded.get(archive)
         try:
-            stat = Path(archive).stat()
+            key.append(
+                (
+                    archive,
+                    *_file_key(Path(archive)),
+                    config.pins.get(archive),
+                    record.pin if record else None,
+                    record.id if record else None,
+                )
+            )
         except OSError:
-            return scan_config(config)  # a missing file is reported afresh every time
-        key.append((archive, stat.st_mtime_ns, stat.st_size))
+            return scan_config(config, records)  # a missing file is reported afresh every time
     cached = _SCANS.get(tuple(key))
     if cached is None:
-        cached = _SCANS[tuple(key)] = scan_config(config)
+        cached = _SCANS[tuple(key)] = scan_config(config, records)
     return cached
 
 
 async def read_inventory(ctx: Context, kube: Kube | None = None) -> Inventory:
-    """What SolutionsConfiguration imports (``kube`` is unused, kept for callers)."""
+    """What SolutionsConfiguration imports; with ``kube``, the cluster record completes it (the
+    pins of archives listed by hand, what a changed or missing archive held)."""
     config = await ConfigStore(ctx.config_path).read_async()
-    imported = await asyncio.to_thread(_scan, config)
+    records: Records | None = None
+    if kube is not None:
+        try:
+            records = (await read_records(kube))[0]
+        except SolutionsError:  # a user who may not read the record sees the file's view
+            records = None
+    imported = await asyncio.to_thread(_scan, config, records)
     versions: dict[str, list[str]] = {}
     for item in imported:
         if item.manifest:
@@ -729,7 +761,9 @@ async def add_solution(
         targets = _pick_namespaces(state, opts.namespaces)
         inventory = await read_inventory(ctx, kube)
         archive = inventory.require(opts.solution, opts.version)
-        content = await asyncio.to_thread(load_version_content, Path(archive))
+        content = await asyncio.to_thread(
+            load_version_content, Path(archive), inventory.pin(archive)
+        )
         for ns in targets:
             other = state.namespaces[ns].config.get(opts.solution)
             if other is not None and other != opts.version:
@@ -786,7 +820,9 @@ async def upgrade_solution(
             )
         inventory = await read_inventory(ctx, kube)
         archive = inventory.require(opts.solution, opts.version)
-        content = await asyncio.to_thread(load_version_content, Path(archive))
+        content = await asyncio.to_thread(
+            load_version_content, Path(archive), inventory.pin(archive)
+        )
         await check_crds_served(kube, content)
         for ns in targets:
             current = state.namespaces[ns].config[opts.solution]
@@ -971,7 +1007,9 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
                 opts.solution, state.namespaces[ns].config[opts.solution]
             )
             if archive is not None and await asyncio.to_thread(Path(archive).is_file):
-                content = await asyncio.to_thread(load_version_content, Path(archive))
+                content = await asyncio.to_thread(
+                    load_version_content, Path(archive), inventory.pin(archive)
+                )
                 break
         resources = await _custom_resources(kube, content, targets)
         if resources and opts.delete_data:

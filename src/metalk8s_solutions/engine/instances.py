@@ -212,7 +212,7 @@ async def resolve_scope(
     version = state.namespaces[ns].config[solution]
     inventory = await read_inventory(ctx, kube)
     archive = inventory.require(solution, version)
-    content = await asyncio.to_thread(load_version_content, Path(archive))
+    content = await asyncio.to_thread(load_version_content, Path(archive), inventory.pin(archive))
     kinds: list[CustomKind] = []
     for crd in content.crds:
         name = str((crd.get("metadata") or {}).get("name", ""))

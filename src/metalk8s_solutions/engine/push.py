@@ -10,11 +10,13 @@ push_images` for each archive in turn.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from metalk8s_solutions.api.config import RegistrySettings
+from metalk8s_solutions.api.pin import Pin
+from metalk8s_solutions.archive.pinning import PinnedIso
 from metalk8s_solutions.errors import ArchiveError, InvalidInput, SolutionsError
 from metalk8s_solutions.images.catalog import SolutionImages, load_catalog
 from metalk8s_solutions.images.client import RegistryTarget
@@ -110,11 +112,18 @@ class PushOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     chunk_size: int | None = None
     progress: ArchiveProgress | None = None
+    #: archive path -> its pin: what is pushed is checked against it (imports pass them)
+    pins: Mapping[str, Pin] = field(default_factory=dict)
 
 
-def _load(path: Path) -> SolutionImages:
+def _load(path: Path, pin: Pin | None = None) -> SolutionImages:
     try:
-        return load_catalog(path)
+        if pin is None:
+            return load_catalog(path)
+        # The index and manifests are read through the pin; blobs need no second full read:
+        # the destination registry checks each uploaded blob against its digest.
+        with PinnedIso(path, pin) as iso:
+            return load_catalog(path, iso)
     except FileNotFoundError as err:
         raise ArchiveError(f"archive {path} does not exist") from err
     except OSError as err:
@@ -138,7 +147,7 @@ async def push_archives(options: PushOptions) -> list[PushResult]:
     if options.concurrency < 1:
         raise InvalidInput("concurrency must be at least 1")
     target = target_from_settings(options.registry)
-    catalogs = [_load(path) for path in options.archives]
+    catalogs = [_load(path, options.pins.get(str(path))) for path in options.archives]
     known = await asyncio.to_thread(_known_ids, options.known_archives)
     results: list[PushResult] = []
     pushed: dict[str, str] = {}

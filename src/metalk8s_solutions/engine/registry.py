@@ -13,6 +13,14 @@ away by retrying, and clients show the message.)  The solution id of a missing a
 when it was served before; after a restart it is guessed from the file name
 (``<name>-<version>.iso``), and otherwise every unknown-repository error mentions the missing
 archives.
+
+Each archive is checked against its pin (``pins`` of the configuration, written by ``import``)
+whenever it is read: its ``SHA256SUMS`` must have the pinned digest and every file must match it
+(the whole ISO is hashed once per load, in the worker thread), and it must hold the pinned
+solution id.  An archive listed without a pin is pinned in memory by what it holds when first
+read.  A file that no longer matches is not served (its repositories answer ``404`` naming the
+problem), logged, and counted in ``solutions_archive_pin_mismatch_total``; a swapped file can
+therefore never serve other content, nor claim another solution's repositories.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metalk8s_solutions.api.config import SolutionsConfiguration
+from metalk8s_solutions.api.pin import Pin
+from metalk8s_solutions.archive.pinning import PinnedIso, changed, first_seen_pin
 from metalk8s_solutions.engine.config_store import load_config
-from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.errors import ArchiveChanged, InvalidInput, Refused, SolutionsError
 from metalk8s_solutions.images.catalog import SolutionImages, load_catalog
 from metalk8s_solutions.images.registry_index import (
     ArchiveFile,
@@ -71,6 +81,7 @@ def _stat(path: Path) -> Identity | None:
 class _Served:
     catalog: SolutionImages
     file: ArchiveFile
+    pin: Pin | None = None  # what it was checked against
 
 
 @dataclass
@@ -78,20 +89,25 @@ class _Failed:
     identity: Identity | None
     reason: str
     solution_id: str | None
+    pin: Pin | None = None
 
 
-def _load(path: Path) -> _Served:
-    """Open ``path`` and read its catalog (in a worker thread)."""
+def _load(path: Path, pin: Pin) -> _Served:
+    """Open ``path``, check every file against ``pin``, read its catalog (in a worker thread)."""
     handle = path.open("rb", buffering=0)
     try:
         identity = _identity(os.fstat(handle.fileno()))
-        catalog = load_catalog(path)
+        with PinnedIso(path, pin) as iso:
+            iso.verify_all()
+            catalog = load_catalog(path, iso)
+        if catalog.solution_id != pin.id:
+            raise changed(path, pin, f"it now holds {catalog.solution_id}")
         if _stat(path) != identity:
             raise OSError(f"{path} changed while it was being read")
     except BaseException:
         handle.close()
         raise
-    return _Served(catalog, ArchiveFile(path, handle, identity))
+    return _Served(catalog, ArchiveFile(path, handle, identity), pin)
 
 
 @dataclass
@@ -106,6 +122,8 @@ class ArchiveWatcher:
     _states: dict[str, _Served | _Failed] = field(default_factory=dict, init=False)
     _index: RegistryIndex = field(default_factory=RegistryIndex, init=False)
     _config_problem: str | None = field(default=None, init=False)
+    _pins: dict[str, Pin] = field(default_factory=dict, init=False)  # from the configuration
+    _seen: dict[str, Pin] = field(default_factory=dict, init=False)  # unpinned: as first read
 
     def current(self) -> RegistryIndex:
         return self._index
@@ -125,15 +143,19 @@ class ArchiveWatcher:
             return False
         self._config_identity = identity
         self._config_problem = None
-        if config.archives == self._archives:
+        pins = dict(config.pins)
+        if config.archives == self._archives and pins == self._pins:
             return False
         self._archives = config.archives
+        self._pins = pins
         return True
 
     async def refresh(self) -> bool:
         """Check the configuration and the archives once; True when the index changed."""
         changed = await asyncio.to_thread(self._read_config)
         listed = set(self._archives)
+        for forgotten in [path for path in self._seen if path not in listed]:
+            del self._seen[forgotten]  # unimported: a new import may hold something else
         for gone in [path for path in self._states if path not in listed]:
             state = self._states.pop(gone)
             if isinstance(state, _Served):
@@ -154,9 +176,11 @@ class ArchiveWatcher:
         key = str(path)
         state = self._states.get(key)
         identity = _stat(path)
-        if isinstance(state, _Served) and identity == state.file.identity:
+        pin = self._pins.get(key) or self._seen.get(key)
+        same_pin = state is not None and (pin is None or pin == state.pin)
+        if isinstance(state, _Served) and identity == state.file.identity and same_pin:
             return False
-        if isinstance(state, _Failed) and identity == state.identity:
+        if isinstance(state, _Failed) and identity == state.identity and same_pin:
             return False
         known_id = (
             state.catalog.solution_id
@@ -167,7 +191,7 @@ class ArchiveWatcher:
             state.file.retire()
         if identity is None:
             guessed = known_id or (path.stem if _ID_FROM_NAME.match(path.stem) else None)
-            self._states[key] = _Failed(None, MISSING, guessed)
+            self._states[key] = _Failed(None, MISSING, guessed, pin)
             if self.metrics is not None:
                 self.metrics.archive_errors += 1
             log.error(
@@ -178,10 +202,19 @@ class ArchiveWatcher:
             )
             return True
         try:
-            served = await asyncio.to_thread(_load, path)
+            if pin is None:
+                pin = self._seen[key] = await asyncio.to_thread(first_seen_pin, path)
+            served = await asyncio.to_thread(_load, path, pin)
+        except ArchiveChanged as err:
+            reason = str(err).removeprefix(f"archive {path} ")
+            self._states[key] = _Failed(identity, reason, pin.id if pin else known_id, pin)
+            if self.metrics is not None:
+                self.metrics.pin_mismatches += 1
+            log.error("archive %s %s; not serving it", path, reason)
+            return True
         except (SolutionsError, OSError) as err:
             reason = f"cannot be read ({getattr(err, 'strerror', None) or err}); re-import it"
-            self._states[key] = _Failed(identity, reason, known_id)
+            self._states[key] = _Failed(identity, reason, known_id, pin)
             if self.metrics is not None:
                 self.metrics.archive_errors += 1
             log.error("archive %s %s", path, reason)

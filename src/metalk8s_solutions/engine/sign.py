@@ -1,8 +1,10 @@
 """``sign``: add a signature (typically the site's own) to an existing archive.
 
-The archive is validated first (its checksums must hold: a signature vouches for content), then
-rewritten with one more ``signatures/<keyid>.sig``; the existing signatures and every other file
-are kept byte for byte, streamed from the original ISO.
+The archive is validated first under the strictest policy (``required``): every checksum must
+hold and a signature by a key the signer trusts (``trusted``, e.g. the vendor's public key) must
+be valid, since a signature vouches for content; then it is rewritten with one more
+``signatures/<keyid>.sig``; the existing signatures and every other file are kept byte for
+byte, streamed from the original ISO.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class SignOptions:
     output: Path
     epoch: int | None = None
     progress: ProgressCallback | None = None
+    #: public keys whose valid signature the archive must already carry (the vendor's)
+    trusted: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,25 @@ class SignResult:
 def sign_archive(options: SignOptions) -> SignResult:
     private_key = load_private_key(options.key)
     checked = validate(
-        ValidateOptions(options.archive, policy=Policy.IF_SIGNED, progress=options.progress)
+        ValidateOptions(
+            options.archive,
+            keys=options.trusted,
+            policy=Policy.REQUIRED,
+            progress=options.progress,
+        )
     )
     errors = [f for f in checked.findings if f.level is Severity.ERROR]
     if errors:
-        raise ArchiveInvalid(f"{options.archive}: will not sign an invalid archive: {errors[0]}")
+        hint = (
+            "pass the vendor's public key with --trusted-key"
+            if not options.trusted
+            else "sign only an archive verified against a key you trust; obtain a fresh copy"
+        )
+        raise ArchiveInvalid(
+            f"{options.archive}: will not sign an archive that fails the 'required' policy: "
+            f"{errors[0]}",
+            hint=hint,
+        )
     if checked.kind != "iso":
         raise Refused(f"{options.archive}: only ISO archives can be signed")
     temporary = options.output.with_name(f".{options.output.name}.partial")

@@ -131,6 +131,8 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
             )
             outcome = await converge(kube, edit.config, options, ctx.say)
             outcome.steps[:0] = steps
+            # What was verified is pinned in the file too: the registry reads only the file.
+            edit.config = edit.config.with_pins(outcome.pins)
         names = frozenset(m.name for m in manifests.values())
         await _refresh_environments(ctx, kube, outcome, names)
     return outcome

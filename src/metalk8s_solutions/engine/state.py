@@ -14,15 +14,16 @@ from typing import Any
 
 from metalk8s_solutions.api.config import LATEST, SolutionsConfiguration
 from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
+from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.semver import latest, parse_version
 from metalk8s_solutions.api.streams import read_limited
-from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.pinning import changed, open_archive
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.cluster.state import (
     Records,
     SolutionRecord,
 )
-from metalk8s_solutions.errors import SolutionsError
+from metalk8s_solutions.errors import ArchiveChanged, ArchiveError, SolutionsError
 
 Say = Callable[[str], None]
 
@@ -74,10 +75,29 @@ class Outcome:
 # -- reading archives ---------------------------------------------------------------------
 
 
-def read_archive_manifest(path: Path) -> SolutionManifest:
-    """The manifest of an archive, read from the ISO without extracting anything."""
-    with IsoReader(path) as iso:
-        return parse_manifest(read_limited(iso, "manifest.yaml", 1024 * 1024), f"{path}")
+def read_archive_manifest(path: Path, pin: Pin | None = None) -> SolutionManifest:
+    """The manifest of an archive, read from the ISO without extracting anything; with a pin,
+    checked against it (:class:`~metalk8s_solutions.errors.ArchiveChanged` otherwise)."""
+    with open_archive(path, pin) as iso:
+        manifest = parse_manifest(read_limited(iso, "manifest.yaml", 1024 * 1024), f"{path}")
+    if pin is not None and manifest.id != pin.id:
+        raise changed(path, pin, f"it now holds {manifest.id}")
+    return manifest
+
+
+def pin_of(
+    archive: str, config: SolutionsConfiguration, record: SolutionRecord | None
+) -> tuple[Pin | None, str | None]:
+    """The pin of ``archive`` (configuration first, then cluster record), or a problem when the
+    two disagree (one of them was edited by hand)."""
+    pinned = config.pins.get(archive)
+    recorded = record.pin if record is not None else None
+    if pinned is not None and recorded is not None and pinned != recorded:
+        return pinned, (
+            f"its pin in SolutionsConfiguration ({pinned.describe()}) differs from the one in "
+            f"the cluster record ({recorded.describe()}); one of them was edited: restore it"
+        )
+    return pinned or recorded, None
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,13 @@ class Imported:
     archive: str
     manifest: SolutionManifest | None
     problem: str | None = None  # e.g. the file was moved or deleted after import
+    pin: Pin | None = None  # what it held when verified at import (None: not pinned yet)
+    changed: bool = False  # the problem: it no longer matches its pin
+
+    def refusal(self, prefix: str) -> SolutionsError:
+        """The error for using it: :class:`ArchiveChanged` when changed since import."""
+        cls = ArchiveChanged if self.changed else ArchiveError
+        return cls(f"{prefix}: {self.problem}", hint="nothing was changed")
 
     @property
     def id(self) -> str | None:
@@ -99,23 +126,31 @@ def scan_config(config: SolutionsConfiguration, records: Records | None = None) 
     result: list[Imported] = []
     for archive in config.archives:
         path = Path(archive)
+        record = known.get(archive)
+        pin, conflict = pin_of(archive, config, record)
+        is_changed = conflict is not None
         try:
-            result.append(Imported(archive, read_archive_manifest(path)))
+            if conflict is not None:
+                raise SolutionsError(conflict)
+            result.append(Imported(archive, read_archive_manifest(path, pin), pin=pin))
         except (SolutionsError, OSError) as err:
-            problem = (
-                "archive file is missing (moved or deleted after import); put it back or "
-                "unimport it"
-                if not path.exists()
-                else f"archive is unreadable: {err}"
-            )
-            record = known.get(archive)
+            if not path.exists():
+                problem = (
+                    "archive file is missing (moved or deleted after import); put it back or "
+                    "unimport it"
+                )
+            elif isinstance(err, ArchiveChanged):
+                problem = str(err).removeprefix(f"archive {path} ")
+                is_changed = True
+            else:
+                problem = conflict or f"archive is unreadable: {err}"
             manifest = None
             if record is not None:
                 try:
                     manifest = _manifest_from_record(record)
                 except SolutionsError:
                     manifest = None
-            result.append(Imported(archive, manifest, problem))
+            result.append(Imported(archive, manifest, problem, pin, is_changed))
     return result
 
 
@@ -145,8 +180,11 @@ def resolve_active(active: Mapping[str, str], versions: Mapping[str, list[str]])
     return resolved
 
 
-def desired_records(imported: list[Imported], active: Mapping[str, str]) -> Records:
-    """The cluster record that SolutionsConfiguration implies."""
+def desired_records(
+    imported: list[Imported], active: Mapping[str, str], pins: Mapping[str, Pin] | None = None
+) -> Records:
+    """The cluster record that SolutionsConfiguration implies (``pins``: of archives pinned by
+    this convergence, for those that have none yet)."""
     versions: dict[str, list[str]] = {}
     for item in imported:
         if item.manifest is not None:
@@ -165,6 +203,7 @@ def desired_records(imported: list[Imported], active: Mapping[str, str]) -> Reco
                 archive=item.archive,
                 manifest=m.to_dict(),
                 active=resolved.get(m.name) == m.version,
+                pin=item.pin or (pins or {}).get(item.archive),
             )
         )
     for versions_of in records.values():

@@ -32,6 +32,7 @@ from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH, is_covered, parse_sums
 from metalk8s_solutions.archive.iso import IsoReader
 from metalk8s_solutions.archive.layout import Layout, check_layout
+from metalk8s_solutions.archive.pinning import sums_digest
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
     PublicKey,
@@ -77,6 +78,7 @@ class CheckReport:
     images: ImageSet
     findings: list[Finding] = field(default_factory=list)
     signatures: SignatureReport | None = None
+    sums_digest: str | None = None  # sha256:<hex> of the SHA256SUMS checked (what a pin holds)
 
 
 @dataclass
@@ -322,6 +324,8 @@ def check_source(
     if verify_content:
         integrity, sums_bytes = _check_integrity(source, images, policy, progress, archive=archive)
         findings.extend(integrity)
+        if sums_bytes is not None:
+            report.sums_digest = sums_digest(sums_bytes)
         if archive:
             signatures = {
                 p: read_limited(source, p, MAX_SIGNATURE_BYTES)

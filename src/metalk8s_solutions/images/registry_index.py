@@ -349,6 +349,8 @@ class RegistryMetrics:
     imports: dict[str, int] = field(default_factory=dict)
     #: archives that could not be read (missing, corrupt), and server-side failures
     archive_errors: int = 0
+    #: archives refused because they no longer match their pin (changed after import)
+    pin_mismatches: int = 0
     errors: int = 0
 
     def picked_up(self, solution_id: str) -> None:
@@ -395,6 +397,9 @@ class RegistryMetrics:
             "# HELP solutions_registry_archive_errors_total Archives that could not be read.",
             "# TYPE solutions_registry_archive_errors_total counter",
             f"solutions_registry_archive_errors_total {self.archive_errors}",
+            "# HELP solutions_archive_pin_mismatch_total Archives refused: changed since import.",
+            "# TYPE solutions_archive_pin_mismatch_total counter",
+            f"solutions_archive_pin_mismatch_total {self.pin_mismatches}",
             "# HELP solutions_registry_errors_total Requests that failed on the server side.",
             "# TYPE solutions_registry_errors_total counter",
             f"solutions_registry_errors_total {self.errors}",

@@ -81,7 +81,9 @@ class LoginBody(BaseModel):
 
 class ImportBody(Body):
     archives: list[Name] = Field(min_length=1, description="Absolute paths on the admin node.")
-    policy: Literal["required", "if-signed", "disabled"] | None = None
+    policy: Literal["required", "if-signed", "disabled"] | None = Field(
+        None, description="A stricter signature policy than trust.policy (a lower one is refused)."
+    )
 
 
 class UnimportBody(Body):

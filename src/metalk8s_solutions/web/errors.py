@@ -12,6 +12,7 @@ from typing import Any
 
 from metalk8s_solutions.cluster.kube import Conflict, Forbidden, NotFound
 from metalk8s_solutions.errors import (
+    ArchiveChanged,
     ArchiveError,
     ClusterError,
     InvalidInput,
@@ -74,6 +75,7 @@ def classify(err: SolutionsError) -> ErrorInfo:
         (Forbidden, 403, "forbidden"),
         (NotFound, 404, "not-found"),
         (Conflict, 409, "conflict"),
+        (ArchiveChanged, 409, "archive-changed"),
         (ArchiveError, 422, "invalid-archive"),
         (InvalidInput, 400, "invalid-input"),
         (Refused, 409, "refused"),

@@ -156,7 +156,7 @@ async def deployed(ctx: Context, kube: Kube, env: str, solution: str) -> Deploye
     version = max(placed.values(), key=_version_key)
     inventory = await read_inventory(ctx, kube)
     archive = inventory.require(solution, version)
-    content = await asyncio.to_thread(load_version_content, Path(archive))
+    content = await asyncio.to_thread(load_version_content, Path(archive), inventory.pin(archive))
     return Deployed(
         env, solution, version, tuple(sorted(placed)), tuple(kinds_of_crds(content.crds))
     )

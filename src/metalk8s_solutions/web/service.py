@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.api.config import Policy
+from metalk8s_solutions.api.config import Policy, allowed_policies
 from metalk8s_solutions.api.semver import parse_version
 from metalk8s_solutions.cluster.kube import connect
 from metalk8s_solutions.engine.activation import (
@@ -284,9 +284,15 @@ def archive_details(archive: Path, trusted: tuple[str, ...]) -> dict[str, Any]:
 async def solutions_view(ctx: Context) -> dict[str, Any]:
     """The Solutions page: ``list_solutions`` plus, per version, what its archive holds."""
     data = await list_solutions(ctx)
-    trusted = (await ConfigStore(ctx.config_path).read_async()).trust.keys
+    trust = (await ConfigStore(ctx.config_path).read_async()).trust
+    trusted = trust.keys
+    site = trust.effective_policy()
+    data["policy"] = {"site": str(site), "allowed": [str(p) for p in allowed_policies(site)]}
     for entries in data["solutions"].values():
         for entry in entries:
+            if entry.get("problem"):  # e.g. changed since import: what it holds now is not shown
+                entry["details"] = {"problem": entry["problem"]}
+                continue
             entry["details"] = await asyncio.to_thread(
                 archive_details, Path(entry["archive"]), tuple(trusted)
             )
@@ -345,7 +351,9 @@ async def version_choices(ctx: Context, solution: str, current: str | None) -> l
             reason: str | None = None
             try:
                 assert archive is not None  # noqa: S101 - listed by the inventory
-                content = await asyncio.to_thread(load_version_content, Path(archive))
+                content = await asyncio.to_thread(
+                    load_version_content, Path(archive), inventory.pin(archive)
+                )
                 await check_crds_served(kube, content)
             except SolutionsError as err:
                 reason = err.message
