@@ -7,19 +7,7 @@ from typing import ClassVar
 
 import click
 
-from metalk8s_solutions.cluster.kube import ClusterTarget
-from metalk8s_solutions.web.deps import UiSettings
-from metalk8s_solutions.web.oidc import OidcSettings
-from metalk8s_solutions.web.server import (
-    DEFAULT_LISTEN,
-    Sockets,
-    Tls,
-    bind,
-    parse_listen,
-    serve,
-    url_of,
-)
-from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_listen_default
+from metalk8s_solutions.cli.defaults import DEFAULT_LISTEN
 from metalk8s_solutions.web.sessions import DEFAULT_LIFETIME, DEFAULT_TTL
 
 
@@ -128,6 +116,22 @@ def ui_command(
 ) -> None:
     """Serve the web UI and the JSON HTTP API; users log in with OpenID Connect (--oidc-*) or a
     Kubernetes bearer token."""
+    # Imported here, not at the top: the web stack (FastAPI, uvicorn) costs a second to import.
+    from metalk8s_solutions.cluster.kube import ClusterTarget  # noqa: PLC0415
+    from metalk8s_solutions.web.deps import UiSettings  # noqa: PLC0415
+    from metalk8s_solutions.web.oidc import OidcSettings  # noqa: PLC0415
+    from metalk8s_solutions.web.server import (  # noqa: PLC0415
+        Sockets,
+        Tls,
+        bind,
+        parse_listen,
+        serve,
+        url_of,
+    )
+    from metalk8s_solutions.web.server import (  # noqa: PLC0415
+        solution_ui_listen as solution_ui_listen_default,
+    )
+
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if (oidc_issuer is None) != (oidc_client_id is None):

@@ -30,6 +30,7 @@ import yaml
 
 from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
 from metalk8s_solutions.testing import binaries
+from metalk8s_solutions.testing.paths import default_state_dir
 from metalk8s_solutions.testing.pki import CertificateAuthority, KeyPair, service_account_keys
 from metalk8s_solutions.testing.processes import (
     ProcessRecord,
@@ -61,11 +62,6 @@ CONTROLLERS = (
     "taint-eviction-controller",
     "root-ca-certificate-publisher-controller",
 )
-
-
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "metalk8s-solutions" / "dev-cluster"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ reference client that tests use against it (``--tls-verify=false`` for loopback 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,6 @@ from metalk8s_solutions.testing.processes import (
 HOST = "127.0.0.1"
 STATE_FILE = "registry.json"
 INSTALL_HINT = "install it with 'apt-get install docker-registry' (Debian), or run 'make test'"
-
-
-def default_registry_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "metalk8s-solutions" / "dev-registry"
 
 
 def find_docker_registry() -> str:
