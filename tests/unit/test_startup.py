@@ -153,3 +153,32 @@ def test_a_verb_that_runs_still_reports_errors_cleanly(args: list[str], tmp_path
     assert result.returncode == 2, result
     assert result.stderr.startswith("error: kubeconfig "), result.stderr
     assert "Traceback" not in result.stderr
+
+
+#: Run in a fresh interpreter: one command (its exit status ignored), then the loaded modules.
+RUN_ONE = """
+import contextlib, io, json, sys
+from metalk8s_solutions.cli.main import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    main(json.loads(sys.argv[1]))
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("args", [["env", "list"], ["list"], ["status"]])
+def test_listings_import_one_http_stack_and_nothing_they_do_not_use(
+    args: list[str], tmp_path: Path
+) -> None:
+    """lightkube's httpx2 only: not httpx (the registry client's), nor validation or signing."""
+    argv = ["--config", str(tmp_path / "s.yaml"), "--kubeconfig", str(tmp_path / "kc"), *args]
+    child = subprocess.run(
+        [sys.executable, "-c", RUN_ONE, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    loaded = {m.split(".")[0] for m in json.loads(child.stdout)}
+    assert "lightkube" in loaded  # the command did reach the engine
+    assert loaded & {"httpx", "httpcore", "rich", "pygments"} == set()
+    assert loaded & {"cryptography", "jsonschema", "pycdlib", "fastapi", "aiohttp"} == set()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:  # imported when a command runs, not when it is declared (fast --help)
-    from metalk8s_solutions.engine.solutions import Context, Outcome
+    from metalk8s_solutions.engine.state import Context, Outcome
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan an
 def engine_context(ctx: click.Context, *, verbose: bool = True) -> Context:
     """The engine context from the global options (--config, --kubeconfig, --context)."""
     from metalk8s_solutions.cluster.kube import ClusterTarget  # noqa: PLC0415
-    from metalk8s_solutions.engine.solutions import Context  # noqa: PLC0415
+    from metalk8s_solutions.engine.state import Context  # noqa: PLC0415
 
     options = ctx.find_root().obj
     return Context(
