@@ -166,7 +166,15 @@ print(json.dumps(sorted(sys.modules)))
 
 
 @pytest.mark.parametrize(
-    "args", [["env", "list"], ["list"], ["status"], ["push", "--dry-run", "missing.iso"]]
+    "args",
+    [
+        ["env", "list"],
+        ["list"],
+        ["status"],
+        ["push", "--dry-run", "missing.iso"],
+        ["dev", "cluster", "status", "--state-dir", "absent"],
+        ["dev", "registry", "status", "--state-dir", "absent"],
+    ],
 )
 def test_a_command_imports_one_http_stack_and_nothing_it_does_not_use(
     args: list[str], tmp_path: Path
@@ -185,5 +193,5 @@ def test_a_command_imports_one_http_stack_and_nothing_it_does_not_use(
     loaded = {m.split(".")[0] for m in json.loads(child.stdout)}
     assert "httpx2" in loaded  # the command did reach its HTTP client
     assert loaded & {"httpx", "httpcore", "rich", "pygments"} == set()
-    if args[0] != "push":
+    if args[0] not in ("push", "dev"):
         assert loaded & {"cryptography", "jsonschema", "pycdlib", "fastapi", "aiohttp"} == set()

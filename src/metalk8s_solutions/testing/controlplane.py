@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+# lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
+import httpx2 as httpx
 import yaml
 
 from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
@@ -452,7 +453,7 @@ class LocalControlPlane:
         )
 
         def healthz(port: int) -> bool:
-            resp = httpx.get(f"https://{HOST}:{port}/healthz", verify=False, timeout=2)  # noqa: S501
+            resp = httpx.get(f"https://{HOST}:{port}/healthz", verify=False, timeout=2)
             return resp.status_code == 200
 
         wait_until(cm, lambda: healthz(cm_port), timeout=remaining(), what="answer /healthz")

@@ -11,7 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+# lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
+import httpx2 as httpx
 
 from metalk8s_solutions.errors import EnvironmentFailure
 from metalk8s_solutions.testing.processes import (
