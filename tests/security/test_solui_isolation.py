@@ -10,6 +10,7 @@ local control plane and the example Solution's signed archive.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -76,7 +77,9 @@ def two_uis(
 def _logged_in(ui: RunningUi, token: str) -> Iterator[httpx.Client]:
     """A browser-like client logged in on the product's origin (its session cookie)."""
     with httpx.Client(base_url=ui.url, timeout=60) as main:
-        answer = main.post("/login", data={"token": token})
+        form = re.search(r'name="csrf" value="([^"]+)"', main.get("/login").text)
+        assert form, "the login form carries no CSRF token"
+        answer = main.post("/login", data={"token": token, "csrf": form.group(1)})
         assert answer.status_code == 303, answer.text
         assert main.cookies.get("solutions_session")
         yield main

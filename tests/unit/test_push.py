@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the HTTP stack of metalk8s_solutions.images
 import pytest
 
 from metalk8s_solutions.api.config import RegistrySettings

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from metalk8s_solutions.cli.common import dry_run_option, engine_context, human_outcome, run
 from metalk8s_solutions.cli.output import emit, output_option
-from metalk8s_solutions.engine.activation import (
-    ActivateOptions,
-    DeactivateOptions,
-    activate,
-    deactivate,
-)
-from metalk8s_solutions.engine.converge import ConvergeOutcome
+
+if TYPE_CHECKING:
+    from metalk8s_solutions.engine.converge import ConvergeOutcome
 
 
 def human_convergence(outcome: ConvergeOutcome, done: str) -> str:
@@ -65,6 +63,8 @@ def activate_command(
     output: str,
 ) -> None:
     """Activate a version of Solution NAME: apply its CRDs safely, for every environment."""
+    from metalk8s_solutions.engine.activation import ActivateOptions, activate  # noqa: PLC0415
+
     options = ActivateOptions(name, version, force, dry_run, take_over)
     outcome = run(activate(engine_context(ctx), options))
     version = outcome.active.get(name, version)
@@ -89,5 +89,7 @@ def deactivate_command(
     ctx: click.Context, name: str, force: bool, dry_run: bool, output: str
 ) -> None:
     """Deactivate Solution NAME: remove its CRDs (refused while they hold data)."""
+    from metalk8s_solutions.engine.activation import DeactivateOptions, deactivate  # noqa: PLC0415
+
     outcome = run(deactivate(engine_context(ctx), DeactivateOptions(name, force, dry_run)))
     emit(outcome.to_json(), output, lambda _: human_outcome(outcome, f"{name} is deactivated"))

@@ -6,19 +6,17 @@ Argument parsing and rendering only; the work is in :mod:`metalk8s_solutions.eng
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from metalk8s_solutions.api.config import Policy
-from metalk8s_solutions.archive.signing import Algorithm
+from metalk8s_solutions.cli.defaults import ALGORITHMS, POLICIES
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.cli.progress import ProgressLine, human_size
-from metalk8s_solutions.engine.inspect import InspectOptions, inspect
-from metalk8s_solutions.engine.keygen import KeygenOptions, keygen
-from metalk8s_solutions.engine.sign import SignOptions, sign_archive
-from metalk8s_solutions.engine.validate import ProgressEvent, ValidateOptions, validate
 from metalk8s_solutions.errors import ArchiveInvalid
+
+if TYPE_CHECKING:  # each command imports its engine module when it runs (fast --help)
+    from metalk8s_solutions.engine.validate import ProgressEvent
 
 key_option = click.option(
     "--key",
@@ -68,7 +66,6 @@ def build_command(
     source: Path, output: Path, key: Path | None, source_date_epoch: int | None, quiet: bool
 ) -> None:
     """Build the Solution archive OUTPUT from the source tree SOURCE."""
-    # Imported here: the ISO writer (pycdlib) is only needed to build; other commands start faster.
     from metalk8s_solutions.engine.build import BuildOptions, build  # noqa: PLC0415
 
     result = build(
@@ -139,6 +136,8 @@ def _inspect_text(data: dict[str, Any]) -> str:
 @output_option
 def inspect_command(archive: Path, keys: tuple[Path, ...], output: str) -> None:
     """Show what ARCHIVE holds, read straight from the ISO (no mount, no extraction)."""
+    from metalk8s_solutions.engine.inspect import InspectOptions, inspect  # noqa: PLC0415
+
     result = inspect(InspectOptions(archive, keys))
     emit(result.to_dict(), output, _inspect_text)
 
@@ -148,7 +147,7 @@ def inspect_command(archive: Path, keys: tuple[Path, ...], output: str) -> None:
 @key_option
 @click.option(
     "--policy",
-    type=click.Choice([p.value for p in Policy]),
+    type=click.Choice(POLICIES),
     default=None,
     help="Signature policy (default: required with --key, otherwise if-signed).",
 )
@@ -169,6 +168,9 @@ def validate_command(
 
     Exit status: 0 valid (warnings allowed), 1 invalid, 2 could not run.
     """
+    from metalk8s_solutions.api.config import Policy  # noqa: PLC0415
+    from metalk8s_solutions.engine.validate import ValidateOptions, validate  # noqa: PLC0415
+
     chosen = Policy(policy) if policy else None
     result = validate(ValidateOptions(path, keys, policy=chosen, progress=ProgressPrinter(quiet)))
     data = result.to_dict()
@@ -195,7 +197,7 @@ def _count(n: int, noun: str) -> str:
 @click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path), default="signing")
 @click.option(
     "--algorithm",
-    type=click.Choice([a.value for a in Algorithm]),
+    type=click.Choice(ALGORITHMS),
     default="ecdsa-p256",
     show_default=True,
 )
@@ -203,6 +205,9 @@ def _count(n: int, noun: str) -> str:
 @output_option
 def keygen_command(prefix: Path, algorithm: str, force: bool, output: str) -> None:
     """Create a signing key pair PREFIX.key (private, 0600) and PREFIX.pub."""
+    from metalk8s_solutions.archive.signing import Algorithm  # noqa: PLC0415
+    from metalk8s_solutions.engine.keygen import KeygenOptions, keygen  # noqa: PLC0415
+
     result = keygen(KeygenOptions(prefix, Algorithm(algorithm), force))
     emit(
         result.to_dict(),
@@ -243,6 +248,8 @@ def sign_command(
     archive: Path, key: Path, trusted: tuple[Path, ...], output: Path, quiet: bool
 ) -> None:
     """Add a signature (e.g. the site's) to ARCHIVE, once verified, keeping the existing ones."""
+    from metalk8s_solutions.engine.sign import SignOptions, sign_archive  # noqa: PLC0415
+
     result = sign_archive(
         SignOptions(archive, key, output, progress=ProgressPrinter(quiet), trusted=trusted)
     )

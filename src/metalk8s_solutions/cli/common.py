@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from metalk8s_solutions.cluster.kube import ClusterTarget
-from metalk8s_solutions.engine.solutions import Context, Outcome
+if TYPE_CHECKING:  # imported when a command runs, not when it is declared (fast --help)
+    from metalk8s_solutions.engine.state import Context, Outcome
 
 T = TypeVar("T")
+
+
+class LazyModule:
+    """A module imported on first attribute access: ``engine = LazyModule("…engine.x")``.
+
+    For a cli module whose commands all call one engine module: the command declarations stay
+    cheap (``--help`` imports no engine), and the body reads ``engine.f(...)`` as before. Give
+    mypy the real module under ``TYPE_CHECKING``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 
 
 def engine_context(ctx: click.Context, *, verbose: bool = True) -> Context:
     """The engine context from the global options (--config, --kubeconfig, --context)."""
+    from metalk8s_solutions.cluster.kube import ClusterTarget  # noqa: PLC0415
+    from metalk8s_solutions.engine.state import Context  # noqa: PLC0415
+
     options = ctx.find_root().obj
     return Context(
         config_path=options.config,
@@ -28,6 +51,8 @@ def engine_context(ctx: click.Context, *, verbose: bool = True) -> Context:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run an engine coroutine from a command."""
+    import asyncio  # noqa: PLC0415
+
     return asyncio.run(coro)
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.errors import EnvironmentFailure
-from metalk8s_solutions.testing.controlplane import LocalControlPlane, default_state_dir
-from metalk8s_solutions.testing.registry import LocalRegistry, default_registry_dir
+from metalk8s_solutions.testing.paths import default_registry_dir, default_state_dir
+
+if TYPE_CHECKING:  # imported when a command runs, not when it is declared (fast --help)
+    from metalk8s_solutions.testing.registry import LocalRegistry
 
 state_dir_option = click.option(
     "--state-dir",
@@ -61,6 +63,8 @@ def up(
     kubeconfig_out: Path | None, nodes: int, port: int | None, state_dir: Path | None, output: str
 ) -> None:
     """Start the local control plane in the background and wait until it is ready."""
+    from metalk8s_solutions.testing.controlplane import LocalControlPlane  # noqa: PLC0415
+
     plane = LocalControlPlane(
         state_dir, nodes=nodes, api_port=port, progress=lambda m: click.echo(m, err=True)
     )
@@ -92,6 +96,8 @@ def _human_up(status: dict[str, Any]) -> str:
 @output_option
 def status(state_dir: Path | None, output: str) -> None:
     """Show whether the local control plane runs, and where its logs are."""
+    from metalk8s_solutions.testing.controlplane import LocalControlPlane  # noqa: PLC0415
+
     emit(LocalControlPlane(state_dir).status(), output, _human_status)
 
 
@@ -116,6 +122,8 @@ def _human_status(status: dict[str, Any]) -> str:
 @state_dir_option
 def down(state_dir: Path | None) -> None:
     """Stop every component and delete the cluster's state."""
+    from metalk8s_solutions.testing.controlplane import LocalControlPlane  # noqa: PLC0415
+
     plane = LocalControlPlane(state_dir)
     if plane.down():
         click.echo(f"Local control plane stopped; {plane.state_dir} removed.")
@@ -168,6 +176,8 @@ def _human_registry(status: dict[str, Any]) -> str:
 @output_option
 def registry_up(port: int | None, state_dir: Path | None, output: str) -> None:
     """Start the local registry in the background."""
+    from metalk8s_solutions.testing.registry import LocalRegistry  # noqa: PLC0415
+
     root = (state_dir or default_registry_dir()).resolve()
     reg = LocalRegistry.attach(root)
     if reg is None or not reg.running():
@@ -185,6 +195,8 @@ def registry_up(port: int | None, state_dir: Path | None, output: str) -> None:
 @output_option
 def registry_status(state_dir: Path | None, output: str) -> None:
     """Show whether the local registry runs."""
+    from metalk8s_solutions.testing.registry import LocalRegistry  # noqa: PLC0415
+
     root = (state_dir or default_registry_dir()).resolve()
     emit(_registry_status(LocalRegistry.attach(root), root), output, _human_registry)
 
@@ -193,6 +205,8 @@ def registry_status(state_dir: Path | None, output: str) -> None:
 @registry_dir_option
 def registry_down(state_dir: Path | None) -> None:
     """Stop the local registry and delete its data."""
+    from metalk8s_solutions.testing.registry import LocalRegistry  # noqa: PLC0415
+
     root = (state_dir or default_registry_dir()).resolve()
     reg = LocalRegistry.attach(root)
     was_running = reg is not None and reg.running()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from metalk8s_solutions.cli.common import dry_run_option, engine_context, run
+from metalk8s_solutions.cli.common import LazyModule, dry_run_option, engine_context, run
+from metalk8s_solutions.cli.defaults import DEFAULT_TIMEOUT
 from metalk8s_solutions.cli.output import emit, output_option, table
-from metalk8s_solutions.engine import environments as engine
-from metalk8s_solutions.engine.environments import EnvOutcome
+
+if TYPE_CHECKING:
+    from metalk8s_solutions.engine import environments as engine
+    from metalk8s_solutions.engine.environments import EnvOutcome
+else:  # imported when a command runs, not when it is declared (fast --help)
+    engine = LazyModule("metalk8s_solutions.engine.environments")
 
 namespace_option = click.option(
     "-N",
@@ -28,7 +33,7 @@ wait_option = click.option(
 timeout_option = click.option(
     "--timeout",
     type=click.FloatRange(min=0),
-    default=engine.DEFAULT_TIMEOUT,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
     help="How long --wait waits.",

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from metalk8s_solutions.api.yamldoc import load_yaml_document
-from metalk8s_solutions.cli.common import dry_run_option, engine_context, run
+from metalk8s_solutions.cli.common import LazyModule, dry_run_option, engine_context, run
 from metalk8s_solutions.cli.output import emit, output_option, table
-from metalk8s_solutions.engine import instances as engine
 from metalk8s_solutions.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from metalk8s_solutions.engine import instances as engine
+else:  # imported when a command runs, not when it is declared (fast --help)
+    engine = LazyModule("metalk8s_solutions.engine.instances")
 
 namespace_option = click.option(
     "-N",
@@ -122,6 +125,8 @@ def create_command(
     output: str,
 ) -> None:
     """Create an instance of SOLUTION in ENV, from -f FILE or --kind/--name/--set."""
+    from metalk8s_solutions.api.yamldoc import load_yaml_document  # noqa: PLC0415
+
     document = None
     if file is not None:
         document = load_yaml_document(file.read_bytes(), str(file))

@@ -14,10 +14,11 @@ from pathlib import Path
 import click
 
 from metalk8s_solutions import __version__
-from metalk8s_solutions.engine.config_store import DEFAULT_CONFIG
+from metalk8s_solutions.cli.defaults import DEFAULT_CONFIG
 from metalk8s_solutions.errors import SolutionsError
 
-#: Subcommands, imported only when used so that every command starts fast.
+#: Subcommands, imported only when used so that every command starts fast (a verb's module
+#: imports the engine inside its command functions: see CONTRIBUTING.md, "Start-up").
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("metalk8s_solutions.cli.archive", "build_command"),
     "inspect": ("metalk8s_solutions.cli.archive", "inspect_command"),
@@ -40,11 +41,53 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The first paragraph of each subcommand's help, so that ``solutions --help`` imports none of
+#: them (``tests/unit/test_startup.py`` checks that it is the commands' own text).
+SHORT_HELP: dict[str, str] = {
+    "activate": "Activate a version of Solution NAME: apply its CRDs safely, for every "
+    "environment.",
+    "apply": "Converge the cluster to SolutionsConfiguration (the file is never written).",
+    "build": "Build the Solution archive OUTPUT from the source tree SOURCE.",
+    "deactivate": "Deactivate Solution NAME: remove its CRDs (refused while they hold data).",
+    "dev": "Tools for Solution developers.",
+    "env": "Environments: groups of namespaces where solutions are deployed side by side.",
+    "import": "Check ARCHIVES, then make them available to the cluster.",
+    "inspect": "Show what ARCHIVE holds, read straight from the ISO (no mount, no extraction).",
+    "instance": "Application instances: create, scale and configure through the solution's "
+    "operator.",
+    "keygen": "Create a signing key pair PREFIX.key (private, 0600) and PREFIX.pub.",
+    "list": "List imported Solution versions and which one is active.",
+    "push": "Push the images of ARCHIVES into a registry, under <prefix>/<name>-<version>/.",
+    "registry": "The built-in OCI registry (read-only, served straight from the imported "
+    "archives).",
+    "sign": "Add a signature (e.g. the site's) to ARCHIVE, keeping the existing ones.",
+    "status": "Show the whole state: imported solutions, configuration and environments.",
+    "ui": "Serve the web UI and the JSON HTTP API; users log in with OpenID Connect (--oidc-*) "
+    "or a Kubernetes bearer token.",
+    "unimport": "Remove imported archives (by path or by id <name>-<version>); refused while in "
+    "use.",
+    "validate": "Check an archive (ISO or extracted) or a source tree against every rule.",
+}
+
+
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+    """A group whose subcommands are imported on first use; its help imports none of them."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The "Commands" section, as :class:`click.Group` writes it, from :data:`SHORT_HELP`."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [
+            (name, click.Command(name, help=SHORT_HELP[name]).get_short_help_str(limit))
+            for name in names
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
-import yaml
 
 FORMATS = ("table", "json", "yaml")
 
@@ -27,6 +26,8 @@ def emit(data: Any, fmt: str, human: Callable[[Any], str]) -> None:
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
     elif fmt == "yaml":
+        import yaml  # noqa: PLC0415 - only -o yaml needs it
+
         click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
     else:
         click.echo(human(data))

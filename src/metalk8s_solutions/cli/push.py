@@ -7,15 +7,16 @@ Registry settings come from SolutionsConfiguration's ``registry`` key; flags ove
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from metalk8s_solutions.cli.defaults import DEFAULT_CONCURRENCY
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.cli.progress import ProgressLine, human_size
-from metalk8s_solutions.engine.config_store import load_config
-from metalk8s_solutions.engine.push import PushOptions, push, settings_with
-from metalk8s_solutions.images.push import DEFAULT_CONCURRENCY, Action, PushProgress, PushResult
+
+if TYPE_CHECKING:  # imported when the command runs, not when it is declared (fast --help)
+    from metalk8s_solutions.images.push import PushProgress, PushResult
 
 
 def _progress(line: ProgressLine) -> Any:
@@ -36,6 +37,8 @@ def _progress(line: ProgressLine) -> Any:
 
 
 def _human(results: list[PushResult]) -> str:
+    from metalk8s_solutions.images.push import Action  # noqa: PLC0415
+
     rows = []
     for result in results:
         for ref, location in sorted(result.images.items()):
@@ -119,6 +122,9 @@ def push_command(
     Blobs already in the registry are skipped (an interrupted push resumes), blobs of other
     versions of the same solution are mounted, the rest is uploaded.
     """
+    from metalk8s_solutions.engine.config_store import load_config  # noqa: PLC0415
+    from metalk8s_solutions.engine.push import PushOptions, push, settings_with  # noqa: PLC0415
+
     config = load_config(ctx.find_root().obj.config)
     settings = settings_with(
         config.registry,

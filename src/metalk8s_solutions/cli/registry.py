@@ -5,13 +5,14 @@ Argument parsing and logging setup only; the work is in :mod:`metalk8s_solutions
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from metalk8s_solutions.engine.registry import RunningRegistry, ServeOptions, serve
+if TYPE_CHECKING:  # imported when the command runs, not when it is declared (fast --help)
+    from metalk8s_solutions.engine.registry import RunningRegistry
 
 tls_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -63,6 +64,10 @@ def serve_command(
     second, without a restart.  Logs go to stderr; the address is printed on stdout once the
     registry listens.
     """
+    import asyncio  # noqa: PLC0415
+
+    from metalk8s_solutions.engine.registry import ServeOptions, serve  # noqa: PLC0415
+
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
     )

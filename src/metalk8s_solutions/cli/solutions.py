@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.cli.activation import human_convergence
-from metalk8s_solutions.cli.common import dry_run_option, engine_context, run
+from metalk8s_solutions.cli.common import LazyModule, dry_run_option, engine_context, run
+from metalk8s_solutions.cli.defaults import POLICIES
 from metalk8s_solutions.cli.output import emit, output_option, table
-from metalk8s_solutions.engine.solutions import (
-    ApplyOptions,
-    ImportOptions,
-    UnimportOptions,
-    apply_configuration,
-    import_archives,
-    list_solutions,
-    unimport_archives,
-)
+
+if TYPE_CHECKING:
+    from metalk8s_solutions.api import config
+    from metalk8s_solutions.engine import solutions as engine
+else:  # imported when a command runs, not when it is declared (fast --help)
+    config = LazyModule("metalk8s_solutions.api.config")
+    engine = LazyModule("metalk8s_solutions.engine.solutions")
 
 #: Options of the verbs that check archives (import, apply).
 trusted_keys_option = click.option(
@@ -31,7 +29,7 @@ trusted_keys_option = click.option(
 )
 policy_option = click.option(
     "--policy",
-    type=click.Choice([p.value for p in Policy]),
+    type=click.Choice(POLICIES),
     default=None,
     help="A stricter signature policy for archives not imported yet (never lower than "
     "trust.policy) [default: trust.policy, else required with keys, if-signed without].",
@@ -55,9 +53,11 @@ def import_command(
 ) -> None:
     """Check ARCHIVES, then make them available to the cluster."""
     outcome = run(
-        import_archives(
+        engine.import_archives(
             engine_context(ctx),
-            ImportOptions(archives, keys, Policy(policy) if policy else None, dry_run),
+            engine.ImportOptions(
+                archives, keys, config.Policy(policy) if policy else None, dry_run
+            ),
         )
     )
     emit(outcome.to_json(), output, lambda _: human_convergence(outcome, "imported"))
@@ -70,7 +70,9 @@ def import_command(
 @click.pass_context
 def unimport_command(ctx: click.Context, refs: tuple[str, ...], dry_run: bool, output: str) -> None:
     """Remove imported archives (by path or by id <name>-<version>); refused while in use."""
-    outcome = run(unimport_archives(engine_context(ctx), UnimportOptions(refs, dry_run)))
+    outcome = run(
+        engine.unimport_archives(engine_context(ctx), engine.UnimportOptions(refs, dry_run))
+    )
     emit(outcome.to_json(), output, lambda _: human_convergence(outcome, "unimported"))
 
 
@@ -99,7 +101,7 @@ def _human_list(data: dict[str, Any]) -> str:
 @click.pass_context
 def list_command(ctx: click.Context, output: str) -> None:
     """List imported Solution versions and which one is active."""
-    data = run(list_solutions(engine_context(ctx, verbose=False)))
+    data = run(engine.list_solutions(engine_context(ctx, verbose=False)))
     emit(data, output, _human_list)
 
 
@@ -129,9 +131,9 @@ def apply_command(
     unimport, activate and deactivate.
     """
     outcome = run(
-        apply_configuration(
+        engine.apply_configuration(
             engine_context(ctx),
-            ApplyOptions(dry_run, force, keys, Policy(policy) if policy else None),
+            engine.ApplyOptions(dry_run, force, keys, config.Policy(policy) if policy else None),
         )
     )
     emit(outcome.to_json(), output, lambda _: human_convergence(outcome, "converged"))

@@ -8,7 +8,6 @@ import click
 
 from metalk8s_solutions.cli.common import engine_context, run
 from metalk8s_solutions.cli.output import emit, output_option, table
-from metalk8s_solutions.engine.environments import status
 
 
 def _human(data: dict[str, Any]) -> str:
@@ -53,4 +52,6 @@ def _human(data: dict[str, Any]) -> str:
 @click.pass_context
 def status_command(ctx: click.Context, output: str) -> None:
     """Show the whole state: imported solutions, configuration and environments."""
+    from metalk8s_solutions.engine.environments import status  # noqa: PLC0415
+
     emit(run(status(engine_context(ctx, verbose=False))), output, _human)

@@ -7,22 +7,9 @@ from typing import ClassVar
 
 import click
 
-from metalk8s_solutions.cluster.kube import ClusterTarget
-from metalk8s_solutions.web.deps import UiSettings
-from metalk8s_solutions.web.oidc import OidcSettings
-from metalk8s_solutions.web.server import (
-    DEFAULT_LISTEN,
-    Sockets,
-    Tls,
-    bind,
-    parse_listen,
-    serve,
-    url_of,
-)
-from metalk8s_solutions.web.server import solution_ui_listen as solution_ui_listen_default
+from metalk8s_solutions.cli.defaults import DEFAULT_LISTEN, DEFAULT_UPLOAD_LIMIT
 from metalk8s_solutions.web.sessions import DEFAULT_LIFETIME, DEFAULT_TTL
 from metalk8s_solutions.web.ui_origins import UiBase, host_label, parse_base
-from metalk8s_solutions.web.uploads import DEFAULT_UPLOAD_LIMIT, parse_size, show_size
 
 
 class Duration(click.ParamType[float, object]):
@@ -98,7 +85,7 @@ def _shown(seconds: float) -> str:
 )
 @click.option(
     "--upload-limit",
-    default=show_size(DEFAULT_UPLOAD_LIMIT).replace(" ", ""),
+    default=DEFAULT_UPLOAD_LIMIT,
     show_default=True,
     metavar="SIZE",
     help="Largest archive a user may upload (e.g. 500MiB, 20GiB); larger uploads are refused "
@@ -141,10 +128,28 @@ def ui_command(
 ) -> None:
     """Serve the web UI and the JSON HTTP API; users log in with OpenID Connect (--oidc-*) or a
     Kubernetes bearer token."""
+    # Imported here, not at the top: the web stack (FastAPI, uvicorn) costs a second to import.
+    from metalk8s_solutions.cluster.kube import ClusterTarget  # noqa: PLC0415
+    from metalk8s_solutions.web.deps import UiSettings  # noqa: PLC0415
+    from metalk8s_solutions.web.oidc import OidcSettings  # noqa: PLC0415
+    from metalk8s_solutions.web.server import (  # noqa: PLC0415
+        Sockets,
+        Tls,
+        bind,
+        parse_listen,
+        serve,
+        url_of,
+    )
+    from metalk8s_solutions.web.server import (  # noqa: PLC0415
+        solution_ui_listen as solution_ui_listen_default,
+    )
+
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if (oidc_issuer is None) != (oidc_client_id is None):
         raise click.UsageError("--oidc-issuer and --oidc-client-id go together")
+    from metalk8s_solutions.web.uploads import parse_size  # noqa: PLC0415
+
     limit = parse_size(upload_limit)
     options = ctx.find_root().obj
     target = ClusterTarget(kubeconfig=options.kubeconfig, context=options.context)

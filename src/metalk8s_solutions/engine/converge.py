@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalk8s_solutions.api.config import (
     LATEST,
@@ -60,7 +60,6 @@ from metalk8s_solutions.engine.crds import (
     webhook_service,
 )
 from metalk8s_solutions.engine.crds import spec_diff as crd_spec_diff
-from metalk8s_solutions.engine.push import PushOptions, push_archives
 from metalk8s_solutions.engine.state import (
     Imported,
     Outcome,
@@ -70,9 +69,10 @@ from metalk8s_solutions.engine.state import (
     record_diff,
     scan_config,
 )
-from metalk8s_solutions.engine.validate import ValidateOptions, validate
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
-from metalk8s_solutions.images.push import PushProgress
+
+if TYPE_CHECKING:  # validation and pushing are imported when used: 'solutions list' needs neither
+    from metalk8s_solutions.images.push import PushProgress
 
 VERSION_LABEL = "solutions.metalk8s.scality.com/version"
 CRD_DIR = "operator/deploy/crds/"
@@ -180,6 +180,8 @@ def _check_new_archive(
     item: Imported, config: SolutionsConfiguration, opts: ConvergeOptions
 ) -> tuple[list[str], Pin]:
     """Validate and verify one archive; returns its warnings and its pin, raises on any error."""
+    from metalk8s_solutions.engine.validate import ValidateOptions, validate  # noqa: PLC0415
+
     path = Path(item.archive)
     if item.problem:
         raise item.refusal(f"archive {path}")
@@ -570,6 +572,8 @@ async def execute(
     kube: Kube, plan: _Plan, config: SolutionsConfiguration, imported_archives: list[str], say: Say
 ) -> None:
     if plan.new_archives and config.registry.mode is RegistryMode.PUSH:
+        from metalk8s_solutions.engine.push import PushOptions, push_archives  # noqa: PLC0415
+
         known = tuple(Path(a) for a in imported_archives)
         await push_archives(
             PushOptions(

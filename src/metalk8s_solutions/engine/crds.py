@@ -25,7 +25,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 import yaml
 
 Doc = Mapping[str, Any]
@@ -154,6 +153,8 @@ def validation_errors(obj: Doc, schema: Mapping[str, Any]) -> list[str]:
     """Messages for each place where ``obj`` breaks ``schema`` (empty when it validates)."""
     if not schema:
         return []
+    import jsonschema  # noqa: PLC0415 - costly to import; only CRD transitions with objects need it
+
     validator = jsonschema.Draft7Validator(to_json_schema(dict(schema)))
     body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind", "status")}
     errors = []

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
+# lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
+import httpx2 as httpx
 
 from metalk8s_solutions.errors import ArchiveError, RegistryError
 from metalk8s_solutions.images.catalog import Extent, SolutionImages

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+# lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
+import httpx2 as httpx
 import yaml
 
 from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
 from metalk8s_solutions.testing import binaries
+from metalk8s_solutions.testing.paths import default_state_dir
 from metalk8s_solutions.testing.pki import CertificateAuthority, KeyPair, service_account_keys
 from metalk8s_solutions.testing.processes import (
     ProcessRecord,
@@ -61,11 +63,6 @@ CONTROLLERS = (
     "taint-eviction-controller",
     "root-ca-certificate-publisher-controller",
 )
-
-
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "metalk8s-solutions" / "dev-cluster"
 
 
 @dataclass(frozen=True)
@@ -456,7 +453,7 @@ class LocalControlPlane:
         )
 
         def healthz(port: int) -> bool:
-            resp = httpx.get(f"https://{HOST}:{port}/healthz", verify=False, timeout=2)  # noqa: S501
+            resp = httpx.get(f"https://{HOST}:{port}/healthz", verify=False, timeout=2)
             return resp.status_code == 200
 
         wait_until(cm, lambda: healthz(cm_port), timeout=remaining(), what="answer /healthz")

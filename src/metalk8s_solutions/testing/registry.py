@@ -7,12 +7,12 @@ reference client that tests use against it (``--tls-verify=false`` for loopback 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+# lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
+import httpx2 as httpx
 
 from metalk8s_solutions.errors import EnvironmentFailure
 from metalk8s_solutions.testing.processes import (
@@ -26,11 +26,6 @@ from metalk8s_solutions.testing.processes import (
 HOST = "127.0.0.1"
 STATE_FILE = "registry.json"
 INSTALL_HINT = "install it with 'apt-get install docker-registry' (Debian), or run 'make test'"
-
-
-def default_registry_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "metalk8s-solutions" / "dev-registry"
 
 
 def find_docker_registry() -> str:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+# lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
+import httpx2 as httpx
 
 from metalk8s_solutions.errors import InvalidInput
 from metalk8s_solutions.web.errors import WebError, unauthenticated
