@@ -38,6 +38,12 @@ cluster_scope_option = click.option(
     is_flag=True,
     help="Accept role.yaml rules on cluster-scoped resources (remembered for this solution).",
 )
+privileged_option = click.option(
+    "--allow-privileged-role",
+    is_flag=True,
+    help="Approve role.yaml rules with wildcards, escalate/bind/impersonate or access to every "
+    "secret (remembered for this solution; the plan lists each approved rule).",
+)
 
 
 def render(outcome: EnvOutcome, done: str) -> str:
@@ -72,6 +78,13 @@ def env_group() -> None:
 @click.argument("env")
 @namespace_option
 @click.option("-d", "--description", default="", help="What the environment is for.")
+@click.option(
+    "--pod-security",
+    type=click.Choice(engine.POD_SECURITY),
+    default=None,
+    help="Pod Security level every namespace enforces (default: the environment's current "
+    "one, else restricted).",
+)
 @dry_run_option
 @output_option
 @click.pass_context
@@ -80,11 +93,12 @@ def create_command(
     env: str,
     namespaces: tuple[str, ...],
     description: str,
+    pod_security: str | None,
     dry_run: bool,
     output: str,
 ) -> None:
     """Create environment ENV (namespace ENV, or the -N ones); add namespaces to it."""
-    opts = engine.CreateEnvOptions(env, namespaces, description, dry_run)
+    opts = engine.CreateEnvOptions(env, namespaces, description, dry_run, pod_security)
     outcome = run(engine.create_environment(engine_context(ctx), opts))
     _show(outcome, output, f"environment {env} is ready")
 
@@ -173,6 +187,7 @@ def show_command(ctx: click.Context, env: str, output: str) -> None:
 @click.argument("version")
 @namespace_option
 @cluster_scope_option
+@privileged_option
 @dry_run_option
 @wait_option
 @timeout_option
@@ -185,6 +200,7 @@ def add_command(
     version: str,
     namespaces: tuple[str, ...],
     allow_cluster_scope: bool,
+    allow_privileged_role: bool,
     dry_run: bool,
     wait: bool,
     timeout: float,
@@ -192,7 +208,15 @@ def add_command(
 ) -> None:
     """Deploy SOLUTION VERSION (its operator) in ENV."""
     opts = engine.AddSolutionOptions(
-        env, solution, version, namespaces, allow_cluster_scope, dry_run, wait, timeout
+        env,
+        solution,
+        version,
+        namespaces,
+        allow_cluster_scope,
+        dry_run,
+        wait,
+        timeout,
+        allow_privileged_role=allow_privileged_role,
     )
     outcome = run(engine.add_solution(engine_context(ctx), opts))
     _show(outcome, output, f"{solution} {version} is deployed in {env}")
@@ -204,6 +228,7 @@ def add_command(
 @click.argument("version")
 @namespace_option
 @cluster_scope_option
+@privileged_option
 @dry_run_option
 @wait_option
 @timeout_option
@@ -222,6 +247,7 @@ def upgrade_command(
     version: str,
     namespaces: tuple[str, ...],
     allow_cluster_scope: bool,
+    allow_privileged_role: bool,
     dry_run: bool,
     wait: bool,
     timeout: float,
@@ -230,7 +256,16 @@ def upgrade_command(
 ) -> None:
     """Move SOLUTION in ENV to VERSION (higher: upgrade; lower: downgrade)."""
     opts = engine.UpgradeOptions(
-        env, solution, version, namespaces, allow_cluster_scope, dry_run, wait, timeout, rollback
+        env,
+        solution,
+        version,
+        namespaces,
+        allow_cluster_scope,
+        dry_run,
+        wait,
+        timeout,
+        rollback,
+        allow_privileged_role=allow_privileged_role,
     )
     outcome = run(engine.upgrade_solution(engine_context(ctx), opts))
     _show(outcome, output, f"{solution} runs {version} in {env}")
