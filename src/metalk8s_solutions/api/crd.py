@@ -159,16 +159,24 @@ def privileged_grants(rule: Mapping[str, Any]) -> list[str]:
     ]
     verbs = _strings(rule, "verbs")
     reasons += [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
+    if grants_every_secret(rule):
+        reasons.append(ALL_SECRETS_REASON)
+    return reasons
+
+
+ALL_SECRETS_REASON = "every secret: secrets without resourceNames"
+
+
+def grants_every_secret(rule: Mapping[str, Any]) -> bool:
+    """True when ``rule`` reaches every secret of a namespace (any verb but ``create``)."""
     groups = _strings(rule, "apiGroups")
     resources = [r.split("/")[0] for r in _strings(rule, "resources")]
-    if (
+    return (
         "secrets" in resources
         and ("" in groups or "*" in groups)
         and not _strings(rule, "resourceNames")
-        and not set(verbs) <= _SECRET_VERBS_WITHOUT_NAMES
-    ):
-        reasons.append("every secret of the namespace (no resourceNames)")
-    return reasons
+        and not set(_strings(rule, "verbs")) <= _SECRET_VERBS_WITHOUT_NAMES
+    )
 
 
 def check_role(doc: Any, path: str) -> list[Finding]:
@@ -211,7 +219,7 @@ def check_role(doc: Any, path: str) -> list[Finding]:
             findings.append(
                 Finding("SOL054", f"{kind} {name}: rules[{i}] grants {', '.join(verbs)}", path)
             )
-        if any(r.startswith("every secret") for r in privileged_grants(rule)):
+        if grants_every_secret(rule):
             findings.append(
                 Finding(
                     "SOL055",
