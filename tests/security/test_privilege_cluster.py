@@ -5,7 +5,9 @@ admitted; an approval of privileged role rules is given explicitly and survives 
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from example_solution_operator.resources import VersionServer, deployment_manifest
 
-from env_support import Api, build_solution, crd_document, wait_for, write_config
+from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.cluster.state import ENV_LABEL
 from metalk8s_solutions.engine import environments as envs
@@ -208,3 +210,26 @@ async def test_privileged_rules_need_an_approval_that_persists(
     )
     cm = admin.get(cm_path)
     assert cm is not None and ANNOTATION not in (cm["metadata"].get("annotations") or {})
+
+
+def test_the_cli_refuses_in_one_line_and_approves_with_the_flag(
+    ctx: Context, local_cluster: LocalCluster, admin: Api, env: str
+) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(ctx.config_path, local_cluster.kubeconfig, *args)
+
+    created = run("env", "create", env, "--pod-security", "baseline")
+    assert created.returncode == 0, created.stderr
+    assert "Pod Security baseline" in created.stdout
+    refused = run("env", "add-solution", env, SOL, "2.0.0", "--no-wait")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "--allow-privileged-role" in refused.stderr and "nothing was changed" in refused.stderr
+    plan = run("env", "add-solution", env, SOL, "2.0.0", "--allow-privileged-role", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "would approve privileged privsol 2.0.0: Role operator rule" in plan.stdout
+    done = run("env", "add-solution", env, SOL, "2.0.0", "--allow-privileged-role", "--no-wait")
+    assert done.returncode == 0, done.stderr
+    shown = run("env", "show", env, "-o", "json")
+    entry = json.loads(shown.stdout)["namespaces"][env]
+    assert (entry["privilegedRolesAllowed"], entry["podSecurity"]) == ([SOL], "baseline")
