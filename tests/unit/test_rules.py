@@ -168,6 +168,20 @@ CASES: list[tuple[str, Mutation, Severity]] = [
         edit("operator/deploy/role.yaml", "kind: Role", "kind: ClusterRole"),
         Severity.WARNING,
     ),
+    (
+        "SOL054",
+        edit("operator/deploy/role.yaml", "verbs: [get,", "verbs: [escalate, get,"),
+        Severity.WARNING,
+    ),
+    (
+        "SOL055",
+        edit(
+            "operator/deploy/role.yaml",
+            "apiGroups: [example.com]\n    resources: [examples]",
+            "apiGroups: ['']\n    resources: [secrets]",
+        ),
+        Severity.WARNING,
+    ),
     ("SOL060", write("ui/deploy.yaml", b"spec: {image: quay.io/evil/miner:1.0}\n"), Severity.ERROR),
     ("SOL070", write("SHA256SUMS", b"garbage\n"), Severity.ERROR),
     ("SOL090", write("monitoring/sm.yaml", monitoring("ServiceMonitor", OWN)), Severity.ERROR),

@@ -8,7 +8,7 @@ structural check is the subset of Kubernetes' rules that catches real mistakes (
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from metalk8s_solutions.api.findings import Finding
@@ -134,8 +134,53 @@ def summarize_crd(doc: Any) -> dict[str, Any]:
     }
 
 
+#: Verbs that let a subject step outside RBAC: grant what it does not hold, bind any role, act
+#: as another user or service account.
+PRIVILEGED_VERBS = ("escalate", "bind", "impersonate")
+#: The only verb on secrets that needs no ``resourceNames`` to stay least-privilege (a created
+#: secret is the operator's own; ``create`` cannot be limited by name anyway).
+_SECRET_VERBS_WITHOUT_NAMES = frozenset({"create"})
+
+
+def _strings(rule: Mapping[str, Any], key: str) -> list[str]:
+    values = rule.get(key)
+    return [str(v) for v in values] if isinstance(values, list) else []
+
+
+def privileged_grants(rule: Mapping[str, Any]) -> list[str]:
+    """What makes one RBAC rule privileged (empty when it is least-privilege).
+
+    A wildcard in ``apiGroups``, ``resources`` or ``verbs``; the verbs ``escalate``, ``bind``,
+    ``impersonate``; and access to secrets not limited by ``resourceNames`` (anything but
+    ``create``).  The check is on the rule, whatever the kind of role that holds it.
+    """
+    reasons = [
+        f"'*' in {key}" for key in ("apiGroups", "resources", "verbs") if "*" in _strings(rule, key)
+    ]
+    verbs = _strings(rule, "verbs")
+    reasons += [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
+    if grants_every_secret(rule):
+        reasons.append(ALL_SECRETS_REASON)
+    return reasons
+
+
+ALL_SECRETS_REASON = "every secret: secrets without resourceNames"
+
+
+def grants_every_secret(rule: Mapping[str, Any]) -> bool:
+    """True when ``rule`` reaches every secret of a namespace (any verb but ``create``)."""
+    groups = _strings(rule, "apiGroups")
+    resources = [r.split("/")[0] for r in _strings(rule, "resources")]
+    return (
+        "secrets" in resources
+        and ("" in groups or "*" in groups)
+        and not _strings(rule, "resourceNames")
+        and not set(_strings(rule, "verbs")) <= _SECRET_VERBS_WITHOUT_NAMES
+    )
+
+
 def check_role(doc: Any, path: str) -> list[Finding]:
-    """Problems of one document of role.yaml (rules SOL051-SOL053)."""
+    """Problems of one document of role.yaml (rules SOL051-SOL055)."""
     if not isinstance(doc, dict):
         return [Finding("SOL051", "a role document must be a mapping", path)]
     kind = doc.get("kind")
@@ -169,6 +214,19 @@ def check_role(doc: Any, path: str) -> list[Finding]:
                 findings.append(
                     Finding("SOL052", f"{kind} {name}: rules[{i}].{key} contains '*'", path)
                 )
+        verbs = [v for v in PRIVILEGED_VERBS if v in _strings(rule, "verbs")]
+        if verbs:
+            findings.append(
+                Finding("SOL054", f"{kind} {name}: rules[{i}] grants {', '.join(verbs)}", path)
+            )
+        if grants_every_secret(rule):
+            findings.append(
+                Finding(
+                    "SOL055",
+                    f"{kind} {name}: rules[{i}] grants every secret (no resourceNames)",
+                    path,
+                )
+            )
     return findings
 
 

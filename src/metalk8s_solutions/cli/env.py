@@ -43,6 +43,12 @@ cluster_scope_option = click.option(
     is_flag=True,
     help="Accept role.yaml rules on cluster-scoped resources (remembered for this solution).",
 )
+privileged_option = click.option(
+    "--allow-privileged-role",
+    is_flag=True,
+    help="Approve role.yaml rules with wildcards, escalate/bind/impersonate or access to every "
+    "secret (remembered for this solution; the plan lists each approved rule).",
+)
 
 
 def render(outcome: EnvOutcome, done: str) -> str:
@@ -77,6 +83,13 @@ def env_group() -> None:
 @click.argument("env")
 @namespace_option
 @click.option("-d", "--description", default="", help="What the environment is for.")
+@click.option(
+    "--pod-security",
+    type=click.Choice(engine.POD_SECURITY),
+    default=None,
+    help="Pod Security level every namespace enforces (default: the environment's current "
+    "one, else restricted).",
+)
 @dry_run_option
 @output_option
 @click.pass_context
@@ -85,11 +98,12 @@ def create_command(
     env: str,
     namespaces: tuple[str, ...],
     description: str,
+    pod_security: str | None,
     dry_run: bool,
     output: str,
 ) -> None:
     """Create environment ENV (namespace ENV, or the -N ones); add namespaces to it."""
-    opts = engine.CreateEnvOptions(env, namespaces, description, dry_run)
+    opts = engine.CreateEnvOptions(env, namespaces, description, dry_run, pod_security)
     outcome = run(engine.create_environment(engine_context(ctx), opts))
     _show(outcome, output, f"environment {env} is ready")
 
@@ -178,6 +192,7 @@ def show_command(ctx: click.Context, env: str, output: str) -> None:
 @click.argument("version")
 @namespace_option
 @cluster_scope_option
+@privileged_option
 @dry_run_option
 @wait_option
 @timeout_option
@@ -190,6 +205,7 @@ def add_command(
     version: str,
     namespaces: tuple[str, ...],
     allow_cluster_scope: bool,
+    allow_privileged_role: bool,
     dry_run: bool,
     wait: bool,
     timeout: float,
@@ -197,7 +213,15 @@ def add_command(
 ) -> None:
     """Deploy SOLUTION VERSION (its operator) in ENV."""
     opts = engine.AddSolutionOptions(
-        env, solution, version, namespaces, allow_cluster_scope, dry_run, wait, timeout
+        env,
+        solution,
+        version,
+        namespaces,
+        allow_cluster_scope,
+        dry_run,
+        wait,
+        timeout,
+        allow_privileged_role=allow_privileged_role,
     )
     outcome = run(engine.add_solution(engine_context(ctx), opts))
     _show(outcome, output, f"{solution} {version} is deployed in {env}")
@@ -209,6 +233,7 @@ def add_command(
 @click.argument("version")
 @namespace_option
 @cluster_scope_option
+@privileged_option
 @dry_run_option
 @wait_option
 @timeout_option
@@ -227,6 +252,7 @@ def upgrade_command(
     version: str,
     namespaces: tuple[str, ...],
     allow_cluster_scope: bool,
+    allow_privileged_role: bool,
     dry_run: bool,
     wait: bool,
     timeout: float,
@@ -235,7 +261,16 @@ def upgrade_command(
 ) -> None:
     """Move SOLUTION in ENV to VERSION (higher: upgrade; lower: downgrade)."""
     opts = engine.UpgradeOptions(
-        env, solution, version, namespaces, allow_cluster_scope, dry_run, wait, timeout, rollback
+        env,
+        solution,
+        version,
+        namespaces,
+        allow_cluster_scope,
+        dry_run,
+        wait,
+        timeout,
+        rollback,
+        allow_privileged_role=allow_privileged_role,
     )
     outcome = run(engine.upgrade_solution(engine_context(ctx), opts))
     _show(outcome, output, f"{solution} runs {version} in {env}")

@@ -22,6 +22,10 @@ from metalk8s_solutions.cluster.state import ENV_CONFIGMAP, ENV_DESCRIPTION, ENV
 
 HISTORY_CONFIGMAP = "metalk8s-solutions-history"
 CLUSTER_SCOPE_ANNOTATION = "solutions.metalk8s.scality.com/allow-cluster-scope"
+PRIVILEGED_ANNOTATION = "solutions.metalk8s.scality.com/allow-privileged-role"
+#: Pod Security admission levels, from the strictest; environments default to the first.
+POD_SECURITY_LEVELS = ("restricted", "baseline", "privileged")
+POD_SECURITY_LABEL = "pod-security.kubernetes.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
 HISTORY_LIMIT = 20
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -38,6 +42,8 @@ class NamespaceState:
     name: str
     config: dict[str, str] = field(default_factory=dict)  # solution -> version
     cluster_scope: set[str] = field(default_factory=set)  # solutions allowed cluster scope
+    privileged: set[str] = field(default_factory=set)  # solutions allowed privileged rules
+    pod_security: str | None = None  # the Pod Security level the namespace enforces
     config_exists: bool = False
     resource_version: str | None = None
     terminating: bool = False
@@ -54,6 +60,14 @@ class EnvironmentState:
 
     def cluster_scope(self) -> frozenset[str]:
         return frozenset(sol for s in self.namespaces.values() for sol in s.cluster_scope)
+
+    def privileged(self) -> frozenset[str]:
+        return frozenset(sol for s in self.namespaces.values() for sol in s.privileged)
+
+    def pod_security(self) -> str | None:
+        """The strictest Pod Security level among the namespaces (None: none enforced)."""
+        levels = [s.pod_security for s in self.namespaces.values() if s.pod_security]
+        return min(levels, key=POD_SECURITY_LEVELS.index, default=None)
 
     def to_json(self) -> dict[str, Any]:
         """The whole-state view's form: ``{name, description, namespaces: {ns: {config}}}``."""
@@ -116,6 +130,8 @@ async def _read_env_config(kube: Kube, ns: NamespaceState) -> None:
     ns.config = {str(k): str(v) for k, v in (cm.get("data") or {}).items()}
     allowed = (meta.get("annotations") or {}).get(CLUSTER_SCOPE_ANNOTATION, "")
     ns.cluster_scope = {s for s in allowed.split(",") if s}
+    approved = (meta.get("annotations") or {}).get(PRIVILEGED_ANNOTATION, "")
+    ns.privileged = {s for s in approved.split(",") if s}
     ns.config_exists = True
     ns.resource_version = meta.get("resourceVersion")
 
@@ -141,9 +157,11 @@ async def read_environment_states(
         description = (meta.get("annotations") or {}).get(ENV_DESCRIPTION)
         if description:
             state.description = description
+        level = (meta.get("labels") or {}).get(f"{POD_SECURITY_LABEL}/enforce")
         ns = NamespaceState(
             str(meta.get("name")),
             terminating=(item.get("status") or {}).get("phase") == "Terminating",
+            pod_security=level if level in POD_SECURITY_LEVELS else None,
         )
         state.namespaces[ns.name] = ns
         states.append(ns)
@@ -151,12 +169,17 @@ async def read_environment_states(
     return envs
 
 
+def pod_security_labels(level: str) -> dict[str, str]:
+    """The labels that make Pod Security admission enforce, warn about and audit ``level``."""
+    return {f"{POD_SECURITY_LABEL}/{mode}": level for mode in ("enforce", "warn", "audit")}
+
+
 async def ensure_namespace(
-    kube: Kube, name: str, env: str, description: str, *, dry_run: bool
+    kube: Kube, name: str, env: str, description: str, *, dry_run: bool, pod_security: str
 ) -> str | None:
     """Create or label ``name`` for ``env``; what was (or would be) done, or None."""
     current = await read_namespace(kube, name)
-    labels = {ENV_LABEL: env, **MANAGED_BY}
+    labels = {ENV_LABEL: env, **MANAGED_BY, **pod_security_labels(pod_security)}
     annotations = {ENV_DESCRIPTION: description} if description else {}
     if current is not None:
         meta = current.get("metadata") or {}
@@ -186,14 +209,28 @@ async def ensure_namespace(
 
 
 async def write_env_config(
-    kube: Kube, ns: NamespaceState, env: str, config: Mapping[str, str], cluster_scope: set[str]
+    kube: Kube,
+    ns: NamespaceState,
+    env: str,
+    config: Mapping[str, str],
+    cluster_scope: set[str],
+    privileged: set[str] | None = None,
 ) -> bool:
-    """Make ``metalk8s-environment`` in ``ns`` hold exactly ``config``; False if it did."""
-    if ns.config_exists and dict(ns.config) == dict(config) and ns.cluster_scope == cluster_scope:
+    """Make ``metalk8s-environment`` in ``ns`` hold exactly ``config`` and the administrator's
+    approvals (``privileged`` None: keep those of ``ns``); False if it did."""
+    privileged = set(ns.privileged if privileged is None else privileged)
+    if (
+        ns.config_exists
+        and dict(ns.config) == dict(config)
+        and ns.cluster_scope == cluster_scope
+        and ns.privileged == privileged
+    ):
         return False
     annotations = (
         {CLUSTER_SCOPE_ANNOTATION: ",".join(sorted(cluster_scope))} if cluster_scope else {}
     )
+    if privileged:
+        annotations[PRIVILEGED_ANNOTATION] = ",".join(sorted(privileged))
     body: Obj = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -219,6 +256,7 @@ async def write_env_config(
         result = await request(kube, "POST", base, action=action, body=body)
     ns.config = dict(config)
     ns.cluster_scope = set(cluster_scope)
+    ns.privileged = privileged
     ns.config_exists = True
     ns.resource_version = ((result or {}).get("metadata") or {}).get("resourceVersion")
     return True

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from metalk8s_solutions.api.crd import privileged_grants
 from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
 from metalk8s_solutions.api.monitoring import MonitoringContent
 from metalk8s_solutions.api.semver import parse_version
@@ -132,6 +133,9 @@ class Settings:
     endpoint: str
     #: solutions allowed to hold cluster-scoped rules (persisted on metalk8s-environment)
     cluster_scope: frozenset[str] = frozenset()
+    #: solutions whose privileged role rules the administrator approved (wildcards, escalate,
+    #: bind, impersonate, every secret; persisted on metalk8s-environment)
+    privileged: frozenset[str] = frozenset()
     #: how Solution UIs get an Ingress (None: they are reached through ``solutions ui`` only)
     ingress: IngressTarget | None = None
 
@@ -250,7 +254,22 @@ def _is_admin_rule(rule: Mapping[str, Any]) -> bool:
     return star("verbs") and star("resources") and star("apiGroups")
 
 
-def check_roles(content: VersionContent, *, cluster_scope_allowed: bool) -> list[str]:
+def privileged_rules(content: VersionContent) -> list[str]:
+    """Each privileged rule of ``role.yaml`` (see :func:`api.crd.privileged_grants`), described:
+    what an administrator approves with ``--allow-privileged-role``."""
+    found: list[str] = []
+    for doc in content.roles:
+        kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
+        for rule in doc.get("rules") or []:
+            reasons = privileged_grants(rule)
+            if reasons and not _is_admin_rule(rule):
+                found.append(f"{kind} {name} rule {_describe_rule(rule)} ({', '.join(reasons)})")
+    return found
+
+
+def check_roles(
+    content: VersionContent, *, cluster_scope_allowed: bool, privileged_allowed: bool = False
+) -> list[str]:
     """Reasons to refuse ``role.yaml`` of this version (empty when acceptable)."""
     problems: list[str] = []
     cluster_crds = {
@@ -275,7 +294,14 @@ def check_roles(content: VersionContent, *, cluster_scope_allowed: bool) -> list
                     f"{where}: a rule grants every verb on every resource (cluster-admin); "
                     "operators never get that"
                 )
-            elif (
+                continue
+            reasons = privileged_grants(rule)
+            if reasons and not privileged_allowed:
+                problems.append(
+                    f"{where}: rule {_describe_rule(rule)} is privileged ({', '.join(reasons)}); "
+                    "pass --allow-privileged-role if you approve these rights for this operator"
+                )
+            if (
                 kind == "ClusterRole"
                 and not cluster_scope_allowed
                 and _rule_needs_cluster(rule, cluster_crds)
@@ -319,8 +345,44 @@ def pod_selector(labels: Mapping[str, str]) -> dict[str, str]:
     return {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
 
 
+#: The user our pods run as when the image does not say (``nobody``): a numeric uid, so that the
+#: kubelet can check ``runAsNonRoot`` whatever the image's ``User``.
+POD_UID = 65534
+TMP_VOLUME = "tmp"
+TMP_MOUNT = "/tmp"  # noqa: S108 - a private emptyDir of the pod, not the host's /tmp
+
+
+def restricted(pod_spec: Obj) -> Obj:
+    """``pod_spec`` made to pass the Pod Security ``restricted`` level, and more.
+
+    Non-root numeric user, seccomp ``RuntimeDefault``; in each container no privilege
+    escalation, every capability dropped and a read-only root file system, with a writable
+    ``emptyDir`` at ``/tmp`` for what needs scratch space.
+    """
+    spec = copy.deepcopy(pod_spec)
+    spec["securityContext"] = {
+        "runAsNonRoot": True,
+        "runAsUser": POD_UID,
+        "runAsGroup": POD_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    for container in spec["containers"]:
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        container.setdefault("volumeMounts", []).append(
+            {"name": TMP_VOLUME, "mountPath": TMP_MOUNT}
+        )
+    spec.setdefault("volumes", []).append({"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}})
+    return spec
+
+
 def deployment_object(name: str, namespace: str, labels: Mapping[str, str], pod_spec: Obj) -> Obj:
-    """A one-replica Deployment ``name`` whose pods carry ``labels`` and run ``pod_spec``."""
+    """A one-replica Deployment ``name`` whose pods carry ``labels`` and run ``pod_spec``, made
+    :func:`restricted`."""
+    pod_spec = restricted(pod_spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -396,8 +458,11 @@ def solution_objects(
     from metalk8s_solutions.engine import solution_ui  # noqa: PLC0415 - it imports us
 
     sol = content.name
-    allowed = sol in settings.cluster_scope
-    problems = check_roles(content, cluster_scope_allowed=allowed)
+    problems = check_roles(
+        content,
+        cluster_scope_allowed=sol in settings.cluster_scope,
+        privileged_allowed=sol in settings.privileged,
+    )
     if problems:
         raise Refused(
             f"cannot deploy {content.manifest.id}: " + "; ".join(problems),

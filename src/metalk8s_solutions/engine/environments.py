@@ -44,6 +44,7 @@ from metalk8s_solutions.cluster.apply import (
 )
 from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
 from metalk8s_solutions.cluster.resources import (
+    POD_SECURITY_LEVELS,
     EnvironmentState,
     NamespaceState,
     append_history,
@@ -66,8 +67,10 @@ from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
     check_dns_label,
+    check_roles,
     desired_environment,
     operator_name,
+    privileged_rules,
     selector_for,
 )
 from metalk8s_solutions.engine.monitoring import RESOURCES as MONITORING_RESOURCES
@@ -90,6 +93,8 @@ from metalk8s_solutions.engine.state import (
 from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
 
 DEFAULT_TIMEOUT = 300.0
+#: The Pod Security levels an environment may enforce, the default first.
+POD_SECURITY: tuple[str, ...] = POD_SECURITY_LEVELS
 MAX_FILE = 4 * 1024 * 1024
 
 
@@ -362,6 +367,7 @@ async def plan_environment(
     configs: Mapping[str, Mapping[str, str]],
     cluster_scope: frozenset[str],
     *,
+    privileged: frozenset[str] = frozenset(),
     support: MonitoringSupport | None = None,
     warnings: list[str] | None = None,
 ) -> list[Change]:
@@ -397,7 +403,10 @@ async def plan_environment(
         if message and warnings is not None and message not in warnings:
             warnings.append(message)
     settings = Settings(
-        endpoint=inventory.endpoint, cluster_scope=cluster_scope, ingress=ingress.target
+        endpoint=inventory.endpoint,
+        cluster_scope=cluster_scope,
+        privileged=privileged,
+        ingress=ingress.target,
     )
     desired = desired_environment(env, configs, contents, settings, monitoring=support)
     live = await list_managed(kube, selector_for(env), sorted(configs), optional=support.kinds)
@@ -413,6 +422,7 @@ async def converge(
     *,
     configs: Mapping[str, Mapping[str, str]] | None = None,
     cluster_scope: frozenset[str] | None = None,
+    privileged: frozenset[str] | None = None,
     support: MonitoringSupport | None = None,
 ) -> list[Change]:
     """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan.
@@ -425,6 +435,7 @@ async def converge(
         state.name,
         configs if configs is not None else state.configs(),
         cluster_scope if cluster_scope is not None else state.cluster_scope(),
+        privileged=privileged if privileged is not None else state.privileged(),
         support=support,
         warnings=outcome.warnings,
     )
@@ -534,6 +545,8 @@ class CreateEnvOptions:
     namespaces: tuple[str, ...] = ()  # default: one namespace named like the environment
     description: str = ""
     dry_run: bool = False
+    #: Pod Security level of the namespaces (None: the environment's current one, else restricted)
+    pod_security: str | None = None
 
 
 async def create_environment(
@@ -547,6 +560,12 @@ async def create_environment(
         states = await read_environment_states(kube, env)
         state = states.get(env, EnvironmentState(env))
         description = opts.description or state.description
+        level = opts.pod_security or state.pod_security() or POD_SECURITY_LEVELS[0]
+        if level not in POD_SECURITY_LEVELS:
+            raise InvalidInput(
+                f"Pod Security level {level!r} is not known",
+                hint=f"use one of {', '.join(POD_SECURITY_LEVELS)}",
+            )
         for ns in namespaces:
             current = await read_namespace(kube, ns)
             if current is not None:
@@ -565,9 +584,12 @@ async def create_environment(
                     raise Refused(f"namespace {ns} is being deleted", hint="wait and try again")
         # Every namespace of the environment carries the description.
         for ns in sorted({*namespaces, *state.namespaces}):
-            done = await ensure_namespace(kube, ns, env, description, dry_run=opts.dry_run)
+            done = await ensure_namespace(
+                kube, ns, env, description, dry_run=opts.dry_run, pod_security=level
+            )
             if done:
                 detail = f"environment {env}" + (f", {description!r}" if description else "")
+                detail += f", Pod Security {level}"
                 outcome.steps.append(Step(done, f"Namespace {ns}", detail))
             ns_state = state.namespaces.get(ns) or NamespaceState(ns)
             if not ns_state.config_exists:
@@ -609,7 +631,12 @@ async def delete_environment(
             inventory = await read_inventory(ctx, kube)
             configs = {ns: state.namespaces[ns].config for ns in remaining}
             changes = await plan_environment(
-                kube, inventory, state.name, configs, state.cluster_scope()
+                kube,
+                inventory,
+                state.name,
+                configs,
+                state.cluster_scope(),
+                privileged=state.privileged(),
             )
             changes = [c for c in changes if not c.key.namespace or c.key.namespace in remaining]
         else:
@@ -669,6 +696,8 @@ async def show_environment(
             entry = result["namespaces"][ns]
             entry["terminating"] = ns_state.terminating
             entry["clusterScopeAllowed"] = sorted(ns_state.cluster_scope)
+            entry["privilegedRolesAllowed"] = sorted(ns_state.privileged)
+            entry["podSecurity"] = ns_state.pod_security
             history = await read_history(kube, ns)
             solutions: dict[str, Any] = {}
             for sol in sorted({*ns_state.config, *history}):
@@ -749,6 +778,7 @@ class AddSolutionOptions:
     dry_run: bool = False
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
+    allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
 
 
 async def add_solution(
@@ -783,6 +813,8 @@ async def add_solution(
             opts.solution,
             {ns: opts.version for ns in targets},
             allow_cluster_scope=opts.allow_cluster_scope,
+            allow_privileged_role=opts.allow_privileged_role,
+            content=content,
             wait=opts.wait,
             timeout=opts.timeout,
             rollback=False,
@@ -800,6 +832,7 @@ class UpgradeOptions:
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
     rollback: bool = True  # back to the previous version when not Available within timeout
+    allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
 
 
 async def upgrade_solution(
@@ -840,10 +873,47 @@ async def upgrade_solution(
             opts.solution,
             {ns: opts.version for ns in targets},
             allow_cluster_scope=opts.allow_cluster_scope,
+            allow_privileged_role=opts.allow_privileged_role,
+            content=content,
             wait=opts.wait,
             timeout=opts.timeout,
             rollback=opts.rollback,
         )
+
+
+def _approvals(
+    state: EnvironmentState,
+    solution: str,
+    wanted: Mapping[str, str],
+    content: VersionContent,
+    *,
+    cluster: bool,
+    privileged: bool,
+) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per namespace, the solutions allowed cluster scope and privileged rules once this
+    command's approvals are added; Refused when ``content``'s role.yaml still asks for more.
+
+    The check comes before metalk8s-environment records the version: a refused version written
+    there would make every later converge of the environment fail.
+    """
+    scope = {ns: set(state.namespaces[ns].cluster_scope) for ns in state.namespaces}
+    approved = {ns: set(state.namespaces[ns].privileged) for ns in state.namespaces}
+    for ns in wanted:
+        if cluster:
+            scope[ns].add(solution)
+        if privileged:
+            approved[ns].add(solution)
+    problems = check_roles(
+        content,
+        cluster_scope_allowed=any(solution in allowed for allowed in scope.values()),
+        privileged_allowed=any(solution in allowed for allowed in approved.values()),
+    )
+    if problems:
+        raise Refused(
+            f"cannot deploy {content.manifest.id}: " + "; ".join(problems),
+            hint="nothing was changed",
+        )
+    return scope, approved
 
 
 async def _change_versions(  # noqa: PLR0912 - one branch per outcome
@@ -856,6 +926,8 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
     wanted: Mapping[str, str],
     *,
     allow_cluster_scope: bool,
+    allow_privileged_role: bool,
+    content: VersionContent,
     wait: bool,
     timeout: float,  # noqa: ASYNC109 - a polling deadline
     rollback: bool,
@@ -864,27 +936,47 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
     configs = state.configs()
     for ns, version in wanted.items():
         configs[ns][solution] = version
-    scope = {ns: set(state.namespaces[ns].cluster_scope) for ns in state.namespaces}
-    if allow_cluster_scope:
-        for ns in wanted:
-            scope[ns].add(solution)
+    scope, approved = _approvals(
+        state,
+        solution,
+        wanted,
+        content,
+        cluster=allow_cluster_scope,
+        privileged=allow_privileged_role,
+    )
     cluster_scope = frozenset(s for allowed in scope.values() for s in allowed)
+    privileged = frozenset(s for allowed in approved.values() for s in allowed)
     changed_ns = [
         ns
         for ns in wanted
-        if previous[ns] != wanted[ns] or scope[ns] != state.namespaces[ns].cluster_scope
+        if previous[ns] != wanted[ns]
+        or scope[ns] != state.namespaces[ns].cluster_scope
+        or approved[ns] != state.namespaces[ns].privileged
     ]
     for ns in changed_ns:
         outcome.steps.append(
             Step("set", f"ConfigMap {ns}/metalk8s-environment", f"{solution}: {wanted[ns]}")
         )
+    if solution in privileged:
+        # The plan names exactly what the administrator's approval covers in this version.
+        for rule in privileged_rules(content):
+            outcome.steps.append(Step("approve", f"privileged {solution} {content.version}", rule))
     if outcome.dry_run:
         await converge(
-            kube, inventory, state, outcome, ctx.say, configs=configs, cluster_scope=cluster_scope
+            kube,
+            inventory,
+            state,
+            outcome,
+            ctx.say,
+            configs=configs,
+            cluster_scope=cluster_scope,
+            privileged=privileged,
         )
         return outcome
     for ns in changed_ns:
-        await write_env_config(kube, state.namespaces[ns], state.name, configs[ns], scope[ns])
+        await write_env_config(
+            kube, state.namespaces[ns], state.name, configs[ns], scope[ns], approved[ns]
+        )
     await converge(kube, inventory, state, outcome, ctx.say)
     moved = [ns for ns in wanted if previous[ns] != wanted[ns]]
     if not wait:
@@ -1046,7 +1138,10 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
                     outcome.warnings.append(f"{len(left)} custom resource(s) still terminating")
         for ns in targets:
             scope = state.namespaces[ns].cluster_scope - {opts.solution}
-            await write_env_config(kube, state.namespaces[ns], state.name, configs[ns], scope)
+            approved = state.namespaces[ns].privileged - {opts.solution}
+            await write_env_config(
+                kube, state.namespaces[ns], state.name, configs[ns], scope, approved
+            )
         await converge(kube, inventory, state, outcome, ctx.say)
         for ns in targets:
             await append_history(
