@@ -127,6 +127,7 @@ def test_option_defaults_are_the_owners_values() -> None:
     assert tuple(p.value for p in Policy) == defaults.POLICIES
     assert tuple(a.value for a in Algorithm) == defaults.ALGORITHMS
     assert defaults.DEFAULT_TIMEOUT == environments.DEFAULT_TIMEOUT
+    assert defaults.POD_SECURITY == environments.POD_SECURITY
     assert defaults.DEFAULT_CONCURRENCY == push.DEFAULT_CONCURRENCY
     assert defaults.DEFAULT_LISTEN == server.DEFAULT_LISTEN
     assert defaults.DEFAULT_CONFIG == DEFAULT_CONFIG

@@ -23,3 +23,5 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_LISTEN = "127.0.0.1:8080"
 #: :data:`metalk8s_solutions.web.uploads.DEFAULT_UPLOAD_LIMIT`, as ``show_size`` writes it.
 DEFAULT_UPLOAD_LIMIT = "20GiB"
+#: :data:`metalk8s_solutions.engine.environments.POD_SECURITY`.
+POD_SECURITY = ("restricted", "baseline", "privileged")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from metalk8s_solutions.cli.common import LazyModule, dry_run_option, engine_context, run
-from metalk8s_solutions.cli.defaults import DEFAULT_TIMEOUT
+from metalk8s_solutions.cli.defaults import DEFAULT_TIMEOUT, POD_SECURITY
 from metalk8s_solutions.cli.output import emit, output_option, table
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def env_group() -> None:
 @click.option("-d", "--description", default="", help="What the environment is for.")
 @click.option(
     "--pod-security",
-    type=click.Choice(engine.POD_SECURITY),
+    type=click.Choice(POD_SECURITY),
     default=None,
     help="Pod Security level every namespace enforces (default: the environment's current "
     "one, else restricted).",

@@ -60,7 +60,8 @@ SHORT_HELP: dict[str, str] = {
     "push": "Push the images of ARCHIVES into a registry, under <prefix>/<name>-<version>/.",
     "registry": "The built-in OCI registry (read-only, served straight from the imported "
     "archives).",
-    "sign": "Add a signature (e.g. the site's) to ARCHIVE, keeping the existing ones.",
+    "sign": "Add a signature (e.g. the site's) to ARCHIVE, once verified, keeping the existing "
+    "ones.",
     "status": "Show the whole state: imported solutions, configuration and environments.",
     "ui": "Serve the web UI and the JSON HTTP API; users log in with OpenID Connect (--oidc-*) "
     "or a Kubernetes bearer token.",
