@@ -40,6 +40,15 @@ PRIVILEGED_ROLE = {
     ],
 }
 
+#: 3.0.0 asks for one more privileged right than 2.0.0's approved rules
+MORE_PRIVILEGED_ROLE = {
+    **PRIVILEGED_ROLE,
+    "rules": [
+        *PRIVILEGED_ROLE["rules"],
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+    ],
+}
+
 
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -47,6 +56,7 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "plain": build_solution(out, SOL, "1.0.0", group=GROUP, ui={}),
         "privileged": build_solution(out, SOL, "2.0.0", group=GROUP, roles=[PRIVILEGED_ROLE]),
+        "more": build_solution(out, SOL, "3.0.0", group=GROUP, roles=[MORE_PRIVILEGED_ROLE]),
     }
 
 
@@ -194,7 +204,7 @@ async def test_privileged_rules_need_an_approval_that_persists(
     (role,) = admin.items(roles_path, f"app.kubernetes.io/part-of={SOL}")
     assert role["rules"][2]["verbs"] == ["bind"]
     cm = admin.get(cm_path)
-    assert cm is not None and cm["metadata"]["annotations"][ANNOTATION] == SOL
+    assert cm is not None and cm["metadata"]["annotations"][ANNOTATION].startswith(f"{SOL}@")
 
     # A later converge (no flag) keeps the approval and changes nothing.
     outcome = await envs.converge_environments(
@@ -203,6 +213,19 @@ async def test_privileged_rules_need_an_approval_that_persists(
     assert outcome.steps == []
     shown = await envs.show_environment(ctx, env, connection=kube)
     assert shown["namespaces"][env]["privilegedRolesAllowed"] == [SOL]
+
+    # The approval covers these rules only: a version asking for more needs a new one.
+    upgrade = envs.UpgradeOptions(env, SOL, "3.0.0", wait=False)
+    with pytest.raises(Refused, match="--allow-privileged-role") as caught:
+        await envs.upgrade_solution(ctx, upgrade, connection=kube)
+    assert "impersonate" in str(caught.value)
+    assert (admin.get(cm_path) or {}).get("data", {}).get(SOL) == "2.0.0"  # nothing changed
+    await envs.upgrade_solution(
+        ctx, dataclasses.replace(upgrade, allow_privileged_role=True), connection=kube
+    )
+    cm = admin.get(cm_path)
+    assert cm is not None and cm["data"][SOL] == "3.0.0"
+    assert "," not in cm["metadata"]["annotations"][ANNOTATION]  # 2.0.0's approval replaced
 
     # Removing the solution withdraws the approval.
     await envs.delete_solution(

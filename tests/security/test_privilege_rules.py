@@ -8,7 +8,12 @@ import pytest
 
 from metalk8s_solutions.api.crd import check_role, privileged_grants
 from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest, UiSpec
-from metalk8s_solutions.engine.desired import Settings, VersionContent, desired_environment
+from metalk8s_solutions.engine.desired import (
+    Settings,
+    VersionContent,
+    desired_environment,
+    privileged_approval,
+)
 from metalk8s_solutions.errors import Refused
 
 DIGEST = "sha256:" + "a" * 64
@@ -111,12 +116,24 @@ def test_least_privilege_rules_pass(rule: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("rule", PRIVILEGED.values(), ids=PRIVILEGED.keys())
 def test_an_approval_lets_exactly_that_solution_through(rule: dict[str, Any]) -> None:
-    approved = Settings(endpoint="registry.local:5000", privileged=frozenset({"sol"}))
+    approval = privileged_approval(content(role(rule)))
+    approved = Settings(endpoint="registry.local:5000", privileged=frozenset({approval}))
     objects = deploy(content(role(rule)), approved)
     assert [o["rules"] for o in objects if o["kind"] == "Role"] == [[rule]]
     other = Settings(endpoint="registry.local:5000", privileged=frozenset({"other"}))
     with pytest.raises(Refused):
         deploy(content(role(rule)), other)
+    named = Settings(endpoint="registry.local:5000", privileged=frozenset({"sol"}))
+    with pytest.raises(Refused):  # a bare name approves no rule
+        deploy(content(role(rule)), named)
+
+
+def test_an_approval_covers_the_rules_approved_not_new_ones() -> None:
+    approval = privileged_approval(content(role(PRIVILEGED["bind"])))
+    assert approval.startswith("sol@")
+    approved = Settings(endpoint="registry.local:5000", privileged=frozenset({approval}))
+    with pytest.raises(Refused, match="impersonate"):
+        deploy(content(role(PRIVILEGED["bind"], PRIVILEGED["impersonate"])), approved)
 
 
 def test_cluster_admin_is_refused_even_when_approved() -> None:

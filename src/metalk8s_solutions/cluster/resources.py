@@ -42,7 +42,7 @@ class NamespaceState:
     name: str
     config: dict[str, str] = field(default_factory=dict)  # solution -> version
     cluster_scope: set[str] = field(default_factory=set)  # solutions allowed cluster scope
-    privileged: set[str] = field(default_factory=set)  # solutions allowed privileged rules
+    privileged: set[str] = field(default_factory=set)  # approvals: <solution>@<rules digest>
     pod_security: str | None = None  # the Pod Security level the namespace enforces
     config_exists: bool = False
     resource_version: str | None = None

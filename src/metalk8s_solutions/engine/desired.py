@@ -267,6 +267,19 @@ def privileged_rules(content: VersionContent) -> list[str]:
     return found
 
 
+def privileged_approval(content: VersionContent) -> str:
+    """What ``--allow-privileged-role`` records for ``content``: ``<solution>@<digest>`` of its
+    privileged rules, so that an approval covers exactly these rules and a version that asks for
+    other privileged rights needs a new approval."""
+    rules = "\n".join(sorted(privileged_rules(content)))
+    return f"{content.name}@{hashlib.sha256(rules.encode()).hexdigest()[:16]}"
+
+
+def approved_solution(approval: str) -> str:
+    """The solution an approval recorded by :func:`privileged_approval` is for."""
+    return approval.split("@", 1)[0]
+
+
 def check_roles(
     content: VersionContent, *, cluster_scope_allowed: bool, privileged_allowed: bool = False
 ) -> list[str]:
@@ -461,7 +474,7 @@ def solution_objects(
     problems = check_roles(
         content,
         cluster_scope_allowed=sol in settings.cluster_scope,
-        privileged_allowed=sol in settings.privileged,
+        privileged_allowed=privileged_approval(content) in settings.privileged,
     )
     if problems:
         raise Refused(

@@ -66,10 +66,12 @@ from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
+    approved_solution,
     check_dns_label,
     check_roles,
     desired_environment,
     operator_name,
+    privileged_approval,
     privileged_rules,
     selector_for,
 )
@@ -696,7 +698,9 @@ async def show_environment(
             entry = result["namespaces"][ns]
             entry["terminating"] = ns_state.terminating
             entry["clusterScopeAllowed"] = sorted(ns_state.cluster_scope)
-            entry["privilegedRolesAllowed"] = sorted(ns_state.privileged)
+            entry["privilegedRolesAllowed"] = sorted(
+                {approved_solution(a) for a in ns_state.privileged}
+            )
             entry["podSecurity"] = ns_state.pod_security
             history = await read_history(kube, ns)
             solutions: dict[str, Any] = {}
@@ -898,15 +902,17 @@ def _approvals(
     """
     scope = {ns: set(state.namespaces[ns].cluster_scope) for ns in state.namespaces}
     approved = {ns: set(state.namespaces[ns].privileged) for ns in state.namespaces}
+    approval = privileged_approval(content)
     for ns in wanted:
         if cluster:
             scope[ns].add(solution)
-        if privileged:
-            approved[ns].add(solution)
+        if privileged:  # replaces an approval of other rules (another version's)
+            approved[ns] = {a for a in approved[ns] if approved_solution(a) != solution}
+            approved[ns].add(approval)
     problems = check_roles(
         content,
         cluster_scope_allowed=any(solution in allowed for allowed in scope.values()),
-        privileged_allowed=any(solution in allowed for allowed in approved.values()),
+        privileged_allowed=any(approval in allowed for allowed in approved.values()),
     )
     if problems:
         raise Refused(
@@ -957,7 +963,7 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
         outcome.steps.append(
             Step("set", f"ConfigMap {ns}/metalk8s-environment", f"{solution}: {wanted[ns]}")
         )
-    if solution in privileged:
+    if privileged_approval(content) in privileged:
         # The plan names exactly what the administrator's approval covers in this version.
         for rule in privileged_rules(content):
             outcome.steps.append(Step("approve", f"privileged {solution} {content.version}", rule))
@@ -1138,7 +1144,9 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
                     outcome.warnings.append(f"{len(left)} custom resource(s) still terminating")
         for ns in targets:
             scope = state.namespaces[ns].cluster_scope - {opts.solution}
-            approved = state.namespaces[ns].privileged - {opts.solution}
+            approved = {
+                a for a in state.namespaces[ns].privileged if approved_solution(a) != opts.solution
+            }
             await write_env_config(
                 kube, state.namespaces[ns], state.name, configs[ns], scope, approved
             )
