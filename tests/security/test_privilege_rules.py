@@ -69,6 +69,9 @@ PRIVILEGED = {
     "impersonate": {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
     "every secret": {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
     "secrets watch": {"apiGroups": [""], "resources": ["secrets"], "verbs": ["watch"]},
+    "pods/exec": {"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["create"]},
+    "pods/attach": {"apiGroups": [""], "resources": ["pods/attach"], "verbs": ["get"]},
+    "token": {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
     "the finding": FINDING,
 }
 HARMLESS = {

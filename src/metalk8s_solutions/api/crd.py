@@ -161,7 +161,24 @@ def privileged_grants(rule: Mapping[str, Any]) -> list[str]:
     reasons += [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
     if grants_every_secret(rule):
         reasons.append(ALL_SECRETS_REASON)
+    if "" in _strings(rule, "apiGroups") and (
+        set(verbs) & {"create", "get", "*"}  # exec and attach are create (and get, websockets)
+    ):
+        resources = _strings(rule, "resources")
+        reasons += [
+            f"{resource}: {why}"
+            for resource, why in PRIVILEGED_SUBRESOURCES.items()
+            if resource in resources
+        ]
     return reasons
+
+
+#: Sub-resources as good as reading every secret or running as another identity.
+PRIVILEGED_SUBRESOURCES = {
+    "pods/exec": "runs commands in any pod of the namespace (and reads what it mounts)",
+    "pods/attach": "attaches to any pod of the namespace",
+    "serviceaccounts/token": "mints tokens of any ServiceAccount of the namespace",
+}
 
 
 ALL_SECRETS_REASON = "every secret: secrets without resourceNames"
@@ -215,6 +232,9 @@ def check_role(doc: Any, path: str) -> list[Finding]:
                     Finding("SOL052", f"{kind} {name}: rules[{i}].{key} contains '*'", path)
                 )
         verbs = [v for v in PRIVILEGED_VERBS if v in _strings(rule, "verbs")]
+        verbs += [
+            r for r in PRIVILEGED_SUBRESOURCES if f"{r}: " in " ".join(privileged_grants(rule))
+        ]
         if verbs:
             findings.append(
                 Finding("SOL054", f"{kind} {name}: rules[{i}] grants {', '.join(verbs)}", path)

@@ -58,7 +58,12 @@ RULES: dict[str, Rule] = {
         Rule("SOL051", E, "role.yaml holds only Role and ClusterRole documents"),
         Rule("SOL052", W, "no wildcard in RBAC rules"),
         Rule("SOL053", W, "no cluster-scoped grant (ClusterRole)"),
-        Rule("SOL054", W, "no escalate, bind or impersonate verb in RBAC rules"),
+        Rule(
+            "SOL054",
+            W,
+            "no escalate, bind or impersonate verb, nor pods/exec, pods/attach or "
+            "serviceaccounts/token, in RBAC rules",
+        ),
         Rule("SOL055", W, "no access to every secret (secrets rules name their resourceNames)"),
         Rule("SOL060", E, "every image referenced in the archive is inside it"),
         Rule("SOL070", E, "SHA256SUMS is present and well-formed"),

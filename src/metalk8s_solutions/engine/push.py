@@ -147,7 +147,9 @@ async def push_archives(options: PushOptions) -> list[PushResult]:
     if options.concurrency < 1:
         raise InvalidInput("concurrency must be at least 1")
     target = target_from_settings(options.registry)
-    catalogs = [_load(path, options.pins.get(str(path))) for path in options.archives]
+    catalogs = await asyncio.gather(  # pins are checked off the event loop (the UI runs here)
+        *(asyncio.to_thread(_load, p, options.pins.get(str(p))) for p in options.archives)
+    )
     known = await asyncio.to_thread(_known_ids, options.known_archives)
     results: list[PushResult] = []
     pushed: dict[str, str] = {}

@@ -65,7 +65,8 @@ _ID_FROM_NAME = re.compile(r"^(?!-)[0-9a-z-]{1,63}(?<!-)-\d+\.\d+\.\d+[0-9A-Za-z
 
 
 def _identity(st: os.stat_result) -> Identity:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    # ctime too: an in-place edit that puts mtime back still changes it
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _stat(path: Path) -> Identity | None:

@@ -56,7 +56,7 @@ async def ui_api_paths(
     if not found or found[0].manifest is None or found[0].manifest.ui is None:
         return None  # not imported (any more), damaged, or a version without a UI
     archive = Path(inventory.require(solution, str(version)))
-    content = await asyncio.to_thread(load_version_content, archive)
+    content = await asyncio.to_thread(load_version_content, archive, inventory.pin(str(archive)))
     return tuple(api_paths(content, namespace))
 
 

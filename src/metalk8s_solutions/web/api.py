@@ -255,6 +255,7 @@ async def logout(request: Request, response: Response) -> Json:
     if session_id:
         ui.sessions.delete(session_id)
         ui.perms.forget(session_id)
+        ui.ui_sessions.end(session_id)  # its Solution UI sessions end with it
         if ui.oidc is not None:
             ui.oidc.forget(session_id)
     response.delete_cookie(COOKIE, path="/")
