@@ -214,6 +214,10 @@ def test_unknown_names_are_refused_with_the_closest_name(
     assert "solutions env create nothing-like-any" in said and "did you mean" not in said
     said = refused(config, local_cluster, "env", "add-solution", env, "uxtset", "1.0.0")
     assert f"did you mean {SOL}" in said, said
+    said = refused(config, local_cluster, "env", "upgrade", env, "uxtset", "1.0.0")
+    assert f"did you mean {SOL}" in said, said
+    said = refused(config, local_cluster, "env", "delete-solution", env, "uxtset")
+    assert f"did you mean {SOL}" in said, said
     said = refused(config, local_cluster, "env", "add-solution", env, SOL, "1.0")
     assert "did you mean 1.0.0" in said, said
     ok(

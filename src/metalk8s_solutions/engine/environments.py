@@ -805,9 +805,11 @@ async def upgrade_solution(
         candidates = _pick_namespaces(state, opts.namespaces)
         targets = [ns for ns in candidates if opts.solution in state.namespaces[ns].config]
         if not targets:
+            deployed = {s for ns in state.namespaces.values() for s in ns.config}
             raise Refused(
                 f"{opts.solution} is not deployed in environment {opts.env}"
-                + (f" (namespaces {', '.join(candidates)})" if opts.namespaces else ""),
+                + (f" (namespaces {', '.join(candidates)})" if opts.namespaces else "")
+                + did_you_mean(opts.solution, deployed),
                 hint=f"deploy it with: solutions env add-solution {opts.env} {opts.solution} "
                 f"{opts.version}",
             )

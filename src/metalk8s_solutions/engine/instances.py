@@ -206,6 +206,14 @@ async def resolve_scope(
     """Where ``solution`` runs in ``env`` and the kinds its live CRDs serve."""
     state = await require_environment(kube, env)
     places = [ns for ns, s in state.namespaces.items() if solution in s.config]
+    if not places or (namespace is not None and namespace not in places):
+        # Instances kept by 'env delete-solution' (without --delete-data) stay reachable.
+        where = sorted(state.namespaces) if namespace is None else [namespace]
+        kept = await _kept_scope(
+            ctx, kube, env, solution, [n for n in where if n in state.namespaces]
+        )
+        if kept is not None:
+            return kept
     if namespace is not None:
         if namespace not in places:
             raise Refused(
@@ -214,9 +222,6 @@ async def resolve_scope(
             )
         places = [namespace]
     if not places:
-        kept = await _kept_scope(ctx, kube, env, solution, namespace or sorted(state.namespaces))
-        if kept is not None:
-            return kept
         inventory = await read_inventory(ctx, kube)
         known = {s for ns in state.namespaces.values() for s in ns.config}
         known |= {i.manifest.name for i in inventory.imported if i.manifest is not None}
@@ -273,10 +278,9 @@ def _custom_kind(live: Mapping[str, Any], crd: Mapping[str, Any]) -> CustomKind 
 
 
 async def _kept_scope(
-    ctx: Context, kube: Kube, env: str, solution: str, namespaces: Sequence[str] | str
+    ctx: Context, kube: Kube, env: str, solution: str, wanted: Sequence[str]
 ) -> Scope | None:
     """Where instances of a solution that is no longer deployed were kept, if anywhere."""
-    wanted = [namespaces] if isinstance(namespaces, str) else list(namespaces)
     inventory = await read_inventory(ctx, kube)
     contents = await inventory.contents([solution])
     crds = {
