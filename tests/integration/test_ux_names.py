@@ -33,10 +33,13 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def admin(local_cluster: LocalCluster) -> Iterator[Api]:
+def admin(config: Path, local_cluster: LocalCluster) -> Iterator[Api]:
+    """Admin calls; afterwards SOL leaves the cluster (its CRD and its import record), so that
+    other modules' configurations do not meet it."""
     with local_cluster.admin_http() as http:
         yield Api(http)
-        http.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD}")
+    run(config, local_cluster, "deactivate", SOL, "--force")
+    run(config, local_cluster, "unimport", f"{SOL}-1.0.0")
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def env(config: Path, admin: Api, local_cluster: LocalCluster) -> Iterator[str]:
     ok(config, local_cluster, "env", "create", name)
     ok(config, local_cluster, "env", "add-solution", name, SOL, "1.0.0", "--no-wait")
     yield name
-    admin.delete(f"/api/v1/namespaces/{name}")
+    run(config, local_cluster, "env", "delete", name, "--timeout", "120")
 
 
 def run(config: Path, cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
