@@ -8,10 +8,12 @@ nothing, and the file is written only once the CRDs are applied (activation) or 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-from metalk8s_solutions.api.config import LATEST
-from metalk8s_solutions.cluster.kube import connect
+from metalk8s_solutions.api.config import LATEST, SolutionsConfiguration
+from metalk8s_solutions.cluster.crds import list_crds
+from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, connect
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.converge import (
     ConvergeOptions,
@@ -21,7 +23,10 @@ from metalk8s_solutions.engine.converge import (
     label_value,
     labelled,
 )
-from metalk8s_solutions.engine.state import Context, Step
+from metalk8s_solutions.engine.crds import MANAGED_BY, PART_OF
+from metalk8s_solutions.engine.names import did_you_mean
+from metalk8s_solutions.engine.state import Context, Step, scan_config
+from metalk8s_solutions.errors import InvalidInput
 
 __all__ = [
     "ActivateOptions",
@@ -52,6 +57,20 @@ class DeactivateOptions:
     dry_run: bool = False
 
 
+async def _require_known(kube: Kube, config: SolutionsConfiguration, name: str) -> None:
+    """Refuse a name that is neither active, imported nor the owner of CRDs (a typo)."""
+    imported = await asyncio.to_thread(scan_config, config)
+    known = set(config.active) | {i.manifest.name for i in imported if i.manifest is not None}
+    crds = await list_crds(kube, f"{MANAGED_BY}={FIELD_MANAGER}")
+    known |= {str((c["metadata"].get("labels") or {}).get(PART_OF, "")) for c in crds}
+    if name not in known:
+        raise InvalidInput(
+            f"solution {name} is neither active, imported nor the owner of CRDs"
+            + did_you_mean(name, known),
+            hint="nothing was changed; see 'solutions list'",
+        )
+
+
 async def activate(ctx: Context, opts: ActivateOptions) -> ConvergeOutcome:
     """Make ``opts.version`` (or the latest) of ``opts.name`` the active version, safely."""
     store = ConfigStore(ctx.config_path)
@@ -78,6 +97,8 @@ async def deactivate(ctx: Context, opts: DeactivateOptions) -> ConvergeOutcome:
     store = ConfigStore(ctx.config_path)
     async with connect(ctx.target) as kube, store.edit_async(dry_run=opts.dry_run) as edit:
         was_active = opts.name in edit.config.active
+        if not was_active:
+            await _require_known(kube, edit.config, opts.name)
         edit.config = edit.config.without_active(opts.name)
         options = ConvergeOptions(
             dry_run=opts.dry_run, force=opts.force, solutions=frozenset({opts.name})

@@ -60,6 +60,7 @@ from metalk8s_solutions.engine.crds import (
     webhook_service,
 )
 from metalk8s_solutions.engine.crds import spec_diff as crd_spec_diff
+from metalk8s_solutions.engine.names import did_you_mean
 from metalk8s_solutions.engine.state import (
     Imported,
     Outcome,
@@ -125,6 +126,7 @@ class _Plan:
     records: Records = field(default_factory=dict)
     write_records: bool = False
     pins: dict[str, Pin] = field(default_factory=dict)  # archives pinned by this convergence
+    known: frozenset[str] = frozenset()  # the names of the imported solutions
 
 
 def label_value(text: str) -> str:
@@ -329,7 +331,7 @@ async def _plan_activation(
 ) -> None:
     if not versions:
         raise InvalidInput(
-            f"solution {name} is not imported",
+            f"solution {name} is not imported" + did_you_mean(name, plan.known),
             hint="import its archive first (solutions import ARCHIVE); see 'solutions list'",
         )
     target = latest(list(versions)) if wanted == LATEST else wanted
@@ -409,20 +411,34 @@ async def _plan_deactivation(kube: Kube, name: str, plan: _Plan, force: bool) ->
         if name in cfg
     )
     holders: dict[str, list[str]] = {}
+    used_in: set[str] = set()  # the namespaces holding objects
     for crd in crds:
         objects = await _objects(kube, crd)
         if objects:
             holders[crd["metadata"]["name"]] = [object_name(o) for o in objects]
+            used_in |= {str((o.get("metadata") or {}).get("namespace", "")) for o in objects}
     reasons = [f"environments use {name}: {', '.join(users)}"] if users else []
     reasons += [
         f"{len(names)} {crd_name} object(s) exist: {', '.join(names[:10])}"
         for crd_name, names in sorted(holders.items())
     ]
     if reasons and not force:
+        # Name the commands that get out: remove the solution, with its data, from each
+        # environment that uses it or holds its objects.
+        holding = {
+            env.name
+            for env in envs.values()
+            for ns, cfg in env.namespaces.items()
+            if name in cfg or ns in used_in
+        }
+        commands = [
+            f"solutions env delete-solution {e} {name} --delete-data" for e in sorted(holding)
+        ]
         raise Refused(
             f"cannot deactivate {name}: " + "; ".join(reasons),
-            hint="nothing was changed; remove them first, or use --force to delete the CRDs "
-            "and, with them, every one of those objects",
+            hint="nothing was changed; remove them first"
+            + (f" ({'; '.join(commands)})" if commands else "")
+            + ", or use --force to delete the CRDs and, with them, every one of those objects",
         )
     if reasons:
         plan.outcome.warnings.append(f"--force: {'; '.join(reasons)}; they will be deleted")
@@ -506,6 +522,7 @@ async def plan_convergence(
 
     # 3. Activations and deactivations.
     by_name = versions_by_name(imported)
+    plan.known = frozenset(by_name)
     for name, wanted in sorted(config.active.items()):
         if in_scope is None or name in in_scope:
             await _plan_activation(

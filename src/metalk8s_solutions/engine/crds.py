@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from metalk8s_solutions.engine.names import closest
+
 Doc = Mapping[str, Any]
 
 PART_OF = "app.kubernetes.io/part-of"
@@ -162,6 +164,48 @@ def validation_errors(obj: Doc, schema: Mapping[str, Any]) -> list[str]:
         where = ".".join(str(p) for p in error.path) or "(root)"
         errors.append(f"{where}: {error.message}")
     return errors
+
+
+def unknown_fields(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """A message per field of ``obj`` that ``schema`` (structural) does not declare.
+
+    The API server prunes such fields silently: a typo would be reported as a success. Fields
+    under ``x-kubernetes-preserve-unknown-fields``, ``additionalProperties`` and embedded
+    resources are accepted; ``apiVersion``, ``kind`` and ``metadata`` at the root are not
+    checked. Each message suggests the closest declared field.
+    """
+    if not schema:
+        return []
+    body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
+    found: list[str] = []
+    _unknown(body, schema, "", found)
+    return found
+
+
+def _unknown(value: Any, schema: Any, path: str, found: list[str]) -> None:
+    if not isinstance(schema, Mapping) or schema.get("x-kubernetes-embedded-resource"):
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _unknown(item, schema.get("items"), f"{path}[{i}]", found)
+        return
+    if not isinstance(value, Mapping):
+        return
+    props = schema.get("properties")
+    props = props if isinstance(props, Mapping) else {}
+    extra = schema.get("additionalProperties")
+    keeps = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or extra is True
+    for key, child in value.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in props:
+            _unknown(child, props[key], where, found)
+        elif isinstance(extra, Mapping):
+            _unknown(child, extra, where, found)
+        elif not keeps:
+            near = closest(str(key), map(str, props))
+            hint = f" (did you mean {path + '.' if path else ''}{near}?)" if near else ""
+            known = ", ".join(sorted(map(str, props))) or "none"
+            found.append(f"{where}: unknown field{hint}; the fields here: {known}")
 
 
 def _leaf_paths(schema: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -77,6 +77,7 @@ from metalk8s_solutions.engine.desired import (
 )
 from metalk8s_solutions.engine.monitoring import RESOURCES as MONITORING_RESOURCES
 from metalk8s_solutions.engine.monitoring import MonitoringSupport, monitoring_support
+from metalk8s_solutions.engine.names import closest, did_you_mean
 from metalk8s_solutions.engine.solution_ui import (
     IngressChoice,
     base_path,
@@ -214,10 +215,17 @@ class Inventory:
 
     def require(self, solution: str, version: str) -> str:
         archive = self.archive_of(solution, version)
+        if archive is None and not self.versions(solution):
+            raise Refused(
+                f"solution {solution} is not imported"
+                + did_you_mean(solution, (i.manifest.name for i in self.imported if i.manifest)),
+                hint="see 'solutions list'; import its archive with: solutions import FILE.iso",
+            )
         if archive is None:
             known = ", ".join(self.versions(solution)) or "none"
             raise Refused(
-                f"{solution} {version} is not imported (imported versions of {solution}: {known})",
+                f"{solution} {version} is not imported (imported versions of {solution}: {known})"
+                + did_you_mean(version, self.versions(solution)),
                 hint=f"import the archive of {solution}-{version} first: solutions import FILE.iso",
             )
         if not Path(archive).is_file():
@@ -483,11 +491,30 @@ async def require_environment(kube: Kube, env: str) -> EnvironmentState:
     check_dns_label(env, "environment name")
     envs = await read_environment_states(kube, env)
     if env not in envs:
+        near = closest(env, await environment_names(kube))
+        if near is not None:
+            raise Refused(
+                f"environment {env} does not exist (did you mean {near}?)",
+                hint="see 'solutions env list'",
+            )
         raise Refused(
             f"environment {env} does not exist",
             hint=f"create it first: solutions env create {env}; see 'solutions env list'",
         )
     return envs[env]
+
+
+async def environment_names(kube: Kube) -> set[str]:
+    """The names of every environment (from the labels of their namespaces only)."""
+    data = await request(
+        kube,
+        "GET",
+        "/api/v1/namespaces",
+        action="listing environment namespaces",
+        params={"labelSelector": ENV_LABEL},
+    )
+    items = (data or {}).get("items") or []
+    return {str(((i.get("metadata") or {}).get("labels") or {}).get(ENV_LABEL, "")) for i in items}
 
 
 def _pick_namespaces(state: EnvironmentState, wanted: Sequence[str]) -> list[str]:
@@ -849,9 +876,11 @@ async def upgrade_solution(
         candidates = _pick_namespaces(state, opts.namespaces)
         targets = [ns for ns in candidates if opts.solution in state.namespaces[ns].config]
         if not targets:
+            deployed = {s for ns in state.namespaces.values() for s in ns.config}
             raise Refused(
                 f"{opts.solution} is not deployed in environment {opts.env}"
-                + (f" (namespaces {', '.join(candidates)})" if opts.namespaces else ""),
+                + (f" (namespaces {', '.join(candidates)})" if opts.namespaces else "")
+                + did_you_mean(opts.solution, deployed),
                 hint=f"deploy it with: solutions env add-solution {opts.env} {opts.solution} "
                 f"{opts.version}",
             )
@@ -1093,12 +1122,9 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
         state = await require_environment(kube, opts.env)
         candidates = _pick_namespaces(state, opts.namespaces)
         targets = [ns for ns in candidates if opts.solution in state.namespaces[ns].config]
-        if not targets:
-            raise Refused(
-                f"{opts.solution} is not deployed in environment {opts.env}",
-                hint=f"see 'solutions env show {opts.env}'",
-            )
         inventory = await read_inventory(ctx, kube)
+        if not targets:
+            return await _delete_kept(ctx, kube, inventory, state, candidates, opts, outcome)
         content: VersionContent | None = None
         for ns in targets:
             archive = inventory.archive_of(
@@ -1166,6 +1192,52 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
             left = await wait_gone(kube, pods, timeout=opts.timeout, say=ctx.say)
             if left:
                 outcome.warnings.append(f"{len(left)} operator pod(s) still terminating")
+    return outcome
+
+
+async def _delete_kept(
+    ctx: Context,
+    kube: Kube,
+    inventory: Inventory,
+    state: EnvironmentState,
+    namespaces: Sequence[str],
+    opts: DeleteSolutionOptions,
+    outcome: EnvOutcome,
+) -> EnvOutcome:
+    """``delete-solution`` of a solution no longer deployed: the custom resources it kept."""
+    resources: list[tuple[str, str]] = []
+    for content in (await inventory.contents([opts.solution])).values():
+        for found in await _custom_resources(kube, content, namespaces):
+            if found not in resources:
+                resources.append(found)
+    if not resources:
+        known = {s for ns in state.namespaces.values() for s in ns.config}
+        raise Refused(
+            f"{opts.solution} is not deployed in environment {opts.env}"
+            + did_you_mean(opts.solution, known),
+            hint=f"see 'solutions env show {opts.env}'",
+        )
+    labels = ", ".join(label for _, label in resources)
+    if not opts.delete_data:
+        raise Refused(
+            f"{opts.solution} is not deployed in environment {opts.env}, but "
+            f"{len(resources)} custom resource(s) of it were kept: {labels}",
+            hint="delete them with: solutions env delete-solution "
+            f"{opts.env} {opts.solution} --delete-data",
+        )
+    for _, label in resources:
+        outcome.steps.append(Step("delete", label, "custom resource (--delete-data)"))
+    if opts.dry_run:
+        return outcome
+    for path, _ in resources:
+        await _delete_path(kube, path)
+    if opts.wait:
+        left = await wait_gone(kube, [p for p, _ in resources], timeout=opts.timeout, say=ctx.say)
+        if left:
+            outcome.warnings.append(
+                f"{len(left)} custom resource(s) still terminating (no operator runs to "
+                "process their finalizers)"
+            )
     return outcome
 
 

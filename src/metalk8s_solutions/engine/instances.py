@@ -22,13 +22,14 @@ import yaml
 from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.cluster.resources import custom_collection, read_crd, wait_gone
-from metalk8s_solutions.engine.crds import validation_errors
+from metalk8s_solutions.engine.crds import unknown_fields, validation_errors
 from metalk8s_solutions.engine.environments import (
     load_version_content,
     read_inventory,
     require_environment,
     session,
 )
+from metalk8s_solutions.engine.names import closest, did_you_mean
 from metalk8s_solutions.engine.state import Context
 from metalk8s_solutions.errors import InvalidInput, Refused
 
@@ -169,6 +170,19 @@ class Scope:
     namespace: str
     version: str
     kinds: tuple[CustomKind, ...]
+    deployed: bool = True  # False: instances kept after 'env delete-solution' (no operator)
+
+    def require_deployed(self) -> None:
+        """Refuse to create or change an instance that no operator would reconcile."""
+        if not self.deployed:
+            raise Refused(
+                f"{self.solution} is not deployed in environment {self.env} (its instances "
+                f"in {self.namespace} were kept, without an operator: they can be listed "
+                "and deleted only)",
+                hint=f"deploy it again: solutions env add-solution {self.env} {self.solution} "
+                f"VERSION; or delete them: solutions env delete-solution {self.env} "
+                f"{self.solution} --delete-data",
+            )
 
     def kind(self, text: str) -> CustomKind:
         for kind in self.kinds:
@@ -176,7 +190,8 @@ class Scope:
                 return kind
         known = ", ".join(k.kind for k in self.kinds) or "none"
         raise InvalidInput(
-            f"{text} is not a kind of {self.solution} (its kinds: {known})",
+            f"{text} is not a kind of {self.solution} (its kinds: {known})"
+            + did_you_mean(text, [k.kind for k in self.kinds]),
             hint=f"see 'solutions instance kinds {self.env} {self.solution}'",
         )
 
@@ -191,6 +206,14 @@ async def resolve_scope(
     """Where ``solution`` runs in ``env`` and the kinds its live CRDs serve."""
     state = await require_environment(kube, env)
     places = [ns for ns, s in state.namespaces.items() if solution in s.config]
+    if not places or (namespace is not None and namespace not in places):
+        # Instances kept by 'env delete-solution' (without --delete-data) stay reachable.
+        where = sorted(state.namespaces) if namespace is None else [namespace]
+        kept = await _kept_scope(
+            ctx, kube, env, solution, [n for n in where if n in state.namespaces]
+        )
+        if kept is not None:
+            return kept
     if namespace is not None:
         if namespace not in places:
             raise Refused(
@@ -199,8 +222,11 @@ async def resolve_scope(
             )
         places = [namespace]
     if not places:
+        inventory = await read_inventory(ctx, kube)
+        known = {s for ns in state.namespaces.values() for s in ns.config}
+        known |= {i.manifest.name for i in inventory.imported if i.manifest is not None}
         raise Refused(
-            f"{solution} is not deployed in environment {env}",
+            f"{solution} is not deployed in environment {env}" + did_you_mean(solution, known),
             hint=f"deploy it first: solutions env add-solution {env} {solution} VERSION",
         )
     if len(places) > 1:
@@ -222,28 +248,68 @@ async def resolve_scope(
                 f"CRD {name} of {solution} is not in the cluster",
                 hint=f"activate {solution} first: solutions activate {solution} {version}",
             )
-        spec = live.get("spec") or {}
-        if spec.get("scope") != "Namespaced":
-            continue
-        wanted = [v for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")]
-        served = {v["name"]: v for v in spec.get("versions") or [] if v.get("served")}
-        # The version this operator version stores (or any it serves) that the cluster serves.
-        ordered = sorted(wanted, key=lambda v: not v.get("storage"))
-        chosen = next((served[v["name"]] for v in ordered if v["name"] in served), None)
-        if chosen is None:
-            continue
-        names = spec.get("names") or {}
-        kinds.append(
-            CustomKind(
-                kind=str(names.get("kind")),
-                group=str(spec.get("group")),
-                version=str(chosen["name"]),
-                plural=str(names.get("plural")),
-                schema=(chosen.get("schema") or {}).get("openAPIV3Schema") or {},
-                columns=tuple(chosen.get("additionalPrinterColumns") or ()),
-            )
-        )
+        found = _custom_kind(live, crd)
+        if found is not None:
+            kinds.append(found)
     return Scope(env, solution, ns, version, tuple(kinds))
+
+
+def _custom_kind(live: Mapping[str, Any], crd: Mapping[str, Any]) -> CustomKind | None:
+    """The kind of a live CRD, at the version ``crd`` (from the archive) stores, else serves."""
+    spec = live.get("spec") or {}
+    if spec.get("scope") != "Namespaced":
+        return None
+    wanted = [v for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")]
+    served = {v["name"]: v for v in spec.get("versions") or [] if v.get("served")}
+    # The version this operator version stores (or any it serves) that the cluster serves.
+    ordered = sorted(wanted, key=lambda v: not v.get("storage"))
+    chosen = next((served[v["name"]] for v in ordered if v["name"] in served), None)
+    if chosen is None:
+        return None
+    names = spec.get("names") or {}
+    return CustomKind(
+        kind=str(names.get("kind")),
+        group=str(spec.get("group")),
+        version=str(chosen["name"]),
+        plural=str(names.get("plural")),
+        schema=(chosen.get("schema") or {}).get("openAPIV3Schema") or {},
+        columns=tuple(chosen.get("additionalPrinterColumns") or ()),
+    )
+
+
+async def _kept_scope(
+    ctx: Context, kube: Kube, env: str, solution: str, wanted: Sequence[str]
+) -> Scope | None:
+    """Where instances of a solution that is no longer deployed were kept, if anywhere."""
+    inventory = await read_inventory(ctx, kube)
+    contents = await inventory.contents([solution])
+    crds = {
+        str((crd.get("metadata") or {}).get("name", "")): crd
+        for _, content in sorted(contents.items())
+        for crd in content.crds
+    }
+    kinds: list[CustomKind] = []
+    places: set[str] = set()
+    for name, crd in sorted(crds.items()):
+        live = await read_crd(kube, name)
+        kind = _custom_kind(live, crd) if live is not None else None
+        if kind is None:
+            continue
+        kinds.append(kind)
+        for ns in wanted:
+            path = custom_collection(kind.group, kind.version, kind.plural, ns)
+            data = await request(kube, "GET", path, action=f"listing {kind.plural}")
+            if (data or {}).get("items"):
+                places.add(ns)
+    if not places:
+        return None
+    if len(places) > 1:
+        raise InvalidInput(
+            f"instances of {solution} were kept in several namespaces of {env} "
+            f"({', '.join(sorted(places))})",
+            hint="choose one with -N NAMESPACE",
+        )
+    return Scope(env, solution, places.pop(), "", tuple(kinds), deployed=False)
 
 
 def _summary(kind: CustomKind, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,8 +372,14 @@ async def list_kinds(
     ]
 
 
-def _validate(kind: CustomKind, obj: Mapping[str, Any]) -> None:
-    errors = validation_errors(obj, kind.schema)
+def _validate(
+    kind: CustomKind, obj: Mapping[str, Any], before: Mapping[str, Any] | None = None
+) -> None:
+    """Refuse what breaks the schema, and every field it does not declare (the API server
+    would drop it silently); fields already in ``before`` are not reported again."""
+    known = set(unknown_fields(before, kind.schema)) if before is not None else set()
+    errors = [e for e in unknown_fields(obj, kind.schema) if e not in known]
+    errors += validation_errors(obj, kind.schema)
     if errors:
         name = (obj.get("metadata") or {}).get("name")
         raise InvalidInput(
@@ -319,10 +391,14 @@ def _validate(kind: CustomKind, obj: Mapping[str, Any]) -> None:
 
 async def _send(kube: Kube, method: str, path: str, body: Obj, action: str, dry_run: bool) -> Obj:
     # The API server's verdict first (admission, defaults, CEL rules), then the real request.
-    checked = await request(kube, method, path, action=action, body=body, params={"dryRun": "All"})
+    # Strict: the API server refuses fields its schema does not declare instead of dropping them.
+    strict = {"fieldValidation": "Strict"}
+    checked = await request(
+        kube, method, path, action=action, body=body, params={**strict, "dryRun": "All"}
+    )
     if dry_run:
         return checked or {}
-    return await request(kube, method, path, action=action, body=body) or {}
+    return await request(kube, method, path, action=action, body=body, params=strict) or {}
 
 
 @dataclass(frozen=True)
@@ -343,6 +419,7 @@ async def create_instance(
     """Create a custom resource, validated against its CRD schema before it is sent."""
     async with session(ctx, connection) as kube:
         scope = await resolve_scope(ctx, kube, opts.env, opts.solution, opts.namespace)
+        scope.require_deployed()
         doc: Obj = copy.deepcopy(dict(opts.document or {}))
         kind_text = opts.kind or doc.get("kind")
         if not kind_text:
@@ -385,6 +462,18 @@ class EditInstanceOptions:
     dry_run: bool = False
 
 
+async def _missing(kube: Kube, scope: Scope, kind: CustomKind, name: str) -> InvalidInput:
+    """The error for an instance that does not exist, naming the closest one that does."""
+    data = await request(kube, "GET", scope.path(kind), action=f"listing {kind.plural}")
+    names = [str((i.get("metadata") or {}).get("name")) for i in (data or {}).get("items") or []]
+    near = closest(name, names)
+    return InvalidInput(
+        f"{kind.kind} {name} does not exist in {scope.env}/{scope.namespace}"
+        + (f" (did you mean {kind.kind}/{near}?)" if near else ""),
+        hint=f"see 'solutions instance list {scope.env} {scope.solution}'",
+    )
+
+
 def _split_ref(ref: str) -> tuple[str, str]:
     if ref.count("/") != 1 or not all(ref.split("/")):
         raise InvalidInput(f"{ref!r} is not KIND/NAME", hint="e.g. VersionServer/web")
@@ -401,18 +490,16 @@ async def edit_instance(
     kind_text, name = _split_ref(opts.ref)
     async with session(ctx, connection) as kube:
         scope = await resolve_scope(ctx, kube, opts.env, opts.solution, opts.namespace)
+        scope.require_deployed()
         kind = scope.kind(kind_text)
         path = scope.path(kind, name)
         current = await request(
             kube, "GET", path, action=f"reading {kind.kind} {name}", missing_ok=True
         )
         if current is None:
-            raise InvalidInput(
-                f"{kind.kind} {name} does not exist in {opts.env}/{scope.namespace}",
-                hint=f"see 'solutions instance list {opts.env} {opts.solution}'",
-            )
+            raise await _missing(kube, scope, kind, name)
         changed = apply_sets(current, opts.sets)
-        _validate(kind, changed)
+        _validate(kind, changed, current)
         changed.pop("status", None)  # the status belongs to the operator
         updated = await _send(
             kube, "PUT", path, changed, f"updating {kind.kind} {name}", opts.dry_run
@@ -444,7 +531,7 @@ async def delete_instance(
         params = {"dryRun": "All"} if opts.dry_run else {}
         found = await request(kube, "DELETE", path, action=action, params=params, missing_ok=True)
         if found is None:
-            raise InvalidInput(f"{kind.kind} {name} does not exist in {opts.env}/{scope.namespace}")
+            raise await _missing(kube, scope, kind, name)
         left: list[str] = []
         if opts.wait and not opts.dry_run:
             left = await wait_gone(kube, [path], timeout=opts.timeout, say=ctx.say)

@@ -19,6 +19,7 @@ from typing import Any
 from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.resources import custom_collection, read_environment_states
+from metalk8s_solutions.engine.crds import unknown_fields
 from metalk8s_solutions.engine.desired import check_dns_label
 from metalk8s_solutions.engine.environments import load_version_content, read_inventory
 from metalk8s_solutions.engine.solutions import Context
@@ -271,7 +272,15 @@ async def save_instance(
         info = where.kind(kind)
         ns = where.namespace(namespace)
         obj = _clean(body, info, ns, name)
-        params = {"dryRun": "All"} if dry_run else {}
+        unknown = unknown_fields(obj, info.schema)
+        if unknown:
+            raise InvalidInput(
+                f"{info.kind} {name} does not match the {info.api_version} schema: "
+                + "; ".join(unknown[:10]),
+                hint="nothing was sent; fix the field names",
+            )
+        # Strict: the API server refuses undeclared fields instead of dropping them silently.
+        params = {"fieldValidation": "Strict", **({"dryRun": "All"} if dry_run else {})}
         if create:
             obj["metadata"].pop("resourceVersion", None)
             result = await request(
