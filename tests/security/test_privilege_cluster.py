@@ -19,6 +19,7 @@ from env_support import Api, build_solution, cli, crd_document, wait_for, write_
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.cluster.state import ENV_LABEL
 from metalk8s_solutions.engine import environments as envs
+from metalk8s_solutions.engine.desired import privileged_approval
 from metalk8s_solutions.engine.solutions import Context
 from metalk8s_solutions.errors import InvalidInput, Refused
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
@@ -178,7 +179,7 @@ async def test_pod_security_level_is_a_choice_kept_by_later_creates(
 
 
 async def test_privileged_rules_need_an_approval_that_persists(
-    ctx: Context, kube: Kube, admin: Api, env: str
+    ctx: Context, kube: Kube, admin: Api, env: str, archives: dict[str, Path]
 ) -> None:
     await envs.create_environment(ctx, envs.CreateEnvOptions(env), connection=kube)
     opts = envs.AddSolutionOptions(env, SOL, "2.0.0", wait=False)
@@ -203,8 +204,27 @@ async def test_privileged_rules_need_an_approval_that_persists(
     await envs.add_solution(ctx, approve, connection=kube)
     (role,) = admin.items(roles_path, f"app.kubernetes.io/part-of={SOL}")
     assert role["rules"][2]["verbs"] == ["bind"]
+    ns_path = f"/api/v1/namespaces/{env}"
+    recorded = (admin.get(ns_path) or {})["metadata"]["annotations"][ANNOTATION]
+    assert recorded.startswith(f"{SOL}@")
+    cm = admin.get(cm_path)  # the approval is not where the operator may write (ConfigMaps)
+    assert cm is not None and ANNOTATION not in (cm["metadata"].get("annotations") or {})
+
+    # An operator that may update ConfigMaps forges an approval of 3.0.0's rules and moves the
+    # version there: the next converge refuses, nothing is deployed.
+    forged = privileged_approval(envs.load_version_content(archives["more"]))
+    cm["metadata"].setdefault("annotations", {})[ANNOTATION] = forged
+    cm["data"][SOL] = "3.0.0"
+    admin.http.put(cm_path, json=cm).raise_for_status()
+    with pytest.raises(Refused, match="impersonate"):
+        await envs.converge_environments(ctx, envs.ConvergeOptions(envs=(env,)), connection=kube)
+    (role,) = admin.items(roles_path, f"app.kubernetes.io/part-of={SOL}")
+    assert all("impersonate" not in r["verbs"] for r in role["rules"])
     cm = admin.get(cm_path)
-    assert cm is not None and cm["metadata"]["annotations"][ANNOTATION].startswith(f"{SOL}@")
+    assert cm is not None
+    cm["data"][SOL] = "2.0.0"
+    cm["metadata"]["annotations"].pop(ANNOTATION)
+    admin.http.put(cm_path, json=cm).raise_for_status()
 
     # A later converge (no flag) keeps the approval and changes nothing.
     outcome = await envs.converge_environments(
@@ -225,14 +245,14 @@ async def test_privileged_rules_need_an_approval_that_persists(
     )
     cm = admin.get(cm_path)
     assert cm is not None and cm["data"][SOL] == "3.0.0"
-    assert "," not in cm["metadata"]["annotations"][ANNOTATION]  # 2.0.0's approval replaced
+    recorded = (admin.get(ns_path) or {})["metadata"]["annotations"][ANNOTATION]
+    assert recorded == forged  # 3.0.0's rules, approved by the administrator this time
 
     # Removing the solution withdraws the approval.
     await envs.delete_solution(
         ctx, envs.DeleteSolutionOptions(env, SOL, wait=False), connection=kube
     )
-    cm = admin.get(cm_path)
-    assert cm is not None and ANNOTATION not in (cm["metadata"].get("annotations") or {})
+    assert ANNOTATION not in ((admin.get(ns_path) or {})["metadata"].get("annotations") or {})
 
 
 def test_the_cli_refuses_in_one_line_and_approves_with_the_flag(

@@ -72,6 +72,7 @@ PRIVILEGED = {
     "pods/exec": {"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["create"]},
     "pods/attach": {"apiGroups": [""], "resources": ["pods/attach"], "verbs": ["get"]},
     "token": {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+    "namespace": {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch"]},
     "the finding": FINDING,
 }
 HARMLESS = {

@@ -161,6 +161,12 @@ def privileged_grants(rule: Mapping[str, Any]) -> list[str]:
     reasons += [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
     if grants_every_secret(rule):
         reasons.append(ALL_SECRETS_REASON)
+    if (
+        "" in _strings(rule, "apiGroups")
+        and "namespaces" in _strings(rule, "resources")
+        and set(verbs) & {"update", "patch", "delete"}
+    ):
+        reasons.append("namespaces: may rewrite its Namespace (Pod Security, approvals)")
     if "" in _strings(rule, "apiGroups") and (
         set(verbs) & {"create", "get", "*"}  # exec and attach are create (and get, websockets)
     ):

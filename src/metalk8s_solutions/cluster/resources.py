@@ -116,6 +116,10 @@ async def read_ingress(kube: Kube, namespace: str, name: str) -> Obj | None:
     )
 
 
+def _listed(value: object) -> set[str]:
+    return {s for s in str(value or "").split(",") if s}
+
+
 async def _read_env_config(kube: Kube, ns: NamespaceState) -> None:
     cm = await request(
         kube,
@@ -128,10 +132,6 @@ async def _read_env_config(kube: Kube, ns: NamespaceState) -> None:
         return
     meta = cm.get("metadata") or {}
     ns.config = {str(k): str(v) for k, v in (cm.get("data") or {}).items()}
-    allowed = (meta.get("annotations") or {}).get(CLUSTER_SCOPE_ANNOTATION, "")
-    ns.cluster_scope = {s for s in allowed.split(",") if s}
-    approved = (meta.get("annotations") or {}).get(PRIVILEGED_ANNOTATION, "")
-    ns.privileged = {s for s in approved.split(",") if s}
     ns.config_exists = True
     ns.resource_version = meta.get("resourceVersion")
 
@@ -158,10 +158,15 @@ async def read_environment_states(
         if description:
             state.description = description
         level = (meta.get("labels") or {}).get(f"{POD_SECURITY_LABEL}/enforce")
+        # The administrator's approvals live on the Namespace, which a namespaced role cannot
+        # grant writing (an operator may well update ConfigMaps, metalk8s-environment included).
+        approvals = meta.get("annotations") or {}
         ns = NamespaceState(
             str(meta.get("name")),
             terminating=(item.get("status") or {}).get("phase") == "Terminating",
             pod_security=level if level in POD_SECURITY_LEVELS else None,
+            cluster_scope=_listed(approvals.get(CLUSTER_SCOPE_ANNOTATION)),
+            privileged=_listed(approvals.get(PRIVILEGED_ANNOTATION)),
         )
         state.namespaces[ns.name] = ns
         states.append(ns)
@@ -216,21 +221,18 @@ async def write_env_config(
     cluster_scope: set[str],
     privileged: set[str] | None = None,
 ) -> bool:
-    """Make ``metalk8s-environment`` in ``ns`` hold exactly ``config`` and the administrator's
-    approvals (``privileged`` None: keep those of ``ns``); False if it did."""
+    """Make ``metalk8s-environment`` in ``ns`` hold exactly ``config``, and the Namespace the
+    administrator's approvals (``privileged`` None: keep those of ``ns``); False if it did."""
     privileged = set(ns.privileged if privileged is None else privileged)
-    if (
-        ns.config_exists
-        and dict(ns.config) == dict(config)
-        and ns.cluster_scope == cluster_scope
-        and ns.privileged == privileged
-    ):
+    approvals_changed = ns.cluster_scope != cluster_scope or ns.privileged != privileged
+    if ns.config_exists and dict(ns.config) == dict(config) and not approvals_changed:
         return False
-    annotations = (
-        {CLUSTER_SCOPE_ANNOTATION: ",".join(sorted(cluster_scope))} if cluster_scope else {}
-    )
-    if privileged:
-        annotations[PRIVILEGED_ANNOTATION] = ",".join(sorted(privileged))
+    if approvals_changed:
+        await _write_approvals(kube, ns.name, cluster_scope, privileged)
+        ns.cluster_scope = set(cluster_scope)
+        ns.privileged = privileged
+    if ns.config_exists and dict(ns.config) == dict(config):
+        return True
     body: Obj = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -238,7 +240,7 @@ async def write_env_config(
             "name": ENV_CONFIGMAP,
             "namespace": ns.name,
             "labels": {ENV_LABEL: env, **MANAGED_BY},
-            "annotations": annotations,
+            "annotations": {},  # approvals of older versions are dropped: they were writable
         },
         "data": dict(sorted(config.items())),
     }
@@ -255,11 +257,32 @@ async def write_env_config(
     else:
         result = await request(kube, "POST", base, action=action, body=body)
     ns.config = dict(config)
-    ns.cluster_scope = set(cluster_scope)
-    ns.privileged = privileged
     ns.config_exists = True
     ns.resource_version = ((result or {}).get("metadata") or {}).get("resourceVersion")
     return True
+
+
+async def _write_approvals(
+    kube: Kube, namespace: str, cluster_scope: set[str], privileged: set[str]
+) -> None:
+    """Record the approvals on the Namespace (a merge patch: removes an emptied one)."""
+    annotations = {
+        CLUSTER_SCOPE_ANNOTATION: ",".join(sorted(cluster_scope)) or None,
+        PRIVILEGED_ANNOTATION: ",".join(sorted(privileged)) or None,
+    }
+    await request(
+        kube,
+        "PATCH",
+        f"/api/v1/namespaces/{_q(namespace)}",
+        action=f"recording approvals on Namespace {namespace}",
+        body={"metadata": {"annotations": annotations}},
+        params={"fieldManager": APPROVALS_MANAGER},
+        content_type="application/merge-patch+json",
+    )
+
+
+#: a field manager of its own, so that applying the Namespace never drops the approvals
+APPROVALS_MANAGER = f"{FIELD_MANAGER}-approvals"
 
 
 # -- revision history -----------------------------------------------------------------------
