@@ -238,9 +238,8 @@ def check_role(doc: Any, path: str) -> list[Finding]:
                     Finding("SOL052", f"{kind} {name}: rules[{i}].{key} contains '*'", path)
                 )
         verbs = [v for v in PRIVILEGED_VERBS if v in _strings(rule, "verbs")]
-        verbs += [
-            r for r in PRIVILEGED_SUBRESOURCES if f"{r}: " in " ".join(privileged_grants(rule))
-        ]
+        grants = " ".join(privileged_grants(rule))
+        verbs += [r for r in (*PRIVILEGED_SUBRESOURCES, "namespaces") if f"{r}: " in grants]
         if verbs:
             findings.append(
                 Finding("SOL054", f"{kind} {name}: rules[{i}] grants {', '.join(verbs)}", path)
