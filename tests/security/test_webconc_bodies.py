@@ -109,6 +109,30 @@ def test_a_json_body_without_credentials_is_refused_before_it_is_read(ui: UiProc
     assert answer.status == 401, answer
 
 
+def test_a_login_body_without_credentials_is_capped_small(ui: UiProcess) -> None:
+    """Logging in is open, but a caller without credentials may not make the server hold more
+    than a login form needs (64 KiB), nor a GET with a body."""
+    for method, path in (("POST", "/api/session"), ("POST", "/login"), ("GET", "/api/status")):
+        answer = send_headers_only(
+            ui.address,
+            method,
+            path,
+            {"Content-Type": "application/json", "Content-Length": str(MiB)},
+        )
+        assert answer.status == 413, (method, path, answer)
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\uff11", "1" * 40, "-1", "1e3"])
+def test_a_malformed_content_length_is_400_never_500(ui: UiProcess, length: str) -> None:
+    answer = send_headers_only(
+        ui.address,
+        "POST",
+        "/api/session",
+        {"Content-Type": "application/json", "Content-Length": length},
+    )
+    assert answer.status in (400, 413), (length, answer)
+
+
 # -- size caps -------------------------------------------------------------------------------
 
 

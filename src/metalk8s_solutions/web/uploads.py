@@ -113,19 +113,19 @@ class BodyLimits:
         policy = self.policy
         path = request.url.path
         refusal: WebError | None = None
-        if (
-            request.method in MUTATING
-            and path not in policy.open_paths
-            and not policy.authenticated(request)
-        ):
+        anonymous = not policy.authenticated(request)
+        if request.method in MUTATING and path not in policy.open_paths and anonymous:
             refusal = WebError(
                 401, "unauthenticated", "not logged in", hint="log in with a Kubernetes token"
             )
         upload = path in policy.upload_paths and request.method == "POST"
-        limit = policy.upload_limit(request) + FORM_OVERHEAD if upload else policy.limit
+        if upload:
+            limit = policy.upload_limit(request) + FORM_OVERHEAD
+        else:  # a caller without credentials (logging in, a stray GET) sends little
+            limit = min(policy.limit, ANONYMOUS_BODY_LIMIT) if anonymous else policy.limit
         length = request.headers.get("content-length")
         if refusal is None and length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()) or len(length) > 18:
                 refusal = WebError(400, "invalid-request", "the Content-Length header is invalid")
             elif int(length) > limit:
                 refusal = (
@@ -149,6 +149,8 @@ class BodyLimits:
         await self.app(scope, receive, send)
 
 
+#: the largest body of a request without credentials (a login form is a few hundred bytes)
+ANONYMOUS_BODY_LIMIT = 64 * KiB
 _BODY_HINT = "send a smaller request"
 _UPLOAD_HINT = (
     "copy the archive to the admin node and import it by path, or raise "
