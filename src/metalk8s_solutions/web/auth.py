@@ -134,6 +134,12 @@ class PermissionCache:
 
     def __init__(self, ttl: float = 20.0, max_entries: int = MAX_CACHED_ANSWERS) -> None:
         self.entries: BoundedCache[tuple[str, Check], bool] = BoundedCache(max_entries, ttl)
+        #: callers whose token the API server accepted lately (no reviews needed to know it)
+        self.verified: BoundedCache[str, bool] = BoundedCache(max_entries, ttl)
+
+    def knows(self, key: str) -> bool:
+        """Was ``key``'s token accepted by the API server lately?"""
+        return self.verified.get(key) is not None
 
     async def check(
         self, key: str, target: ClusterTarget, checks: Iterable[Check]
@@ -151,11 +157,13 @@ class PermissionCache:
             for check, ok in (await allowed(target, missing)).items():
                 self.entries.put((key, check), ok)
                 known[check] = ok
+            self.verified.put(key, True)
         return known
 
     def forget(self, key: str) -> None:
         for entry in [k for k in self.entries if k[0] == key]:
             self.entries.pop(entry)
+        self.verified.pop(key)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -303,6 +303,10 @@ def context(request: Request, who: Principal, say: Say | None = None) -> Context
 
 async def can(request: Request, who: Principal, checks: Iterable[Check]) -> Mapping[Check, bool]:
     state = state_of(request)
+    if who.key.startswith("bearer:") and not state.perms.knows(who.key):
+        # A bearer token not yet accepted costs the API server reviews: it counts as a login
+        # attempt of the client's address, so random tokens cannot make us flood it.
+        limit_logins(request)
     return await state.perms.check(who.key, state.settings.target.as_user(who.token), checks)
 
 
