@@ -99,3 +99,18 @@ def test_an_idle_ui_session_ends() -> None:
     assert session is not None
     assert store.parent_of(session.id, A) is None
     assert len(store) == 0
+
+
+def test_tickets_and_ui_sessions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logged-in user looping issue/redeem cannot grow either table without bound."""
+    from metalk8s_solutions.web import ui_origins  # noqa: PLC0415
+
+    monkeypatch.setattr(ui_origins, "MAX_TICKETS", 5)
+    monkeypatch.setattr(ui_origins, "MAX_UI_SESSIONS", 7)
+    store = UiSessions()
+    tickets = [store.issue("parent-1", A) for _ in range(20)]
+    assert len(store._tickets) == 5
+    assert store.redeem(tickets[0], A) is None, "the oldest went first"
+    for _ in range(30):
+        assert store.redeem(store.issue("parent-1", A), A) is not None
+    assert len(store) == 7

@@ -132,6 +132,8 @@ class UiSession:
 
 #: handoff tickets kept at most (each is issued to a logged-in user and lives a minute)
 MAX_TICKETS = 10_000
+#: Solution UI sessions kept at most (as many as the product keeps sessions)
+MAX_UI_SESSIONS = 10_000
 
 
 class UiSessions:
@@ -162,7 +164,12 @@ class UiSessions:
         found = self._tickets.pop(ticket, None)
         if found is None or found.expires < time.monotonic() or found.key != key:
             return None
-        session = UiSession(secrets.token_urlsafe(32), key, found.parent, time.monotonic())
+        now = time.monotonic()
+        for idle in [i for i, v in self._sessions.items() if now - v.seen > self.session_ttl]:
+            self._sessions.pop(idle, None)
+        while len(self._sessions) >= MAX_UI_SESSIONS:  # the oldest first
+            self._sessions.pop(next(iter(self._sessions)))
+        session = UiSession(secrets.token_urlsafe(32), key, found.parent, now)
         self._sessions[session.id] = session
         return session
 
