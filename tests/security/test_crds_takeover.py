@@ -135,6 +135,22 @@ def test_a_crd_of_another_solution_is_refused_naming_it(
     assert labels_of(api) == theirs
 
 
+def test_our_labels_on_a_crd_we_never_applied_do_not_make_it_ours(
+    cli: SolutionsCli, archive: Path, api: Any, kube_namespace: str
+) -> None:
+    spoofed = {
+        "app.kubernetes.io/part-of": "example-solution",
+        "app.kubernetes.io/managed-by": "metalk8s-solutions",
+    }
+    widget = install_foreign_crd(api, kube_namespace, spoofed)
+    cli.ok("import", str(archive))
+    refused = cli("activate", "example-solution")
+    assert refused.returncode == 1, refused.stdout
+    assert "labelled for example-solution that Solutions never applied" in refused.stderr
+    assert f"--take-over-crd {CRD_NAME}" in refused.stderr
+    assert api.get(widget).status_code == 200
+
+
 def test_deactivate_force_never_deletes_a_crd_solutions_did_not_apply(
     cli: SolutionsCli, archive: Path, api: Any, kube_namespace: str
 ) -> None:

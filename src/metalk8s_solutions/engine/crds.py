@@ -395,14 +395,21 @@ def foreign_owner(live: Doc, solution: str, manager: str) -> str | None:
     """None when the live CRD belongs to ``solution``, else a description of its owner.
 
     A CRD is a solution's only when it carries both ``managed-by: <manager>`` (ours) and
-    ``part-of: <solution>``; a CRD of another solution, or one with no or foreign labels (created
-    by hand, by Helm, by another operator) belongs to someone else.
+    ``part-of: <solution>``, and ``manager`` applied it (labels alone can be put by anyone); a
+    CRD of another solution, or one with no or foreign labels (created by hand, by Helm, by
+    another operator) belongs to someone else.
     """
     labels = (live.get("metadata") or {}).get("labels") or {}
     part_of = labels.get(PART_OF)
     if labels.get(MANAGED_BY) == manager:
-        if part_of == solution:
+        if part_of == solution and applied_by(live, manager):
             return None
+        if part_of == solution:
+            appliers = ", ".join(_field_managers(live)) or "none"
+            return (
+                f"something labelled for {solution} that Solutions never applied "
+                f"(field managers: {appliers})"
+            )
         return f"solution {part_of}" if part_of else f"{manager} (with no {PART_OF} label)"
     owner = part_of or labels.get(MANAGED_BY)
     facts = [f"{key}={labels[key]}" for key in (PART_OF, MANAGED_BY) if labels.get(key)]
