@@ -181,3 +181,16 @@ def test_validate_a_source_tree_lists_every_manifest_problem(source_tree: Path) 
     assert done.returncode == 1, done.stderr
     assert "SOL013" in done.stdout and "SOL019" in done.stdout, done.stdout
     assert "INVALID (2 errors" in done.stdout and done.stderr == ""
+
+
+def test_activate_takes_one_version_positional_or_as_an_option(tmp_path: Path) -> None:
+    """One convention with add-solution and upgrade (the version positional); ``--version``
+    stays for MetalK8s's solutions.sh; two different versions are a usage error (exit 2),
+    refused before anything is read or changed."""
+    config = tmp_path / "solutions.yaml"
+    both = run("--config", config, "activate", "sol", "1.0.0", "--version", "2.0.0", cwd=tmp_path)
+    assert both.returncode == 2
+    assert "two versions given (1.0.0 and --version 2.0.0); give one" in both.stderr
+    assert "Traceback" not in both.stderr and not config.exists()
+    shown = run("activate", "--help", cwd=tmp_path)
+    assert "Usage: solutions activate [OPTIONS] NAME [VERSION]" in shown.stdout

@@ -31,12 +31,12 @@ def human_convergence(outcome: ConvergeOutcome, done: str) -> str:
 
 @click.command("activate")
 @click.argument("name")
+@click.argument("positional_version", metavar="[VERSION]", required=False)
 @click.option(
     "--version",
     "version",
-    default="latest",
-    show_default=True,
-    help="Version to activate: a semantic version, or 'latest'.",
+    default=None,
+    help="Version to activate, as VERSION: a version, or 'latest' (the default).",
 )
 @click.option(
     "--force", is_flag=True, help="Apply even when the safety checks refuse (says what will break)."
@@ -56,15 +56,22 @@ def human_convergence(outcome: ConvergeOutcome, done: str) -> str:
 def activate_command(
     ctx: click.Context,
     name: str,
-    version: str,
+    positional_version: str | None,
+    version: str | None,
     force: bool,
     take_over: tuple[str, ...],
     dry_run: bool,
     output: str,
 ) -> None:
-    """Activate a version of Solution NAME: apply its CRDs safely, for every environment."""
+    """Activate VERSION (default: latest) of Solution NAME: apply its CRDs safely, for every
+    environment. VERSION may also be given as --version, as MetalK8s's solutions.sh does."""
     from metalk8s_solutions.engine.activation import ActivateOptions, activate  # noqa: PLC0415
 
+    if positional_version and version and positional_version != version:
+        raise click.UsageError(
+            f"two versions given ({positional_version} and --version {version}); give one"
+        )
+    version = positional_version or version or "latest"
     options = ActivateOptions(name, version, force, dry_run, take_over)
     outcome = run(activate(engine_context(ctx), options))
     version = outcome.active.get(name, version)

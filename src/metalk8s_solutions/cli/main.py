@@ -44,8 +44,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: The first paragraph of each subcommand's help, so that ``solutions --help`` imports none of
 #: them (``tests/unit/test_startup.py`` checks that it is the commands' own text).
 SHORT_HELP: dict[str, str] = {
-    "activate": "Activate a version of Solution NAME: apply its CRDs safely, for every "
-    "environment.",
+    "activate": "Activate VERSION (default: latest) of Solution NAME: apply its CRDs safely, "
+    "for every environment. VERSION may also be given as --version, as MetalK8s's solutions.sh "
+    "does.",
     "apply": "Converge the cluster to SolutionsConfiguration (the file is never written).",
     "build": "Build the Solution archive OUTPUT from the source tree SOURCE.",
     "deactivate": "Deactivate Solution NAME: remove its CRDs (refused while they hold data).",

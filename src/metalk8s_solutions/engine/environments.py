@@ -560,8 +560,8 @@ async def check_crds_served(kube: Kube, content: VersionContent) -> None:
         raise Refused(
             f"{content.manifest.id} needs API versions the active CRDs do not serve: "
             + "; ".join(missing),
-            hint=f"activate a version of {sol} whose CRDs serve them (solutions activate {sol} "
-            f"VERSION, e.g. {content.version}), then run this command again",
+            hint=f"activate a version of {sol} whose CRDs serve them, e.g. 'solutions activate "
+            f"{sol} {content.version}', then run this command again",
         )
 
 

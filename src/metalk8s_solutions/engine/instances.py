@@ -246,7 +246,7 @@ async def resolve_scope(
         if live is None:
             raise Refused(
                 f"CRD {name} of {solution} is not in the cluster",
-                hint=f"activate {solution} first: solutions activate {solution} {version}",
+                hint=f"activate {solution} first: 'solutions activate {solution} {version}'",
             )
         found = _custom_kind(live, crd)
         if found is not None:
