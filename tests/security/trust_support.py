@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +13,9 @@ import yaml
 
 from conftest import SHARED_LAYER, make_source, write_oci_layout
 from metalk8s_solutions.archive.signing import generate_key
-from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.engine.build import BuildOptions, build
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
-from metalk8s_solutions.web.deps import UiSettings
-from metalk8s_solutions.web.server import Sockets, bind, server_for, url_of
+from web.support import serve_ui
 
 TOKEN_NAMESPACE = "solutions-trust-tests"
 
@@ -128,24 +125,8 @@ def admin_token(cluster: LocalCluster, name: str) -> str:
 @contextmanager
 def running_ui(cluster: LocalCluster, config: Path, base: Path) -> Iterator[str]:
     """``solutions ui`` on loopback in a thread, on ``config``; yields its URL."""
-    settings = UiSettings(
-        config_path=config,
-        target=ClusterTarget(kubeconfig=cluster.kubeconfig),
-        upload_dir=base / "uploads",
-    )
-    sockets = Sockets(bind("127.0.0.1", 0), bind("127.0.0.1", 0))
-    server = server_for(settings, sockets, log_level="warning")
-    thread = threading.Thread(target=lambda: server.run(sockets=sockets.all()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the UI server did not start"
-    try:
-        yield url_of(sockets.main, False)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_ui(cluster.kubeconfig, base, config) as served:
+        yield served.ui.url
 
 
 def ui_client(url: str, token: str) -> httpx.Client:

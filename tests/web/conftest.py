@@ -6,8 +6,6 @@ into the login form; RBAC bindings make one a cluster admin and the other read-o
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +13,8 @@ import httpx
 import pytest
 
 from env_support import Api
-from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
-from metalk8s_solutions.web.deps import UiSettings
-from metalk8s_solutions.web.server import Sockets, bind, server_for, url_of
-from web.support import BROWSER_ARGS, CHROMIUM, SHOTS, RunningUi
+from web.support import BROWSER_ARGS, CHROMIUM, SHOTS, RunningUi, serve_ui
 
 NAMESPACE = "solutions-ui-tests"
 VIEWER_RULES = [
@@ -120,32 +115,8 @@ def ui_server(
     local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningUi]:
     """``solutions ui`` in a thread, with its own (initially empty) SolutionsConfiguration."""
-    base = tmp_path_factory.mktemp("ui")
-    config = base / "solutions.yaml"
-    settings = UiSettings(
-        config_path=config,
-        target=ClusterTarget(kubeconfig=local_cluster.kubeconfig),
-        upload_dir=base / "uploads",
-    )
-    sockets = Sockets(bind("127.0.0.1", 0), bind("127.0.0.1", 0))
-    server = server_for(settings, sockets, log_level="warning")
-    thread = threading.Thread(target=lambda: server.run(sockets=sockets.all()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the UI server did not start"
-    try:
-        assert sockets.solution_ui is not None
-        yield RunningUi(
-            url_of(sockets.main, False),
-            config,
-            base / "uploads",
-            url_of(sockets.solution_ui, False),
-        )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_ui(local_cluster.kubeconfig, tmp_path_factory.mktemp("ui")) as served:
+        yield served.ui
 
 
 @pytest.fixture(scope="module")
