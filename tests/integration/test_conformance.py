@@ -16,12 +16,9 @@ each group of pull tests runs on its own with ``OCI_FILTER_TEST``, which leaves 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +26,7 @@ import pytest
 import yaml
 
 from conftest import metalk8s_archive
+from go_tools import go_tool
 from metalk8s_solutions.engine.registry import RunningRegistry, ServeOptions, registry_in_thread
 from metalk8s_solutions.images.catalog import SolutionImages, load_catalog
 
@@ -48,38 +46,7 @@ def suite_version() -> str:
 
 def suite_binary() -> Path:
     """The conformance binary, built from the pinned module when not cached yet."""
-    recipe = hashlib.sha256()
-    for name in ("go.mod", "go.sum"):
-        recipe.update((MODULE_DIR / name).read_bytes())
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    folder = Path(cache) / "metalk8s-solutions" / "bin"
-    target = folder / f"conformance-{suite_version()}-{recipe.hexdigest()[:10]}" / "conformance"
-    if target.is_file():
-        return target
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("the Go toolchain is needed once to build the conformance suite: install Go")
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        work = Path(tmp) / "src"
-        work.mkdir()
-        for name in ("go.mod", "go.sum"):
-            shutil.copyfile(MODULE_DIR / name, work / name)
-        out = Path(tmp) / "out"
-        env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly -buildvcs=false")
-        result = subprocess.run(
-            [go, "build", "-trimpath", "-o", str(out / "conformance"), PACKAGE],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert result.returncode == 0, f"building the conformance suite failed: {result.stderr}"
-        if not target.parent.exists():
-            out.rename(target.parent)
-    return target
+    return go_tool("conformance", PACKAGE, "conformance", suite_version())
 
 
 @pytest.fixture(scope="module")
