@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 VENV := .venv/bin
 
-.PHONY: setup demo demo-down test lint typecheck layers unit integration clean docs examples
+.PHONY: setup demo demo-down test lint typecheck layers unit integration clean docs examples bench
 
 setup:
 	@scripts/bootstrap.sh
@@ -42,6 +42,11 @@ docs: setup
 # three signed ISOs, in examples/example-solution/out/ (docs/developer/example-solution.md).
 examples: setup
 	$(VENV)/python examples/example-solution/build.py
+
+# Every benchmark of bench/ (about 25 minutes on 2 cores), or some: make bench ONLY=build,validate.
+# Writes bench/results.json, from which the docs' table is generated; commit it.
+bench: setup
+	$(VENV)/python bench/run_all.py $(if $(ONLY),--only $(ONLY))
 
 unit: setup
 	$(VENV)/pytest -q tests/unit

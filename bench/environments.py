@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from _results import record
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube, RequestCounter
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine.desired import Settings, desired_environment
@@ -162,6 +163,17 @@ def main() -> None:
         json.dumps(
             {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, indent=2
         )
+    )
+    record(
+        "environments",
+        f"add a solution to {n} environments, per environment",
+        ours=result["first_s"] / n,
+        unit="s",
+        reference=ctl / n,
+        reference_name="kubectl apply --server-side",
+        ratio=result["ratio_vs_kubectl"],
+        target=1.0,
+        note=f"no-change re-run: {result['rerun_mutating']} mutating requests",
     )
 
 

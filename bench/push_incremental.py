@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import record
 from _synthetic import CRD, IMAGES, MIB, ROLE, SOLUTIONS, random_file
 from metalk8s_solutions.images.catalog import load_catalog
 from metalk8s_solutions.images.client import RegistryTarget
@@ -166,6 +167,17 @@ def main() -> None:
         print(
             f"bytes uploaded: {100 * inc_bytes / full_bytes:.1f}% of a full push (target <= 15%); "
             f"time: {100 * inc_time / full_time:.0f}%"
+        )
+        record(
+            "push-incremental",
+            "bytes uploaded pushing N+1 after N (90% of N+1's bytes are N's)",
+            ours=inc_bytes / 1e6,
+            unit="MB",
+            reference=full_bytes / 1e6,
+            reference_name="full push of N+1",
+            ratio=inc_bytes / full_bytes,
+            target=0.15,
+            runs=RUNS,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import aiohttp
 
+from _results import record
 from _synthetic import CRD, MIB, ROLE, SOLUTIONS, random_file, write_image_index
 from metalk8s_solutions.engine.build import BuildOptions, build
 from metalk8s_solutions.testing.registry import LocalRegistry
@@ -210,11 +211,34 @@ def main() -> int:
                 f"docker-registry {theirs_s:.2f} s ({mb / theirs_s:.0f} MiB/s), "
                 f"ratio {theirs_s / ours_s:.2f}x (target >= 1.0x)"
             )
+            record(
+                "pull",
+                f"one pull of {mb:.0f} MiB, {client}",
+                ours=ours_s,
+                unit="s",
+                reference=theirs_s,
+                reference_name="docker-registry 2.8",
+                ratio=theirs_s / ours_s,
+                target=1.0,
+                better="higher",
+                runs=RUNS,
+            )
         ours_cpu = sorted(server_cpu["ours"])[RUNS // 2]
         theirs_cpu = sorted(server_cpu["theirs"])[RUNS // 2]
         print(
             f"server CPU per skopeo pull: built-in {ours_cpu:.2f} s, "
             f"docker-registry {theirs_cpu:.2f} s"
+        )
+        record(
+            "pull",
+            f"server CPU per skopeo pull of {mb:.0f} MiB",
+            ours=ours_cpu,
+            unit="CPU s",
+            reference=theirs_cpu,
+            reference_name="docker-registry 2.8",
+            ratio=ours_cpu / theirs_cpu,
+            target=0.4,
+            runs=RUNS,
         )
     finally:
         if ours is not None:

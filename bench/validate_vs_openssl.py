@@ -1,4 +1,4 @@
-"""Validate of a ~1 GB signed archive vs ``openssl dgst -sha256`` of the same file (target <= 1.3x).
+"""Validate of a ~1 GB signed archive vs ``openssl dgst -sha256`` of the same file (target <= 1.2x).
 
 ``validate`` hashes every file once (two threads), each hash serving both the SHA256SUMS check
 and the blob digest check, then checks the signature.
@@ -13,9 +13,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _results import record
 from _synthetic import SOLUTIONS, make_tree, median_of, timed
 
 RUNS = 3
+TARGET = 1.2
 ENGINE = """
 import sys, time
 from pathlib import Path
@@ -59,7 +61,22 @@ def main() -> None:
         print(f"engine validate() alone:  {engine:.2f} s (without interpreter and CLI start)")
         print(f"openssl dgst -sha256:     {reference:.2f} s")
         command, core = ours / reference, engine / reference
-        print(f"ratio: {command:.2f}x command, {core:.2f}x engine (target <= 1.3x)")
+        print(f"ratio: {command:.2f}x command, {core:.2f}x engine (target <= {TARGET}x)")
+        for measure, seconds, ratio in (
+            (f"solutions validate --key of {gigabytes:.2f} GB (whole command)", ours, command),
+            ("the same, engine validate() alone (no interpreter start)", engine, core),
+        ):
+            record(
+                "validate",
+                measure,
+                ours=seconds,
+                unit="s",
+                reference=reference,
+                reference_name="openssl dgst -sha256",
+                ratio=ratio,
+                target=TARGET,
+                runs=RUNS,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

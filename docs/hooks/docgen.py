@@ -681,3 +681,54 @@ def http_api_reference() -> tuple[str, str | None]:
                 out.append(f"| `{method.upper()}` | `{path}` | {summary} |")
     out.append("")
     return "\n".join(out), json.dumps(document, indent=2) + "\n"
+
+
+# -- benchmarks -------------------------------------------------------------------------------
+
+BENCH_RESULTS = REPO / "bench" / "results.json"
+BENCH_MARKER = "<!-- bench-results -->"
+TIMES = "\u00d7"  # the multiplication sign, as in "1.30 times"
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3g} {unit}"
+
+
+def benchmark_table(path: Path = BENCH_RESULTS) -> str:
+    """The table of ``bench/results.json`` (written by ``make bench``), as Markdown."""
+    if not path.exists():
+        return "*No results yet: run `make bench`, which writes `bench/results.json`.*"
+    data = json.loads(path.read_text())
+    machine = data.get("machine", {})
+    lines = [
+        f"Machine: {machine.get('cores')} cores ({machine.get('cpu') or 'unknown CPU'}), "
+        f"{machine.get('memory_gib')} GiB, Linux {machine.get('kernel')}, "
+        f"Python {machine.get('python')}. Ratios are medians of several runs measured in the same "
+        "run as their reference; *load* is the 1-minute load average before and after the "
+        "benchmark (other work on the machine makes figures noisier).",
+        "",
+        "| benchmark | measure | ours | reference | ratio | target | met | commit, date, load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data.get("results", []):
+        when = f"`{r.get('commit')}`, {r.get('date')}, {r.get('load_before')}→{r.get('load_after')}"
+        if "error" in r:
+            lines.append(
+                f"| {r['benchmark']} | {_cell(r['measure'])} | failed: {_cell(r['error'])} "
+                f"| | | | | {when} |"
+            )
+            continue
+        op = "≤" if r["better"] == "lower" else "≥"
+        ratio = "" if r["ratio"] is None else f"**{r['ratio']:.2f}{TIMES}**"
+        target = f"{op} {r['target']}" + (TIMES if r["ratio"] is not None else f" {r['unit']}")
+        reference = _figure(r["reference"], r["unit"])
+        if reference and r.get("reference_name"):
+            reference += f" ({_cell(r['reference_name'])})"
+        measure = _cell(r["measure"]) + (f" — {_cell(r['note'])}" if r.get("note") else "")
+        lines.append(
+            f"| {r['benchmark']} | {measure} | {_figure(r['ours'], r['unit'])} | {reference} "
+            f"| {ratio} | {target} | {'yes' if r['met'] else '**no**'} | {when} |"
+        )
+    return "\n".join(lines)

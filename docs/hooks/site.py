@@ -109,3 +109,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             raise PluginError(f"{uri} is generated; remove the file of that name from docs/")
         files.append(File.generated(config, uri, content=content))
     return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: MkDocsConfig, files: Files) -> str:
+    """The benchmarks page gets its table from ``bench/results.json`` (``make bench``)."""
+    if docgen.BENCH_MARKER in markdown:
+        return markdown.replace(docgen.BENCH_MARKER, docgen.benchmark_table())
+    return markdown
