@@ -147,6 +147,20 @@ def median_of(runs: int, action: Callable[[], float]) -> float:
     return statistics.median(action() for _ in range(runs))
 
 
+def interleaved(runs: int, *actions: Callable[[], float]) -> list[float]:
+    """The median of each action over ``runs`` rounds, run in turn (A B, B A, A B...).
+
+    On this machine the first large write after other work pays for memory reclaim (seconds of
+    system time for 1 GB), so running all of one side first would bias the ratio.
+    """
+    times: list[list[float]] = [[] for _ in actions]
+    for round_ in range(runs):
+        order = list(enumerate(actions))
+        for index, action in order if round_ % 2 == 0 else order[::-1]:
+            times[index].append(action())
+    return [statistics.median(t) for t in times]
+
+
 def peak_rss_mb(command: list[str]) -> float:
     """Peak resident memory of one child process (ru_maxrss), in MiB."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

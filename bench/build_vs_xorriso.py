@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from _results import record
-from _synthetic import SOLUTIONS, flat_tree, make_tree, median_of, timed
+from _synthetic import SOLUTIONS, flat_tree, interleaved, make_tree, timed
 
 RUNS = 3
 TARGET = 1.3
@@ -25,14 +25,11 @@ def main() -> None:
         flat = flat_tree(source, work / "flat")
         size = sum(p.stat().st_size for p in flat.rglob("*") if p.is_file())
         env_epoch = ["env", "SOURCE_DATE_EPOCH=1700000000"]
-        ours = median_of(
+        ours, reference = interleaved(
             RUNS,
             lambda: timed(
                 [*env_epoch, SOLUTIONS, "build", "-q", str(source), "-o", str(work / "ours.iso")]
             ),
-        )
-        reference = median_of(
-            RUNS,
             lambda: timed(
                 [
                     "xorriso",

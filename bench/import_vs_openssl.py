@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from _results import record
-from _synthetic import SOLUTIONS, make_tree, median_of, timed
+from _synthetic import SOLUTIONS, interleaved, make_tree, timed
 from metalk8s_solutions.testing.controlplane import LocalControlPlane
 
 RUNS = 3
@@ -42,8 +42,9 @@ def main() -> None:
             subprocess.run([*base, "unimport", str(iso)], check=True, capture_output=True)
             return seconds
 
-        ours = median_of(RUNS, one_import)
-        reference = median_of(RUNS, lambda: timed(["openssl", "dgst", "-sha256", str(iso)]))
+        ours, reference = interleaved(
+            RUNS, one_import, lambda: timed(["openssl", "dgst", "-sha256", str(iso)])
+        )
         print(
             f"archive: {iso.stat().st_size / 1e9:.2f} GB, {os.cpu_count()} cores, "
             f"median of {RUNS} runs"

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from _results import record
-from _synthetic import SOLUTIONS, make_tree, median_of, timed
+from _synthetic import SOLUTIONS, interleaved, make_tree, timed
 
 RUNS = 3
 TARGET = 1.2
@@ -49,12 +49,12 @@ def main() -> None:
             [SOLUTIONS, "build", "-q", str(source), "-o", str(iso), "--key", str(work / "k.key")],
             check=True,
         )
-        ours = median_of(
+        ours, engine, reference = interleaved(
             RUNS,
             lambda: timed([SOLUTIONS, "validate", "-q", str(iso), "--key", str(work / "k.pub")]),
+            lambda: engine_seconds(iso, work / "k.pub"),
+            lambda: timed(["openssl", "dgst", "-sha256", str(iso)]),
         )
-        engine = median_of(RUNS, lambda: engine_seconds(iso, work / "k.pub"))
-        reference = median_of(RUNS, lambda: timed(["openssl", "dgst", "-sha256", str(iso)]))
         gigabytes = iso.stat().st_size / 1e9
         print(f"archive: {gigabytes:.2f} GB, {os.cpu_count()} cores, median of {RUNS} runs")
         print(f"solutions validate --key: {ours:.2f} s")
