@@ -77,6 +77,7 @@ def run_one(name: str, when: dict[str, Any]) -> list[dict[str, Any]]:
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl", delete=False) as out:
         lines_path = Path(out.name)
     env = dict(os.environ, BENCH_RESULTS=str(lines_path))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measured with bytecode cached, as installed
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     print(f"== {name}: {script} {' '.join(args)}", flush=True)

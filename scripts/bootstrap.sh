@@ -29,7 +29,10 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 
 echo "==> Python environment (uv sync --locked)"
-uv sync --locked --quiet
+# Bytecode compiled once, as an installed package has it: a shell with PYTHONDONTWRITEBYTECODE
+# set would otherwise compile ~350 modules (~0.8 s) on every `solutions` command.
+uv sync --locked --quiet --compile-bytecode
+.venv/bin/python -m compileall -q src/metalk8s_solutions
 
 echo "==> control-plane binaries (built once from Go modules, cached)"
 .venv/bin/python -m metalk8s_solutions.testing.binaries >/dev/null
