@@ -63,6 +63,13 @@ def test_cluster_up_status_down(tmp_path: Path) -> None:
         again = solutions("dev", "cluster", "up", "--state-dir", str(state), "-o", "json")
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["server"] == status_up["server"]
+        # its hints are commands that work as printed: they name the state directory
+        human = solutions("dev", "cluster", "up", "--state-dir", str(state))
+        hints = [line.split("#")[0].strip() for line in human.stdout.splitlines()[1:]]
+        assert f"solutions dev cluster down --state-dir {state}" in hints, human.stdout
+        status_hint = next(h for h in hints if h.startswith("solutions dev cluster status"))
+        pasted = solutions(*status_hint.split()[1:])
+        assert pasted.returncode == 0 and pasted.stdout.startswith("running:"), pasted.stdout
 
         status = solutions("dev", "cluster", "status", "--state-dir", str(state))
         assert status.returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,17 +77,23 @@ def up(
     status = plane.status()
     if kubeconfig_out is not None:
         status["kubeconfig"] = str(kubeconfig_out)
-    emit(status, output, _human_up)
+    where = _state_dir_flag(state_dir)
+    emit(status, output, lambda s: _human_up(s, where))
 
 
-def _human_up(status: dict[str, Any]) -> str:
+def _state_dir_flag(state_dir: Path | None) -> str:
+    """`` --state-dir DIR`` for the hints, when the state is not in the default place."""
+    return "" if state_dir is None else f" --state-dir {shlex.quote(str(state_dir.resolve()))}"
+
+
+def _human_up(status: dict[str, Any], where: str) -> str:
     return "\n".join(
         [
             f"Local control plane {status['version']} is running at {status['server']} "
             f"with {status['nodes']} node(s).",
-            f"  export KUBECONFIG={status['kubeconfig']}",
-            "  solutions dev cluster status    # what runs, and the log files",
-            "  solutions dev cluster down      # stop it and delete its state",
+            f"  export KUBECONFIG={shlex.quote(str(status['kubeconfig']))}",
+            f"  solutions dev cluster status{where}    # what runs, and the log files",
+            f"  solutions dev cluster down{where}      # stop it and delete its state",
         ]
     )
 
@@ -185,7 +192,7 @@ def registry_up(port: int | None, state_dir: Path | None, output: str) -> None:
     elif port is not None and reg.port != port:
         raise EnvironmentFailure(
             f"a local registry already runs from {root} on port {reg.port}",
-            hint="stop it with 'solutions dev registry down' first",
+            hint=f"stop it with 'solutions dev registry down{_state_dir_flag(state_dir)}' first",
         )
     emit(_registry_status(reg, root), output, _human_registry)
 
