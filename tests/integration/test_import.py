@@ -203,3 +203,31 @@ def test_list_reports_a_moved_archive(cli: SolutionsCli, built_archive: Callable
     assert "archive file is missing" in table.stdout
     # It can still be unimported.
     assert cli("unimport", str(iso)).returncode == 0
+
+
+def test_a_key_given_at_import_shows_as_the_verified_signer(
+    cli: SolutionsCli, built_archive: Callable[[], Path], local_cluster: LocalCluster
+) -> None:
+    """``import --key`` verifies with a key that is not in trust.keys: ``list`` and the UI say
+    which key verified it, instead of "signed by an unknown key"."""
+    import asyncio  # noqa: PLC0415
+
+    from metalk8s_solutions.archive.signing import key_id, load_public_key  # noqa: PLC0415
+    from metalk8s_solutions.cluster.kube import ClusterTarget  # noqa: PLC0415
+    from metalk8s_solutions.engine.solutions import Context  # noqa: PLC0415
+    from metalk8s_solutions.web.service import solutions_view  # noqa: PLC0415
+
+    iso = built_archive()
+    public = iso.parent / "vendor.pub"
+    signer = key_id(load_public_key(public.read_bytes(), "vendor.pub"))
+    result = cli("import", str(iso), "--key", str(public))
+    assert result.returncode == 0, result.stderr
+    assert "trust" not in yaml.safe_load(cli.config.read_text())  # the key is not configured
+    listed = json.loads(cli.ok("list", "-o", "json"))["solutions"]["example-solution"]
+    assert [v["signer"] for v in listed] == [signer]
+    assert signer in cli.ok("list")
+    ctx = Context(cli.config, ClusterTarget(kubeconfig=local_cluster.kubeconfig))
+    view = asyncio.run(solutions_view(ctx))
+    details = view["solutions"]["example-solution"][0]["details"]
+    assert details["signature"] == "verified" and details["verifiedAtImport"] == signer
+    cli.ok("unimport", str(iso))

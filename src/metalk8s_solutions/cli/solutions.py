@@ -85,14 +85,18 @@ def _human_list(data: dict[str, Any]) -> str:
                 state = (state + ", not recorded in cluster").lstrip(", ")
             if e["problem"]:
                 state = (state + f", {e['problem']}").lstrip(", ")
-            rows.append((name, e["version"] or "?", e["id"] or "?", state or "-", e["archive"]))
+            signer = e.get("signer") or "-"
+            rows.append(
+                (name, e["version"] or "?", e["id"] or "?", state or "-", signer, e["archive"])
+            )
     lines = []
     if data["clusterError"]:
         lines.append(f"warning: cluster record not read: {data['clusterError']}")
     if not rows:
         lines.append(f"No Solution imported (configuration: {data['config']}).")
     else:
-        lines.append(table(("solution", "version", "id", "state", "archive"), rows))
+        headers = ("solution", "version", "id", "state", "verified signer", "archive")
+        lines.append(table(headers, rows))
     return "\n".join(lines)
 
 

@@ -295,6 +295,8 @@ async def list_solutions(ctx: Context) -> dict[str, Any]:
             "active": bool(m and active.get(m.name) == m.version),
             "recorded": None if records is None else (item.id in recorded),
             "problem": item.problem,
+            # the key whose signature was verified at import (also a key given with --key)
+            "signer": item.pin.signer if item.pin else None,
         }
         solutions.setdefault(key, []).append(entry)
     for entries in solutions.values():

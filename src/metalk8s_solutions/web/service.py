@@ -293,9 +293,15 @@ async def solutions_view(ctx: Context) -> dict[str, Any]:
             if entry.get("problem"):  # e.g. changed since import: what it holds now is not shown
                 entry["details"] = {"problem": entry["problem"]}
                 continue
-            entry["details"] = await asyncio.to_thread(
+            details = await asyncio.to_thread(
                 archive_details, Path(entry["archive"]), tuple(trusted)
             )
+            signer = entry.get("signer")
+            if details.get("signature") == "signed-by-unknown-key" and signer in (
+                details.get("signedBy") or []
+            ):  # its key was given at import (--key), not configured in trust.keys
+                details = {**details, "signature": "verified", "verifiedAtImport": signer}
+            entry["details"] = details
     return data
 
 
