@@ -231,3 +231,26 @@ def test_a_key_given_at_import_shows_as_the_verified_signer(
     details = view["solutions"]["example-solution"][0]["details"]
     assert details["signature"] == "verified" and details["verifiedAtImport"] == signer
     cli.ok("unimport", str(iso))
+
+
+def test_the_same_file_under_another_name_is_the_same_archive(
+    cli: SolutionsCli, built_archive: Callable[[], Path]
+) -> None:
+    """``../x/a.iso``, a symlink or ``/x/a.iso``: one file, so importing again is a no-op, and
+    unimport finds it by any of its names."""
+    iso = built_archive()
+    cli.ok("import", str(iso))
+    dotted = iso.parent / ".." / iso.parent.name / iso.name
+    link = iso.parent / "link.iso"
+    link.symlink_to(iso)
+    for other in (dotted, link):
+        again = cli("import", str(other))
+        assert again.returncode == 0, again.stderr
+        assert "nothing to do" in again.stdout
+    assert yaml.safe_load(cli.config.read_text())["archives"] == [str(iso)]
+    cli.ok("unimport", str(dotted))
+    assert yaml.safe_load(cli.config.read_text())["archives"] == []
+    fresh = cli("import", str(dotted))  # a first import stores the folded name
+    assert fresh.returncode == 0, fresh.stderr
+    assert yaml.safe_load(cli.config.read_text())["archives"] == [str(iso)]
+    cli.ok("unimport", str(link))

@@ -10,6 +10,7 @@ A refusal or a failure leaves the file untouched; re-running an interrupted comm
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,22 @@ class ImportOptions:
 
 
 def _absolute(path: Path) -> Path:
+    """``path`` made absolute, with ``..`` folded away when that names the same file."""
     absolute = path.absolute()
     if not absolute.exists():
         raise InvalidInput(f"archive {path} does not exist", hint="check the path")
     if not absolute.is_file():
         raise InvalidInput(f"archive {path} is not a file")
-    return absolute
+    folded = Path(os.path.normpath(absolute))
+    return folded if folded.exists() and _same_file(folded, absolute) else absolute
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """One file under two names (``..``, symlinks, hard links); False when either is absent."""
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return False
 
 
 async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
@@ -106,8 +117,13 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
                 for i in await asyncio.to_thread(scan_config, edit.config, records)
                 if i.id
             }
-            for path, manifest in manifests.items():
+            for path, manifest in list(manifests.items()):
                 other = taken.get(manifest.id)
+                if other is not None and other != str(path) and _same_file(other, path):
+                    # the imported file itself, named another way: keep the name it has
+                    paths[paths.index(path)] = Path(other)
+                    manifests[Path(other)] = manifests.pop(path)
+                    continue
                 if other is not None and other != str(path):
                     raise Refused(
                         f"solution {manifest.id} is already imported from {other}; {path} is a "
@@ -180,6 +196,9 @@ def _find(ref: str, imported: list[Imported]) -> Imported:
     absolute = str(Path(ref).absolute())
     for item in imported:
         if item.archive in (ref, absolute) or item.id == ref:
+            return item
+    for item in imported:  # the same file under another name (``..``, a symlink)
+        if _same_file(item.archive, ref):
             return item
     known = ", ".join(sorted(i.id or i.archive for i in imported)) or "none"
     raise InvalidInput(
