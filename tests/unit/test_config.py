@@ -144,3 +144,57 @@ def test_unreadable_location_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dir.yaml").mkdir()
     with pytest.raises(InvalidInput, match="is a directory"):
         load_config(tmp_path / "dir.yaml")
+
+
+COMMENTED = """\
+# Managed by the platform team: ask #platform before changing the trust section.
+apiVersion: solutions.metalk8s.scality.com/v1alpha1
+kind: SolutionsConfiguration
+archives:
+  # the vendor's LTS line
+  - /srv/a-1.0.0.iso  # kept for prod
+  - /srv/a-2.0.0.iso
+active:
+  a: '2.0.0'   # pinned until the migration
+trust: {keys: [/etc/metalk8s/vendor.pub]}  # flow style stays
+metalk8sOnly:
+  note: "a key we do not know"
+"""
+
+
+def test_a_rewrite_keeps_comments_order_and_unknown_keys(tmp_path: Path) -> None:
+    path = tmp_path / "solutions.yaml"
+    path.write_text(COMMENTED)
+    store = ConfigStore(path)
+    with store.edit() as edit:
+        edit.config = edit.config.with_archive("/srv/a-3.0.0.iso").without_archive(
+            "/srv/a-2.0.0.iso"
+        )
+    text = path.read_text()
+    for kept in (
+        "# Managed by the platform team: ask #platform before changing the trust section.",
+        "# the vendor's LTS line",
+        "a: '2.0.0'   # pinned until the migration",
+        "trust: {keys: [/etc/metalk8s/vendor.pub]}  # flow style stays",
+        'note: "a key we do not know"',
+    ):
+        assert kept in text, text
+    assert "/srv/a-2.0.0.iso" not in text
+    kept_line = next(line for line in text.splitlines() if "/srv/a-1.0.0.iso" in line)
+    assert kept_line.endswith("# kept for prod"), text
+    config = load_config(path)
+    assert config.archives == ("/srv/a-1.0.0.iso", "/srv/a-3.0.0.iso")
+    assert config.document["metalk8sOnly"] == {"note": "a key we do not know"}
+    with store.edit() as edit:
+        edit.config = edit.config.with_active("a", "3.0.0")
+    text = path.read_text()
+    assert "a: 3.0.0" in text or "a: '3.0.0'" in text
+    assert "# Managed by the platform team" in text and "# kept for prod" in text
+
+
+def test_a_file_that_cannot_be_edited_in_place_is_written_anew(tmp_path: Path) -> None:
+    path = tmp_path / "solutions.yaml"
+    path.write_text("")  # empty: nothing to keep
+    with ConfigStore(path).edit() as edit:
+        edit.config = edit.config.with_archive("/srv/a.iso")
+    assert load_config(path).archives == ("/srv/a.iso",)

@@ -182,11 +182,76 @@ class SolutionsConfiguration:
     def without_active(self, name: str) -> SolutionsConfiguration:
         return self._with(active={k: v for k, v in self.active.items() if k != name})
 
-    def to_yaml(self) -> str:
+    def to_yaml(self, previous: str | None = None) -> str:
+        """The file's text.  With ``previous`` (the text this configuration was read from),
+        only the keys the verbs own (``archives``, ``active``, ``pins``) are rewritten there:
+        comments, order, quoting and every other key stay as the administrator wrote them."""
         doc = dict(self._with().document)
+        if previous and "#" in previous:  # comments to keep (else the plain dump is faster)
+            kept = _edit_in_place(previous, {k: doc.get(k) for k in EDITED_KEYS})
+            if kept is not None:
+                return kept
         ordered = {"apiVersion": API_VERSION, "kind": KIND}
         ordered.update({k: v for k, v in doc.items() if k not in ordered})
         return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
+
+
+#: the top-level keys that commands rewrite; everything else in the file is the administrator's
+EDITED_KEYS = ("archives", "active", "pins")
+
+
+def _sync(node: Any, value: Any) -> Any:
+    """``value`` written into the round-trip ``node`` in place where it can be: unchanged list
+    items and mapping entries keep their comments; the rest is replaced."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq  # noqa: PLC0415
+
+    if isinstance(node, CommentedMap) and isinstance(value, dict):
+        for key in [k for k in node if k not in value]:
+            del node[key]
+        for key, item in value.items():
+            node[key] = _sync(node[key], item) if key in node else item
+        return node
+    if isinstance(node, CommentedSeq) and isinstance(value, list):
+        for index in reversed(range(len(node))):
+            if node[index] not in value:
+                del node[index]
+        for item in value:
+            if item not in node:
+                node.append(item)
+        if list(node) != value:  # the order changed: rebuild it (comments of items are lost)
+            return value
+        return node
+    return value if node != value else node
+
+
+def _edit_in_place(previous: str, values: Mapping[str, Any]) -> str | None:
+    """``previous`` with the top-level ``values`` set (None: the key removed), or None when the
+    text cannot be edited in place (the caller then writes the whole file anew)."""
+    import io  # noqa: PLC0415
+
+    from ruamel.yaml import YAML  # noqa: PLC0415
+    from ruamel.yaml.comments import CommentedMap  # noqa: PLC0415
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 4096
+    try:
+        doc = rt.load(previous)
+    except YAMLError:
+        return None
+    if not isinstance(doc, CommentedMap):
+        return None
+    for key, value in values.items():
+        if value is None or (value == {} and key == "pins"):
+            doc.pop(key, None)
+        elif key in doc:
+            doc[key] = _sync(doc[key], value)
+        else:
+            doc[key] = value
+    out = io.StringIO()
+    rt.dump(doc, out)
+    return out.getvalue()
 
 
 def _fail(source: str, message: str) -> InvalidInput:

@@ -197,8 +197,13 @@ class ConfigStore:
                     leftover.unlink()
 
     def write(self, config: SolutionsConfiguration) -> None:
-        """Atomically replace the file (call with the lock held)."""
-        data = config.to_yaml().encode()
+        """Atomically replace the file (call with the lock held); comments and the keys that
+        no command owns are kept as they are in the file."""
+        try:
+            previous: str | None = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            previous = None
+        data = config.to_yaml(previous).encode()
         directory = self.path.parent
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
