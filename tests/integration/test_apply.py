@@ -142,8 +142,8 @@ def test_failures_stop_cleanly_and_resume(
     failed = apply()
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1] == (
-        f"error: archive {moved}: archive file is missing (moved or deleted after import); put it "
-        "back or unimport it; nothing was changed"
+        f"error: archive {moved}: archive file does not exist; check the path in 'archives'; "
+        "nothing was changed"
     )
     assert api.get(CRD_URL).status_code == 404
     assert config.read_bytes() == before
@@ -160,3 +160,53 @@ def test_failures_stop_cleanly_and_resume(
     done = apply()
     assert done.returncode == 0, done.stderr
     assert storage(api) == "v1alpha1"
+
+
+def test_typos_missing_keys_and_files_are_said_before_anything_changes(
+    apply: Callable[..., subprocess.CompletedProcess[str]],
+    archives: dict[str, Path],
+    api: Any,
+    tmp_path: Path,
+) -> None:
+    config: Path = apply.config  # type: ignore[attr-defined]
+    write(config, [archives["1.0.0"]], {"example-solution": "1.0.0"})
+    done = apply()
+    assert done.returncode == 0, done.stderr
+
+    # A top-level 'activ:' instead of 'active:': the plan deactivates, and says why first.
+    doc = yaml.safe_load(config.read_text())
+    doc["activ"] = doc.pop("active")
+    config.write_text(yaml.safe_dump(doc))
+    plan = apply("--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    assert lines[0] == (
+        "warning: unknown key 'activ' (did you mean 'active'?) is kept in the file but not used"
+    )
+    assert lines[1] == (
+        "warning: the file has no 'active' key: this deactivates example-solution-1.0.0"
+    )
+
+    # A nested typo is named with its section; the unknown-but-unlike key is not reported.
+    doc["active"] = doc.pop("activ")
+    doc["trust"] = {"key": ["/nowhere.pub"]}
+    config.write_text(yaml.safe_dump(doc))
+    plan = apply("--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "warning: unknown key 'trust.key' (did you mean 'keys'?)" in plan.stdout
+    assert "site" not in plan.stdout
+
+    # A trust key file that does not exist is refused, even with nothing to import.
+    doc["trust"] = {"keys": [str(tmp_path / "missing.pub")]}
+    config.write_text(yaml.safe_dump(doc))
+    refused = apply("--dry-run")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: trust.keys: {tmp_path / 'missing.pub'}: ")
+
+    # A mistyped new archive path is not "moved or deleted after import".
+    del doc["trust"]
+    doc["archives"].append(str(tmp_path / "typo-2.0.0.iso"))
+    config.write_text(yaml.safe_dump(doc))
+    typo = apply("--dry-run")
+    assert "does not exist; check the path in 'archives'" in typo.stdout + typo.stderr
+    assert "moved or deleted after import" not in typo.stdout + typo.stderr

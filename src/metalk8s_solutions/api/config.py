@@ -266,28 +266,31 @@ def _str_list(value: object, source: str, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+#: registry key -> RegistrySettings attribute
+_REGISTRY_KEYS = {
+    "mode": "mode",
+    "endpoint": "endpoint",
+    "listen": "listen",
+    "tlsCert": "tls_cert",
+    "tlsKey": "tls_key",
+    "pushUrl": "push_url",
+    "pushPrefix": "push_prefix",
+    "caFile": "ca_file",
+    "insecure": "insecure",
+    "username": "username",
+    "passwordFile": "password_file",
+    "authHtpasswd": "auth_htpasswd",
+    "insecurePublic": "insecure_public",
+}
+
+
 def _registry(value: object, source: str) -> RegistrySettings:
     if value is None:
         return RegistrySettings()
     if not isinstance(value, dict):
         raise _fail(source, "'registry' must be a mapping")
-    names = {
-        "mode": "mode",
-        "endpoint": "endpoint",
-        "listen": "listen",
-        "tlsCert": "tls_cert",
-        "tlsKey": "tls_key",
-        "pushUrl": "push_url",
-        "pushPrefix": "push_prefix",
-        "caFile": "ca_file",
-        "insecure": "insecure",
-        "username": "username",
-        "passwordFile": "password_file",
-        "authHtpasswd": "auth_htpasswd",
-        "insecurePublic": "insecure_public",
-    }
     kwargs: dict[str, Any] = {}
-    for key, attr in names.items():
+    for key, attr in _REGISTRY_KEYS.items():
         if key not in value or value[key] is None:
             continue
         item = value[key]
@@ -367,6 +370,16 @@ def _pins(value: object, source: str) -> dict[str, Pin]:
             )
         pins[path] = pin
     return pins
+
+
+#: the keys this program reads, per section ("" is the top level); any other key is kept as it
+#: is (MetalK8s tools share the file) and reported only when it looks like a typo of one of these
+KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
+    "": ("apiVersion", "kind", "archives", "active", "registry", "trust", "ingress", "pins"),
+    "registry": tuple(_REGISTRY_KEYS),
+    "trust": ("keys", "policy"),
+    "ingress": ("enabled", "className", "host", "tlsSecret"),
+}
 
 
 def parse_config(data: bytes, source: str) -> SolutionsConfiguration:

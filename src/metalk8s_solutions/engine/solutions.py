@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.api.config import Policy, SolutionsConfiguration
+from metalk8s_solutions.api.config import KNOWN_KEYS, Policy, SolutionsConfiguration
 from metalk8s_solutions.api.semver import parse_version
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.state import Records, read_environments, read_records, usage_of
@@ -23,6 +23,7 @@ from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.converge import ConvergeOptions, ConvergeOutcome, converge
 from metalk8s_solutions.engine.environments import ConvergeOptions as EnvConvergeOptions
 from metalk8s_solutions.engine.environments import converge_environments
+from metalk8s_solutions.engine.names import closest
 from metalk8s_solutions.engine.state import (
     Context,
     Imported,
@@ -267,16 +268,65 @@ class ApplyOptions:
     policy: Policy | None = None
 
 
+def configuration_notes(config: SolutionsConfiguration, records: Records) -> list[str]:
+    """What ``apply`` should say before it acts: keys that look like typos of the ones it reads
+    (kept, not used), and removals that come from a key missing from the file."""
+    notes: list[str] = []
+    doc = config.document
+    for section, known in KNOWN_KEYS.items():
+        where = doc if not section else doc.get(section)
+        if not isinstance(where, dict):
+            continue
+        for key in where:
+            guess = closest(str(key), known) if key not in known else None
+            if guess is not None:
+                path = f"{section}.{key}" if section else str(key)
+                notes.append(
+                    f"unknown key '{path}' (did you mean '{guess}'?) is kept in the file but not "
+                    "used"
+                )
+    recorded = [r for versions in records.values() for r in versions]
+    active = sorted(f"{r.id}" for r in recorded if r.active)
+    if doc and "active" not in doc and active:
+        notes.append("the file has no 'active' key: this deactivates " + ", ".join(active))
+    if doc and "archives" not in doc and recorded:
+        notes.append(
+            "the file has no 'archives' key: this unimports "
+            + ", ".join(sorted(r.id for r in recorded))
+        )
+    return notes
+
+
+def _check_trust_keys(config: SolutionsConfiguration) -> None:
+    """Every key file of ``trust.keys`` is readable and a public key (refused otherwise)."""
+    from metalk8s_solutions.archive.signing import trusted_keys  # noqa: PLC0415
+
+    try:
+        trusted_keys(Path(k) for k in config.trust.keys)
+    except SolutionsError as err:
+        raise InvalidInput(
+            f"trust.keys: {err}",
+            hint="fix the path in trust.keys (or put the key file back); nothing was changed",
+        ) from err
+
+
 async def apply_configuration(ctx: Context, opts: ApplyOptions) -> ConvergeOutcome:
     """Converge the cluster to SolutionsConfiguration as it is (the file is never written)."""
     store = ConfigStore(ctx.config_path)
     # No command may change the file while we converge to it.
     async with connect(ctx.target) as kube, store.locked_async():
         config = await store.read_async()
+        await asyncio.to_thread(_check_trust_keys, config)
+        records, _ = await read_records(kube)
+        notes = configuration_notes(config, records)
+        if not opts.dry_run:  # said before anything changes (a dry run lists them first)
+            for note in notes:
+                ctx.say(f"warning: {note}")
         options = ConvergeOptions(
             dry_run=opts.dry_run, force=opts.force, keys=opts.keys, policy=opts.policy
         )
         outcome = await converge(kube, config, options, ctx.say)
+        outcome.warnings[:0] = notes
         # Environments too: restores operator objects deleted or edited by hand.
         await _refresh_environments(ctx, kube, outcome, None)
         return outcome

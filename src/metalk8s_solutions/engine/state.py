@@ -134,11 +134,13 @@ def scan_config(config: SolutionsConfiguration, records: Records | None = None) 
                 raise SolutionsError(conflict)
             result.append(Imported(archive, read_archive_manifest(path, pin), pin=pin))
         except (SolutionsError, OSError) as err:
-            if not path.exists():
+            if not path.exists() and (pin is not None or record is not None):
                 problem = (
                     "archive file is missing (moved or deleted after import); put it back or "
                     "unimport it"
                 )
+            elif not path.exists():  # listed, never imported: most likely a typo
+                problem = "archive file does not exist; check the path in 'archives'"
             elif isinstance(err, ArchiveChanged):
                 problem = str(err).removeprefix(f"archive {path} ")
                 is_changed = True
