@@ -16,7 +16,7 @@ def parse(words: list[str] | str, group: click.Group = cli) -> click.Context:
         words = shlex.split(words)
     ctx = group.make_context(group.name or "solutions", list(words))
     while isinstance(ctx.command, click.Group):
-        rest = [*ctx._protected_args, *ctx.args]  # noqa: SLF001 - what Group.invoke reads
+        rest = [*ctx._protected_args, *ctx.args]  # what Group.invoke reads
         if not rest:
             raise click.UsageError("no command given", ctx)
         name, command, args = ctx.command.resolve_command(ctx, rest)
