@@ -98,6 +98,9 @@ def test_a_solutions_sh_session_runs_unchanged(
         == "Team A"
     )
 
+    plan = sh(f"add-solution --name {env_name} --solution {SOL} --version 1.0.0 --dry-run")
+    assert f"would create Deployment {env_name}/{SOL}-operator" in plan.stdout
+    assert operator_version() is None
     added = sh(f"-v add-solution --name {env_name} --solution {SOL} --version 1.0.0")
     assert f"{SOL} 1.0.0 is deployed in {env_name}" in added.stdout
     assert "replicas available" in added.stderr  # -v: the progress lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -60,6 +61,7 @@ def test_short_and_long_flags_as_getopt_spells_them() -> None:
     assert short[1] == {
         "archive": (),
         "description": None,
+        "dry_run": False,
         "log_file": "/tmp/s.log",
         "name": "env",
         "namespace": "ns",
@@ -94,7 +96,7 @@ def test_the_help_of_a_verb_shows_only_the_flags_it_uses() -> None:
     assert "--archive" not in text and "--description" not in text
 
 
-def engine(line: str) -> object:
+def engine(line: str) -> Any:
     verb, params = options(line)
     return metalk8s.engine_options(verb, params)
 
@@ -112,7 +114,7 @@ def test_metalk8s_defaults() -> None:
     assert engine("delete-env --name env -N ns") == environments.DeleteEnvOptions("env", ("ns",))
     add = engine("add-solution --name env --solution sol --version 1.0.3")
     assert add == environments.AddSolutionOptions("env", "sol", "1.0.3", ("env",))
-    assert add.wait and not add.webhook  # type: ignore[attr-defined]
+    assert add.wait and not add.webhook
     hooked = engine("add-solution -n env -s sol -V 1.0.3 -N ns --webhook")
     assert hooked == environments.AddSolutionOptions("env", "sol", "1.0.3", ("ns",), webhook=True)
     assert engine("delete-solution --name env --solution sol") == (
@@ -122,6 +124,25 @@ def test_metalk8s_defaults() -> None:
         (Path("a.iso"), Path("b.iso"))
     )
     assert engine("unimport -a a.iso") == solutions.UnimportOptions(("a.iso",))
+
+
+def test_dry_run_of_every_verb() -> None:
+    """Not a solutions.sh flag: added, as every mutating command of ours takes it."""
+    lines = {
+        "import": "-a a.iso",
+        "unimport": "-a a.iso",
+        "activate": "-n sol",
+        "deactivate": "-n sol",
+        "create-env": "-n env",
+        "delete-env": "-n env",
+        "add-solution": "-n env -s sol -V 1",
+        "delete-solution": "-n env -s sol",
+    }
+    for verb, flags in lines.items():
+        assert not engine(f"{verb} {flags}").dry_run
+        assert engine(f"{verb} {flags} --dry-run").dry_run, verb
+    add = engine("add-solution -n env -s sol -V 1 --dry-run")
+    assert metalk8s.upgrade_options(add).dry_run
 
 
 def test_add_solution_of_another_version_changes_it() -> None:

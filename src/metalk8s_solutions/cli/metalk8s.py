@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from metalk8s_solutions.cli.common import engine_context, run
+from metalk8s_solutions.cli.common import dry_run_option, engine_context, run
 from metalk8s_solutions.errors import SolutionsError
 
 if TYPE_CHECKING:
@@ -144,7 +144,8 @@ def _sh_options(verb: str) -> Callable[[F], F]:
             else:
                 option = click.option(short, long, key, is_flag=True, hidden=hidden, help=help_text)
             func = option(func)
-        return func
+        # not a solutions.sh flag: every mutating command of ours takes it
+        return dry_run_option(func)
 
     return decorate
 
@@ -188,7 +189,7 @@ class Session:
         """The verb and the flags given (for the log)."""
         words = [self.verb]
         for key, value in self.opts.items():
-            long = OPTIONS[key][1]
+            long = OPTIONS[key][1] if key in OPTIONS else "--" + key.replace("_", "-")
             if value is True:
                 words.append(long)
             elif isinstance(value, tuple):
@@ -254,6 +255,10 @@ def _env_text(outcome: EnvOutcome, done: str) -> str:
 
 def engine_options(verb: str, opts: Mapping[str, Any]) -> Any:
     """The engine options of ``verb`` from solutions.sh's flags, with MetalK8s's defaults."""
+    return dataclasses.replace(_engine_options(verb, opts), dry_run=bool(opts.get("dry_run")))
+
+
+def _engine_options(verb: str, opts: Mapping[str, Any]) -> Any:
     from metalk8s_solutions.engine import activation, environments, solutions  # noqa: PLC0415
 
     name: str = opts.get("name") or ""
@@ -288,7 +293,14 @@ def upgrade_options(add: AddSolutionOptions) -> UpgradeOptions:
     """``add-solution`` of another version of a deployed solution: MetalK8s changes it."""
     from metalk8s_solutions.engine.environments import UpgradeOptions  # noqa: PLC0415
 
-    return UpgradeOptions(add.env, add.solution, add.version, add.namespaces, webhook=add.webhook)
+    return UpgradeOptions(
+        add.env,
+        add.solution,
+        add.version,
+        add.namespaces,
+        dry_run=add.dry_run,
+        webhook=add.webhook,
+    )
 
 
 def deployed_version(
