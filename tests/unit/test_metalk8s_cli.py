@@ -82,11 +82,21 @@ def test_any_flag_is_accepted_by_any_verb_as_getopt_does() -> None:
 
 
 def test_general_flags_before_or_after_the_verb() -> None:
-    before = parse("metalk8s -v -l /tmp/s.log activate --name sol")
-    assert before.parent is not None
-    assert before.parent.params == {"verbose": True, "log_file": "/tmp/s.log"}
-    after = parse("metalk8s activate --name sol -v -l /tmp/s.log")
-    assert (after.params["verbose"], after.params["log_file"]) == (True, "/tmp/s.log")
+    for line in ("-v -l /tmp/s.log activate --name sol", "activate --name sol -v -l /tmp/s.log"):
+        _, params = options(line)
+        assert (params["verbose"], params["log_file"]) == (True, "/tmp/s.log")
+
+
+def test_options_before_the_verb_as_getopt_permutes_them() -> None:
+    assert options("--name sol --version 1.0.3 activate") == options(
+        "activate --name sol --version 1.0.3"
+    )
+    assert options("-vn sol activate")[1]["name"] == "sol"
+    assert options("-nimport activate")[1]["name"] == "import"
+    assert options("--name import -l x.log activate -V 1")[1]["name"] == "import"
+    assert options("--name=import activate")[1]["name"] == "import"
+    assert options("-a a.iso import -a b.iso")[1]["archive"] == (Path("a.iso"), Path("b.iso"))
+    assert metalk8s.verb_first(["--", "activate"], ["activate"]) == ["--", "activate"]
 
 
 def test_the_help_of_a_verb_shows_only_the_flags_it_uses() -> None:

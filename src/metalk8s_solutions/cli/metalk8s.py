@@ -14,7 +14,7 @@ import dataclasses
 import datetime
 import os
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -229,7 +229,42 @@ def _metalk8s_kubeconfig(ctx: click.Context) -> None:
         root.obj = dataclasses.replace(options, kubeconfig=METALK8S_KUBECONFIG)
 
 
-@click.group("metalk8s")
+def verb_first(args: list[str], verbs: Collection[str]) -> list[str]:
+    """``args`` with the verb moved first: solutions.sh's ``getopt`` takes options before the
+    verb too (``solutions.sh --name sol activate``), click only after it."""
+    takes_value = {short for short, _, value in OPTIONS.values() if value}
+    takes_value |= {long for _, long, value in OPTIONS.values() if value}
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            return args
+        if word in verbs:
+            return [word, *args[:i], *args[i + 1 :]]
+        if word.startswith("--"):
+            i += 2 if word in takes_value else 1  # --name=x holds its value
+            continue
+        if word.startswith("-") and len(word) > 1:
+            # bundled short flags (-vn sol): a value-taking one ends the bundle
+            for j, char in enumerate(word[1:], start=1):
+                if f"-{char}" in takes_value:
+                    i += 1 if j < len(word) - 1 else 2
+                    break
+            else:
+                i += 1
+            continue
+        return args  # not a verb: click reports it
+    return args
+
+
+class ScriptGroup(click.Group):
+    """The ``metalk8s`` group: options may come before the verb, as with solutions.sh."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, verb_first(args, self.commands))
+
+
+@click.group("metalk8s", cls=ScriptGroup)
 @click.option(
     "-l", "--log-file", "log_file", metavar="FILE", default=None, help=GENERAL["log_file"]
 )
