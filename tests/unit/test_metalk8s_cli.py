@@ -87,6 +87,19 @@ def test_general_flags_before_or_after_the_verb() -> None:
         assert (params["verbose"], params["log_file"]) == (True, "/tmp/s.log")
 
 
+def test_flags_from_the_environment_as_solutions_sh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERBOSE", "1")
+    monkeypatch.setenv("WEBHOOK_ENABLED", "true")
+    _, params = options("add-solution -n env -s sol -V 1")
+    assert params["verbose"] and params["webhook"]
+    _, params = options("import -a a.iso")  # import has no use for it: not set, no warning
+    assert params["verbose"] and not params["webhook"]
+    monkeypatch.setenv("VERBOSE", "0")
+    monkeypatch.setenv("WEBHOOK_ENABLED", "false")
+    _, params = options("add-solution -n env -s sol -V 1")
+    assert not params["verbose"] and not params["webhook"]
+
+
 def test_options_before_the_verb_as_getopt_permutes_them() -> None:
     assert options("--name sol --version 1.0.3 activate") == options(
         "activate --name sol --version 1.0.3"

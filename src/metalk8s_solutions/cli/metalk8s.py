@@ -103,6 +103,9 @@ VERBS: dict[str, dict[str, tuple[bool, str]]] = {
     },
 }
 
+#: The flags solutions.sh also reads from its environment (``VERBOSE=1``, ``WEBHOOK_ENABLED=true``).
+ENVVARS = {"verbose": "VERBOSE", "webhook": "WEBHOOK_ENABLED"}
+
 GENERAL: dict[str, str] = {
     "log_file": "Also append everything this command prints to FILE (solutions.sh's log; "
     "default: none).",
@@ -142,7 +145,16 @@ def _sh_options(verb: str) -> Callable[[F], F]:
                     help=help_text,
                 )
             else:
-                option = click.option(short, long, key, is_flag=True, hidden=hidden, help=help_text)
+                option = click.option(
+                    short,
+                    long,
+                    key,
+                    is_flag=True,
+                    hidden=hidden,
+                    envvar=None if hidden else ENVVARS.get(key),
+                    show_envvar=not hidden and key in ENVVARS,
+                    help=help_text,
+                )
             func = option(func)
         # not a solutions.sh flag: every mutating command of ours takes it
         return dry_run_option(func)
