@@ -113,6 +113,7 @@ def _params(command: click.Command, ctx: click.Context) -> list[str]:
             if record is None:
                 continue
             names, help_text = record
+            help_text = help_text.removesuffix("[required]").rstrip()  # said below, once
             line = f"- `{names}`" + (f": {_text(help_text)}" if help_text else "")
             out.append(line + (" **(required)**" if option.required else ""))
         out.append("")

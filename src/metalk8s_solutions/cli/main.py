@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "activate": ("metalk8s_solutions.cli.activation", "activate_command"),
     "deactivate": ("metalk8s_solutions.cli.activation", "deactivate_command"),
     "ui": ("metalk8s_solutions.cli.ui", "ui_command"),
+    "metalk8s": ("metalk8s_solutions.cli.metalk8s", "metalk8s_group"),
 }
 
 
@@ -58,6 +59,8 @@ SHORT_HELP: dict[str, str] = {
     "operator.",
     "keygen": "Create a signing key pair PREFIX.key (private, 0600) and PREFIX.pub.",
     "list": "List imported Solution versions and which one is active.",
+    "metalk8s": "MetalK8s's solutions.sh verbs and flags, unchanged, on the same engine as the "
+    "native verbs.",
     "push": "Push the images of ARCHIVES into a registry, under <prefix>/<name>-<version>/.",
     "registry": "The built-in OCI registry (read-only, served straight from the imported "
     "archives).",

@@ -810,6 +810,9 @@ class AddSolutionOptions:
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
     allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
+    #: MetalK8s's ``add-solution --webhook`` (Secret <solution>-cert mounted at /cert); accepted
+    #: here, applied by the operator Deployment part of the desired state
+    webhook: bool = False
 
 
 async def add_solution(
@@ -864,6 +867,8 @@ class UpgradeOptions:
     timeout: float = DEFAULT_TIMEOUT
     rollback: bool = True  # back to the previous version when not Available within timeout
     allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
+    #: as :attr:`AddSolutionOptions.webhook` (solutions.sh's add-solution also changes versions)
+    webhook: bool = False
 
 
 async def upgrade_solution(
