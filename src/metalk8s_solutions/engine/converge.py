@@ -36,7 +36,7 @@ from metalk8s_solutions.api.config import (
 )
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.pin import UNSIGNED, Pin
-from metalk8s_solutions.api.semver import latest
+from metalk8s_solutions.api.versions import latest
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.pinning import changed, file_digest, open_archive
 from metalk8s_solutions.cluster import crds as live_crds
