@@ -157,3 +157,12 @@ def test_the_ui_ranks_and_wording_use_the_one_order() -> None:
     assert _direction("1.0.3", "1.1.2-dev") == "downgrade"
     assert _direction("1.1.2-dev", "1.1.2-dev") == "current"
     assert _direction("1.0", None) == "add"
+
+
+def test_configuration_versions_are_solution_versions() -> None:
+    from metalk8s_solutions.api.config import parse_config  # noqa: PLC0415
+
+    config = parse_config(b"active: {a: '1.1.2.1', b: 1.1.2-dev, c: '2', d: latest}\n", "c.yaml")
+    assert dict(config.active) == {"a": "1.1.2.1", "b": "1.1.2-dev", "c": "2", "d": "latest"}
+    with pytest.raises(InvalidInput, match=r"2\.1 is a number, not a string: quote it"):
+        parse_config(b"active: {a: 2.10}\n", "c.yaml")  # YAML reads 2.10 as 2.1

@@ -329,11 +329,13 @@ def parse_config(data: bytes, source: str) -> SolutionsConfiguration:
         raise _fail(source, "'active' must map solution names to versions")
     active: dict[str, str] = {}
     for name, version in active_raw.items():
-        text = str(version) if isinstance(version, int | float) else version
-        if not isinstance(name, str) or not isinstance(text, str):
+        # A number is refused, not converted: YAML reads 2.10 as 2.1 (version_problem says to
+        # quote it), as in the manifest.
+        text = version
+        if not isinstance(name, str) or not isinstance(text, str | int | float):
             raise _fail(source, "'active' must map solution names to versions")
         problem = None if text == LATEST else version_problem(text)
-        if problem:
+        if problem or not isinstance(text, str):
             raise _fail(source, f"active version of {name}: {problem} (or use '{LATEST}')")
         active[name] = text
     return SolutionsConfiguration(
