@@ -164,7 +164,7 @@ def _manifest_from_record(record: SolutionRecord) -> SolutionManifest:
 
 
 def resolve_active(active: Mapping[str, str], versions: Mapping[str, list[str]]) -> dict[str, str]:
-    """Active version per solution, ``latest`` resolved by semantic-version order.
+    """Active version per solution, ``latest`` resolved in the one version order.
 
     A solution whose configured version is not imported (or that has none) is left out.
     """
