@@ -17,6 +17,10 @@ order MetalK8s used, Salt's ``pkg.version_cmp`` on its RPM-based nodes (rpm's ``
   release ranks above the same version with one (``1.1.2-dev < 1.1.2``, as MetalK8s's upgrade
   orchestration treats a ``-dev`` node), then the plain texts are compared.
 
+The rule is chosen per pair, so a semver pair that rpm orders the other way (``1.0.0-1`` <
+``1.0.0-alpha``) and a non-semver version of the same release can rank in a circle; listings
+sort by text first, so they come out the same every time.
+
 Salt's non-RPM fallback (``LooseVersion`` compared as strings) is deliberately not followed: it
 ranks ``1.10`` below ``1.9`` and never ran on a MetalK8s node.
 """
