@@ -182,13 +182,14 @@ def test_operator_config_written_by_the_product_is_valid() -> None:
     from metalk8s_solutions.engine.desired import VersionContent, operator_config  # noqa: PLC0415
 
     versions = []
-    for version in ("1.0.0", "1.10.0", "1.9.0"):
+    for version in ("1.0.0", "1.10.0", "2.0", "1.9.0", "1.1.2.1"):
         doc = _manifest("spec.version", version)
         versions.append(VersionContent(parse_manifest(yaml.safe_dump(doc).encode())))
     text = operator_config("registry.local:5000", versions)
     document = yaml.safe_load(text)
     assert _schema_ok(docgen.operator_config_schema(), document)
-    assert list(document["repositories"]) == ["1.0.0", "1.9.0", "1.10.0"]
+    # in the one order; "2.0" stays a string key (quoted), as upstream's loader reads it
+    assert list(document["repositories"]) == ["1.0.0", "1.1.2.1", "1.9.0", "1.10.0", "2.0"]
     example = pytest.importorskip("example_solution_operator.config")
     example.parse_config(text)
 
