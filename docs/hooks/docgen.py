@@ -159,10 +159,11 @@ def _camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def semver_pattern() -> str:
-    from metalk8s_solutions.api import semver  # noqa: PLC0415
+def version_pattern() -> str:
+    """A Solution version: safe in repository names and label values (semantic or not)."""
+    from metalk8s_solutions.api import versions  # noqa: PLC0415
 
-    return _pattern(semver._SEMVER)
+    return _pattern(versions.SAFE_VERSION)
 
 
 def configuration_schema() -> dict[str, Any]:
@@ -203,7 +204,7 @@ def configuration_schema() -> dict[str, Any]:
             prop["default"] = getattr(default, "value", default)
         prop["description"] = descriptions.get(f.name, "")
         registry_props[_camel(f.name)] = prop
-    version = {"type": "string", "pattern": semver_pattern()}
+    version = {"type": "string", "pattern": version_pattern(), "maxLength": 63}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_BASE + "solutions-configuration.schema.json",
@@ -329,7 +330,7 @@ def manifest_schema() -> dict[str, Any]:
                 "type": "object",
                 "required": ["version", "images", "operator"],
                 "properties": {
-                    "version": {"type": "string", "pattern": semver_pattern()},
+                    "version": {"type": "string", "pattern": version_pattern(), "maxLength": 63},
                     "images": {
                         "type": "array",
                         "minItems": 1,
@@ -409,7 +410,7 @@ def operator_config_schema() -> dict[str, Any]:
             "repositories": {
                 "type": "object",
                 "minProperties": 1,
-                "propertyNames": {"pattern": semver_pattern()},
+                "propertyNames": {"pattern": version_pattern(), "maxLength": 63},
                 "additionalProperties": {
                     "type": "array",
                     "minItems": 1,

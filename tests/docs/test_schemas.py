@@ -27,7 +27,8 @@ CONFIG_VALID = [
     "",
     "apiVersion: solutions.metalk8s.scality.com/v1alpha1\nkind: SolutionsConfiguration\n",
     "archives: [/srv/a.iso]\nactive: {example-solution: 1.0.0, other: latest}\n",
-    "active: {s: 1.0.0-rc.1+build.5}\n",
+    "active: {s: 1.0.0-rc.1}\n",
+    "active: {s: '1.1.2.1', t: 1.1.2-dev, u: '2.0'}\n",
     "registry: {mode: push, pushUrl: 'https://h:5000', insecure: true}\nextra: kept\n",
     "registry: {mode: builtin, endpoint: 'h:5000', listen: '0.0.0.0:5000', custom: 1}\n",
     "trust: {keys: [/k.pub], policy: if-signed}\n",
@@ -37,8 +38,10 @@ CONFIG_INVALID = [
     "apiVersion: v1\n",
     "archives: [relative.iso]\n",
     "archives: /srv/a.iso\n",
-    "active: {s: '1.0'}\n",
-    "active: {s: v1.0.0}\n",
+    "active: {s: 1.0}\n",
+    "active: {s: 2}\n",
+    "active: {s: 1.0.0-rc.1+build.5}\n",
+    "active: {s: V1.0.0}\n",
     "active: [s]\n",
     "registry: {mode: mirror}\n",
     "registry: {mode: push}\n",
@@ -80,7 +83,9 @@ def _manifest(path: str, value: Any) -> dict[str, Any]:
 
 MANIFEST_VALID = [
     MANIFEST,
-    _manifest("spec.version", "2.0.0-rc.1+git.abc"),
+    _manifest("spec.version", "2.0.0-rc.1.git.abc"),
+    _manifest("spec.version", "1.1.2.1"),  # not semver: a warning only
+    _manifest("spec.version", "2.0"),
     _manifest("metadata.labels", {"tier": "gold"}),
     _manifest("metadata.annotations", None),  # display name missing: a warning only
     _manifest("metadata.name", "a"),
@@ -91,7 +96,9 @@ MANIFEST_INVALID = [
     _manifest("metadata.name", "Example"),
     _manifest("metadata.name", "-example"),
     _manifest("metadata.name", "x" * 64),
-    _manifest("spec.version", "1.0"),
+    _manifest("spec.version", 2.0),
+    _manifest("spec.version", "2.0.0-rc.1+git.abc"),  # '+' cannot be in a repository name
+    _manifest("spec.version", "1.0.0-RC1"),
     _manifest("spec.images", []),
     _manifest("spec.images", ["registry.io/base-server:1.0.0", "example-solution-operator:1.0.0"]),
     _manifest("spec.images", ["base-server", "example-solution-operator:1.0.0"]),
@@ -175,13 +182,14 @@ def test_operator_config_written_by_the_product_is_valid() -> None:
     from metalk8s_solutions.engine.desired import VersionContent, operator_config  # noqa: PLC0415
 
     versions = []
-    for version in ("1.0.0", "1.10.0", "1.9.0"):
+    for version in ("1.0.0", "1.10.0", "2.0", "1.9.0", "1.1.2.1"):
         doc = _manifest("spec.version", version)
         versions.append(VersionContent(parse_manifest(yaml.safe_dump(doc).encode())))
     text = operator_config("registry.local:5000", versions)
     document = yaml.safe_load(text)
     assert _schema_ok(docgen.operator_config_schema(), document)
-    assert list(document["repositories"]) == ["1.0.0", "1.9.0", "1.10.0"]
+    # in the one order; "2.0" stays a string key (quoted), as upstream's loader reads it
+    assert list(document["repositories"]) == ["1.0.0", "1.1.2.1", "1.9.0", "1.10.0", "2.0"]
     example = pytest.importorskip("example_solution_operator.config")
     example.parse_config(text)
 

@@ -17,9 +17,10 @@ from web.support import BROWSER_ARGS, CHROMIUM
 APP_JS = Path(__file__).resolve().parents[2] / "src/metalk8s_solutions/web/static/app.js"
 MARKUP = '<img src=x id=injected onerror="window.pwned=1">'
 TABLE = """<table class="sortable"><thead><tr>
-<th id="name">&lt;img src=x onerror="window.pwned=1"&gt;</th><th data-type="semver">Version</th>
+<th id="name">&lt;img src=x onerror="window.pwned=1"&gt;</th><th data-type="number">Version</th>
 </tr></thead><tbody>
-<tr><td>b</td><td>1.10.0</td></tr><tr><td>a</td><td>1.9.0</td></tr><tr><td>c</td><td>1.2.0</td></tr>
+<tr><td>b</td><td data-sort="2">1.10.0</td></tr><tr><td>a</td><td data-sort="1">1.9.0</td></tr>
+<tr><td>c</td><td data-sort="0">1.2.0</td></tr>
 </tbody></table>"""
 
 

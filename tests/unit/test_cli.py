@@ -175,7 +175,7 @@ def test_site_signature_is_added_and_both_verify(source_tree: Path) -> None:
 
 def test_validate_a_source_tree_lists_every_manifest_problem(source_tree: Path) -> None:
     manifest = source_tree / "manifest.yaml"
-    text = manifest.read_text().replace("version: 1.0.0", "version: one")
+    text = manifest.read_text().replace("version: 1.0.0", "version: One")
     manifest.write_text(text + "  ui: {port: 0}\n")
     done = run("validate", "src", cwd=source_tree.parent)
     assert done.returncode == 1, done.stderr

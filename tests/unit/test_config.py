@@ -59,7 +59,7 @@ def test_edits_keep_unknown_keys() -> None:
         (b"kind: Other\n", "kind must be SolutionsConfiguration"),
         (b"archives: [relative.iso]\n", "must be absolute"),
         (b"archives: /a.iso\n", "'archives' must be a list"),
-        (b"active: {x: one}\n", "neither a semantic version nor 'latest'"),
+        (b"active: {x: One}\n", "active version of x: 'One' cannot name"),
         (b"registry: {mode: ftp}\n", "'registry.mode' must be one of builtin, push"),
         (b"registry: {mode: push}\n", "'registry.pushUrl' is required"),
         (b"trust: {policy: maybe}\n", "'trust.policy' must be one of"),

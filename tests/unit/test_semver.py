@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metalk8s_solutions.api.semver import compare_versions, latest, parse_version
+from metalk8s_solutions.api.semver import parse_version
+from metalk8s_solutions.api.versions import compare_versions, latest
 from metalk8s_solutions.errors import InvalidInput
 
 ORDERED = [

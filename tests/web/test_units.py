@@ -7,6 +7,8 @@ from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, 
 from metalk8s_solutions.web.errors import WebError, classify
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
 from metalk8s_solutions.web.instances import instance_status, json_path
+from metalk8s_solutions.web.pages import version_ranks
+from metalk8s_solutions.web.service import _direction
 from metalk8s_solutions.web.sessions import MemorySessionStore
 from metalk8s_solutions.web.solution_ui import _check_rest
 
@@ -101,3 +103,17 @@ def test_solution_ui_paths_that_could_climb_out_are_refused() -> None:
             assert err.status == 404
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_the_ui_ranks_and_wording_use_the_one_order() -> None:
+    env = {
+        "namespaces": {
+            "a": {"solutions": {"x": {"version": "1.10"}, "y": {"version": "1.1.2-dev"}}},
+            "b": {"solutions": {"x": {"version": "1.9"}, "y": {"version": "1.1.2.1"}}},
+        }
+    }
+    assert version_ranks(env) == {"1.1.2-dev": 0, "1.1.2.1": 1, "1.9": 2, "1.10": 3}
+    assert _direction("1.1.2.1", "1.1.2") == "upgrade"
+    assert _direction("1.0.3", "1.1.2-dev") == "downgrade"
+    assert _direction("1.1.2-dev", "1.1.2-dev") == "current"
+    assert _direction("1.0", None) == "add"

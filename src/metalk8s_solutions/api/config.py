@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from metalk8s_solutions.api.pin import Pin
-from metalk8s_solutions.api.semver import is_valid_version
+from metalk8s_solutions.api.versions import version_problem
 from metalk8s_solutions.api.yamldoc import load_yaml_document
 from metalk8s_solutions.errors import InvalidInput, Refused
 
@@ -407,14 +407,14 @@ def parse_config(data: bytes, source: str) -> SolutionsConfiguration:
         raise _fail(source, "'active' must map solution names to versions")
     active: dict[str, str] = {}
     for name, version in active_raw.items():
-        text = str(version) if isinstance(version, int | float) else version
-        if not isinstance(name, str) or not isinstance(text, str):
+        # A number is refused, not converted: YAML reads 2.10 as 2.1 (version_problem says to
+        # quote it), as in the manifest.
+        text = version
+        if not isinstance(name, str) or not isinstance(text, str | int | float):
             raise _fail(source, "'active' must map solution names to versions")
-        if text != LATEST and not is_valid_version(text):
-            raise _fail(
-                source,
-                f"active version {text!r} of {name} is neither a semantic version nor '{LATEST}'",
-            )
+        problem = None if text == LATEST else version_problem(text)
+        if problem or not isinstance(text, str):
+            raise _fail(source, f"active version of {name}: {problem} (or use '{LATEST}')")
         active[name] = text
     return SolutionsConfiguration(
         archives=archives,

@@ -33,7 +33,11 @@ RULES: dict[str, Rule] = {
         Rule("SOL010", E, "manifest.yaml is present, small and valid YAML"),
         Rule("SOL011", E, "manifest apiVersion and kind"),
         Rule("SOL012", E, "metadata.name is a DNS label"),
-        Rule("SOL013", E, "spec.version is a semantic version"),
+        Rule(
+            "SOL013",
+            E,
+            "spec.version is safe in names and labels (warning: not a semantic version)",
+        ),
         Rule("SOL014", W, "display-name annotation is set"),
         Rule("SOL015", E, "spec.images entries are name:tag, without duplicates"),
         Rule("SOL016", E, "spec.operator.image is declared and listed in spec.images"),

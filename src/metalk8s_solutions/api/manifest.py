@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metalk8s_solutions.api.findings import Finding, Severity, error_of
-from metalk8s_solutions.api.semver import Version, is_valid_version, parse_version
+from metalk8s_solutions.api.versions import is_semantic, version_problem
 from metalk8s_solutions.api.yamldoc import load_yaml_document
 from metalk8s_solutions.errors import ManifestError
 
@@ -125,10 +125,6 @@ class SolutionManifest:
     def id(self) -> str:
         """``<name>-<version>``: the registry prefix and the key of a version everywhere."""
         return f"{self.name}-{self.version}"
-
-    @property
-    def parsed_version(self) -> Version:
-        return parse_version(self.version)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as MetalK8s writes it."""
@@ -313,6 +309,24 @@ def _check_ui(
     return UiSpec(ref, port)
 
 
+def _check_version(version: object, path: str, findings: list[Finding]) -> None:
+    problem = version_problem(version)
+    if problem is not None:
+        findings.append(Finding("SOL013", f"spec.version {problem}", path))
+    elif isinstance(version, str) and not is_semantic(version):
+        # MetalK8s accepted any version: ordered the way it ordered them, with a warning.
+        findings.append(
+            Finding(
+                "SOL013",
+                f"spec.version {version!r} is not a semantic version: it is ordered against "
+                "other versions the way MetalK8s ordered them (RPM-style segments, "
+                "see 'How versions are ordered')",
+                path,
+                severity=Severity.WARNING,
+            )
+        )
+
+
 def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]:
     """Every problem of a decoded manifest, and the model when there is no error."""
     path = "manifest.yaml"
@@ -344,10 +358,7 @@ def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]
     if not display.strip():
         findings.append(Finding("SOL014", f"annotation {DISPLAY_NAME} is missing or empty", path))
     version = spec.get("version")
-    if not is_valid_version(version):
-        findings.append(
-            Finding("SOL013", f"spec.version {version!r} is not a semantic version", path)
-        )
+    _check_version(version, path, findings)
     images = _check_images(spec, path, findings)
     operator = _check_operator(spec, images, path, findings)
     metrics = _check_metrics(spec, path, findings)

@@ -1,10 +1,10 @@
-"""Semantic versions, parsed and ordered in exactly one place.
+"""Semantic versions, parsed, with SemVer 2.0.0 precedence.
 
 MetalK8s ordered Solution versions by string compare in its UI and by RPM compare elsewhere, so
 ``1.10.0`` sorted before ``1.9.0`` on one screen and after it on another.  Every ordering of
-versions in this product goes through :func:`parse_version` and the total order of
-:class:`Version` (SemVer 2.0.0 precedence; build metadata is kept but ignored for ordering, and
-then used as a last, stable tie-break so that sorting is deterministic).
+versions in this product goes through :func:`metalk8s_solutions.api.versions.compare_versions`,
+which uses the total order of :class:`Version` when both sides are semantic versions (build
+metadata is kept but ignored for precedence, then used as a last, stable tie-break).
 """
 
 from __future__ import annotations
@@ -69,11 +69,6 @@ class Version:
         return bool(self.prerelease)
 
 
-def is_valid_version(text: object) -> bool:
-    """Whether ``text`` is a string holding a semantic version."""
-    return isinstance(text, str) and len(text) <= MAX_VERSION_LENGTH and bool(_SEMVER.match(text))
-
-
 def parse_version(text: object) -> Version:
     """Parse a semantic version (``1.2.3``, ``1.0.0-rc.1+build.5``) or raise InvalidInput."""
     if not isinstance(text, str) or len(text) > MAX_VERSION_LENGTH:
@@ -93,16 +88,3 @@ def parse_version(text: object) -> Version:
         tuple(pre.split(".")) if pre else (),
         tuple(build.split(".")) if build else (),
     )
-
-
-def compare_versions(left: str, right: str) -> int:
-    """-1, 0 or 1 as ``left`` sorts before, with, or after ``right`` (SemVer precedence)."""
-    a, b = parse_version(left), parse_version(right)
-    return (a > b) - (a < b)
-
-
-def latest(versions: list[str]) -> str:
-    """The highest of ``versions`` by semantic-version order (what ``latest`` resolves to)."""
-    if not versions:
-        raise InvalidInput("no version to choose from")
-    return str(max(parse_version(v) for v in versions))

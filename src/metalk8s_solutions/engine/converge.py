@@ -36,7 +36,7 @@ from metalk8s_solutions.api.config import (
 )
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.pin import UNSIGNED, Pin
-from metalk8s_solutions.api.semver import latest
+from metalk8s_solutions.api.versions import latest, sort_versions
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.pinning import changed, file_digest, open_archive
 from metalk8s_solutions.cluster import crds as live_crds
@@ -130,7 +130,7 @@ class _Plan:
 
 
 def label_value(text: str) -> str:
-    """``text`` as a valid label value (semantic versions may hold ``+``)."""
+    """``text`` as a valid label value (a version is one already; kept as a guard)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
 
 
@@ -337,7 +337,7 @@ async def _plan_activation(
     target = latest(list(versions)) if wanted == LATEST else wanted
     if target not in versions:
         raise InvalidInput(
-            f"{name} {target} is not imported (imported: {', '.join(sorted(versions))})",
+            f"{name} {target} is not imported (imported: {', '.join(sort_versions(versions))})",
             hint="import that version's archive first",
         )
     item = versions[target]

@@ -38,7 +38,7 @@ import yaml
 from metalk8s_solutions.api.crd import privileged_grants
 from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
 from metalk8s_solutions.api.monitoring import MonitoringContent
-from metalk8s_solutions.api.semver import parse_version
+from metalk8s_solutions.api.versions import version_key
 from metalk8s_solutions.errors import InvalidInput, Refused
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def with_hash(obj: Obj) -> Obj:
 def operator_config(endpoint: str, versions: Iterable[VersionContent]) -> str:
     """The ``operator.yaml`` listing every imported version of one solution."""
     repositories: dict[str, list[dict[str, Any]]] = {}
-    for content in sorted(versions, key=lambda c: parse_version(c.version)):
+    for content in sorted(versions, key=lambda c: version_key(c.version)):
         repositories[content.version] = [
             {
                 "endpoint": f"{endpoint.rstrip('/')}/{content.manifest.id}",

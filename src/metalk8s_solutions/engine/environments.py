@@ -25,8 +25,8 @@ from metalk8s_solutions.api.manifest import SolutionManifest
 from metalk8s_solutions.api.monitoring import API_VERSION as MONITORING_API
 from metalk8s_solutions.api.monitoring import load_monitoring
 from metalk8s_solutions.api.pin import Pin
-from metalk8s_solutions.api.semver import compare_versions, parse_version
 from metalk8s_solutions.api.streams import read_limited
+from metalk8s_solutions.api.versions import compare_versions, sort_versions, version_key
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.cluster.apply import (
@@ -211,7 +211,7 @@ class Inventory:
         found = [
             i.manifest.version for i in self.imported if i.manifest and i.manifest.name == solution
         ]
-        return sorted(found, key=parse_version)
+        return sort_versions(found)
 
     def require(self, solution: str, version: str) -> str:
         archive = self.archive_of(solution, version)
@@ -783,7 +783,7 @@ async def status(ctx: Context, *, connection: Kube | None = None) -> dict[str, A
         envs = await read_environment_states(kube)
     return {
         "available": {
-            sol: [r.to_json() for r in sorted(versions, key=lambda r: parse_version(r.version))]
+            sol: [r.to_json() for r in sorted(versions, key=lambda r: version_key(r.version))]
             for sol, versions in sorted(records.items())
         },
         "config": {

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from metalk8s_solutions.api.config import KNOWN_KEYS, Policy, SolutionsConfiguration
-from metalk8s_solutions.api.semver import parse_version
+from metalk8s_solutions.api.versions import version_key
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.state import Records, read_environments, read_records, usage_of
 from metalk8s_solutions.engine.config_store import ConfigStore
@@ -369,7 +369,7 @@ async def list_solutions(ctx: Context) -> dict[str, Any]:
         }
         solutions.setdefault(key, []).append(entry)
     for entries in solutions.values():
-        entries.sort(key=lambda e: parse_version(e["version"] or "0.0.0"))
+        entries.sort(key=lambda e: version_key(e["version"] or ""))
     return {
         "config": str(ctx.config_path),
         "activeConfigured": dict(config.active),

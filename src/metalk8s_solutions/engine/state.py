@@ -15,8 +15,8 @@ from typing import Any
 from metalk8s_solutions.api.config import LATEST, SolutionsConfiguration
 from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
 from metalk8s_solutions.api.pin import Pin
-from metalk8s_solutions.api.semver import latest, parse_version
 from metalk8s_solutions.api.streams import read_limited
+from metalk8s_solutions.api.versions import latest, version_key
 from metalk8s_solutions.archive.pinning import changed, open_archive
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.cluster.state import (
@@ -166,7 +166,7 @@ def _manifest_from_record(record: SolutionRecord) -> SolutionManifest:
 
 
 def resolve_active(active: Mapping[str, str], versions: Mapping[str, list[str]]) -> dict[str, str]:
-    """Active version per solution, ``latest`` resolved by semantic-version order.
+    """Active version per solution, ``latest`` resolved in the one version order.
 
     A solution whose configured version is not imported (or that has none) is left out.
     """
@@ -209,7 +209,7 @@ def desired_records(
             )
         )
     for versions_of in records.values():
-        versions_of.sort(key=lambda r: parse_version(r.version))
+        versions_of.sort(key=lambda r: version_key(r.version))
     return records
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,7 @@ async def deployed(ctx: Context, kube: Kube, env: str, solution: str) -> Deploye
             f"{solution} is not deployed in environment {env}",
             hint="add it from the environment page first",
         )
-    version = max(placed.values(), key=_version_key)
+    version = _highest(placed.values())
     inventory = await read_inventory(ctx, kube)
     archive = inventory.require(solution, version)
     content = await asyncio.to_thread(load_version_content, Path(archive), inventory.pin(archive))
@@ -163,10 +163,10 @@ async def deployed(ctx: Context, kube: Kube, env: str, solution: str) -> Deploye
     )
 
 
-def _version_key(version: str) -> Any:
-    from metalk8s_solutions.api.semver import parse_version  # noqa: PLC0415
+def _highest(versions: Iterable[str]) -> str:
+    from metalk8s_solutions.api.versions import latest  # noqa: PLC0415
 
-    return parse_version(version)
+    return latest(versions)
 
 
 def _path(kind: KindInfo, namespace: str, name: str | None = None) -> str:

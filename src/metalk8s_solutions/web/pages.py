@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from metalk8s_solutions.api.versions import sort_versions
 from metalk8s_solutions.engine.environments import show_environment
 from metalk8s_solutions.errors import InvalidInput, SolutionsError
 from metalk8s_solutions.web import instances as inst
@@ -107,9 +108,21 @@ def size(value: Any) -> str:
     return f"{number:.1f} GiB"
 
 
+def version_ranks(env: Any) -> dict[str, int]:
+    """Each version deployed in ``env`` -> its rank in the one order (to sort a table by)."""
+    found = {
+        str(info["version"])
+        for entry in ((env or {}).get("namespaces") or {}).values()
+        for info in ((entry or {}).get("solutions") or {}).values()
+        if isinstance(info, dict) and info.get("version")
+    }
+    return {version: rank for rank, version in enumerate(sort_versions(found))}
+
+
 templates.env.filters["when"] = when
 templates.env.filters["iso"] = iso
 templates.env.filters["size"] = size
+templates.env.filters["version_ranks"] = version_ranks
 templates.env.filters["urlq"] = lambda v: quote(str(v), safe="")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from metalk8s_solutions.api.config import Policy, allowed_policies
-from metalk8s_solutions.api.semver import parse_version
+from metalk8s_solutions.api.versions import compare_versions, sort_versions
 from metalk8s_solutions.cluster.kube import connect
 from metalk8s_solutions.engine.activation import (
     ActivateOptions,
@@ -352,7 +352,7 @@ async def version_choices(ctx: Context, solution: str, current: str | None) -> l
     async with connect(ctx.target) as kube:
         inventory = await read_inventory(ctx, kube)
         choices: list[dict[str, Any]] = []
-        for version in sorted(inventory.versions(solution), key=parse_version, reverse=True):
+        for version in sort_versions(inventory.versions(solution), reverse=True):
             archive = inventory.archive_of(solution, version)
             reason: str | None = None
             try:
@@ -380,8 +380,8 @@ async def version_choices(ctx: Context, solution: str, current: str | None) -> l
 def _direction(version: str, current: str | None) -> str:
     if current is None:
         return "add"
-    a, b = parse_version(version), parse_version(current)
-    return "upgrade" if a > b else "downgrade" if a < b else "current"
+    way = compare_versions(version, current)
+    return "upgrade" if way > 0 else "downgrade" if way < 0 else "current"
 
 
 async def deployable_solutions(ctx: Context) -> list[str]:

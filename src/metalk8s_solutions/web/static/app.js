@@ -2,20 +2,7 @@
 // sortable tables, relative times. Every page works without it.
 "use strict";
 
-function semverKey(text) {
-  const m = /^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?/.exec(text.trim());
-  if (!m) return null;
-  return [Number(m[1]), Number(m[2]), Number(m[3]), m[4] ? 0 : 1, m[4] || ""];
-}
-
 function compare(a, b, type) {
-  if (type === "semver") {
-    const x = semverKey(a), y = semverKey(b);
-    if (x && y) {
-      for (let i = 0; i < 5; i++) { if (x[i] < y[i]) return -1; if (x[i] > y[i]) return 1; }
-      return 0;
-    }
-  }
   const na = parseFloat(a), nb = parseFloat(b);
   if (type === "number" || (!isNaN(na) && !isNaN(nb) && String(na) === a.trim() && String(nb) === b.trim())) {
     return (isNaN(na) ? 0 : na) - (isNaN(nb) ? 0 : nb);
