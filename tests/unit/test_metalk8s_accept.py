@@ -258,3 +258,12 @@ def test_the_same_leniencies_are_errors_in_our_format(
     (root / "manifest.yaml").write_text(text.replace("[base-server", "[':1.0.0', base-server"))
     result = check(root)
     assert {"SOL024", "SOL025", "SOL036"} <= by_level(result, Severity.ERROR)
+
+
+def test_activation_reads_the_crds_never_the_samples(tmp_path: Path) -> None:
+    from metalk8s_solutions.engine.converge import archive_crds  # noqa: PLC0415
+
+    broken_sample = b"apiVersion: example.com/v1alpha1\nkind: Example\nspec: [\n"
+    iso = metalk8s_archive(tmp_path, files={"operator/deploy/crds/example_cr.yaml": broken_sample})
+    assert check(iso).valid
+    assert [d["metadata"]["name"] for d in archive_crds(iso)] == ["examples.example.com"]
