@@ -173,6 +173,8 @@ def test_long_rock_ridge_names_pass_unportable_ones_do_not() -> None:
     assert [f.rule for f in findings] == ["SOL025"]
     for bad in ("a" * 256, "bad\tname", "bad name", "-x", "caf\u00e9"):
         assert [f.rule for f in check_names([f"ui/{bad}"])] == ["SOL023"], bad
+        # An unportable name after a long one is still an error.
+        assert [f.rule for f in check_names([f"ui/{'l' * 100}/{bad}"])] == ["SOL023"], bad
 
 
 def test_sample_and_crd_files_are_told_apart() -> None:

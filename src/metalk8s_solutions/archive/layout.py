@@ -127,27 +127,26 @@ def check_names(paths: Iterable[str], label: str = "") -> list[Finding]:
             continue
         if len(parts) > MAX_DEPTH:
             findings.append(Finding("SOL023", f"more than {MAX_DEPTH} levels deep", path))
-        for part in parts:
-            if not PORTABLE_NAME.match(part) or len(part) > MAX_NAME:
-                findings.append(
-                    Finding(
-                        "SOL023",
-                        f"name {part[:MAX_JOLIET_NAME]!r} must be 1-{MAX_NAME} of "
-                        "A-Z a-z 0-9 . _ + = @ -",
-                        path,
-                    )
+        bad = next((p for p in parts if not PORTABLE_NAME.match(p) or len(p) > MAX_NAME), None)
+        longest = max(parts, key=len)
+        if bad is not None:
+            findings.append(
+                Finding(
+                    "SOL023",
+                    f"name {bad[:MAX_JOLIET_NAME]!r} must be 1-{MAX_NAME} of "
+                    "A-Z a-z 0-9 . _ + = @ -",
+                    path,
                 )
-                break
-            if len(part) > MAX_JOLIET_NAME:
-                findings.append(
-                    Finding(
-                        "SOL025",
-                        f"name of {len(part)} characters: Joliet readers (Windows) see at most "
-                        f"{MAX_JOLIET_NAME}; Rock Ridge readers see it whole",
-                        path,
-                    )
+            )
+        elif len(longest) > MAX_JOLIET_NAME:
+            findings.append(
+                Finding(
+                    "SOL025",
+                    f"name of {len(longest)} characters: Joliet readers (Windows) see at most "
+                    f"{MAX_JOLIET_NAME}; Rock Ridge readers see it whole",
+                    path,
                 )
-                break
+            )
         key = path.casefold()
         if key in folded:
             findings.append(
