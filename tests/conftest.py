@@ -156,14 +156,23 @@ def built_archive(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Path
     return copy
 
 
-def metalk8s_archive(tmp_path: Path, corrupt: bool = False) -> Path:
-    """A MetalK8s-layout archive: skopeo dir: images with Docker v2s2 manifests."""
-    files = {
+def metalk8s_archive(
+    tmp_path: Path,
+    corrupt: bool = False,
+    files: dict[str, bytes | None] | None = None,
+    name: str = "metalk8s.iso",
+) -> Path:
+    """A MetalK8s-layout archive: skopeo dir: images with Docker v2s2 manifests.
+
+    ``files`` replaces or adds files (``None`` leaves one out) beside the images."""
+    top: dict[str, bytes | None] = {
         "manifest.yaml": MANIFEST.encode(),
         "operator/deploy/crds/example.yaml": CRD.encode(),
         "operator/deploy/role.yaml": ROLE.encode(),
         "registry-config.inc.j2": b"{# registry #}\n",
+        **(files or {}),
     }
+    content = {p: d for p, d in top.items() if d is not None}
     for ref in ("base-server/1.0.0", "example-solution-operator/1.0.0"):
         layer, config = f"layer of {ref}".encode(), b'{"os":"linux","architecture":"amd64"}'
         manifest = {
@@ -182,16 +191,16 @@ def metalk8s_archive(tmp_path: Path, corrupt: bool = False) -> Path:
                 }
             ],
         }
-        files[f"images/{ref}/manifest.json"] = json.dumps(manifest).encode()
-        files[f"images/{ref}/version"] = b"Directory Transport Version: 1.1\n"
-        files[f"images/{ref}/{hashlib.sha256(config).hexdigest()}"] = config
-        files[f"images/{ref}/{hashlib.sha256(layer).hexdigest()}"] = (
+        content[f"images/{ref}/manifest.json"] = json.dumps(manifest).encode()
+        content[f"images/{ref}/version"] = b"Directory Transport Version: 1.1\n"
+        content[f"images/{ref}/{hashlib.sha256(config).hexdigest()}"] = config
+        content[f"images/{ref}/{hashlib.sha256(layer).hexdigest()}"] = (
             layer.upper() if corrupt else layer
         )
-    iso = tmp_path / "metalk8s.iso"
+    iso = tmp_path / name
     write_iso(
         iso,
-        [IsoFile(p, len(d), (lambda d=d: io.BytesIO(d))) for p, d in files.items()],
+        [IsoFile(p, len(d), (lambda d=d: io.BytesIO(d))) for p, d in content.items()],
         volume_id="M",
         epoch=0,
     )

@@ -300,7 +300,10 @@ def manifest_schema() -> dict[str, Any]:
         "title": m.KIND,
         "description": "manifest.yaml at the root of a Solution archive. Unknown fields are a "
         "warning (SOL017), not an error. Not expressible here: image names of at most 128 "
-        "characters and spec.operator.image listed in spec.images (SOL016).",
+        "characters and spec.operator.image listed in spec.images (SOL016). This is the "
+        "manifest of an archive of ours; in a MetalK8s-format archive spec.images and "
+        "spec.operator.image may be left out (derived as MetalK8s does, SOL005) and an entry "
+        "without a name (':tag') is ignored (SOL036).",
         "type": "object",
         "required": ["apiVersion", "kind", "metadata", "spec"],
         "properties": {

@@ -4,12 +4,20 @@ Rules have stable ids (``SOL0xx``) so that users, CI scripts and the documentati
 (``docs/developer/validation-rules.md``) can refer to them across releases.  Checks anywhere in the
 code produce :class:`Finding` values that name a rule; whether a finding makes an archive invalid
 is decided by its severity alone.
+
+The table has two columns: the severity of a rule for a signed archive of ours (OCI layout) and
+for a MetalK8s-format archive (skopeo ``dir:`` images, ``registry-config.inc.j2``).  What
+MetalK8s itself accepts without a word (a derived manifest field, files it never applies, long
+Rock Ridge names, an image entry with an empty name) is a warning for its format and stays an
+error for ours, whose builder never produces it.  Whatever would break a cluster or hide
+tampering is an error for both.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 
 class Severity(enum.StrEnum):
@@ -19,9 +27,17 @@ class Severity(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Rule:
+    """A rule: its severity for an archive of ours, and for a MetalK8s-format archive."""
+
     id: str
     severity: Severity
     title: str
+    metalk8s_severity: Severity | None = None  # None: the same as ``severity``
+
+    @property
+    def metalk8s(self) -> Severity:
+        """The severity of this rule for a MetalK8s-format archive."""
+        return self.metalk8s_severity or self.severity
 
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -30,6 +46,12 @@ RULES: dict[str, Rule] = {
     r.id: r
     for r in (
         Rule("SOL001", E, "the archive is a readable ISO 9660 image"),
+        Rule(
+            "SOL005",
+            E,
+            "spec.images and spec.operator.image are declared (MetalK8s derives them)",
+            W,
+        ),
         Rule("SOL010", E, "manifest.yaml is present, small and valid YAML"),
         Rule("SOL011", E, "manifest apiVersion and kind"),
         Rule("SOL012", E, "metadata.name is a DNS label"),
@@ -47,18 +69,27 @@ RULES: dict[str, Rule] = {
         Rule("SOL020", E, "every file is inside the archive layout"),
         Rule("SOL021", E, "no symlink, special file or path escaping the archive"),
         Rule("SOL022", E, "no duplicate or case-colliding names"),
-        Rule("SOL023", E, "file names are portable and short enough"),
+        Rule("SOL023", E, "file names are portable and at most 255 characters"),
+        Rule(
+            "SOL024",
+            E,
+            "operator/deploy/ holds only files that are applied (not the 1.0.x operator.yaml, "
+            "role_binding.yaml, service_account.yaml nor *_cr.yaml samples)",
+            W,
+        ),
+        Rule("SOL025", E, "file names are at most 64 characters (Joliet)", W),
         Rule("SOL030", E, "every image of the manifest is in the archive"),
         Rule("SOL031", E, "every blob is present and matches its digest"),
         Rule("SOL032", E, "the operator image is in the archive"),
         Rule("SOL033", E, "image layout and manifests are well-formed"),
         Rule("SOL034", W, "every image of the archive is listed in the manifest"),
         Rule("SOL035", W, "no unreferenced blob"),
+        Rule("SOL036", E, "no spec.images entry with an empty name (':tag')", W),
         Rule("SOL040", E, "CRDs are apiextensions.k8s.io/v1 CustomResourceDefinitions"),
         Rule("SOL041", E, "every served CRD version has a structural schema"),
         Rule("SOL042", E, "every CRD has exactly one storage version"),
         Rule("SOL043", W, "the archive ships at least one CRD"),
-        Rule("SOL050", E, "operator/deploy/role.yaml is present and valid YAML"),
+        Rule("SOL050", E, "operator/deploy/role.yaml, when present, is valid YAML"),
         Rule("SOL051", E, "role.yaml holds only Role and ClusterRole documents"),
         Rule("SOL052", W, "no wildcard in RBAC rules"),
         Rule("SOL053", W, "no cluster-scoped grant (ClusterRole)"),
@@ -69,6 +100,7 @@ RULES: dict[str, Rule] = {
             "serviceaccounts/token, in RBAC rules",
         ),
         Rule("SOL055", W, "no access to every secret (secrets rules name their resourceNames)"),
+        Rule("SOL056", W, "operator/deploy/role.yaml is present (without it, no role is granted)"),
         Rule("SOL060", E, "every image referenced in the archive is inside it"),
         Rule("SOL070", E, "SHA256SUMS is present and well-formed"),
         Rule("SOL071", E, "every file matches its SHA256SUMS checksum"),
@@ -112,6 +144,15 @@ class Finding:
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
         return f"{self.rule} {where}{self.message}"
+
+
+def for_metalk8s(findings: Iterable[Finding]) -> list[Finding]:
+    """``findings`` at the severities of a MetalK8s-format archive (a finding whose severity is
+    set explicitly, by a policy, keeps it)."""
+    return [
+        f if f.severity is not None else replace(f, severity=RULES[f.rule].metalk8s)
+        for f in findings
+    ]
 
 
 def error_of(findings: list[Finding]) -> Finding | None:

@@ -8,11 +8,11 @@ reports every problem as a :class:`~metalk8s_solutions.api.findings.Finding` (fo
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from metalk8s_solutions.api.findings import Finding, Severity, error_of
+from metalk8s_solutions.api.findings import Finding, Severity, error_of, for_metalk8s
 from metalk8s_solutions.api.versions import is_semantic, version_problem
 from metalk8s_solutions.api.yamldoc import load_yaml_document
 from metalk8s_solutions.errors import ManifestError
@@ -181,9 +181,25 @@ def _check_header(doc: Mapping[str, Any], path: str, findings: list[Finding]) ->
         findings.append(Finding("SOL011", f"kind must be {KIND}, not {doc.get('kind')!r}", path))
 
 
-def _check_images(spec: Mapping[str, Any], path: str, findings: list[Finding]) -> list[ImageRef]:
+def _check_images(
+    spec: Mapping[str, Any],
+    path: str,
+    findings: list[Finding],
+    archive_images: Sequence[str] | None,
+) -> list[ImageRef]:
     images: list[ImageRef] = []
     raw_images = spec.get("images")
+    if raw_images is None and archive_images is not None:
+        # MetalK8s's _default_solution_manifest: every images/<name>/<tag>/ of the archive.
+        raw_images = sorted(archive_images)
+        findings.append(
+            Finding(
+                "SOL005",
+                "spec.images is not declared: derived from the images/ tree, as MetalK8s does: "
+                + (", ".join(raw_images) or "(none)"),
+                path,
+            )
+        )
     if not isinstance(raw_images, list) or not raw_images:
         findings.append(Finding("SOL015", "spec.images must be a non-empty list", path))
         return images
@@ -191,6 +207,16 @@ def _check_images(spec: Mapping[str, Any], path: str, findings: list[Finding]) -
         findings.append(Finding("SOL015", f"more than {MAX_IMAGES} images", path))
         return images
     for item in raw_images:
+        if isinstance(item, str) and item.startswith(":") and item.count(":") == 1:
+            findings.append(
+                Finding(
+                    "SOL036",
+                    f"spec.images entry {item!r} has no image name: ignored (MetalK8s's "
+                    "example Makefile emits it for an undefined image variable)",
+                    path,
+                )
+            )
+            continue
         try:
             ref = parse_image_ref(item)
         except ManifestError as err:
@@ -199,14 +225,35 @@ def _check_images(spec: Mapping[str, Any], path: str, findings: list[Finding]) -
         if ref in images:
             findings.append(Finding("SOL015", f"spec.images lists {ref} twice", path))
         images.append(ref)
+    if not images:
+        findings.append(Finding("SOL015", "spec.images names no image", path))
     return images
 
 
 def _check_operator(
-    spec: Mapping[str, Any], images: list[ImageRef], path: str, findings: list[Finding]
+    spec: Mapping[str, Any],
+    images: list[ImageRef],
+    path: str,
+    findings: list[Finding],
+    default: ImageRef | None,
 ) -> ImageRef | None:
+    """``spec.operator.image``; with ``default`` (a MetalK8s-format archive), a missing name or
+    tag is derived from it as MetalK8s does (``<name>-operator:<version>``)."""
     operator = spec.get("operator")
     image = operator.get("image") if isinstance(operator, dict) else None
+    if default is not None and (image is None or isinstance(image, dict)):
+        given = {k: v for k, v in (image or {}).items() if v is not None}
+        missing = [key for key in ("name", "tag") if key not in given]
+        if missing:
+            image = {"name": default.name, "tag": default.tag, **given}
+            findings.append(
+                Finding(
+                    "SOL005",
+                    f"spec.operator.image {' and '.join(missing)} not declared: "
+                    f"{image['name']}:{image['tag']}, as MetalK8s derives it",
+                    path,
+                )
+            )
     if not isinstance(image, dict):
         findings.append(Finding("SOL016", "spec.operator.image {name, tag} is missing", path))
         return None
@@ -327,12 +374,33 @@ def _check_version(version: object, path: str, findings: list[Finding]) -> None:
         )
 
 
-def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]:
-    """Every problem of a decoded manifest, and the model when there is no error."""
+def check_manifest(
+    doc: object, archive_images: Sequence[str] | None = None
+) -> tuple[SolutionManifest | None, list[Finding]]:
+    """Every problem of a decoded manifest, and the model when there is no error.
+
+    ``archive_images`` is given for a MetalK8s-format archive: the ``name:tag`` of each
+    ``images/<name>/<tag>/`` directory.  The manifest then gets MetalK8s's defaults
+    (``_default_solution_manifest``: ``spec.images`` from that tree, the operator image
+    ``<name>-operator:<version>``) and the findings come at the MetalK8s-format severities.
+    """
     path = "manifest.yaml"
     findings: list[Finding] = []
     if not isinstance(doc, dict):
         return None, [Finding("SOL010", "the manifest must be a YAML mapping", path)]
+    if archive_images is None:
+        return _check_manifest(doc, path, findings, None)
+    manifest, findings = _check_manifest(doc, path, findings, archive_images)
+    findings = for_metalk8s(findings)
+    return (manifest if error_of(findings) is None else None), findings
+
+
+def _check_manifest(
+    doc: Mapping[str, Any],
+    path: str,
+    findings: list[Finding],
+    archive_images: Sequence[str] | None,
+) -> tuple[SolutionManifest | None, list[Finding]]:
     _check_header(doc, path, findings)
     metadata = doc.get("metadata")
     spec = doc.get("spec")
@@ -359,20 +427,23 @@ def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]
         findings.append(Finding("SOL014", f"annotation {DISPLAY_NAME} is missing or empty", path))
     version = spec.get("version")
     _check_version(version, path, findings)
-    images = _check_images(spec, path, findings)
-    operator = _check_operator(spec, images, path, findings)
-    metrics = _check_metrics(spec, path, findings)
-    default_ui = (
-        ImageRef(f"{name}-ui", version)
-        if isinstance(name, str)
-        and DNS_LABEL.match(name)
+    named = (
+        isinstance(name, str)
+        and DNS_LABEL.match(name) is not None
         and isinstance(version, str)
-        and IMAGE_TAG.match(version)
-        else None
+        and IMAGE_TAG.match(version) is not None
     )
+    images = _check_images(spec, path, findings, archive_images)
+    default_operator = (
+        ImageRef(f"{name}-operator", str(version)) if named and archive_images is not None else None
+    )
+    operator = _check_operator(spec, images, path, findings, default_operator)
+    metrics = _check_metrics(spec, path, findings)
+    default_ui = ImageRef(f"{name}-ui", str(version)) if named else None
     ui = _check_ui(spec, default_ui, images, path, findings)
     _unknown_fields(doc, findings)
-    if error_of(findings) is not None or operator is None:
+    leveled = for_metalk8s(findings) if archive_images is not None else findings
+    if operator is None or error_of(leveled) is not None:
         return None, findings
     assert isinstance(name, str) and isinstance(version, str)  # noqa: S101 - narrowed above
     manifest = SolutionManifest(
@@ -390,21 +461,26 @@ def check_manifest(doc: object) -> tuple[SolutionManifest | None, list[Finding]]
 
 
 def load_manifest(
-    data: bytes, source: str = "manifest.yaml"
+    data: bytes, source: str = "manifest.yaml", archive_images: Sequence[str] | None = None
 ) -> tuple[SolutionManifest | None, list[Finding]]:
-    """Decode and check manifest bytes; YAML problems become a SOL010 finding."""
+    """Decode and check manifest bytes; YAML problems become a SOL010 finding.
+    ``archive_images``: see :func:`check_manifest`."""
     try:
         doc = load_yaml_document(data, source, max_bytes=MAX_MANIFEST_BYTES)
     except ManifestError as err:
         return None, [
             Finding("SOL010", str(err).removeprefix(f"SOL010 {source}: "), "manifest.yaml")
         ]
-    return check_manifest(doc)
+    return check_manifest(doc, archive_images)
 
 
-def parse_manifest(data: bytes, source: str = "manifest.yaml") -> SolutionManifest:
-    """The strict entry point: a valid manifest or ManifestError naming ``source`` and the rule."""
-    manifest, findings = load_manifest(data, source)
+def parse_manifest(
+    data: bytes, source: str = "manifest.yaml", archive_images: Sequence[str] | None = None
+) -> SolutionManifest:
+    """The strict entry point: a valid manifest or ManifestError naming ``source`` and the rule.
+    ``archive_images``: see :func:`check_manifest` (``archive.layout.read_manifest`` gives it for
+    an archive)."""
+    manifest, findings = load_manifest(data, source, archive_images)
     first = error_of(findings)
     if manifest is None or first is not None:
         assert first is not None  # noqa: S101 - a missing model always comes with an error

@@ -38,6 +38,7 @@ from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.pin import UNSIGNED, Pin
 from metalk8s_solutions.api.versions import latest, sort_versions
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
+from metalk8s_solutions.archive.layout import crd_files
 from metalk8s_solutions.archive.pinning import changed, file_digest, open_archive
 from metalk8s_solutions.cluster import crds as live_crds
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube
@@ -138,11 +139,10 @@ def archive_crds(archive: Path, pin: Pin | None = None) -> list[dict[str, Any]]:
     """The CRD documents of an archive, read straight from the ISO (checked against ``pin``)."""
     docs: list[dict[str, Any]] = []
     with open_archive(archive, pin) as iso:
-        for path in sorted(iso.files()):
-            if path.startswith(CRD_DIR) and path.endswith((".yaml", ".yml")):
-                for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
-                    if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                        docs.append(doc)
+        for path in crd_files(iso.files()):  # never the sample *_cr.yaml (SOL024)
+            for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    docs.append(doc)
     return docs
 
 

@@ -28,6 +28,7 @@ from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.versions import compare_versions, sort_versions, version_key
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
+from metalk8s_solutions.archive.layout import crd_files
 from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.cluster.apply import (
     KINDS,
@@ -162,9 +163,8 @@ def load_version_content(archive: Path, pin: Pin | None = None) -> VersionConten
                 read_limited(iso, "operator/deploy/role.yaml", MAX_FILE), f"{archive}:role.yaml"
             )
         crds: list[Any] = []
-        for path in sorted(files):
-            if path.startswith("operator/deploy/crds/") and path.endswith((".yaml", ".yml")):
-                crds += load_yaml_documents(read_limited(iso, path, MAX_FILE), f"{archive}:{path}")
+        for path in crd_files(files):  # never the sample *_cr.yaml (SOL024)
+            crds += load_yaml_documents(read_limited(iso, path, MAX_FILE), f"{archive}:{path}")
         monitoring = load_monitoring(iso)
     digests = {f"{image}:{tag}": digest for image, tag, digest in catalog.image_refs()}
     content = VersionContent(

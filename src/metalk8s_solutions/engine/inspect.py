@@ -17,6 +17,7 @@ from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH
+from metalk8s_solutions.archive.layout import crd_files
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
     check_signatures,
@@ -48,7 +49,7 @@ def inspect(options: InspectOptions) -> InspectResult:
         report = check_source(source, trusted=trusted, policy=Policy.DISABLED, verify_content=False)
         files = source.files()
         crds: list[dict[str, Any]] = []
-        for path in sorted(p for p in files if p.startswith("operator/deploy/crds/")):
+        for path in crd_files(files):
             try:
                 docs = load_yaml_documents(read_limited(source, path, 4 << 20), path)
             except ManifestError:

@@ -18,7 +18,7 @@ from typing import Any
 
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.crd import check_crd, check_role, image_references
-from metalk8s_solutions.api.findings import Finding, Severity, error_of
+from metalk8s_solutions.api.findings import Finding, Severity, error_of, for_metalk8s
 from metalk8s_solutions.api.manifest import SolutionManifest, load_manifest, parse_image_ref
 from metalk8s_solutions.api.monitoring import (
     MAX_DASHBOARD,
@@ -31,7 +31,13 @@ from metalk8s_solutions.api.streams import FileSource, read_limited, sha256_stre
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH, is_covered, parse_sums
 from metalk8s_solutions.archive.iso import IsoReader
-from metalk8s_solutions.archive.layout import Layout, check_layout
+from metalk8s_solutions.archive.layout import (
+    Layout,
+    check_layout,
+    crd_files,
+    docker_dir_images,
+    never_applied,
+)
 from metalk8s_solutions.archive.pinning import sums_digest
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
@@ -137,7 +143,7 @@ def _yaml_docs(source: FileSource, path: str, rule: str, findings: list[Finding]
 def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list[Finding]:
     files = source.files()
     findings: list[Finding] = []
-    crds = [p for p in sorted(files) if p.startswith("operator/deploy/crds/")]
+    crds = crd_files(files)
     if not crds:
         findings.append(Finding("SOL043", "no CRD in operator/deploy/crds/", "operator/deploy/"))
     referenced: list[tuple[str, str]] = []
@@ -146,13 +152,22 @@ def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list
             findings.extend(check_crd(doc, path))
     role = "operator/deploy/role.yaml"
     if role not in files:
-        findings.append(Finding("SOL050", "operator/deploy/role.yaml is missing", role))
+        findings.append(
+            Finding(
+                "SOL056",
+                "operator/deploy/role.yaml is missing: the operator is granted no role, only what "
+                "the environment's namespaces grant its service account",
+                role,
+            )
+        )
     else:
         for doc in _yaml_docs(source, role, "SOL050", findings):
             findings.extend(check_role(doc, role))
     for path in sorted(files):
-        if path.endswith((".yaml", ".yml")) and path.startswith(
-            ("operator/", "monitoring/", "ui/")
+        if (
+            path.endswith((".yaml", ".yml"))
+            and path.startswith(("operator/", "monitoring/", "ui/"))
+            and not never_applied(path)
         ):
             docs = _yaml_docs(source, path, "SOL060", []) if path not in crds else []
             referenced.extend((path, ref) for doc in docs for ref in image_references(doc))
@@ -316,7 +331,8 @@ def check_source(
         except ArchiveError as err:
             findings.append(Finding("SOL010", str(err), "manifest.yaml"))
         else:
-            manifest, manifest_findings = load_manifest(data)
+            tree = docker_dir_images(source.files()) if layout is Layout.METALK8S else None
+            manifest, manifest_findings = load_manifest(data, archive_images=tree)
             findings.extend(manifest_findings)
     images, image_findings = _check_images(source, layout, manifest)
     findings.extend(image_findings)
@@ -338,6 +354,8 @@ def check_source(
     # that vouch for them: a parser meets no file before its integrity has been checked.
     findings.extend(_check_deploy(source, manifest))
     findings.extend(_check_monitoring(source, manifest))
+    if layout is Layout.METALK8S:
+        findings[:] = for_metalk8s(findings)
     findings.sort(key=lambda f: (f.level is not Severity.ERROR, f.rule, f.path))
     return report
 
