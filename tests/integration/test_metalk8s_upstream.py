@@ -212,10 +212,11 @@ def test_non_semver_versions_order_as_metalk8s_did(
 ) -> None:
     dev, patch = upstream["1.1.2-dev"], upstream["1.1.2.1"]
     cli.ok("import", str(dev.path), str(patch.path))
-    listed = json.loads(cli.ok("list", "-o", "json"))
-    assert json.dumps(listed).index("1.1.2-dev") < json.dumps(listed).index("1.1.2.1")
+    listed = json.loads(cli.ok("list", "-o", "json"))["solutions"][NAME]
+    assert [e["version"] for e in listed] == ["1.1.2-dev", "1.1.2.1"]
     cli.ok("activate", NAME)  # the latest: 1.1.2.1
-    assert "1.1.2.1" in cli.ok("status", "-o", "json")
+    listed = json.loads(cli.ok("list", "-o", "json"))["solutions"][NAME]
+    assert [e["version"] for e in listed if e["active"]] == ["1.1.2.1"]
     cli.ok("deactivate", NAME)
     cli.ok("unimport", str(dev.path), str(patch.path))
 
