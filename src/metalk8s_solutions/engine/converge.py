@@ -54,6 +54,7 @@ from metalk8s_solutions.engine.crds import (
     Problem,
     applied_by,
     check_transition,
+    convert_v1beta1,
     crd_info,
     foreign_owner,
     object_name,
@@ -135,14 +136,15 @@ def label_value(text: str) -> str:
 
 
 def archive_crds(archive: Path, pin: Pin | None = None) -> list[dict[str, Any]]:
-    """The CRD documents of an archive, read straight from the ISO (checked against ``pin``)."""
+    """The CRD documents of an archive, read straight from the ISO (checked against ``pin``),
+    as ``apiextensions.k8s.io/v1`` (v1beta1 ones converted)."""
     docs: list[dict[str, Any]] = []
     with open_archive(archive, pin) as iso:
         for path in sorted(iso.files()):
             if path.startswith(CRD_DIR) and path.endswith((".yaml", ".yml")):
                 for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
                     if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                        docs.append(doc)
+                        docs.append(convert_v1beta1(doc))  # v1 documents are kept as they are
     return docs
 
 

@@ -137,13 +137,29 @@ def _yaml_docs(source: FileSource, path: str, rule: str, findings: list[Finding]
 def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list[Finding]:
     files = source.files()
     findings: list[Finding] = []
-    crds = [p for p in sorted(files) if p.startswith("operator/deploy/crds/")]
+    from metalk8s_solutions.engine.crds import (  # noqa: PLC0415 - validation only
+        convert_v1beta1,
+        is_sample,
+        is_v1beta1_crd,
+    )
+
+    crds = [p for p in sorted(files) if p.startswith("operator/deploy/crds/") and not is_sample(p)]
     if not crds:
         findings.append(Finding("SOL043", "no CRD in operator/deploy/crds/", "operator/deploy/"))
     referenced: list[tuple[str, str]] = []
     for path in crds:
         for doc in _yaml_docs(source, path, "SOL040", findings):
-            findings.extend(check_crd(doc, path))
+            if is_v1beta1_crd(doc):
+                name = (doc.get("metadata") or {}).get("name")
+                findings.append(
+                    Finding(
+                        "SOL044",
+                        f"CRD {name} is apiextensions.k8s.io/v1beta1, which no current API "
+                        "server serves: it is converted to apiextensions.k8s.io/v1 at activation",
+                        path,
+                    )
+                )
+            findings.extend(check_crd(convert_v1beta1(doc) if is_v1beta1_crd(doc) else doc, path))
     role = "operator/deploy/role.yaml"
     if role not in files:
         findings.append(Finding("SOL050", "operator/deploy/role.yaml is missing", role))
