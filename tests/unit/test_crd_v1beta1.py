@@ -12,8 +12,10 @@ from crd_v1beta1 import CRD_FILE, GADGET_SAMPLE, OPERATOR_SDK_0, SAMPLE_FILE
 from metalk8s_solutions.api.crd import check_crd
 from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.writer import IsoFile, write_iso
 from metalk8s_solutions.engine.crds import convert_v1beta1, is_v1beta1_crd
 from metalk8s_solutions.engine.inspect import InspectOptions, inspect
+from metalk8s_solutions.engine.instances import read_samples
 from metalk8s_solutions.engine.validate import ValidateOptions, validate
 
 
@@ -184,3 +186,32 @@ def test_metalk8s_archive_with_v1beta1_crd_and_sample_validates_with_a_warning(
     assert gadget["convertedFrom"] == "apiextensions.k8s.io/v1beta1"
     assert (gadget["versions"], gadget["storageVersion"]) == (["v1alpha1"], "v1alpha1")
     assert SAMPLE_FILE not in {c["file"] for c in crds}
+
+
+def test_samples_read_from_the_archive(tmp_path: Path) -> None:
+    root = extract(metalk8s_archive(tmp_path), tmp_path / "x")
+    (root / CRD_FILE).write_text(OPERATOR_SDK_0)
+    sample = GADGET_SAMPLE.replace("name: example-gadget", "name: g\n  namespace: elsewhere")
+    nameless = "apiVersion: shop.example.org/v1alpha1\nkind: Gadget\nspec: {colour: red}\n"
+    (root / SAMPLE_FILE).write_text(f"{sample}---\n{nameless}---\n# only a comment\n")
+    iso = tmp_path / "with-samples.iso"
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    write_iso(
+        iso,
+        [
+            IsoFile(str(p.relative_to(root)), p.stat().st_size, (lambda p=p: p.open("rb")))
+            for p in files
+        ],
+        volume_id="S",
+        epoch=0,
+    )
+
+    samples = read_samples(iso)
+
+    assert [(s.kind, s.name, s.file) for s in samples] == [
+        ("Gadget", "g", SAMPLE_FILE),
+        ("Gadget", "shop_v1alpha1_gadget_cr", SAMPLE_FILE),  # named after its file
+    ]
+    # the sample's namespace is dropped: an instance goes where the solution runs
+    assert samples[0].document["metadata"] == {"name": "g"}
+    assert samples[0].to_dict()["spec"] == {"colour": "blue", "count": 3}
