@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crd_v1beta1 import v1beta1_crd, v1beta1_sample
+from crd_v1beta1 import v1beta1_crd, v1beta1_sample, v1beta1_shapes
 from env_support import Api, build_solution, cli, write_config
+from metalk8s_solutions.api.crd import check_crd
+from metalk8s_solutions.engine.crds import convert_v1beta1
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -115,3 +117,17 @@ def test_v1beta1_crd_activates_as_v1_and_its_sample_makes_an_instance(
     said = " ".join(wrong.stderr.split())
     assert "has no sample 'exampl'" in said and "Clock/example-clock" in said
     assert "solutions instance samples" in said
+
+
+def test_every_converted_shape_is_accepted_by_the_api_server(local_cluster: LocalCluster) -> None:
+    """Each v1beta1 shape, converted, passes SOL040-SOL042 and the real API server's own
+    validation of a v1 CRD (a dry-run create: nothing is left behind)."""
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    with local_cluster.admin_http() as http:
+        for kind, doc in v1beta1_shapes("shapes.test.solutions").items():
+            converted = convert_v1beta1(doc)
+            assert check_crd(converted, kind) == []
+            answer = http.post(crds, params={"dryRun": "All"}, json=converted)
+            assert answer.status_code == 201, (kind, answer.text)
+            sent = answer.json()["spec"]["versions"]
+            assert [v["name"] for v in sent] == [v["name"] for v in converted["spec"]["versions"]]

@@ -121,7 +121,10 @@ def test_per_version_schemas_columns_and_webhook_conversion() -> None:
             "served": True,
             "storage": True,
             "schema": schema,
-            "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.count"}},
+            "subresources": {
+                "status": {},
+                "scale": {"specReplicasPath": ".spec.count", "statusReplicasPath": ".status.count"},
+            },
             "additionalPrinterColumns": [
                 {"name": "Count", "type": "integer", "JSONPath": ".spec.count", "priority": 1}
             ],
@@ -142,7 +145,10 @@ def test_per_version_schemas_columns_and_webhook_conversion() -> None:
         {"name": "Count", "type": "integer", "jsonPath": ".spec.count", "priority": 1}
     ]
     assert old["subresources"] == {"status": {}}
-    assert new["subresources"]["scale"] == {"specReplicasPath": ".spec.count"}
+    assert new["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.count",
+        "statusReplicasPath": ".status.count",
+    }
     assert v1["spec"]["conversion"] == {
         "strategy": "Webhook",
         "webhook": {
