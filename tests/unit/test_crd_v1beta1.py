@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +223,26 @@ def test_samples_read_from_the_archive(tmp_path: Path) -> None:
     # the sample's namespace is dropped: an instance goes where the solution runs
     assert samples[0].document["metadata"] == {"name": "g"}
     assert samples[0].to_dict()["spec"] == {"colour": "blue", "count": 3}
+
+
+def test_cli_validate_and_inspect_say_what_is_converted(tmp_path: Path) -> None:
+    root = extract(metalk8s_archive(tmp_path), tmp_path / "x")
+    (root / CRD_FILE).write_text(OPERATOR_SDK_0)
+    (root / SAMPLE_FILE).write_text(GADGET_SAMPLE)
+    solutions = str(Path(sys.executable).parent / "solutions")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [solutions, *args], capture_output=True, text=True, check=False, timeout=60
+        )
+
+    checked = run("validate", str(root))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    said = " ".join((checked.stdout + checked.stderr).split())
+    assert (
+        f"SOL044 {CRD_FILE}: CRD gadgets.shop.example.org is apiextensions.k8s.io/v1beta1" in said
+    )
+    shown = run("inspect", str(root))
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if "gadgets.shop" in line)
+    assert row.endswith("v1alpha1 (converted from v1beta1)")
