@@ -23,7 +23,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ from metalk8s_solutions.cluster.state import (
     write_records,
 )
 from metalk8s_solutions.engine.crds import (
+    CRD_V1BETA1,
     MANAGED_BY,
     PART_OF,
     Problem,
@@ -57,6 +58,7 @@ from metalk8s_solutions.engine.crds import (
     convert_v1beta1,
     crd_info,
     foreign_owner,
+    is_v1beta1_crd,
     object_name,
     webhook_service,
 )
@@ -135,15 +137,20 @@ def label_value(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
 
 
-def archive_crds(archive: Path, pin: Pin | None = None) -> list[dict[str, Any]]:
+def archive_crds(
+    archive: Path, pin: Pin | None = None, converted: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The CRD documents of an archive, read straight from the ISO (checked against ``pin``),
-    as ``apiextensions.k8s.io/v1`` (v1beta1 ones converted)."""
+    as ``apiextensions.k8s.io/v1``: v1beta1 ones are converted, and their names added to
+    ``converted`` when given."""
     docs: list[dict[str, Any]] = []
     with open_archive(archive, pin) as iso:
         for path in sorted(iso.files()):
             if path.startswith(CRD_DIR) and path.endswith((".yaml", ".yml")):
                 for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
                     if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                        if is_v1beta1_crd(doc) and converted is not None:
+                            converted.append(str((doc.get("metadata") or {}).get("name", "")))
                         docs.append(convert_v1beta1(doc))  # v1 documents are kept as they are
     return docs
 
@@ -346,9 +353,12 @@ async def _plan_activation(
     if item.problem:
         raise Refused(f"{name} {target}: {item.problem}")
     plan.outcome.active[name] = target
+    converted: list[str] = []
     docs = [
         labelled(doc, name, target)
-        for doc in await asyncio.to_thread(archive_crds, Path(item.archive), _pin(item, plan))
+        for doc in await asyncio.to_thread(
+            archive_crds, Path(item.archive), _pin(item, plan), converted
+        )
     ]
     shipped = sorted(d["metadata"]["name"] for d in docs)
     unknown = sorted(take_over - set(shipped))
@@ -364,6 +374,10 @@ async def _plan_activation(
     for doc in docs:
         crd_name = doc["metadata"]["name"]
         problems += await _plan_crd(kube, doc, needed.get(crd_name), plan.outcome, owner)
+    steps = plan.outcome.steps
+    for i, step in enumerate(steps):
+        if step.action == "crd" and step.target in converted and step.detail:
+            steps[i] = replace(step, detail=f"{step.detail} (converted from {CRD_V1BETA1})")
     if owner.foreign:
         flags = " ".join(f"--take-over-crd {c}" for c in owner.foreign)
         raise Refused(
