@@ -246,3 +246,28 @@ def test_cli_validate_and_inspect_say_what_is_converted(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     row = next(line for line in shown.stdout.splitlines() if "gadgets.shop" in line)
     assert row.endswith("v1alpha1 (converted from v1beta1)")
+
+
+def test_any_shape_converts_without_a_crash() -> None:
+    """Archive content is untrusted: whatever the shape, conversion returns a document and
+    validation reports what is wrong (never a traceback)."""
+    head = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition"}
+    odd: list[dict[str, Any]] = [
+        head,
+        {**head, "metadata": "x", "spec": "y"},
+        {**head, "spec": {"versions": "v1", "version": 3, "validation": [1]}},
+        {**head, "spec": {"versions": [1, {"name": "v1", "schema": "s"}], "subresources": 2}},
+        {
+            **head,
+            "spec": {
+                "version": "v1",
+                "additionalPrinterColumns": [1, {"JSONPath": 2}],
+                "conversion": {"strategy": "Webhook", "conversionReviewVersions": 5},
+                "validation": {"openAPIV3Schema": {"properties": {"a": [1], "b": {"items": 3}}}},
+            },
+        },
+    ]
+    for doc in odd:
+        converted = convert_v1beta1(doc)
+        assert converted["apiVersion"] == "apiextensions.k8s.io/v1"
+        check_crd(converted, "x")  # findings, not exceptions

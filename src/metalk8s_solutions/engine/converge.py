@@ -62,6 +62,7 @@ from metalk8s_solutions.engine.crds import (
     object_name,
     webhook_service,
 )
+from metalk8s_solutions.engine.crds import crd_name as document_name
 from metalk8s_solutions.engine.crds import spec_diff as crd_spec_diff
 from metalk8s_solutions.engine.names import did_you_mean
 from metalk8s_solutions.engine.state import (
@@ -150,7 +151,7 @@ def archive_crds(
                 for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
                     if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
                         if is_v1beta1_crd(doc) and converted is not None:
-                            converted.append(str((doc.get("metadata") or {}).get("name", "")))
+                            converted.append(document_name(doc))
                         docs.append(convert_v1beta1(doc))  # v1 documents are kept as they are
     return docs
 

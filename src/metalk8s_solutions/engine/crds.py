@@ -472,6 +472,13 @@ def is_sample(path: str) -> bool:
     return path.startswith("operator/deploy/crds/") and path.endswith(SAMPLE_SUFFIXES)
 
 
+def crd_name(doc: object) -> str:
+    """``metadata.name`` of a document of any shape (archive content), else ``""``."""
+    meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return str(name) if name is not None else ""
+
+
 def is_v1beta1_crd(doc: object) -> bool:
     """Whether ``doc`` is an ``apiextensions.k8s.io/v1beta1`` CustomResourceDefinition."""
     return (
@@ -549,8 +556,9 @@ def _conversion(conversion: Any) -> dict[str, Any] | None:
     strategy = conversion.get("strategy", "None")
     if strategy != "Webhook":
         return {"strategy": strategy}
+    reviews = conversion.get("conversionReviewVersions")
     webhook: dict[str, Any] = {
-        "conversionReviewVersions": list(conversion.get("conversionReviewVersions") or ["v1beta1"])
+        "conversionReviewVersions": list(reviews) if isinstance(reviews, list) else ["v1beta1"]
     }
     if isinstance(conversion.get("webhookClientConfig"), Mapping):
         webhook["clientConfig"] = copy.deepcopy(dict(conversion["webhookClientConfig"]))

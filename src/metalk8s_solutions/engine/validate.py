@@ -42,6 +42,7 @@ from metalk8s_solutions.archive.signing import (
     trusted_keys,
 )
 from metalk8s_solutions.archive.tree import DirectorySource
+from metalk8s_solutions.engine.crds import convert_v1beta1, crd_name, is_sample, is_v1beta1_crd
 from metalk8s_solutions.errors import ArchiveError, ManifestError, SolutionsError
 from metalk8s_solutions.images.oci import ImageSet, read_docker_dirs, read_oci_layout
 
@@ -137,12 +138,6 @@ def _yaml_docs(source: FileSource, path: str, rule: str, findings: list[Finding]
 def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list[Finding]:
     files = source.files()
     findings: list[Finding] = []
-    from metalk8s_solutions.engine.crds import (  # noqa: PLC0415 - validation only
-        convert_v1beta1,
-        is_sample,
-        is_v1beta1_crd,
-    )
-
     crds = [p for p in sorted(files) if p.startswith("operator/deploy/crds/") and not is_sample(p)]
     if not crds:
         findings.append(Finding("SOL043", "no CRD in operator/deploy/crds/", "operator/deploy/"))
@@ -150,12 +145,12 @@ def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list
     for path in crds:
         for doc in _yaml_docs(source, path, "SOL040", findings):
             if is_v1beta1_crd(doc):
-                name = (doc.get("metadata") or {}).get("name")
                 findings.append(
                     Finding(
                         "SOL044",
-                        f"CRD {name} is apiextensions.k8s.io/v1beta1, which no current API "
-                        "server serves: it is converted to apiextensions.k8s.io/v1 at activation",
+                        f"CRD {crd_name(doc) or '(no name)'} is apiextensions.k8s.io/v1beta1, "
+                        "which no current API server serves: it is converted to "
+                        "apiextensions.k8s.io/v1 at activation",
                         path,
                     )
                 )
