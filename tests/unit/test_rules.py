@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROLE, metalk8s_archive
+from crd_v1beta1 import OPERATOR_SDK_0
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import RULES, Severity
 from metalk8s_solutions.archive.iso import IsoReader
@@ -17,6 +18,7 @@ from metalk8s_solutions.archive.signing import generate_key
 from metalk8s_solutions.engine.validate import ValidateOptions, ValidateResult, validate
 
 Mutation = Callable[[Path], None]
+V1BETA1_CRD = OPERATOR_SDK_0.encode()
 
 
 def extract(iso: Path, dest: Path) -> Path:
@@ -141,7 +143,11 @@ CASES: list[tuple[str, Mutation, Severity]] = [
         write(f"images/blobs/sha256/{hashlib.sha256(BLOB).hexdigest()}", BLOB),
         Severity.WARNING,
     ),
-    ("SOL040", edit("operator/deploy/crds/example.yaml", "/v1\n", "/v1beta1\n"), Severity.ERROR),
+    (
+        "SOL040",
+        edit("operator/deploy/crds/example.yaml", "kind: CustomResourceDefinition", "kind: Pod"),
+        Severity.ERROR,
+    ),
     (
         "SOL041",
         edit("operator/deploy/crds/example.yaml", "replicas: {type: integer}", "replicas: {}"),
@@ -158,6 +164,7 @@ CASES: list[tuple[str, Mutation, Severity]] = [
     ("SOL024", write("operator/deploy/operator.yaml", b"kind: Deployment\n"), Severity.ERROR),
     ("SOL025", write("ui/" + "a" * 70 + ".txt", b"x"), Severity.ERROR),
     ("SOL036", edit("manifest.yaml", "[base-server", "[':1.0.0', base-server"), Severity.ERROR),
+    ("SOL044", write("operator/deploy/crds/gadget_crd.yaml", V1BETA1_CRD), Severity.WARNING),
     (
         "SOL051",
         edit("operator/deploy/role.yaml", "kind: Role", "kind: ServiceAccount"),

@@ -89,6 +89,7 @@ RULES: dict[str, Rule] = {
         Rule("SOL041", E, "every served CRD version has a structural schema"),
         Rule("SOL042", E, "every CRD has exactly one storage version"),
         Rule("SOL043", W, "the archive ships at least one CRD"),
+        Rule("SOL044", W, "apiextensions.k8s.io/v1beta1 CRDs are converted to v1 at activation"),
         Rule("SOL050", E, "operator/deploy/role.yaml, when present, is valid YAML"),
         Rule("SOL051", E, "role.yaml holds only Role and ClusterRole documents"),
         Rule("SOL052", W, "no wildcard in RBAC rules"),

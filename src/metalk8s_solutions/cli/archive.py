@@ -111,7 +111,9 @@ def _inspect_text(data: dict[str, Any]) -> str:
                         c["group"],
                         c["kind"],
                         ",".join(map(str, c["versions"])),
-                        c["storageVersion"],
+                        f"{c['storageVersion']} (converted from v1beta1)"
+                        if c.get("convertedFrom")
+                        else c["storageVersion"],
                     ]
                     for c in data["crds"]
                 ],

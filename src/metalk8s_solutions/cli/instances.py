@@ -96,6 +96,32 @@ def kinds_command(
     emit(kinds, output, human)
 
 
+@instance_group.command("samples")
+@click.argument("env")
+@click.argument("solution")
+@namespace_option
+@output_option
+@click.pass_context
+def samples_command(
+    ctx: click.Context, env: str, solution: str, namespace: str | None, output: str
+) -> None:
+    """The sample instances SOLUTION's archive ships (*_cr.yaml), to start from.
+
+    Create one with 'solutions instance create ENV SOLUTION --from-sample NAME'.
+    """
+    samples = run(
+        engine.list_samples(engine_context(ctx), engine.InstanceQuery(env, solution, namespace))
+    )
+
+    def human(data: list[dict[str, Any]]) -> str:
+        if not data:
+            return "no sample"
+        rows = [[s["kind"], s["name"], s["apiVersion"], s["file"]] for s in data]
+        return table(["kind", "name", "apiVersion", "file"], rows)
+
+    emit(samples, output, human)
+
+
 def _done(item: dict[str, Any], verb: str, dry_run: bool) -> str:
     what = f"{item['kind']} {item['namespace']}/{item['name']}"
     return f"would be {verb} (checked by the API server): {what}" if dry_run else f"{verb} {what}"
@@ -107,6 +133,13 @@ def _done(item: dict[str, Any], verb: str, dry_run: bool) -> str:
 @click.option("-f", "--file", "file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--kind", default=None, help="Kind of the instance (without -f).")
 @click.option("--name", default=None, help="Name of the instance.")
+@click.option(
+    "--from-sample",
+    "sample",
+    default=None,
+    metavar="NAME",
+    help="Start from this sample of the archive (see 'instance samples'; --name, --set apply).",
+)
 @set_option
 @namespace_option
 @dry_run_option
@@ -119,12 +152,14 @@ def create_command(
     file: Path | None,
     kind: str | None,
     name: str | None,
+    sample: str | None,
     sets: tuple[str, ...],
     namespace: str | None,
     dry_run: bool,
     output: str,
 ) -> None:
-    """Create an instance of SOLUTION in ENV, from -f FILE or --kind/--name/--set."""
+    """Create an instance of SOLUTION in ENV, from -f FILE, --from-sample NAME or
+    --kind/--name/--set."""
     from metalk8s_solutions.api.yamldoc import load_yaml_document  # noqa: PLC0415
 
     document = None
@@ -133,7 +168,7 @@ def create_command(
         if not isinstance(document, dict):
             raise InvalidInput(f"{file}: expected one YAML mapping (a custom resource)")
     opts = engine.CreateInstanceOptions(
-        env, solution, document, kind, name, sets, namespace, dry_run
+        env, solution, document, kind, name, sets, namespace, dry_run, sample
     )
     item = run(engine.create_instance(engine_context(ctx), opts))
     emit(item, output, lambda i: _done(i, "created", dry_run))

@@ -23,7 +23,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,16 +50,20 @@ from metalk8s_solutions.cluster.state import (
     write_records,
 )
 from metalk8s_solutions.engine.crds import (
+    CRD_V1BETA1,
     MANAGED_BY,
     PART_OF,
     Problem,
     applied_by,
     check_transition,
+    convert_v1beta1,
     crd_info,
     foreign_owner,
+    is_v1beta1_crd,
     object_name,
     webhook_service,
 )
+from metalk8s_solutions.engine.crds import crd_name as document_name
 from metalk8s_solutions.engine.crds import spec_diff as crd_spec_diff
 from metalk8s_solutions.engine.names import did_you_mean
 from metalk8s_solutions.engine.state import (
@@ -135,14 +139,20 @@ def label_value(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
 
 
-def archive_crds(archive: Path, pin: Pin | None = None) -> list[dict[str, Any]]:
-    """The CRD documents of an archive, read straight from the ISO (checked against ``pin``)."""
+def archive_crds(
+    archive: Path, pin: Pin | None = None, converted: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The CRD documents of an archive, read straight from the ISO (checked against ``pin``),
+    as ``apiextensions.k8s.io/v1``: v1beta1 ones are converted, and their names added to
+    ``converted`` when given."""
     docs: list[dict[str, Any]] = []
     with open_archive(archive, pin) as iso:
         for path in crd_files(iso.files()):  # never the sample *_cr.yaml (SOL024)
             for doc in load_yaml_documents(iso.read_bytes(path), f"{archive}:{path}"):
                 if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                    docs.append(doc)
+                    if is_v1beta1_crd(doc) and converted is not None:
+                        converted.append(document_name(doc))
+                    docs.append(convert_v1beta1(doc))  # v1 documents are kept as they are
     return docs
 
 
@@ -344,9 +354,12 @@ async def _plan_activation(
     if item.problem:
         raise Refused(f"{name} {target}: {item.problem}")
     plan.outcome.active[name] = target
+    converted: list[str] = []
     docs = [
         labelled(doc, name, target)
-        for doc in await asyncio.to_thread(archive_crds, Path(item.archive), _pin(item, plan))
+        for doc in await asyncio.to_thread(
+            archive_crds, Path(item.archive), _pin(item, plan), converted
+        )
     ]
     shipped = sorted(d["metadata"]["name"] for d in docs)
     unknown = sorted(take_over - set(shipped))
@@ -362,6 +375,10 @@ async def _plan_activation(
     for doc in docs:
         crd_name = doc["metadata"]["name"]
         problems += await _plan_crd(kube, doc, needed.get(crd_name), plan.outcome, owner)
+    steps = plan.outcome.steps
+    for i, step in enumerate(steps):
+        if step.action == "crd" and step.target in converted and step.detail:
+            steps[i] = replace(step, detail=f"{step.detail} (converted from {CRD_V1BETA1})")
     if owner.foreign:
         flags = " ".join(f"--take-over-crd {c}" for c in owner.foreign)
         raise Refused(

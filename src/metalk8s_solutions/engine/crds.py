@@ -451,3 +451,179 @@ def normalized_for_apply(doc: Doc) -> dict[str, Any]:
         },
         "spec": copy.deepcopy(dict(doc.get("spec") or {})),
     }
+
+
+# -- apiextensions.k8s.io/v1beta1 -> v1 -----------------------------------------------------
+
+CRD_V1 = "apiextensions.k8s.io/v1"
+CRD_V1BETA1 = "apiextensions.k8s.io/v1beta1"
+#: Root fields whose schema the API server fixes itself (``metadata`` may only restrict
+#: ``name``/``generateName``): left as they are.
+_ROOT_RESERVED = ("apiVersion", "kind", "metadata")
+
+
+#: Sample custom resources beside the CRDs (operator-sdk's ``<group>_<version>_<kind>_cr.yaml``):
+#: MetalK8s applies only ``*_crd.yaml``; the samples are offered as instance templates.
+def crd_name(doc: object) -> str:
+    """``metadata.name`` of a document of any shape (archive content), else ``""``."""
+    meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return str(name) if name is not None else ""
+
+
+def is_v1beta1_crd(doc: object) -> bool:
+    """Whether ``doc`` is an ``apiextensions.k8s.io/v1beta1`` CustomResourceDefinition."""
+    return (
+        isinstance(doc, Mapping)
+        and doc.get("apiVersion") == CRD_V1BETA1
+        and doc.get("kind") == "CustomResourceDefinition"
+    )
+
+
+def _typed(node: Any, keep_unknown: bool, root: bool = False) -> Any:
+    """A v1beta1 schema node made structural: every node typed, pruning as v1beta1 did.
+
+    A node without ``type`` becomes ``object`` when it declares properties, ``array`` when it
+    has items, and otherwise keeps any value (``x-kubernetes-preserve-unknown-fields``, which
+    is what an untyped v1beta1 node accepted). With ``keep_unknown`` (``preserveUnknownFields``
+    unset or true, v1beta1's default) every object node keeps the fields it does not declare,
+    as the v1beta1 API server kept them.
+    """
+    if not isinstance(node, Mapping):
+        return copy.deepcopy(node)
+    # allOf/anyOf/oneOf/not only validate values (no types inside): they are copied as they are.
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "patternProperties", "definitions") and isinstance(value, Mapping):
+            out[key] = {
+                k: _typed(v, keep_unknown and not (root and k in _ROOT_RESERVED))
+                for k, v in value.items()
+            }
+        elif key in ("items", "additionalProperties") and isinstance(value, Mapping):
+            out[key] = _typed(value, keep_unknown)
+        else:
+            out[key] = copy.deepcopy(value)
+    for junctor in ("anyOf", "oneOf"):
+        if not out.get("type") and _int_or_string(out.get(junctor)):
+            del out[junctor]  # the int-or-string idiom of v1beta1 generators
+            out["x-kubernetes-int-or-string"] = True
+    if not out.get("type") and not out.get("x-kubernetes-int-or-string"):
+        if "properties" in out or "additionalProperties" in out or root:
+            out["type"] = "object"
+        elif "items" in out:
+            out["type"] = "array"
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    if (
+        keep_unknown
+        and out.get("type") == "object"
+        and not isinstance(out.get("additionalProperties"), Mapping)
+    ):
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def _int_or_string(branches: Any) -> bool:
+    return isinstance(branches, list) and sorted(
+        (str(b.get("type")) if isinstance(b, Mapping) and len(b) == 1 else "") for b in branches
+    ) == ["integer", "string"]
+
+
+def _columns(columns: Any) -> list[dict[str, Any]]:
+    """v1beta1 printer columns (``JSONPath``) as v1 ones (``jsonPath``)."""
+    out = []
+    for column in columns if isinstance(columns, list) else []:
+        if isinstance(column, Mapping):
+            col = {k: copy.deepcopy(v) for k, v in column.items() if k != "JSONPath"}
+            if "JSONPath" in column:
+                col["jsonPath"] = column["JSONPath"]
+            out.append(col)
+    return out
+
+
+def _conversion(conversion: Any) -> dict[str, Any] | None:
+    """v1beta1 ``spec.conversion`` (webhook fields at its top) as v1's (under ``webhook``)."""
+    if not isinstance(conversion, Mapping) or not conversion:
+        return None
+    strategy = conversion.get("strategy", "None")
+    if strategy != "Webhook":
+        return {"strategy": strategy}
+    reviews = conversion.get("conversionReviewVersions")
+    webhook: dict[str, Any] = {
+        "conversionReviewVersions": list(reviews) if isinstance(reviews, list) else ["v1beta1"]
+    }
+    if isinstance(conversion.get("webhookClientConfig"), Mapping):
+        webhook["clientConfig"] = copy.deepcopy(dict(conversion["webhookClientConfig"]))
+    return {"strategy": "Webhook", "webhook": webhook}
+
+
+def convert_v1beta1(doc: Doc) -> dict[str, Any]:
+    """An ``apiextensions.k8s.io/v1beta1`` CRD as the equivalent ``v1`` CRD.
+
+    No current API server serves v1beta1 (removed in Kubernetes 1.22), while MetalK8s 1.0.x-era
+    archives (operator-sdk 0.x) ship it. The conversion follows the API server's own defaulting
+    and conversion of v1beta1 objects:
+
+    - ``spec.version`` alone becomes the one served storage version;
+    - the top-level ``validation``, ``subresources`` and ``additionalPrinterColumns`` (``JSONPath``
+      -> ``jsonPath``) are copied to every version that does not set its own;
+    - ``preserveUnknownFields`` (true unless set to false in v1beta1; v1 requires false) becomes
+      ``x-kubernetes-preserve-unknown-fields: true`` on every object node, and a version without
+      any schema keeps every field, so nothing is pruned that v1beta1 kept;
+    - untyped schema nodes get the type their content implies (the root is an object);
+    - a webhook conversion moves under ``conversion.webhook``.
+
+    A document that is not a v1beta1 CRD is returned unchanged (as a copy).
+    """
+    if not is_v1beta1_crd(doc):
+        return copy.deepcopy(dict(doc))
+    spec = _dict(doc.get("spec"))
+    keep_unknown = spec.get("preserveUnknownFields", True) is not False
+    shared_schema = _dict(spec.get("validation")).get("openAPIV3Schema")
+    shared_sub = spec.get("subresources")
+    shared_columns = spec.get("additionalPrinterColumns")
+    versions_in = [v for v in spec.get("versions") or [] if isinstance(v, Mapping)]
+    if not versions_in and spec.get("version"):
+        versions_in = [{"name": spec["version"], "served": True, "storage": True}]
+    versions: list[dict[str, Any]] = []
+    for version in versions_in:
+        out: dict[str, Any] = {
+            "name": version.get("name"),
+            "served": version.get("served", True),
+            "storage": version.get("storage", len(versions_in) == 1),
+        }
+        for key in ("deprecated", "deprecationWarning"):
+            if key in version:
+                out[key] = version[key]
+        own = _dict(version.get("schema")).get("openAPIV3Schema")
+        schema = own if own is not None else shared_schema
+        if isinstance(schema, Mapping):
+            root = _typed(schema, keep_unknown, root=True)
+        else:
+            root = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        out["schema"] = {"openAPIV3Schema": root}
+        sub = version.get("subresources", shared_sub)
+        if isinstance(sub, Mapping) and sub:
+            out["subresources"] = copy.deepcopy(dict(sub))
+        columns = _columns(version.get("additionalPrinterColumns", shared_columns))
+        if columns:
+            out["additionalPrinterColumns"] = columns
+        versions.append(out)
+    new_spec: dict[str, Any] = {
+        "group": spec.get("group"),
+        "names": copy.deepcopy(spec.get("names")),
+        "scope": spec.get("scope", "Namespaced"),
+        "versions": versions,
+    }
+    conversion = _conversion(spec.get("conversion"))
+    if conversion:
+        new_spec["conversion"] = conversion
+    meta = _dict(doc.get("metadata"))
+    return {
+        "apiVersion": CRD_V1,
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            k: copy.deepcopy(v) for k, v in meta.items() if k in ("name", "labels", "annotations")
+        },
+        "spec": new_spec,
+    }

@@ -64,6 +64,7 @@ from metalk8s_solutions.cluster.resources import (
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
 from metalk8s_solutions.engine.config_store import ConfigStore
+from metalk8s_solutions.engine.crds import convert_v1beta1
 from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
@@ -170,8 +171,10 @@ def load_version_content(archive: Path, pin: Pin | None = None) -> VersionConten
     content = VersionContent(
         manifest=catalog.manifest,
         roles=tuple(r for r in roles if isinstance(r, dict)),
-        crds=tuple(
-            c for c in crds if isinstance(c, dict) and c.get("kind") == "CustomResourceDefinition"
+        crds=tuple(  # as applied: v1beta1 CRDs converted to v1
+            convert_v1beta1(c)
+            for c in crds
+            if isinstance(c, dict) and c.get("kind") == "CustomResourceDefinition"
         ),
         digests=digests,
         monitoring=monitoring,

@@ -23,6 +23,7 @@ from metalk8s_solutions.archive.signing import (
     check_signatures,
     trusted_keys,
 )
+from metalk8s_solutions.engine.crds import CRD_V1BETA1, convert_v1beta1, is_v1beta1_crd
 from metalk8s_solutions.engine.validate import check_source, open_source
 from metalk8s_solutions.errors import ManifestError
 
@@ -54,7 +55,14 @@ def inspect(options: InspectOptions) -> InspectResult:
                 docs = load_yaml_documents(read_limited(source, path, 4 << 20), path)
             except ManifestError:
                 continue
-            crds.extend({"file": path, **summarize_crd(doc)} for doc in docs)
+            crds.extend(
+                {
+                    "file": path,
+                    **summarize_crd(convert_v1beta1(doc) if is_v1beta1_crd(doc) else doc),
+                    **({"convertedFrom": CRD_V1BETA1} if is_v1beta1_crd(doc) else {}),
+                }
+                for doc in docs
+            )
         roles: list[dict[str, Any]] = []
         if "operator/deploy/role.yaml" in files:
             try:

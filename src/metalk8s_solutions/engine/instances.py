@@ -19,6 +19,11 @@ from typing import Any
 
 import yaml
 
+from metalk8s_solutions.api.pin import Pin
+from metalk8s_solutions.api.streams import read_limited
+from metalk8s_solutions.api.yamldoc import load_yaml_documents
+from metalk8s_solutions.archive.layout import crd_samples
+from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.cluster.resources import custom_collection, read_crd, wait_gone
@@ -330,6 +335,86 @@ def _summary(kind: CustomKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- samples: the *_cr.yaml files beside the CRDs ------------------------------------------
+
+MAX_SAMPLE_FILE = 1 << 20
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample custom resource of an archive (operator-sdk's ``*_cr.yaml``)."""
+
+    name: str
+    kind: str
+    api_version: str
+    file: str
+    document: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "apiVersion": self.api_version,
+            "file": self.file,
+            "spec": copy.deepcopy(self.document.get("spec")),
+        }
+
+
+def read_samples(archive: Path, pin: Pin | None = None) -> list[Sample]:
+    """The sample custom resources of an archive, read from the ISO (checked against ``pin``).
+
+    MetalK8s 1.0.x-era archives ship them beside the CRDs; they are never applied, only offered
+    as templates for new instances. Documents without a kind are skipped; one without a name is
+    named after its file.
+    """
+    samples: list[Sample] = []
+    with open_archive(archive, pin) as iso:
+        for path in crd_samples(iso.files()):
+            docs = load_yaml_documents(
+                read_limited(iso, path, MAX_SAMPLE_FILE), f"{archive.name}:{path}"
+            )
+            stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            for doc in docs:
+                if not isinstance(doc, dict) or not doc.get("kind"):
+                    continue
+                meta = doc.get("metadata")
+                meta = meta if isinstance(meta, dict) else {}
+                name = str(meta.get("name") or stem)
+                body = {k: copy.deepcopy(v) for k, v in doc.items() if k != "status"}
+                # a sample's namespace is never kept: the instance goes where the solution runs
+                body["metadata"] = {
+                    "name": name,
+                    **{k: copy.deepcopy(meta[k]) for k in ("labels", "annotations") if k in meta},
+                }
+                samples.append(
+                    Sample(name, str(doc["kind"]), str(doc.get("apiVersion", "")), path, body)
+                )
+    return samples
+
+
+async def _scope_samples(ctx: Context, kube: Kube, scope: Scope) -> list[Sample]:
+    """The samples of the version deployed in ``scope``, of the kinds it serves."""
+    scope.require_deployed()
+    inventory = await read_inventory(ctx, kube)
+    archive = inventory.require(scope.solution, scope.version)
+    found = await asyncio.to_thread(read_samples, Path(archive), inventory.pin(archive))
+    return [s for s in found if any(k.matches(s.kind) for k in scope.kinds)]
+
+
+def pick_sample(samples: Sequence[Sample], name: str, scope: Scope) -> Sample:
+    """The sample called ``name`` (its metadata.name, or KIND/NAME), else a clear refusal."""
+    for sample in samples:
+        if name in (sample.name, f"{sample.kind}/{sample.name}"):
+            return sample
+    names = [s.name for s in samples]
+    listed = ", ".join(f"{s.kind}/{s.name}" for s in samples) or "none"
+    raise InvalidInput(
+        f"{scope.solution} {scope.version} has no sample {name!r} (its samples: {listed})"
+        + did_you_mean(name, names),
+        hint=f"see 'solutions instance samples {scope.env} {scope.solution}'",
+    )
+
+
 # -- verbs ----------------------------------------------------------------------------------
 
 
@@ -352,6 +437,16 @@ async def list_instances(
             for item in (data or {}).get("items") or []:
                 result.append(_summary(kind, item))
     return result
+
+
+async def list_samples(
+    ctx: Context, query: InstanceQuery, *, connection: Kube | None = None
+) -> list[dict[str, Any]]:
+    """The sample custom resources the deployed version ships (templates for new instances)."""
+    async with session(ctx, connection) as kube:
+        scope = await resolve_scope(ctx, kube, query.env, query.solution, query.namespace)
+        samples = await _scope_samples(ctx, kube, scope)
+    return [{**s.to_dict(), "namespace": scope.namespace} for s in samples]
 
 
 async def list_kinds(
@@ -411,6 +506,7 @@ class CreateInstanceOptions:
     sets: tuple[str, ...] = ()
     namespace: str | None = None
     dry_run: bool = False
+    sample: str | None = None  # start from this sample of the archive (--from-sample)
 
 
 async def create_instance(
@@ -421,6 +517,14 @@ async def create_instance(
         scope = await resolve_scope(ctx, kube, opts.env, opts.solution, opts.namespace)
         scope.require_deployed()
         doc: Obj = copy.deepcopy(dict(opts.document or {}))
+        if opts.sample is not None:
+            if opts.document is not None:
+                raise InvalidInput(
+                    "give either a file or a sample, not both",
+                    hint="drop -f FILE or --from-sample NAME",
+                )
+            samples = await _scope_samples(ctx, kube, scope)
+            doc = copy.deepcopy(dict(pick_sample(samples, opts.sample, scope).document))
         kind_text = opts.kind or doc.get("kind")
         if not kind_text:
             raise InvalidInput("no kind given", hint="pass --kind KIND or -f FILE")

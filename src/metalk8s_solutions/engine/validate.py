@@ -48,6 +48,7 @@ from metalk8s_solutions.archive.signing import (
     trusted_keys,
 )
 from metalk8s_solutions.archive.tree import DirectorySource
+from metalk8s_solutions.engine.crds import convert_v1beta1, crd_name, is_v1beta1_crd
 from metalk8s_solutions.errors import ArchiveError, ManifestError, SolutionsError
 from metalk8s_solutions.images.oci import ImageSet, read_docker_dirs, read_oci_layout
 
@@ -149,7 +150,17 @@ def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list
     referenced: list[tuple[str, str]] = []
     for path in crds:
         for doc in _yaml_docs(source, path, "SOL040", findings):
-            findings.extend(check_crd(doc, path))
+            if is_v1beta1_crd(doc):
+                findings.append(
+                    Finding(
+                        "SOL044",
+                        f"CRD {crd_name(doc) or '(no name)'} is apiextensions.k8s.io/v1beta1, "
+                        "which no current API server serves: it is converted to "
+                        "apiextensions.k8s.io/v1 at activation",
+                        path,
+                    )
+                )
+            findings.extend(check_crd(convert_v1beta1(doc) if is_v1beta1_crd(doc) else doc, path))
     role = "operator/deploy/role.yaml"
     if role not in files:
         findings.append(

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.resources import custom_collection, read_environment_states
 from metalk8s_solutions.engine.crds import unknown_fields
 from metalk8s_solutions.engine.desired import check_dns_label
 from metalk8s_solutions.engine.environments import load_version_content, read_inventory
+from metalk8s_solutions.engine.instances import Sample, read_samples
 from metalk8s_solutions.engine.solutions import Context
 from metalk8s_solutions.errors import InvalidInput, Refused
 from metalk8s_solutions.web.forms import FormSpec, spec_form
@@ -123,6 +125,8 @@ class Deployed:
     version: str
     namespaces: tuple[str, ...]
     kinds: tuple[KindInfo, ...]
+    archive: str = ""  # the archive of ``version`` (its samples are read from it)
+    pin: Pin | None = None
 
     def kind(self, name: str) -> KindInfo:
         for k in self.kinds:
@@ -159,7 +163,33 @@ async def deployed(ctx: Context, kube: Kube, env: str, solution: str) -> Deploye
     archive = inventory.require(solution, version)
     content = await asyncio.to_thread(load_version_content, Path(archive), inventory.pin(archive))
     return Deployed(
-        env, solution, version, tuple(sorted(placed)), tuple(kinds_of_crds(content.crds))
+        env,
+        solution,
+        version,
+        tuple(sorted(placed)),
+        tuple(kinds_of_crds(content.crds)),
+        archive,
+        inventory.pin(archive),
+    )
+
+
+async def samples_of(where: Deployed, kind: str | None = None) -> list[Sample]:
+    """The sample instances (``*_cr.yaml``) of the deployed version, of its kinds (or ``kind``)."""
+    if not where.archive:
+        return []
+    found = await asyncio.to_thread(read_samples, Path(where.archive), where.pin)
+    kinds = {k.kind for k in where.kinds} if kind is None else {kind}
+    return [s for s in found if s.kind in kinds]
+
+
+def pick_sample(samples: list[Sample], name: str, where: Deployed, kind: str) -> Sample:
+    for sample in samples:
+        if sample.name == name:
+            return sample
+    listed = ", ".join(s.name for s in samples) or "none"
+    raise InvalidInput(
+        f"{where.solution} {where.version} has no {kind} sample {name!r} (its {kind} samples: "
+        f"{listed})"
     )
 
 
@@ -200,6 +230,7 @@ async def list_instances(ctx: Context, env: str, solution: str) -> dict[str, Any
             for k in where.kinds
         ],
         "instances": rows,
+        "samples": [{"kind": s.kind, "name": s.name} for s in await samples_of(where)],
     }
 
 

@@ -544,12 +544,25 @@ def _skeleton(info: inst.KindInfo, namespace: str, name: str, spec: Mapping[str,
 
 @router.get("/environments/{env}/solutions/{solution}/new/{kind}")
 async def new_instance(
-    env: str, solution: str, kind: str, request: Request, who: Caller
+    env: str,
+    solution: str,
+    kind: str,
+    request: Request,
+    who: Caller,
+    sample: str | None = None,
 ) -> HTMLResponse:
+    """The form of a new instance: empty, or prefilled from a sample of the archive."""
     where, info = await inst.kind_info(context(request, who), env, solution, kind)
     form = info.form()
-    values = form_values(form, None)
-    spec, _ = parse_form(form, values)
+    name = ""
+    if sample is None:
+        values = form_values(form, None)
+        spec, _ = parse_form(form, values)
+    else:
+        found = inst.pick_sample(await inst.samples_of(where, info.kind), sample, where, kind)
+        spec = dict(found.document.get("spec") or {})
+        values = form_values(form, spec)
+        name = found.name
     return _form_page(
         request,
         who,
@@ -558,8 +571,8 @@ async def new_instance(
         values=values,
         errors={},
         namespace=where.namespaces[0],
-        name="",
-        yaml_text=_skeleton(info, where.namespaces[0], "", spec),
+        name=name,
+        yaml_text=_skeleton(info, where.namespaces[0], name, spec),
         create=True,
     )
 
