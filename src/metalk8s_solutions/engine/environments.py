@@ -29,6 +29,7 @@ from metalk8s_solutions.api.semver import compare_versions, parse_version
 from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.pinning import open_archive
+from metalk8s_solutions.archive.product import operator_roles
 from metalk8s_solutions.cluster.apply import (
     KINDS,
     Action,
@@ -156,11 +157,7 @@ def load_version_content(archive: Path, pin: Pin | None = None) -> VersionConten
     with open_archive(archive, pin) as iso:
         catalog = load_catalog(archive, iso)
         files = iso.files()
-        roles: list[Any] = []
-        if "operator/deploy/role.yaml" in files:
-            roles = load_yaml_documents(
-                read_limited(iso, "operator/deploy/role.yaml", MAX_FILE), f"{archive}:role.yaml"
-            )
+        roles = operator_roles(iso, str(archive))
         crds: list[Any] = []
         for path in sorted(files):
             if path.startswith("operator/deploy/crds/") and path.endswith((".yaml", ".yml")):

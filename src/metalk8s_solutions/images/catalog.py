@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
-from metalk8s_solutions.api.streams import read_limited
+from metalk8s_solutions.api.manifest import SolutionManifest
 from metalk8s_solutions.archive.iso import IsoReader
+from metalk8s_solutions.archive.product import read_solution_manifest
 from metalk8s_solutions.errors import ArchiveError
 from metalk8s_solutions.images.oci import (
-    MAX_JSON_BYTES,
     ImageSet,
     read_docker_dirs,
     read_oci_layout,
@@ -82,7 +81,7 @@ def load_catalog(archive: Path, reader: IsoReader | None = None) -> SolutionImag
     own = reader is None
     iso = reader or IsoReader(archive)
     try:
-        manifest = parse_manifest(read_limited(iso, "manifest.yaml", MAX_JSON_BYTES))
+        manifest = read_solution_manifest(iso, str(archive))
         files = iso.files()
         images: ImageSet = (
             read_oci_layout(iso) if "images/index.json" in files else read_docker_dirs(iso)
