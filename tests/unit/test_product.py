@@ -149,6 +149,8 @@ def test_config_yaml_overrides_merge_over_the_defaults() -> None:
         b"kind: Other\napiVersion: solutions.metalk8s.scality.com/v1alpha1\n",
         CONFIG.replace(b"example-solution.metalk8s.scality.com", b"'*'"),
         CONFIG.replace(b"example-solution.metalk8s.scality.com", b"''"),
+        CONFIG.replace(b"example-solution.metalk8s.scality.com", b"rbac.authorization.k8s.io"),
+        CONFIG.replace(b"example-solution.metalk8s.scality.com", b"apps"),
         CONFIG + b"operator: {image: {name: [x]}}\n",
         b"[not: a mapping",
     ],

@@ -89,6 +89,12 @@ def parse_product_txt(data: bytes) -> tuple[dict[str, str], list[Finding]]:
     return values, findings
 
 
+def is_builtin_group(group: str) -> bool:
+    """A Kubernetes API group (``apps``, ``batch``, ``*.k8s.io``): never a Solution's own, and
+    every right on it (e.g. RBAC, admission webhooks) reaches far beyond the operator."""
+    return "." not in group or group.endswith(".k8s.io") or group == "k8s.io"
+
+
 def machine_name(name: str) -> str:
     """The Solution name MetalK8s 2.4 derived from ``NAME``: ``Example Solution`` ->
     ``example-solution``."""
@@ -154,13 +160,15 @@ def check_solution_config(
     _merge(config, {k: v for k, v in doc.items() if k in _CONFIG_KEYS - {"apiVersion", "kind"}})
     groups = config["customApiGroups"]
     if not isinstance(groups, list) or not all(
-        isinstance(g, str) and _API_GROUP.match(g) for g in groups
+        isinstance(g, str) and _API_GROUP.match(g) and not is_builtin_group(g) for g in groups
     ):
         findings.append(
             Finding(
                 "SOL101",
-                f"customApiGroups must be a list of API group names (the groups of the "
-                f"Solution's CRDs, e.g. example.metalk8s.scality.com), not {groups!r}",
+                f"customApiGroups must be a list of API group names of the Solution's own "
+                f"CRDs (e.g. example.metalk8s.scality.com; never a Kubernetes group such as "
+                f"apps or rbac.authorization.k8s.io, on which it would grant every right), "
+                f"not {groups!r}",
                 CONFIG_PATH,
             )
         )
