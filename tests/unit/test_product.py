@@ -232,3 +232,13 @@ def test_a_broken_2_4_archive_is_one_clear_error(tmp_path: Path) -> None:
         read_solution_manifest(iso, "a.iso")
     result = validate(ValidateOptions(iso_path))
     assert "SOL100" in {f.rule for f in result.findings if f.level is Severity.ERROR}
+
+
+def test_inspect_shows_the_derived_manifest_and_the_generated_role(tmp_path: Path) -> None:
+    from metalk8s_solutions.engine.inspect import InspectOptions, inspect  # noqa: PLC0415
+
+    data = inspect(InspectOptions(product_archive(tmp_path))).data
+    assert data["id"] == "example-solution-1.0.0-dev"
+    assert data["problems"] == []
+    # the generated Role (five rules), not the unused role.yaml of the archive (none)
+    assert data["roles"] == [{"kind": "Role", "name": "example-solution-operator", "rules": 5}]
