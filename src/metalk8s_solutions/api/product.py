@@ -221,7 +221,7 @@ def product_manifest(
         return None, findings
     groups = tuple(config["customApiGroups"])
     derived = [
-        f"name {manifest.name}",
+        f"name {manifest.name}, version {manifest.version}",
         f"operator image {manifest.operator_image}",
         f"images {', '.join(map(str, manifest.images))}",
         f"the operator Role {manifest.name}-operator"
