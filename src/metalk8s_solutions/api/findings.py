@@ -116,6 +116,9 @@ RULES: dict[str, Rule] = {
         Rule("SOL093", E, "dashboards are JSON objects with a title and a uid"),
         Rule("SOL094", W, "alerts have a severity and say what to do"),
         Rule("SOL095", E, "scrape endpoints neither read Prometheus's files nor redirect scrapes"),
+        Rule("SOL100", E, "product.txt (MetalK8s 2.4 format) sets NAME and VERSION"),
+        Rule("SOL101", E, "config.yaml (MetalK8s 2.4 format) is a well-formed SolutionConfig"),
+        Rule("SOL102", W, "MetalK8s 2.4 format: what was derived from product.txt and config.yaml"),
     )
 }
 

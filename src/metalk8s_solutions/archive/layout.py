@@ -46,6 +46,8 @@ _COMMON = (
 _OCI = (r"images/oci-layout", r"images/index\.json", rf"images/blobs/sha256/{HEX64}")
 _METALK8S = (
     r"registry-config\.inc\.j2",
+    r"product\.txt",  # MetalK8s 2.4 format (api/product.py)
+    r"config\.yaml",
     rf"images/[^/]+/[^/]+/(manifest\.json|version|{HEX64}(\.tar)?)",
 )
 

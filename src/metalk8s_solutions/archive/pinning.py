@@ -24,7 +24,7 @@ from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.streams import CHUNK, Window, read_limited, sha256_stream
 from metalk8s_solutions.archive.checksums import MAX_SUMS_BYTES, SUMS_PATH, is_covered, parse_sums
 from metalk8s_solutions.archive.iso import IsoLimits, IsoReader
-from metalk8s_solutions.archive.layout import read_manifest
+from metalk8s_solutions.archive.product import read_solution_manifest
 from metalk8s_solutions.errors import ArchiveChanged
 
 IN_MEMORY = 16 * 1024 * 1024  # files up to this size are verified and served from memory
@@ -164,7 +164,7 @@ def first_seen_pin(path: Path) -> Pin:
     the registry holds it in memory, so a file changed later is refused all the same."""
     with IsoReader(path) as iso:
         files = iso.files()
-        sid = read_manifest(iso, str(path)).id
+        sid = read_solution_manifest(iso, str(path)).id
         if SUMS_PATH in files:
             return Pin(sid, sums_digest(read_limited(iso, SUMS_PATH, MAX_SUMS_BYTES)))
     return Pin(sid, file_digest(path), whole_file=True)

@@ -30,6 +30,7 @@ from metalk8s_solutions.api.versions import compare_versions, sort_versions, ver
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.layout import crd_files
 from metalk8s_solutions.archive.pinning import open_archive
+from metalk8s_solutions.archive.product import operator_roles
 from metalk8s_solutions.cluster.apply import (
     KINDS,
     Action,
@@ -158,11 +159,7 @@ def load_version_content(archive: Path, pin: Pin | None = None) -> VersionConten
     with open_archive(archive, pin) as iso:
         catalog = load_catalog(archive, iso)
         files = iso.files()
-        roles: list[Any] = []
-        if "operator/deploy/role.yaml" in files:
-            roles = load_yaml_documents(
-                read_limited(iso, "operator/deploy/role.yaml", MAX_FILE), f"{archive}:role.yaml"
-            )
+        roles = operator_roles(iso, str(archive))
         crds: list[Any] = []
         for path in crd_files(files):  # never the sample *_cr.yaml (SOL024)
             crds += load_yaml_documents(read_limited(iso, path, MAX_FILE), f"{archive}:{path}")

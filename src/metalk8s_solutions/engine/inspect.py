@@ -18,6 +18,7 @@ from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH
 from metalk8s_solutions.archive.layout import crd_files
+from metalk8s_solutions.archive.product import operator_roles
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
     check_signatures,
@@ -25,7 +26,7 @@ from metalk8s_solutions.archive.signing import (
 )
 from metalk8s_solutions.engine.crds import CRD_V1BETA1, convert_v1beta1, is_v1beta1_crd
 from metalk8s_solutions.engine.validate import check_source, open_source
-from metalk8s_solutions.errors import ManifestError
+from metalk8s_solutions.errors import ArchiveError, ManifestError
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,11 @@ def inspect(options: InspectOptions) -> InspectResult:
                 for doc in docs
             )
         roles: list[dict[str, Any]] = []
-        if "operator/deploy/role.yaml" in files:
-            try:
-                docs = load_yaml_documents(
-                    read_limited(source, "operator/deploy/role.yaml", 4 << 20), "role.yaml"
-                )
-            except ManifestError:
-                docs = []
-            roles = [summarize_role(doc) for doc in docs]
+        try:
+            docs = operator_roles(source, "archive")
+        except (ManifestError, ArchiveError):
+            docs = []
+        roles = [summarize_role(doc) for doc in docs]
         sums = read_limited(source, SUMS_PATH, 32 << 20) if SUMS_PATH in files else None
         signatures = {
             p: read_limited(source, p, MAX_SIGNATURE_BYTES)

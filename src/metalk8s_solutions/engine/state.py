@@ -16,8 +16,8 @@ from metalk8s_solutions.api.config import LATEST, SolutionsConfiguration
 from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
 from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.versions import latest, version_key
-from metalk8s_solutions.archive.layout import read_manifest
 from metalk8s_solutions.archive.pinning import changed, open_archive
+from metalk8s_solutions.archive.product import read_solution_manifest
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.cluster.state import (
     Records,
@@ -79,7 +79,7 @@ def read_archive_manifest(path: Path, pin: Pin | None = None) -> SolutionManifes
     """The manifest of an archive, read from the ISO without extracting anything; with a pin,
     checked against it (:class:`~metalk8s_solutions.errors.ArchiveChanged` otherwise)."""
     with open_archive(path, pin) as iso:
-        manifest = read_manifest(iso, f"{path}")
+        manifest = read_solution_manifest(iso, f"{path}")
     if pin is not None and manifest.id != pin.id:
         raise changed(path, pin, f"it now holds {manifest.id}")
     return manifest

@@ -27,6 +27,7 @@ from metalk8s_solutions.api.monitoring import (
     is_monitoring_object,
     parse_dashboard,
 )
+from metalk8s_solutions.api.product import PRODUCT_PATH, ProductSolution
 from metalk8s_solutions.api.streams import FileSource, read_limited, sha256_stream
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH, is_covered, parse_sums
@@ -39,6 +40,7 @@ from metalk8s_solutions.archive.layout import (
     never_applied,
 )
 from metalk8s_solutions.archive.pinning import sums_digest
+from metalk8s_solutions.archive.product import is_product_archive, load_product_solution
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
     PublicKey,
@@ -54,7 +56,12 @@ from metalk8s_solutions.images.oci import ImageSet, read_docker_dirs, read_oci_l
 
 MAX_YAML_FILE = 4 * 1024 * 1024
 HASH_THREADS = 2
-ARCHIVE_MARKERS = ("SHA256SUMS", "images/index.json", "registry-config.inc.j2")
+ARCHIVE_MARKERS = (
+    "SHA256SUMS",
+    "images/index.json",
+    "registry-config.inc.j2",
+    "product.txt",
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,40 @@ def _yaml_docs(source: FileSource, path: str, rule: str, findings: list[Finding]
         return []
 
 
-def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list[Finding]:
+def _check_roles(source: FileSource, product: ProductSolution | None) -> list[Finding]:
+    files = source.files()
+    findings: list[Finding] = []
+    role = "operator/deploy/role.yaml"
+    if product is not None:  # MetalK8s 2.4 generated the operator's Role; role.yaml was unused
+        for doc in product.roles:
+            findings.extend(check_role(doc, PRODUCT_PATH))
+        if role in files:
+            findings.append(
+                Finding(
+                    "SOL102",
+                    "not used: the operator gets the Role MetalK8s 2.4 generated "
+                    "(customApiGroups of config.yaml), as MetalK8s 2.4 did",
+                    role,
+                )
+            )
+    elif role not in files:
+        findings.append(
+            Finding(
+                "SOL056",
+                "operator/deploy/role.yaml is missing: the operator is granted no role, only what "
+                "the environment's namespaces grant its service account",
+                role,
+            )
+        )
+    else:
+        for doc in _yaml_docs(source, role, "SOL050", findings):
+            findings.extend(check_role(doc, role))
+    return findings
+
+
+def _check_deploy(
+    source: FileSource, manifest: SolutionManifest | None, product: ProductSolution | None = None
+) -> list[Finding]:
     files = source.files()
     findings: list[Finding] = []
     crds = crd_files(files)
@@ -161,19 +201,7 @@ def _check_deploy(source: FileSource, manifest: SolutionManifest | None) -> list
                     )
                 )
             findings.extend(check_crd(convert_v1beta1(doc) if is_v1beta1_crd(doc) else doc, path))
-    role = "operator/deploy/role.yaml"
-    if role not in files:
-        findings.append(
-            Finding(
-                "SOL056",
-                "operator/deploy/role.yaml is missing: the operator is granted no role, only what "
-                "the environment's namespaces grant its service account",
-                role,
-            )
-        )
-    else:
-        for doc in _yaml_docs(source, role, "SOL050", findings):
-            findings.extend(check_role(doc, role))
+    findings.extend(_check_roles(source, product))
     for path in sorted(files):
         if (
             path.endswith((".yaml", ".yml"))
@@ -334,7 +362,12 @@ def check_source(
     """Run every rule; ``archive=False`` for source trees (no checksum/signature rules)."""
     layout, findings = check_layout(source)
     manifest: SolutionManifest | None = None
-    if "manifest.yaml" not in source.files():
+    product: ProductSolution | None = None
+    if is_product_archive(source.files()):  # MetalK8s 2.4: read as the manifest it stands for
+        product, product_findings = load_product_solution(source)
+        findings.extend(product_findings)
+        manifest = product.manifest if product is not None else None
+    elif "manifest.yaml" not in source.files():
         findings.append(Finding("SOL010", "manifest.yaml is missing", "manifest.yaml"))
     else:
         try:
@@ -363,7 +396,7 @@ def check_source(
             findings.extend(report.signatures.findings)
     # The files that the archive's content rules parse come after the checksums and signatures
     # that vouch for them: a parser meets no file before its integrity has been checked.
-    findings.extend(_check_deploy(source, manifest))
+    findings.extend(_check_deploy(source, manifest, product))
     findings.extend(_check_monitoring(source, manifest))
     if layout is Layout.METALK8S:
         findings[:] = for_metalk8s(findings)

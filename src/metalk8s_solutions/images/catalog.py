@@ -15,7 +15,7 @@ from pathlib import Path
 
 from metalk8s_solutions.api.manifest import SolutionManifest
 from metalk8s_solutions.archive.iso import IsoReader
-from metalk8s_solutions.archive.layout import read_manifest
+from metalk8s_solutions.archive.product import read_solution_manifest
 from metalk8s_solutions.errors import ArchiveError
 from metalk8s_solutions.images.oci import (
     ImageSet,
@@ -81,7 +81,7 @@ def load_catalog(archive: Path, reader: IsoReader | None = None) -> SolutionImag
     own = reader is None
     iso = reader or IsoReader(archive)
     try:
-        manifest = read_manifest(iso, "manifest.yaml")
+        manifest = read_solution_manifest(iso, str(archive))
         files = iso.files()
         images: ImageSet = (
             read_oci_layout(iso) if "images/index.json" in files else read_docker_dirs(iso)
