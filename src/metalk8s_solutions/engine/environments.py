@@ -73,6 +73,7 @@ from metalk8s_solutions.engine.desired import (
     operator_name,
     privileged_approval,
     privileged_rules,
+    role_warnings,
     selector_for,
 )
 from metalk8s_solutions.engine.monitoring import RESOURCES as MONITORING_RESOURCES
@@ -939,9 +940,7 @@ def _approvals(
             approved[ns] = {a for a in approved[ns] if approved_solution(a) != solution}
             approved[ns].add(approval)
     problems = check_roles(
-        content,
-        cluster_scope_allowed=any(solution in allowed for allowed in scope.values()),
-        privileged_allowed=any(approval in allowed for allowed in approved.values()),
+        content, privileged_allowed=any(approval in allowed for allowed in approved.values())
     )
     if problems:
         raise Refused(
@@ -981,6 +980,7 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
     )
     cluster_scope = frozenset(s for allowed in scope.values() for s in allowed)
     privileged = frozenset(s for allowed in approved.values() for s in allowed)
+    outcome.warnings += role_warnings(content, cluster_scope_allowed=solution in cluster_scope)
     changed_ns = [
         ns
         for ns in wanted
