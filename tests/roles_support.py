@@ -5,14 +5,21 @@ the admin ones with ``*`` verbs.  Written here (not read from any archive) for `
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 RBAC = "rbac.authorization.k8s.io/v1"
 ALL_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
+def _fresh(value: Any) -> Any:
+    """``value`` with no list or mapping shared (YAML would write shared ones as aliases)."""
+    return json.loads(json.dumps(value))
+
+
 def _doc(kind: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": RBAC, "kind": kind, "metadata": {"name": name}, "rules": rules}
+    doc = {"apiVersion": RBAC, "kind": kind, "metadata": {"name": name}, "rules": rules}
+    return _fresh(doc)
 
 
 def metalk8s_example_roles(group: str, kinds: tuple[str, ...] = ("gadgets",)) -> list[Any]:
@@ -93,7 +100,7 @@ def metalk8s_example_roles(group: str, kinds: tuple[str, ...] = ("gadgets",)) ->
                 ],
             ),
         ]
-    return docs
+    return _fresh(docs)
 
 
 def metalk8s_legacy_role(solution: str, group: str) -> dict[str, Any]:
