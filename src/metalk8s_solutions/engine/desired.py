@@ -105,8 +105,8 @@ class Settings:
     endpoint: str
     #: solutions allowed to hold cluster-scoped rules (persisted on metalk8s-environment)
     cluster_scope: frozenset[str] = frozenset()
-    #: solutions whose privileged role rules the administrator approved (wildcards, escalate,
-    #: bind, impersonate, every secret; persisted on metalk8s-environment)
+    #: approvals of privileged role rules (escalate, bind, impersonate, exec, tokens, writing
+    #: namespaces: see api.crd.privileged_grants), as ``<solution>@<digest>``
     privileged: frozenset[str] = frozenset()
     #: how Solution UIs get an Ingress (None: they are reached through ``solutions ui`` only)
     ingress: IngressTarget | None = None

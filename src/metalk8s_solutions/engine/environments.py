@@ -810,7 +810,7 @@ class AddSolutionOptions:
     dry_run: bool = False
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
-    allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
+    allow_privileged_role: bool = False  # approve escalate/bind/impersonate, exec, tokens
 
 
 async def add_solution(
@@ -864,7 +864,7 @@ class UpgradeOptions:
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
     rollback: bool = True  # back to the previous version when not Available within timeout
-    allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
+    allow_privileged_role: bool = False  # approve escalate/bind/impersonate, exec, tokens
 
 
 async def upgrade_solution(
