@@ -6,13 +6,14 @@ ClusterRole or RoleBinding behind."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from env_support import Api, build_solution, crd_document, write_config
+from env_support import Api, build_solution, cli, crd_document, write_config
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine.solutions import Context
@@ -146,3 +147,25 @@ async def test_example_roles_deploy_with_no_flag_bound_only_in_the_namespaces(
         assert ours(admin, f"{RBAC}/clusterroles") == {}
         for ns in (b, f"{b}-2"):
             assert ours(admin, f"{RBAC}/namespaces/{ns}/rolebindings") == {}
+
+
+def test_the_cli_warns_at_validate_and_at_plan_time_and_deploys_with_no_flag(
+    ctx: Context, local_cluster: LocalCluster, archives: list[Path], cleanup: None
+) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(ctx.config_path, local_cluster.kubeconfig, *args)
+
+    checked = run("validate", str(archives[1]))
+    assert checked.returncode == 0, checked.stderr
+    assert (checked.stdout + checked.stderr).count("SOL053") == 3
+    env = ENVS[0]
+    assert run("env", "create", env).returncode == 0
+    plan = run("env", "add-solution", env, SOL, "1.1.2-dev", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    said = plan.stdout + plan.stderr
+    warned = [line for line in said.splitlines() if "cannot grant" in line]
+    assert len(warned) == 3 and all(w.startswith("warning: ") for w in warned), said
+    assert "ClusterRole metrics-reader: rule nonResourceURLs=/metrics" in said
+    done = run("env", "add-solution", env, SOL, "1.1.2-dev", "--no-wait")
+    assert done.returncode == 0, done.stderr
+    assert "--allow-cluster-scope" in done.stdout + done.stderr
