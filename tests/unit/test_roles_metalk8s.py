@@ -4,6 +4,7 @@ collide, with no flag; what a RoleBinding cannot grant is warned about, not refu
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -183,3 +184,25 @@ def test_validate_warns_per_rule_a_rolebinding_cannot_grant() -> None:
     assert all("--allow-cluster-scope" in m for m in sol053)
     assert sol053[2].startswith("ClusterRole metrics-reader: rules[0] grants nonResourceURLs")
     assert {f.rule for f in findings} == {"SOL052", "SOL053"}  # '*' verbs of the admin roles
+
+
+def test_an_approval_recorded_before_issue_17_still_covers_its_version() -> None:
+    bind = {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"]}
+    secrets = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}
+    doc = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "op"},
+        "rules": [bind, secrets],
+    }
+    # What the release before recorded: a digest of both rules (every secret was privileged).
+    lines = [
+        'Role op rule ""/secrets (every secret: secrets without resourceNames)',
+        "Role op rule rbac.authorization.k8s.io/roles (verb bind)",
+    ]
+    old = "clock@" + hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    recorded = Settings(endpoint="reg.local:5000", privileged=frozenset({old}))
+    objects = rbac(deploy("prod", ("prod",), "1.0.0", [doc], recorded))
+    assert objects["Role/prod/clock-op"]["rules"] == [bind, secrets]
+    with pytest.raises(Refused, match="verb bind"):  # and nothing else approves it
+        deploy("prod", ("prod",), "1.0.0", [doc], Settings(endpoint="reg.local:5000"))

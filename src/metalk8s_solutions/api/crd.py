@@ -252,7 +252,7 @@ def privileged_grants(rule: Mapping[str, Any]) -> list[str]:
         }
         reasons += [f"verb {verb} (through '*')" for verb in PRIVILEGED_VERBS if verb in held]
     if reaches(rule, "", "namespaces", ("update", "patch", "delete")):
-        reasons.append("namespaces: may rewrite its Namespace (Pod Security, approvals)")
+        reasons.append(NAMESPACES_REASON)
     reasons += [
         f"{resource}: {why}"
         for resource, why in PRIVILEGED_SUBRESOURCES.items()
@@ -274,6 +274,33 @@ def cluster_scope_warning(grants: list[str]) -> str:
 
 
 ALL_SECRETS_REASON = "every secret: secrets without resourceNames"
+NAMESPACES_REASON = "namespaces: may rewrite its Namespace (Pod Security, approvals)"
+
+
+def legacy_privileged_grants(rule: Mapping[str, Any]) -> list[str]:
+    """The reasons the releases before issue 17 found in ``rule`` (wildcards and every secret
+    were privileged then): the approvals they recorded are digests of these, and stay valid."""
+    groups, resources, verbs = (_strings(rule, k) for k in ("apiGroups", "resources", "verbs"))
+    reasons = [
+        f"'*' in {key}"
+        for key, values in zip(
+            ("apiGroups", "resources", "verbs"), (groups, resources, verbs), strict=True
+        )
+        if "*" in values
+    ]
+    reasons += [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
+    if (
+        "secrets" in [r.split("/")[0] for r in resources]
+        and ("" in groups or "*" in groups)
+        and not _strings(rule, "resourceNames")
+        and not set(verbs) <= _SECRET_VERBS_WITHOUT_NAMES
+    ):
+        reasons.append(ALL_SECRETS_REASON)
+    if "" in groups and "namespaces" in resources and set(verbs) & {"update", "patch", "delete"}:
+        reasons.append(NAMESPACES_REASON)
+    if "" in groups and set(verbs) & {"create", "get", "*"}:
+        reasons += [f"{r}: {why}" for r, why in PRIVILEGED_SUBRESOURCES.items() if r in resources]
+    return reasons
 
 
 def broad_grants(rule: Mapping[str, Any]) -> list[str]:

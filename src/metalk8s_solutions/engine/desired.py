@@ -39,6 +39,7 @@ import yaml
 from metalk8s_solutions.api.crd import (
     cluster_scope_warning,
     cluster_scoped_grants,
+    legacy_privileged_grants,
     privileged_grants,
 )
 from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
@@ -228,25 +229,38 @@ def _is_admin_rule(rule: Mapping[str, Any]) -> bool:
     return star("verbs") and star("resources") and star("apiGroups")
 
 
-def privileged_rules(content: VersionContent) -> list[str]:
+def privileged_rules(content: VersionContent, *, legacy: bool = False) -> list[str]:
     """Each privileged rule of ``role.yaml`` (see :func:`api.crd.privileged_grants`), described:
-    what an administrator approves with ``--allow-privileged-role``."""
+    what an administrator approves with ``--allow-privileged-role`` (``legacy``: as the releases
+    before issue 17 described them, see :func:`api.crd.legacy_privileged_grants`)."""
+    grants = legacy_privileged_grants if legacy else privileged_grants
     found: list[str] = []
     for doc in content.roles:
         kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
         for rule in doc.get("rules") or []:
-            reasons = privileged_grants(rule)
+            reasons = grants(rule)
             if reasons and not _is_admin_rule(rule):
                 found.append(f"{kind} {name} rule {_describe_rule(rule)} ({', '.join(reasons)})")
     return found
 
 
-def privileged_approval(content: VersionContent) -> str:
+def privileged_approval(content: VersionContent, *, legacy: bool = False) -> str:
     """What ``--allow-privileged-role`` records for ``content``: ``<solution>@<digest>`` of its
     privileged rules, so that an approval covers exactly these rules and a version that asks for
     other privileged rights needs a new approval."""
-    rules = "\n".join(sorted(privileged_rules(content)))
+    rules = "\n".join(sorted(privileged_rules(content, legacy=legacy)))
     return f"{content.name}@{hashlib.sha256(rules.encode()).hexdigest()[:16]}"
+
+
+def is_approved(content: VersionContent, approvals: Iterable[str]) -> bool:
+    """True when ``approvals`` hold the approval of ``content``'s privileged rules: the one
+    :func:`privileged_approval` records, or the one a release before issue 17 recorded for the
+    same version (its digest covered wildcards and every secret too), so that no environment
+    approved then is refused now."""
+    recorded = set(approvals)
+    return privileged_approval(content) in recorded or (
+        privileged_approval(content, legacy=True) in recorded
+    )
 
 
 def approved_solution(approval: str) -> str:
@@ -451,9 +465,7 @@ def solution_objects(
     from metalk8s_solutions.engine import solution_ui  # noqa: PLC0415 - it imports us
 
     sol = content.name
-    problems = check_roles(
-        content, privileged_allowed=privileged_approval(content) in settings.privileged
-    )
+    problems = check_roles(content, privileged_allowed=is_approved(content, settings.privileged))
     if problems:
         raise Refused(
             f"cannot deploy {content.manifest.id}: " + "; ".join(problems),

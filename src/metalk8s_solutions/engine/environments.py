@@ -70,6 +70,7 @@ from metalk8s_solutions.engine.desired import (
     check_dns_label,
     check_roles,
     desired_environment,
+    is_approved,
     operator_name,
     privileged_approval,
     privileged_rules,
@@ -940,7 +941,7 @@ def _approvals(
             approved[ns] = {a for a in approved[ns] if approved_solution(a) != solution}
             approved[ns].add(approval)
     problems = check_roles(
-        content, privileged_allowed=any(approval in allowed for allowed in approved.values())
+        content, privileged_allowed=any(is_approved(content, a) for a in approved.values())
     )
     if problems:
         raise Refused(
