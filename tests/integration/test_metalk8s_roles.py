@@ -6,6 +6,7 @@ ClusterRole or RoleBinding behind."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,13 +52,12 @@ def ctx(tmp_path: Path, archives: list[Path], local_cluster: LocalCluster) -> Co
     return Context(config, ClusterTarget(kubeconfig=local_cluster.kubeconfig))
 
 
-ENVS = ("mkr-a", "mkr-b")
-
-
 @pytest.fixture
-def cleanup(admin: Api) -> Iterator[None]:
-    yield
-    for env in ENVS:
+def names(admin: Api) -> Iterator[tuple[str, str]]:
+    """Two fresh environment names; their namespaces and cluster roles are deleted afterwards."""
+    pair = (f"mkr-{secrets.token_hex(3)}", f"mkr-{secrets.token_hex(3)}")
+    yield pair
+    for env in pair:
         for ns in admin.items("/api/v1/namespaces", f"{ENV_LABEL}={env}"):
             admin.delete(f"/api/v1/namespaces/{ns['metadata']['name']}")
         for kind in ("clusterroles", "clusterrolebindings"):
@@ -86,9 +86,9 @@ def gadgets(ns: str, verb: str = "create") -> dict[str, Any]:
 
 
 async def test_example_roles_deploy_with_no_flag_bound_only_in_the_namespaces(
-    ctx: Context, admin: Api, cleanup: None
+    ctx: Context, admin: Api, names: tuple[str, str]
 ) -> None:
-    a, b = ENVS
+    a, b = names
     async with Kube(ctx.target) as kube:
         await envs.create_environment(ctx, envs.CreateEnvOptions(a), connection=kube)
         await envs.create_environment(
@@ -150,7 +150,7 @@ async def test_example_roles_deploy_with_no_flag_bound_only_in_the_namespaces(
 
 
 def test_the_cli_warns_at_validate_and_at_plan_time_and_deploys_with_no_flag(
-    ctx: Context, local_cluster: LocalCluster, archives: list[Path], cleanup: None
+    ctx: Context, local_cluster: LocalCluster, archives: list[Path], names: tuple[str, str]
 ) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return cli(ctx.config_path, local_cluster.kubeconfig, *args)
@@ -158,7 +158,7 @@ def test_the_cli_warns_at_validate_and_at_plan_time_and_deploys_with_no_flag(
     checked = run("validate", str(archives[1]))
     assert checked.returncode == 0, checked.stderr
     assert (checked.stdout + checked.stderr).count("SOL053") == 3
-    env = ENVS[0]
+    env = names[0]
     assert run("env", "create", env).returncode == 0
     plan = run("env", "add-solution", env, SOL, "1.1.2-dev", "--dry-run")
     assert plan.returncode == 0, plan.stderr
