@@ -394,7 +394,7 @@ async def test_delete_solution_keeps_custom_resources_unless_asked(
     assert [r["result"] for r in history][-1] == "removed"
 
 
-async def test_cluster_scope_refused_unless_allowed_and_never_collides(
+async def test_cluster_scope_warned_unless_allowed_and_never_collides(
     ctx: Context, kube: Kube, env_name: str, admin: Api, tmp_path: Path
 ) -> None:
     name = "widesol"
@@ -418,11 +418,18 @@ async def test_cluster_scope_refused_unless_allowed_and_never_collides(
     try:
         await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
         await envs.create_environment(ctx, envs.CreateEnvOptions(other), connection=kube)
-        with pytest.raises(Refused, match="--allow-cluster-scope"):
-            await envs.add_solution(
-                ctx, envs.AddSolutionOptions(env_name, name, "1.0.0"), connection=kube
+        # As MetalK8s: bound by RoleBindings (which cannot grant nodes), with a warning.
+        plain = await envs.add_solution(
+            ctx, envs.AddSolutionOptions(env_name, name, "1.0.0", wait=False), connection=kube
+        )
+        assert any("core/nodes" in w and "--allow-cluster-scope" in w for w in plain.warnings)
+        assert (
+            admin.items(
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                "app.kubernetes.io/part-of=widesol",
             )
-        assert managed(admin, env_name) == {}
+            == []
+        )
         for env, version in ((env_name, "1.0.0"), (other, "2.0.0"), (other, "2.0.0")):
             await envs.add_solution(
                 ctx,

@@ -36,7 +36,8 @@ PRIVILEGED_ROLE = {
     "metadata": {"name": "operator"},
     "rules": [
         {"apiGroups": [GROUP], "resources": ["gadgets"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
+        # (every secret alone is no longer privileged: bounded to the namespace, issue 17)
+        {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"]},
     ],
 }
@@ -185,7 +186,7 @@ async def test_privileged_rules_need_an_approval_that_persists(
     opts = envs.AddSolutionOptions(env, SOL, "2.0.0", wait=False)
     with pytest.raises(Refused, match="--allow-privileged-role") as caught:
         await envs.add_solution(ctx, opts, connection=kube)
-    assert "bind" in str(caught.value) and "every secret" in str(caught.value)
+    assert "bind" in str(caught.value) and "pods/exec" in str(caught.value)
     roles_path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{env}/roles"
     assert admin.items(roles_path, f"app.kubernetes.io/part-of={SOL}") == []  # nothing changed
     cm_path = f"/api/v1/namespaces/{env}/configmaps/metalk8s-environment"
@@ -198,7 +199,7 @@ async def test_privileged_rules_need_an_approval_that_persists(
     approved = [s for s in plan.steps if s.action == "approve"]
     assert len(approved) == 2  # exactly the two privileged rules, named
     assert any("verb bind" in s.detail for s in approved)
-    assert any("every secret" in s.detail for s in approved)
+    assert any("pods/exec" in s.detail for s in approved)
     assert admin.items(roles_path, f"app.kubernetes.io/part-of={SOL}") == []  # a dry run
 
     await envs.add_solution(ctx, approve, connection=kube)

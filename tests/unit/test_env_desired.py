@@ -132,10 +132,14 @@ def test_two_environments_and_two_versions_never_collide() -> None:
 def test_cluster_scope_needs_permission_and_cluster_admin_never_passes() -> None:
     nodes = copy.deepcopy(CLUSTER_ROLE)
     nodes["rules"].append({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]})
-    with pytest.raises(Refused, match="needs cluster scope"):
+    # As MetalK8s: bound by RoleBindings only (which cannot grant nodes), no flag needed.
+    plain = by_key(
         desired_environment(
             "e", {"e": {"sol": "1.0.0"}}, contents("1.0.0", roles=(nodes,)), SETTINGS
         )
+    )
+    assert plain["ClusterRole//solutions:e:sol-1.0.0:reader"]["rules"] == nodes["rules"]
+    assert not [k for k in plain if k.startswith("ClusterRoleBinding/")]
     allowed = Settings(endpoint="r", cluster_scope=frozenset({"sol"}))
     objects = by_key(
         desired_environment(
@@ -149,7 +153,7 @@ def test_cluster_scope_needs_permission_and_cluster_admin_never_passes() -> None
     assert [s["namespace"] for s in binding["subjects"]] == ["e", "e2"]
     admin = copy.deepcopy(CLUSTER_ROLE)
     admin["rules"] = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
-    problems = check_roles(content("1.0.0", (admin,)), cluster_scope_allowed=True)
+    problems = check_roles(content("1.0.0", (admin,)), privileged_allowed=True)
     assert any("cluster-admin" in p for p in problems)
 
 

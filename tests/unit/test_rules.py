@@ -177,7 +177,11 @@ CASES: list[tuple[str, Mutation, Severity]] = [
     ),
     (
         "SOL053",
-        edit("operator/deploy/role.yaml", "kind: Role", "kind: ClusterRole"),
+        edit(
+            "operator/deploy/role.yaml",
+            "rules:\n",
+            "rules:\n  - nonResourceURLs: [/metrics]\n    verbs: [get]\n",
+        ),
         Severity.WARNING,
     ),
     (

@@ -8,7 +8,7 @@ structural check is the subset of Kubernetes' rules that catches real mistakes (
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from metalk8s_solutions.api.findings import Finding
@@ -141,53 +141,178 @@ PRIVILEGED_VERBS = ("escalate", "bind", "impersonate")
 #: secret is the operator's own; ``create`` cannot be limited by name anyway).
 _SECRET_VERBS_WITHOUT_NAMES = frozenset({"create"})
 
+#: Resources that exist outside namespaces (core Kubernetes): a RoleBinding cannot grant them
+#: (except ``namespaces`` on the binding's own Namespace), only a ClusterRoleBinding can.
+CLUSTER_SCOPED = frozenset(
+    {
+        ("", "nodes"),
+        ("", "namespaces"),
+        ("", "persistentvolumes"),
+        ("", "componentstatuses"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("apiregistration.k8s.io", "apiservices"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+        ("storage.k8s.io", "storageclasses"),
+        ("storage.k8s.io", "csidrivers"),
+        ("storage.k8s.io", "csinodes"),
+        ("storage.k8s.io", "volumeattachments"),
+        ("scheduling.k8s.io", "priorityclasses"),
+        ("node.k8s.io", "runtimeclasses"),
+        ("networking.k8s.io", "ingressclasses"),
+        ("certificates.k8s.io", "certificatesigningrequests"),
+        ("authentication.k8s.io", "tokenreviews"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews"),
+        ("flowcontrol.apiserver.k8s.io", "flowschemas"),
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"),
+    }
+)
+
 
 def _strings(rule: Mapping[str, Any], key: str) -> list[str]:
     values = rule.get(key)
     return [str(v) for v in values] if isinstance(values, list) else []
 
 
-def privileged_grants(rule: Mapping[str, Any]) -> list[str]:
-    """What makes one RBAC rule privileged (empty when it is least-privilege).
+def _matches(rule: Mapping[str, Any], group: str, resource: str) -> bool:
+    groups, resources = _strings(rule, "apiGroups"), _strings(rule, "resources")
+    sub = resource.partition("/")[2]
+    return (group in groups or "*" in groups) and (
+        resource in resources or "*" in resources or (bool(sub) and f"*/{sub}" in resources)
+    )
 
-    A wildcard in ``apiGroups``, ``resources`` or ``verbs``; the verbs ``escalate``, ``bind``,
-    ``impersonate``; and access to secrets not limited by ``resourceNames`` (anything but
-    ``create``).  The check is on the rule, whatever the kind of role that holds it.
-    """
-    reasons = [
-        f"'*' in {key}" for key in ("apiGroups", "resources", "verbs") if "*" in _strings(rule, key)
+
+def reaches(rule: Mapping[str, Any], group: str, resource: str, verbs: Iterable[str]) -> bool:
+    """True when ``rule`` grants one of ``verbs`` on ``group``/``resource``, wildcards included
+    (``*`` in a list, and ``*/<subresource>`` for a sub-resource), as the API server matches."""
+    granted = _strings(rule, "verbs")
+    return _matches(rule, group, resource) and ("*" in granted or any(v in granted for v in verbs))
+
+
+def cluster_scoped_grants(
+    rule: Mapping[str, Any], cluster_crds: Iterable[tuple[str, str]] = ()
+) -> list[str]:
+    """What of ``rule`` a namespaced RoleBinding cannot grant: non-resource URLs and
+    cluster-scoped resources (core ones and ``cluster_crds``, (group, plural) of the Solution's
+    cluster-scoped CRDs), wildcards expanded.  Empty when a RoleBinding grants all of it."""
+    urls = _strings(rule, "nonResourceURLs")
+    found = [f"nonResourceURLs {','.join(urls)}"] if urls else []
+    found += [
+        f"{group or 'core'}/{resource}"
+        for group, resource in sorted({*CLUSTER_SCOPED, *cluster_crds})
+        if _matches(rule, group, resource)
     ]
-    verbs = _strings(rule, "verbs")
-    reasons += [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
-    if grants_every_secret(rule):
-        reasons.append(ALL_SECRETS_REASON)
-    if (
-        "" in _strings(rule, "apiGroups")
-        and "namespaces" in _strings(rule, "resources")
-        and set(verbs) & {"update", "patch", "delete"}
-    ):
-        reasons.append("namespaces: may rewrite its Namespace (Pod Security, approvals)")
-    if "" in _strings(rule, "apiGroups") and (
-        set(verbs) & {"create", "get", "*"}  # exec and attach are create (and get, websockets)
-    ):
-        resources = _strings(rule, "resources")
-        reasons += [
-            f"{resource}: {why}"
-            for resource, why in PRIVILEGED_SUBRESOURCES.items()
-            if resource in resources
-        ]
-    return reasons
+    return found
 
 
-#: Sub-resources as good as reading every secret or running as another identity.
+#: Sub-resources as good as reading every secret or running as another identity; through them
+#: an operator reaches the rights of other identities, which may hold more than the namespace.
 PRIVILEGED_SUBRESOURCES = {
     "pods/exec": "runs commands in any pod of the namespace (and reads what it mounts)",
     "pods/attach": "attaches to any pod of the namespace",
     "serviceaccounts/token": "mints tokens of any ServiceAccount of the namespace",
 }
+#: Where the privileged verbs act: a ``*`` verb on these resources holds them.
+_ESCALATION_TARGETS = (
+    ("rbac.authorization.k8s.io", "roles", ("escalate", "bind")),
+    ("rbac.authorization.k8s.io", "clusterroles", ("escalate", "bind")),
+    ("", "users", ("impersonate",)),
+    ("", "groups", ("impersonate",)),
+    ("", "serviceaccounts", ("impersonate",)),
+    ("authentication.k8s.io", "userextras", ("impersonate",)),
+    ("authentication.k8s.io", "uids", ("impersonate",)),
+)
+
+
+def privileged_grants(rule: Mapping[str, Any]) -> list[str]:
+    """What makes one RBAC rule privileged: rights that reach beyond the environment's
+    namespaces even through a namespaced RoleBinding (empty when there is none).
+
+    The verbs ``escalate``, ``bind``, ``impersonate`` (named, or held through a ``*`` verb on
+    roles, cluster roles, users, groups or service accounts); the sub-resources ``pods/exec``,
+    ``pods/attach`` and ``serviceaccounts/token`` (named or through a wildcard); writing
+    ``namespaces`` (a RoleBinding grants it on its own Namespace, where approvals are kept).
+    Wildcards and every secret alone are broad but bounded to the namespace: see
+    :func:`broad_grants`.  The check is on the rule, whatever the kind of role that holds it.
+    """
+    verbs = _strings(rule, "verbs")
+    reasons = [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
+    if "*" in verbs:
+        held = {
+            verb
+            for group, resource, escalations in _ESCALATION_TARGETS
+            if reaches(rule, group, resource, ["*"])
+            for verb in escalations
+        }
+        reasons += [f"verb {verb} (through '*')" for verb in PRIVILEGED_VERBS if verb in held]
+    if reaches(rule, "", "namespaces", ("update", "patch", "delete")):
+        reasons.append(NAMESPACES_REASON)
+    reasons += [
+        f"{resource}: {why}"
+        for resource, why in PRIVILEGED_SUBRESOURCES.items()
+        # exec and attach are create (and get, websockets)
+        if reaches(rule, "", resource, ("create", "get"))
+    ]
+    return reasons
+
+
+def cluster_scope_warning(grants: list[str]) -> str:
+    """The warning for a rule whose :func:`cluster_scoped_grants` are ``grants``: what it would
+    need."""
+    shown = ", ".join(grants[:4]) + (f" and {len(grants) - 4} more" if len(grants) > 4 else "")
+    return (
+        f"grants {shown}, which a RoleBinding in the environment's namespaces cannot grant "
+        "(the operator does not get it, as with MetalK8s); it needs a ClusterRoleBinding: the "
+        "administrator's --allow-cluster-scope when adding the Solution"
+    )
 
 
 ALL_SECRETS_REASON = "every secret: secrets without resourceNames"
+NAMESPACES_REASON = "namespaces: may rewrite its Namespace (Pod Security, approvals)"
+
+
+def legacy_privileged_grants(rule: Mapping[str, Any]) -> list[str]:
+    """The reasons the releases before issue 17 found in ``rule`` (wildcards and every secret
+    were privileged then): the approvals they recorded are digests of these, and stay valid."""
+    groups, resources, verbs = (_strings(rule, k) for k in ("apiGroups", "resources", "verbs"))
+    reasons = [
+        f"'*' in {key}"
+        for key, values in zip(
+            ("apiGroups", "resources", "verbs"), (groups, resources, verbs), strict=True
+        )
+        if "*" in values
+    ]
+    reasons += [f"verb {verb}" for verb in PRIVILEGED_VERBS if verb in verbs]
+    if (
+        "secrets" in [r.split("/")[0] for r in resources]
+        and ("" in groups or "*" in groups)
+        and not _strings(rule, "resourceNames")
+        and not set(verbs) <= _SECRET_VERBS_WITHOUT_NAMES
+    ):
+        reasons.append(ALL_SECRETS_REASON)
+    if "" in groups and "namespaces" in resources and set(verbs) & {"update", "patch", "delete"}:
+        reasons.append(NAMESPACES_REASON)
+    if "" in groups and set(verbs) & {"create", "get", "*"}:
+        reasons += [f"{r}: {why}" for r, why in PRIVILEGED_SUBRESOURCES.items() if r in resources]
+    return reasons
+
+
+def broad_grants(rule: Mapping[str, Any]) -> list[str]:
+    """What makes one rule broader than least privilege while staying within the namespaces it
+    is bound in: wildcards, and every secret.  ``validate`` warns; deployment accepts them, as
+    MetalK8s does (its example Solution's roles use both)."""
+    reasons = [
+        f"'*' in {key}" for key in ("apiGroups", "resources", "verbs") if "*" in _strings(rule, key)
+    ]
+    if grants_every_secret(rule):
+        reasons.append(ALL_SECRETS_REASON)
+    return reasons
 
 
 def grants_every_secret(rule: Mapping[str, Any]) -> bool:
@@ -195,15 +320,19 @@ def grants_every_secret(rule: Mapping[str, Any]) -> bool:
     groups = _strings(rule, "apiGroups")
     resources = [r.split("/")[0] for r in _strings(rule, "resources")]
     return (
-        "secrets" in resources
+        ("secrets" in resources or "*" in resources)
         and ("" in groups or "*" in groups)
         and not _strings(rule, "resourceNames")
         and not set(_strings(rule, "verbs")) <= _SECRET_VERBS_WITHOUT_NAMES
     )
 
 
-def check_role(doc: Any, path: str) -> list[Finding]:
-    """Problems of one document of role.yaml (rules SOL051-SOL055)."""
+def check_role(doc: Any, path: str, cluster_crds: Iterable[tuple[str, str]] = ()) -> list[Finding]:
+    """Problems of one document of role.yaml (rules SOL051-SOL055).
+
+    ``cluster_crds``: (group, plural) of the archive's cluster-scoped CRDs, which a namespaced
+    RoleBinding cannot grant either (SOL053).
+    """
     if not isinstance(doc, dict):
         return [Finding("SOL051", "a role document must be a mapping", path)]
     kind = doc.get("kind")
@@ -220,10 +349,6 @@ def check_role(doc: Any, path: str) -> list[Finding]:
         (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
     )
     findings: list[Finding] = []
-    if kind == "ClusterRole":
-        findings.append(
-            Finding("SOL053", f"ClusterRole {name} grants permissions on the whole cluster", path)
-        )
     rules = doc.get("rules") or []
     if not isinstance(rules, list):
         return [*findings, Finding("SOL051", f"{kind} {name}: rules must be a list", path)]
@@ -237,9 +362,12 @@ def check_role(doc: Any, path: str) -> list[Finding]:
                 findings.append(
                     Finding("SOL052", f"{kind} {name}: rules[{i}].{key} contains '*'", path)
                 )
-        verbs = [v for v in PRIVILEGED_VERBS if v in _strings(rule, "verbs")]
-        grants = " ".join(privileged_grants(rule))
-        verbs += [r for r in (*PRIVILEGED_SUBRESOURCES, "namespaces") if f"{r}: " in grants]
+        wide = cluster_scoped_grants(rule, cluster_crds)
+        if wide:
+            findings.append(
+                Finding("SOL053", f"{kind} {name}: rules[{i}] {cluster_scope_warning(wide)}", path)
+            )
+        verbs = [r.split(":")[0].removeprefix("verb ") for r in privileged_grants(rule)]
         if verbs:
             findings.append(
                 Finding("SOL054", f"{kind} {name}: rules[{i}] grants {', '.join(verbs)}", path)

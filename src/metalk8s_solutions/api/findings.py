@@ -93,7 +93,12 @@ RULES: dict[str, Rule] = {
         Rule("SOL050", E, "operator/deploy/role.yaml, when present, is valid YAML"),
         Rule("SOL051", E, "role.yaml holds only Role and ClusterRole documents"),
         Rule("SOL052", W, "no wildcard in RBAC rules"),
-        Rule("SOL053", W, "no cluster-scoped grant (ClusterRole)"),
+        Rule(
+            "SOL053",
+            W,
+            "no rule a namespaced RoleBinding cannot grant (cluster-scoped resources, "
+            "nonResourceURLs)",
+        ),
         Rule(
             "SOL054",
             W,

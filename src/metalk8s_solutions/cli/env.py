@@ -41,13 +41,16 @@ timeout_option = click.option(
 cluster_scope_option = click.option(
     "--allow-cluster-scope",
     is_flag=True,
-    help="Accept role.yaml rules on cluster-scoped resources (remembered for this solution).",
+    help="Grant role.yaml rules on cluster-scoped resources and nonResourceURLs with a "
+    "ClusterRoleBinding (without it, as MetalK8s, they are not granted: a warning says so; "
+    "remembered for this solution).",
 )
 privileged_option = click.option(
     "--allow-privileged-role",
     is_flag=True,
-    help="Approve role.yaml rules with wildcards, escalate/bind/impersonate or access to every "
-    "secret (remembered for this solution; the plan lists each approved rule).",
+    help="Approve role.yaml rules that reach beyond the environment's namespaces: "
+    "escalate/bind/impersonate, pods/exec, pods/attach, serviceaccounts/token, writing "
+    "namespaces (remembered for this solution; the plan lists each approved rule).",
 )
 
 

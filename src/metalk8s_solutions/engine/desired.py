@@ -12,10 +12,11 @@ Naming, so that nothing collides between solutions, versions and environments:
   of ``role.yaml`` as ``<sol>-<role>`` (kept as is when already prefixed), bound by a RoleBinding
   of the same name;
 - a ClusterRole of ``role.yaml`` becomes ``solutions:<env>:<sol>-<version>:<role>`` (unique per
-  environment and solution version; cluster-scoped, labelled with the environment) and is bound
-  only by RoleBindings ``<sol>-<version>-<role>`` in the namespaces, so it grants nothing outside
-  them.  Rules on cluster-scoped resources are refused unless the administrator allowed cluster
-  scope for that solution; they then go to ``...:<role>:cluster`` with a ClusterRoleBinding.
+  environment and solution version; cluster-scoped, labelled with the environment) and is bound,
+  as MetalK8s binds it, only by RoleBindings ``<sol>-<version>-<role>`` in the namespaces, so it
+  grants nothing outside them.  Rules a RoleBinding cannot grant (cluster-scoped resources,
+  non-resource URLs) are kept there and warned about; when the administrator allowed cluster
+  scope for that solution they go to ``...:<role>:cluster`` with a ClusterRoleBinding.
 - monitoring (``monitoring/`` of the archive, ``spec.operator.metrics``): dashboards'
   ConfigMaps, the ``<sol>-operator-metrics`` Service and the Prometheus Operator objects, bound
   to each namespace by :mod:`engine.monitoring`;
@@ -35,7 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from metalk8s_solutions.api.crd import privileged_grants
+from metalk8s_solutions.api.crd import (
+    cluster_scope_warning,
+    cluster_scoped_grants,
+    legacy_privileged_grants,
+    privileged_grants,
+)
 from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
 from metalk8s_solutions.api.monitoring import MonitoringContent
 from metalk8s_solutions.api.versions import version_key
@@ -55,39 +61,6 @@ MANAGED_BY = "metalk8s-solutions"
 CONFIG_MOUNT = "/etc/config"
 RBAC_API = "rbac.authorization.k8s.io/v1"
 _DNS_LABEL = re.compile(r"^(?!-)[0-9a-z-]{1,63}(?<!-)$")
-
-#: Resources that exist outside namespaces (core Kubernetes); a rule granting them, or a
-#: wildcard, or a non-resource URL, needs cluster scope.
-CLUSTER_SCOPED = frozenset(
-    {
-        ("", "nodes"),
-        ("", "namespaces"),
-        ("", "persistentvolumes"),
-        ("", "componentstatuses"),
-        ("rbac.authorization.k8s.io", "clusterroles"),
-        ("rbac.authorization.k8s.io", "clusterrolebindings"),
-        ("apiextensions.k8s.io", "customresourcedefinitions"),
-        ("apiregistration.k8s.io", "apiservices"),
-        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
-        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
-        ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
-        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
-        ("storage.k8s.io", "storageclasses"),
-        ("storage.k8s.io", "csidrivers"),
-        ("storage.k8s.io", "csinodes"),
-        ("storage.k8s.io", "volumeattachments"),
-        ("scheduling.k8s.io", "priorityclasses"),
-        ("node.k8s.io", "runtimeclasses"),
-        ("networking.k8s.io", "ingressclasses"),
-        ("certificates.k8s.io", "certificatesigningrequests"),
-        ("authentication.k8s.io", "tokenreviews"),
-        ("authorization.k8s.io", "subjectaccessreviews"),
-        ("authorization.k8s.io", "selfsubjectaccessreviews"),
-        ("authorization.k8s.io", "selfsubjectrulesreviews"),
-        ("flowcontrol.apiserver.k8s.io", "flowschemas"),
-        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"),
-    }
-)
 
 
 def check_dns_label(value: str, what: str) -> str:
@@ -133,8 +106,8 @@ class Settings:
     endpoint: str
     #: solutions allowed to hold cluster-scoped rules (persisted on metalk8s-environment)
     cluster_scope: frozenset[str] = frozenset()
-    #: solutions whose privileged role rules the administrator approved (wildcards, escalate,
-    #: bind, impersonate, every secret; persisted on metalk8s-environment)
+    #: approvals of privileged role rules (escalate, bind, impersonate, exec, tokens, writing
+    #: namespaces: see api.crd.privileged_grants), as ``<solution>@<digest>``
     privileged: frozenset[str] = frozenset()
     #: how Solution UIs get an Ingress (None: they are reached through ``solutions ui`` only)
     ingress: IngressTarget | None = None
@@ -233,18 +206,20 @@ def image_reference(endpoint: str, content: VersionContent, ref: ImageRef) -> st
 # -- RBAC -----------------------------------------------------------------------------------
 
 
+def cluster_crds_of(content: VersionContent) -> set[tuple[str, str]]:
+    """(group, plural) of the version's cluster-scoped CRDs."""
+    return {
+        (
+            str(crd.get("spec", {}).get("group", "")),
+            str(crd.get("spec", {}).get("names", {}).get("plural", "")),
+        )
+        for crd in content.crds
+        if crd.get("spec", {}).get("scope") == "Cluster"
+    }
+
+
 def _rule_needs_cluster(rule: Mapping[str, Any], cluster_crds: set[tuple[str, str]]) -> bool:
-    if rule.get("nonResourceURLs"):
-        return True
-    groups = list(rule.get("apiGroups") or [])
-    resources = [str(r).split("/")[0] for r in rule.get("resources") or []]
-    for group in groups:
-        for resource in resources:
-            if group == "*" or resource == "*":
-                return True
-            if (group, resource) in CLUSTER_SCOPED or (group, resource) in cluster_crds:
-                return True
-    return False
+    return bool(cluster_scoped_grants(rule, cluster_crds))
 
 
 def _is_admin_rule(rule: Mapping[str, Any]) -> bool:
@@ -254,25 +229,38 @@ def _is_admin_rule(rule: Mapping[str, Any]) -> bool:
     return star("verbs") and star("resources") and star("apiGroups")
 
 
-def privileged_rules(content: VersionContent) -> list[str]:
+def privileged_rules(content: VersionContent, *, legacy: bool = False) -> list[str]:
     """Each privileged rule of ``role.yaml`` (see :func:`api.crd.privileged_grants`), described:
-    what an administrator approves with ``--allow-privileged-role``."""
+    what an administrator approves with ``--allow-privileged-role`` (``legacy``: as the releases
+    before issue 17 described them, see :func:`api.crd.legacy_privileged_grants`)."""
+    grants = legacy_privileged_grants if legacy else privileged_grants
     found: list[str] = []
     for doc in content.roles:
         kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
         for rule in doc.get("rules") or []:
-            reasons = privileged_grants(rule)
+            reasons = grants(rule)
             if reasons and not _is_admin_rule(rule):
                 found.append(f"{kind} {name} rule {_describe_rule(rule)} ({', '.join(reasons)})")
     return found
 
 
-def privileged_approval(content: VersionContent) -> str:
+def privileged_approval(content: VersionContent, *, legacy: bool = False) -> str:
     """What ``--allow-privileged-role`` records for ``content``: ``<solution>@<digest>`` of its
     privileged rules, so that an approval covers exactly these rules and a version that asks for
     other privileged rights needs a new approval."""
-    rules = "\n".join(sorted(privileged_rules(content)))
+    rules = "\n".join(sorted(privileged_rules(content, legacy=legacy)))
     return f"{content.name}@{hashlib.sha256(rules.encode()).hexdigest()[:16]}"
+
+
+def is_approved(content: VersionContent, approvals: Iterable[str]) -> bool:
+    """True when ``approvals`` hold the approval of ``content``'s privileged rules: the one
+    :func:`privileged_approval` records, or the one a release before issue 17 recorded for the
+    same version (its digest covered wildcards and every secret too), so that no environment
+    approved then is refused now."""
+    recorded = set(approvals)
+    return privileged_approval(content) in recorded or (
+        privileged_approval(content, legacy=True) in recorded
+    )
 
 
 def approved_solution(approval: str) -> str:
@@ -280,19 +268,15 @@ def approved_solution(approval: str) -> str:
     return approval.split("@", 1)[0]
 
 
-def check_roles(
-    content: VersionContent, *, cluster_scope_allowed: bool, privileged_allowed: bool = False
-) -> list[str]:
-    """Reasons to refuse ``role.yaml`` of this version (empty when acceptable)."""
+def check_roles(content: VersionContent, *, privileged_allowed: bool = False) -> list[str]:
+    """Reasons to refuse ``role.yaml`` of this version (empty when acceptable).
+
+    Only what reaches beyond the environment's namespaces is refused: other kinds,
+    ``aggregationRule``, cluster-admin, and privileged rules (:func:`api.crd.privileged_grants`)
+    unless approved.  Rules a RoleBinding cannot grant are not refused (MetalK8s binds every
+    role with RoleBindings): :func:`role_warnings` says what they would need.
+    """
     problems: list[str] = []
-    cluster_crds = {
-        (
-            str(crd.get("spec", {}).get("group", "")),
-            str(crd.get("spec", {}).get("names", {}).get("plural", "")),
-        )
-        for crd in content.crds
-        if crd.get("spec", {}).get("scope") == "Cluster"
-    }
     for doc in content.roles:
         kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
         where = f"{content.manifest.id} role.yaml {kind} {name}"
@@ -314,17 +298,27 @@ def check_roles(
                     f"{where}: rule {_describe_rule(rule)} is privileged ({', '.join(reasons)}); "
                     "pass --allow-privileged-role if you approve these rights for this operator"
                 )
-            if (
-                kind == "ClusterRole"
-                and not cluster_scope_allowed
-                and _rule_needs_cluster(rule, cluster_crds)
-            ):
-                problems.append(
-                    f"{where}: rule {_describe_rule(rule)} needs cluster scope; pass "
-                    "--allow-cluster-scope if you accept that this operator acts outside its "
-                    "environment"
-                )
     return problems
+
+
+def role_warnings(content: VersionContent, *, cluster_scope_allowed: bool) -> list[str]:
+    """One line per rule of ``role.yaml`` that the RoleBindings in the environment's namespaces
+    cannot grant (cluster-scoped resources, non-resource URLs), saying what it would need; none
+    when the administrator allowed cluster scope (those rules then get a ClusterRoleBinding)."""
+    if cluster_scope_allowed:
+        return []
+    cluster_crds = cluster_crds_of(content)
+    found: list[str] = []
+    for doc in content.roles:
+        kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
+        for rule in doc.get("rules") or []:
+            wide = cluster_scoped_grants(rule, cluster_crds)
+            if wide and not _is_admin_rule(rule):
+                found.append(
+                    f"{content.manifest.id} role.yaml {kind} {name}: rule "
+                    f"{_describe_rule(rule)} {cluster_scope_warning(wide)}"
+                )
+    return found
 
 
 def _describe_rule(rule: Mapping[str, Any]) -> str:
@@ -471,11 +465,7 @@ def solution_objects(
     from metalk8s_solutions.engine import solution_ui  # noqa: PLC0415 - it imports us
 
     sol = content.name
-    problems = check_roles(
-        content,
-        cluster_scope_allowed=sol in settings.cluster_scope,
-        privileged_allowed=privileged_approval(content) in settings.privileged,
-    )
+    problems = check_roles(content, privileged_allowed=is_approved(content, settings.privileged))
     if problems:
         raise Refused(
             f"cannot deploy {content.manifest.id}: " + "; ".join(problems),
@@ -488,14 +478,10 @@ def solution_objects(
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(sa, labels, namespace)}
     ]
     cluster: list[Obj] = []
-    cluster_crds = {
-        (
-            str(c.get("spec", {}).get("group", "")),
-            str(c.get("spec", {}).get("names", {}).get("plural", "")),
-        )
-        for c in content.crds
-        if c.get("spec", {}).get("scope") == "Cluster"
-    }
+    cluster_crds = cluster_crds_of(content)
+    # As MetalK8s: every rule is bound by RoleBindings in the namespaces (what they cannot grant
+    # is not granted); with cluster scope allowed, those rules get a ClusterRoleBinding instead.
+    cluster_scope = sol in settings.cluster_scope
     for doc in content.roles:
         name = str((doc.get("metadata") or {}).get("name", "operator"))
         rules = list(doc.get("rules") or [])
@@ -521,7 +507,7 @@ def solution_objects(
                 },
             ]
             continue
-        local, wide = _split_rules(rules, cluster_crds)
+        local, wide = _split_rules(rules, cluster_crds) if cluster_scope else (rules, [])
         if local:
             cr = cluster_role_name(env, content, name)
             cluster.append(
@@ -637,7 +623,8 @@ def desired_environment(
             for obj in wide:
                 key = f"{obj['kind']}/{obj['metadata']['name']}"
                 if obj["kind"] == "ClusterRoleBinding" and key in cluster:
-                    cluster[key]["subjects"] += obj["subjects"]  # one binding, every namespace
+                    # one binding, every namespace (a new list: bindings share their subjects)
+                    cluster[key]["subjects"] = [*cluster[key]["subjects"], *obj["subjects"]]
                 else:
                     cluster.setdefault(key, obj)
     result += cluster.values()

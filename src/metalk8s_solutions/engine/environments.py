@@ -73,9 +73,11 @@ from metalk8s_solutions.engine.desired import (
     check_dns_label,
     check_roles,
     desired_environment,
+    is_approved,
     operator_name,
     privileged_approval,
     privileged_rules,
+    role_warnings,
     selector_for,
 )
 from metalk8s_solutions.engine.monitoring import RESOURCES as MONITORING_RESOURCES
@@ -809,7 +811,7 @@ class AddSolutionOptions:
     dry_run: bool = False
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
-    allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
+    allow_privileged_role: bool = False  # approve escalate/bind/impersonate, exec, tokens
     #: MetalK8s's ``add-solution --webhook`` (Secret <solution>-cert mounted at /cert); accepted
     #: here, applied by the operator Deployment part of the desired state
     webhook: bool = False
@@ -866,7 +868,7 @@ class UpgradeOptions:
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
     rollback: bool = True  # back to the previous version when not Available within timeout
-    allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
+    allow_privileged_role: bool = False  # approve escalate/bind/impersonate, exec, tokens
     #: as :attr:`AddSolutionOptions.webhook` (solutions.sh's add-solution also changes versions)
     webhook: bool = False
 
@@ -944,9 +946,7 @@ def _approvals(
             approved[ns] = {a for a in approved[ns] if approved_solution(a) != solution}
             approved[ns].add(approval)
     problems = check_roles(
-        content,
-        cluster_scope_allowed=any(solution in allowed for allowed in scope.values()),
-        privileged_allowed=any(approval in allowed for allowed in approved.values()),
+        content, privileged_allowed=any(is_approved(content, a) for a in approved.values())
     )
     if problems:
         raise Refused(
@@ -986,6 +986,7 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
     )
     cluster_scope = frozenset(s for allowed in scope.values() for s in allowed)
     privileged = frozenset(s for allowed in approved.values() for s in allowed)
+    outcome.warnings += role_warnings(content, cluster_scope_allowed=solution in cluster_scope)
     changed_ns = [
         ns
         for ns in wanted
