@@ -115,14 +115,9 @@ def test_a_2_4_archive_imports_activates_and_deploys_with_the_generated_role(
         cli.ok("activate", name, "--version", "1.0.0")
         assert api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}")
         cli.ok("env", "create", env)
-        # The generated Role is privileged ('*' on the workloads, every secret) as MetalK8s 2.4
-        # granted it; whether that needs the administrator's approval is issue 17 item 3's call.
-        refused = cli("env", "add-solution", env, name, "1.0.0", "--no-wait")
-        if refused.returncode != 0:
-            assert "--allow-privileged-role" in refused.stderr, refused.stderr
-            cli.ok(
-                "env", "add-solution", env, name, "1.0.0", "--no-wait", "--allow-privileged-role"
-            )
+        # The generated Role ('*' on the workloads, every secret) is bound in the namespace as
+        # MetalK8s 2.4 bound it: no approval flag (warnings only).
+        cli.ok("env", "add-solution", env, name, "1.0.0", "--no-wait")
 
         deployment = api.get(f"/apis/apps/v1/namespaces/{env}/deployments/{name}-operator")
         assert deployment is not None
