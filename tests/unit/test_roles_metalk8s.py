@@ -206,3 +206,18 @@ def test_an_approval_recorded_before_issue_17_still_covers_its_version() -> None
     assert objects["Role/prod/clock-op"]["rules"] == [bind, secrets]
     with pytest.raises(Refused, match="verb bind"):  # and nothing else approves it
         deploy("prod", ("prod",), "1.0.0", [doc], Settings(endpoint="reg.local:5000"))
+
+
+def test_validate_knows_the_archives_cluster_scoped_crds(tmp_path: Any) -> None:
+    """A rule on the archive's own cluster-scoped CRD cannot be granted by a RoleBinding either:
+    validate says so (SOL053) as add-solution does."""
+    from conftest import make_source  # noqa: PLC0415
+    from metalk8s_solutions.engine.validate import ValidateOptions, validate  # noqa: PLC0415
+
+    src = make_source(tmp_path / "src")
+    crd = src / "operator" / "deploy" / "crds" / "example.yaml"
+    namespaced = validate(ValidateOptions(src)).findings
+    assert not [f for f in namespaced if f.rule == "SOL053"]
+    crd.write_text(crd.read_text().replace("scope: Namespaced", "scope: Cluster"))
+    findings = [f for f in validate(ValidateOptions(src)).findings if f.rule == "SOL053"]
+    assert len(findings) == 1 and "examples" in findings[0].message, findings

@@ -148,13 +148,17 @@ def _yaml_docs(source: FileSource, path: str, rule: str, findings: list[Finding]
         return []
 
 
-def _check_roles(source: FileSource, product: ProductSolution | None) -> list[Finding]:
+def _check_roles(
+    source: FileSource,
+    product: ProductSolution | None,
+    cluster_crds: set[tuple[str, str]] | None = None,
+) -> list[Finding]:
     files = source.files()
     findings: list[Finding] = []
     role = "operator/deploy/role.yaml"
     if product is not None:  # MetalK8s 2.4 generated the operator's Role; role.yaml was unused
         for doc in product.roles:
-            findings.extend(check_role(doc, PRODUCT_PATH))
+            findings.extend(check_role(doc, PRODUCT_PATH, cluster_crds or ()))
         if role in files:
             findings.append(
                 Finding(
@@ -175,7 +179,7 @@ def _check_roles(source: FileSource, product: ProductSolution | None) -> list[Fi
         )
     else:
         for doc in _yaml_docs(source, role, "SOL050", findings):
-            findings.extend(check_role(doc, role))
+            findings.extend(check_role(doc, role, cluster_crds or ()))
     return findings
 
 
@@ -188,8 +192,14 @@ def _check_deploy(
     if not crds:
         findings.append(Finding("SOL043", "no CRD in operator/deploy/crds/", "operator/deploy/"))
     referenced: list[tuple[str, str]] = []
+    cluster_crds: set[tuple[str, str]] = set()  # (group, plural): no RoleBinding grants them
     for path in crds:
         for doc in _yaml_docs(source, path, "SOL040", findings):
+            spec = doc.get("spec") if isinstance(doc, dict) else None
+            if isinstance(spec, dict) and spec.get("scope") == "Cluster":
+                names = spec.get("names")
+                plural = names.get("plural") if isinstance(names, dict) else None
+                cluster_crds.add((str(spec.get("group", "")), str(plural or "")))
             if is_v1beta1_crd(doc):
                 findings.append(
                     Finding(
@@ -201,7 +211,7 @@ def _check_deploy(
                     )
                 )
             findings.extend(check_crd(convert_v1beta1(doc) if is_v1beta1_crd(doc) else doc, path))
-    findings.extend(_check_roles(source, product))
+    findings.extend(_check_roles(source, product, cluster_crds))
     for path in sorted(files):
         if (
             path.endswith((".yaml", ".yml"))
