@@ -30,6 +30,7 @@ from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.cluster.apply import (
+    CERT_MANAGER_KINDS,
     KINDS,
     Action,
     Change,
@@ -62,6 +63,7 @@ from metalk8s_solutions.cluster.resources import (
     write_env_config,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
+from metalk8s_solutions.engine.certificates import KeyStore, read_cert_manager
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     Settings,
@@ -378,6 +380,7 @@ async def plan_environment(
     cluster_scope: frozenset[str],
     *,
     privileged: frozenset[str] = frozenset(),
+    webhook: frozenset[str] = frozenset(),
     support: MonitoringSupport | None = None,
     warnings: list[str] | None = None,
 ) -> list[Change]:
@@ -412,14 +415,18 @@ async def plan_environment(
     for message in messages:
         if message and warnings is not None and message not in warnings:
             warnings.append(message)
+    cert_manager = await read_cert_manager(kube)
+    optional = {*support.kinds, *(CERT_MANAGER_KINDS if cert_manager else ())}
+    live = await list_managed(kube, selector_for(env), sorted(configs), optional=optional)
     settings = Settings(
         endpoint=inventory.endpoint,
         cluster_scope=cluster_scope,
         privileged=privileged,
         ingress=ingress.target,
+        webhook=webhook,
+        keys=KeyStore.from_secrets(live, cert_manager=cert_manager),  # certificates are kept
     )
     desired = desired_environment(env, configs, contents, settings, monitoring=support)
-    live = await list_managed(kube, selector_for(env), sorted(configs), optional=support.kinds)
     return plan(desired, live)
 
 
