@@ -122,7 +122,9 @@ def test_cert_manager_issues_the_metrics_certificate_when_installed() -> None:
 
 
 def test_webhook_mounts_the_solution_cert_secret_at_cert() -> None:
-    settings = Settings(endpoint="reg.local:5000", webhook=frozenset({"sol"}), keys=KeyStore())
+    settings = Settings(
+        endpoint="reg.local:5000", webhook=frozenset({("prod", "sol")}), keys=KeyStore()
+    )
     found = objects(None, settings)
     spec = pod(found)
     assert {"name": "cert", "mountPath": "/cert", "readOnly": True} in spec["containers"][0][

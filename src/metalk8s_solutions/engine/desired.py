@@ -140,9 +140,9 @@ class Settings:
     privileged: frozenset[str] = frozenset()
     #: how Solution UIs get an Ingress (None: they are reached through ``solutions ui`` only)
     ingress: IngressTarget | None = None
-    #: solutions whose operator gets the webhook Secret ``<sol>-cert`` at ``/cert``
-    #: (``add-solution --webhook``, persisted on metalk8s-environment)
-    webhook: frozenset[str] = frozenset()
+    #: (namespace, solution) whose operator gets the webhook Secret ``<sol>-cert`` at ``/cert``
+    #: (``add-solution --webhook``, persisted on the Namespace)
+    webhook: frozenset[tuple[str, str]] = frozenset()
     #: the live certificates and whether cert-manager is installed (None: none live, no
     #: cert-manager; new certificates are generated)
     keys: KeyStore | None = None
@@ -482,7 +482,7 @@ def certificate_objects(
     if metrics is not None and metrics.enabled and metrics.scheme == "https":
         service = mon.metrics_service_name(sol)
         objects += certs.metrics_certificate_objects(sol, namespace, labels, service, keys)
-    if sol in settings.webhook:
+    if (namespace, sol) in settings.webhook:
         objects.append(certs.webhook_secret(sol, namespace, labels, operator_name(sol), keys))
     return objects
 
@@ -632,7 +632,7 @@ def solution_objects(
             sol,
             mon.metrics_port(metrics),
             metrics=metrics,
-            webhook=sol in settings.webhook,
+            webhook=(namespace, sol) in settings.webhook,
         )
     )
     target = mon.MonitoringTarget(namespace, env, sol, content.version)

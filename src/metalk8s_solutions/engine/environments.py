@@ -61,6 +61,7 @@ from metalk8s_solutions.cluster.resources import (
     read_namespace,
     wait_gone,
     write_env_config,
+    write_webhook,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
 from metalk8s_solutions.engine.certificates import KeyStore, read_cert_manager
@@ -380,7 +381,7 @@ async def plan_environment(
     cluster_scope: frozenset[str],
     *,
     privileged: frozenset[str] = frozenset(),
-    webhook: frozenset[str] = frozenset(),
+    webhook: frozenset[tuple[str, str]] = frozenset(),
     support: MonitoringSupport | None = None,
     warnings: list[str] | None = None,
 ) -> list[Change]:
@@ -441,6 +442,7 @@ async def converge(
     cluster_scope: frozenset[str] | None = None,
     privileged: frozenset[str] | None = None,
     support: MonitoringSupport | None = None,
+    webhook: frozenset[tuple[str, str]] | None = None,
 ) -> list[Change]:
     """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan.
 
@@ -453,6 +455,7 @@ async def converge(
         configs if configs is not None else state.configs(),
         cluster_scope if cluster_scope is not None else state.cluster_scope(),
         privileged=privileged if privileged is not None else state.privileged(),
+        webhook=webhook if webhook is not None else state.webhook(),
         support=support,
         warnings=outcome.warnings,
     )
@@ -673,6 +676,7 @@ async def delete_environment(
                 configs,
                 state.cluster_scope(),
                 privileged=state.privileged(),
+                webhook=state.webhook(),
             )
             changes = [c for c in changes if not c.key.namespace or c.key.namespace in remaining]
         else:
@@ -736,6 +740,7 @@ async def show_environment(
                 {approved_solution(a) for a in ns_state.privileged}
             )
             entry["podSecurity"] = ns_state.pod_security
+            entry["webhook"] = sorted(ns_state.webhook)
             history = await read_history(kube, ns)
             solutions: dict[str, Any] = {}
             for sol in sorted({*ns_state.config, *history}):
@@ -817,6 +822,7 @@ class AddSolutionOptions:
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
     allow_privileged_role: bool = False  # approve wildcards, escalate/bind/impersonate, secrets
+    webhook: bool = False  # mount Secret <sol>-cert at /cert, as MetalK8s 124 (kept until removed)
 
 
 async def add_solution(
@@ -842,6 +848,8 @@ async def add_solution(
                     f"{opts.solution} {opts.version}",
                 )
         await check_crds_served(kube, content)
+        if opts.webhook:
+            await _enable_webhook(kube, state, opts.solution, targets, outcome)
         return await _change_versions(
             ctx,
             kube,
@@ -857,6 +865,25 @@ async def add_solution(
             timeout=opts.timeout,
             rollback=False,
         )
+
+
+async def _enable_webhook(
+    kube: Kube, state: EnvironmentState, solution: str, targets: Sequence[str], outcome: EnvOutcome
+) -> None:
+    """``--webhook``: record it on each target Namespace (only in ``state`` for a dry run)."""
+    for ns in targets:
+        current = state.namespaces[ns]
+        if solution in current.webhook:
+            continue
+        outcome.steps.append(
+            Step(
+                "set", f"Namespace {ns}", f"webhook for {solution}: Secret {solution}-cert at /cert"
+            )
+        )
+        if outcome.dry_run:
+            current.webhook = {*current.webhook, solution}
+        else:
+            await write_webhook(kube, current, {*current.webhook, solution})
 
 
 @dataclass(frozen=True)
@@ -1182,6 +1209,9 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
             }
             await write_env_config(
                 kube, state.namespaces[ns], state.name, configs[ns], scope, approved
+            )
+            await write_webhook(
+                kube, state.namespaces[ns], state.namespaces[ns].webhook - {opts.solution}
             )
         await converge(kube, inventory, state, outcome, ctx.say)
         for ns in targets:
