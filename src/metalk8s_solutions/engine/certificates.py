@@ -19,11 +19,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from metalk8s_solutions.cluster.apply import CERT_MANAGER_API, CERT_MANAGER_KINDS, request
 from metalk8s_solutions.cluster.kube import Kube
 
@@ -61,6 +56,12 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
 def generate_tls(dns_names: Sequence[str]) -> dict[str, str]:
     """A new self-signed serving certificate for ``dns_names``, as a ``kubernetes.io/tls``
     Secret's ``data`` (base64 ``tls.crt``, ``tls.key`` and ``ca.crt``, the certificate itself)."""
+    # Imported here: most commands never make a certificate (start-up time).
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])])
     now = dt.datetime.now(dt.UTC)
