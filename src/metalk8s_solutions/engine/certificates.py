@@ -110,7 +110,7 @@ class KeyStore:
     def from_secrets(cls, secrets: Iterable[Mapping[str, Any]], *, cert_manager: bool) -> KeyStore:
         live: dict[tuple[str, str], Mapping[str, str]] = {}
         for secret in secrets:
-            if secret.get("kind", "Secret") != "Secret":
+            if secret.get("kind") != "Secret":
                 continue
             meta = secret.get("metadata") or {}
             data = secret.get("data") or {}
