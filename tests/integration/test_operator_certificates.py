@@ -24,6 +24,7 @@ import pytest
 from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import environments as envs
+from metalk8s_solutions.engine.certificates import generate_tls
 from metalk8s_solutions.engine.solutions import Context
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
@@ -216,6 +217,33 @@ async def test_webhook_mounts_the_cert_secret_kept_across_upgrade(
     )
     assert secret(admin, env, WEBHOOK_SECRET) is None
     assert not mounted(pod_spec(admin, env), WEBHOOK_SECRET, "/cert")
+
+
+async def test_a_cert_secret_made_by_someone_else_keeps_its_certificate(
+    ctx: Context, kube: Kube, env_names: list[str], admin: Api
+) -> None:
+    """As on a cluster MetalK8s ran: ``<sol>-cert`` exists, unlabelled; it is labelled, not
+    replaced."""
+    env = env_names[0]
+    await envs.create_environment(ctx, envs.CreateEnvOptions(env), connection=kube)
+    theirs = generate_tls([f"{SOL}-webhook.{env}.svc"])
+    admin.post(
+        f"/api/v1/namespaces/{env}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": WEBHOOK_SECRET},
+            "type": "kubernetes.io/tls",
+            "data": theirs,
+        },
+    )
+    await envs.add_solution(
+        ctx, envs.AddSolutionOptions(env, SOL, "1.0.0", webhook=True, timeout=60), connection=kube
+    )
+    kept = secret(admin, env, WEBHOOK_SECRET)
+    assert kept is not None and kept["data"] == theirs
+    assert kept["metadata"]["labels"][ENV_LABEL] == env
+    assert mounted(pod_spec(admin, env), WEBHOOK_SECRET, "/cert")
 
 
 # Last in the module: it installs cert-manager's CRDs (removed by the module's teardown).

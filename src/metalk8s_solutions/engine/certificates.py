@@ -144,6 +144,30 @@ async def read_cert_manager(kube: Kube) -> bool:
     return set(CERT_MANAGER_RESOURCES.values()) <= served
 
 
+async def read_unlabelled(
+    kube: Kube, keys: KeyStore, wanted: Iterable[tuple[str, str]]
+) -> KeyStore:
+    """``keys`` with the certificates of the ``wanted`` Secrets (namespace, name) that exist but
+    that this tool did not label (made by MetalK8s, cert-manager or by hand): they are kept
+    and merely labelled, never replaced by a new certificate."""
+    found = dict(keys.live)
+    for namespace, name in wanted:
+        if (namespace, name) in found:
+            continue
+        secret = await request(
+            kube,
+            "GET",
+            f"/api/v1/namespaces/{namespace}/secrets/{name}",
+            action=f"reading Secret {namespace}/{name}",
+            missing_ok=True,
+        )
+        if secret:
+            found.update(
+                KeyStore.from_secrets([{**secret, "kind": "Secret"}], cert_manager=False).live
+            )
+    return KeyStore(found, keys.cert_manager, keys._made)
+
+
 def tls_secret(
     name: str, namespace: str, labels: Mapping[str, str], data: Mapping[str, str]
 ) -> Obj:
@@ -218,6 +242,7 @@ __all__ = [
     "metrics_certificate_objects",
     "metrics_secret_name",
     "read_cert_manager",
+    "read_unlabelled",
     "secret_volume",
     "webhook_secret",
     "webhook_secret_name",

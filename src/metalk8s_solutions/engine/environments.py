@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -64,7 +65,7 @@ from metalk8s_solutions.cluster.resources import (
     write_webhook,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
-from metalk8s_solutions.engine.certificates import KeyStore, read_cert_manager
+from metalk8s_solutions.engine.certificates import KeyStore, read_cert_manager, read_unlabelled
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     Settings,
@@ -428,6 +429,18 @@ async def plan_environment(
         keys=KeyStore.from_secrets(live, cert_manager=cert_manager),  # certificates are kept
     )
     desired = desired_environment(env, configs, contents, settings, monitoring=support)
+    assert settings.keys is not None  # noqa: S101 - set above
+    mine = set(settings.keys.live)
+    new = [
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in desired
+        if o["kind"] == "Secret" and (o["metadata"]["namespace"], o["metadata"]["name"]) not in mine
+    ]
+    if new:  # a Secret of that name someone else made keeps its certificate
+        keys = await read_unlabelled(kube, settings.keys, new)
+        if set(keys.live) != mine:
+            settings = dataclasses.replace(settings, keys=keys)
+            desired = desired_environment(env, configs, contents, settings, monitoring=support)
     return plan(desired, live)
 
 
