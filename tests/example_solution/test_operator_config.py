@@ -182,3 +182,46 @@ def test_the_config_the_product_writes_is_accepted() -> None:
         assert resolve_image(config, version).image == (
             f"10.0.0.5:5000/example-solution-{version}/base-server:{version}"
         )
+
+
+def test_the_metrics_flags_the_product_passes_are_accepted(tmp_path: Path) -> None:
+    """The Deployment passes ``--metrics-bind-address`` and ``--metrics-cert-path`` (as MetalK8s
+    does): the operator takes them (here with --check-config, which exits before serving)."""
+    good = tmp_path / "operator.yaml"
+    good.write_text(VALID)
+    result = run_operator(
+        f"--config={good}",
+        "--metrics-bind-address=:8443",
+        f"--metrics-cert-path={tmp_path}",
+        "--check-config",
+    )
+    assert result.returncode == 0, result.stderr
+    bad = run_operator(f"--config={good}", "--metrics-bind-address=nope", "--check-config")
+    assert bad.returncode != 0 and "has no port" in bad.stderr
+
+
+async def test_metrics_over_https_with_the_mounted_certificate(tmp_path: Path) -> None:
+    import base64  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import ssl  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+    from example_solution_operator.metrics import Metrics, serve  # noqa: PLC0415
+
+    from metalk8s_solutions.engine.certificates import generate_tls  # noqa: PLC0415
+
+    for key, value in generate_tls(["localhost"]).items():
+        (tmp_path / key).write_bytes(base64.b64decode(value))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runner = await serve(Metrics(), "2.0.0", port, cert_path=tmp_path)
+    try:
+        async with httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=tmp_path / "ca.crt")
+        ) as http:
+            answer = await http.get(f"https://localhost:{port}/metrics", timeout=10)
+        assert answer.status_code == 200
+        assert 'example_solution_operator_info{version="2.0.0"} 1' in answer.text
+    finally:
+        await runner.cleanup()

@@ -331,7 +331,9 @@ MONITORING = MonitoringContent(
 
 def monitored(version: str) -> VersionContent:
     base = content(version)
-    manifest = dataclasses.replace(base.manifest, operator_metrics=OperatorMetrics(port=9090))
+    manifest = dataclasses.replace(
+        base.manifest, operator_metrics=OperatorMetrics(True, "http", 9090)
+    )
     return dataclasses.replace(base, manifest=manifest, monitoring=MONITORING)
 
 

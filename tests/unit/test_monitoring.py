@@ -133,7 +133,17 @@ def test_operator_metrics_in_the_manifest() -> None:
         "spec:\n  version: 1.0.0\n  images: [op:1]\n  operator:\n    image: {name: op, tag: '1'}\n"
     )
     manifest = parse_manifest((base + "    metrics: {enabled: true, port: 9090}\n").encode())
-    assert manifest.operator_metrics == OperatorMetrics(True, "http", 9090, "/metrics")
+    assert manifest.operator_metrics == OperatorMetrics(True, "https", 9090, "/metrics")
+    # MetalK8s's defaults (PR 4813): disabled; https on 8443, or http on 8080.
+    parsed = {
+        raw: parse_manifest((base + f"    metrics: {raw}\n").encode()).operator_metrics
+        for raw in ("{}", "{enabled: true}", "{enabled: true, scheme: http}")
+    }
+    assert parsed == {
+        "{}": OperatorMetrics(False, "https", 8443, "/metrics"),
+        "{enabled: true}": OperatorMetrics(True, "https", 8443, "/metrics"),
+        "{enabled: true, scheme: http}": OperatorMetrics(True, "http", 8080, "/metrics"),
+    }
     assert manifest.to_dict()["spec"]["operator"]["metrics"]["port"] == 9090
     assert parse_manifest(base.encode()).operator_metrics is None
     with pytest.raises(Exception, match="SOL018"):
@@ -190,9 +200,18 @@ def test_objects_are_bound_to_their_namespace() -> None:
     }
     labels = monitor["spec"]["selector"]["matchLabels"]
     assert all(service["metadata"]["labels"][k] == v for k, v in labels.items())
+    # https: the certificate is self-signed, so not verified; Prometheus's own token is never
+    # sent to the Solution's code (no bearerTokenFile).
     assert monitor["spec"]["endpoints"] == [
-        {"port": "metrics", "scheme": "https", "path": "/metrics"}
+        {
+            "port": "metrics",
+            "scheme": "https",
+            "path": "/metrics",
+            "tlsConfig": {"insecureSkipVerify": True},
+        }
     ]
+    # MetalK8s's Prometheus selects the ServiceMonitors labelled so.
+    assert monitor["metadata"]["labels"]["metalk8s.scality.com/monitor"] == ""
     # The user's own labels survive; the rule carries its environment.
     assert plan.objects[3]["metadata"]["labels"]["team"] == "storage"
     rule = plan.objects[5]["spec"]["groups"][0]["rules"][0]
@@ -215,7 +234,7 @@ def test_without_the_prometheus_operator() -> None:
     assert support.message is not None and "not installed" in support.message
     assert "\n" not in support.message
     target = MonitoringTarget("ns", "env", SOLUTION, "1.0.0")
-    metrics = OperatorMetrics()
+    metrics = OperatorMetrics(enabled=True)
     plan = monitoring_objects(DOCUMENTS, [_board()], target, metrics=metrics, support=support)
     assert [o["kind"] for o in plan.objects] == ["ConfigMap", "Service"]
     assert plan.skipped == (
@@ -239,7 +258,8 @@ def test_without_the_prometheus_operator() -> None:
 def test_metrics_port_and_disabled_metrics() -> None:
     assert metrics_port(None) is None
     assert metrics_port(OperatorMetrics(enabled=False)) is None
-    assert metrics_port(OperatorMetrics(port=9000)) == {
+    assert metrics_port(OperatorMetrics()) is None  # disabled unless the manifest says so
+    assert metrics_port(OperatorMetrics(enabled=True, port=9000)) == {
         "name": "metrics",
         "containerPort": 9000,
         "protocol": "TCP",

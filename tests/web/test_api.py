@@ -109,7 +109,16 @@ def test_api_journey(ui_server: RunningUi, admin_token: str, example_archives: A
         ok("POST", f"/api/solutions/{sol}/activate", json={"version": "1.1.0"})
 
         ok("POST", "/api/environments", json={"name": env, "description": "API journey"})
-        ok("POST", f"/api/environments/{env}/solutions", json={"solution": sol, "version": "1.0.0"})
+        # webhook: the plan mounts Secret <sol>-cert (made by the tool) at /cert, as MetalK8s.
+        add = {"solution": sol, "version": "1.0.0"}
+        planned = ok(
+            "POST",
+            f"/api/environments/{env}/solutions",
+            json={**add, "webhook": True, "dryRun": True},
+        )
+        targets = [s["target"] for s in planned["steps"]]
+        assert f"Secret {env}/{sol}-cert" in targets and f"Namespace {env}" in targets
+        ok("POST", f"/api/environments/{env}/solutions", json=add)
         shown = ok("GET", f"/api/environments/{env}")
         assert shown["solutions"][sol]["versions"] == {env: "1.0.0"}
         choices = ok("GET", f"/api/environments/{env}/solutions/{sol}/versions")

@@ -70,15 +70,18 @@ def parse_image_ref(text: object) -> ImageRef:
 
 @dataclass(frozen=True)
 class OperatorMetrics:
-    """``spec.operator.metrics``: where the operator serves Prometheus metrics (MetalK8s 2026).
+    """``spec.operator.metrics``: where the operator serves Prometheus metrics (MetalK8s PR 4813).
 
-    Deploying the operator then adds a named container port ``metrics``, a Service and a
-    ServiceMonitor per environment namespace (``engine/monitoring.py``).
+    As MetalK8s: ``enabled`` defaults to false, ``scheme`` to ``https``, ``port`` to 8443 for
+    https and 8080 for http, ``path`` to ``/metrics``.  Deploying the operator then passes it
+    ``--metrics-bind-address=:<port>`` (and, for https, ``--metrics-cert-path`` with a
+    certificate), adds a named container port ``metrics``, a Service and a ServiceMonitor per
+    environment namespace (``engine/monitoring.py``, ``engine/certificates.py``).
     """
 
-    enabled: bool = True
-    scheme: str = "http"
-    port: int = 8080
+    enabled: bool = False
+    scheme: str = "https"
+    port: int = 8443
     path: str = "/metrics"
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +91,10 @@ class OperatorMetrics:
             "port": self.port,
             "path": self.path,
         }
+
+
+#: The metrics port MetalK8s uses when ``spec.operator.metrics.port`` is not given.
+DEFAULT_METRICS_PORTS = {"https": 8443, "http": 8080}
 
 
 @dataclass(frozen=True)
@@ -280,7 +287,7 @@ def _check_metrics(
     defaults = OperatorMetrics()
     enabled = raw.get("enabled", defaults.enabled)
     scheme = raw.get("scheme", defaults.scheme)
-    port = raw.get("port", defaults.port)
+    port = raw.get("port", DEFAULT_METRICS_PORTS.get(str(scheme), defaults.port))
     metrics_path = raw.get("path", defaults.path)
     problems = []
     if not isinstance(enabled, bool):
@@ -490,6 +497,7 @@ def parse_manifest(
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_METRICS_PORTS",
     "KIND",
     "ImageRef",
     "OperatorMetrics",

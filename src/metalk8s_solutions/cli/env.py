@@ -196,6 +196,13 @@ def show_command(ctx: click.Context, env: str, output: str) -> None:
 @namespace_option
 @cluster_scope_option
 @privileged_option
+@click.option(
+    "--webhook",
+    is_flag=True,
+    help="Mount Secret <solution>-cert (a certificate made and kept by this tool) at /cert in "
+    "the operator, for its admission webhooks, as MetalK8s 124 does (kept until the solution "
+    "is removed).",
+)
 @dry_run_option
 @wait_option
 @timeout_option
@@ -209,6 +216,7 @@ def add_command(
     namespaces: tuple[str, ...],
     allow_cluster_scope: bool,
     allow_privileged_role: bool,
+    webhook: bool,
     dry_run: bool,
     wait: bool,
     timeout: float,
@@ -225,6 +233,7 @@ def add_command(
         wait,
         timeout,
         allow_privileged_role=allow_privileged_role,
+        webhook=webhook,
     )
     outcome = run(engine.add_solution(engine_context(ctx), opts))
     _show(outcome, output, f"{solution} {version} is deployed in {env}")

@@ -36,6 +36,10 @@ from metalk8s_solutions.api.monitoring import KINDS as MONITORING_KINDS
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, describe
 from metalk8s_solutions.errors import InvalidInput
 
+#: cert-manager's API, for the operators' metrics certificates (MetalK8s PR 4813).
+CERT_MANAGER_API = "cert-manager.io/v1"
+CERT_MANAGER_KINDS = frozenset({"Issuer", "Certificate"})
+
 Obj = dict[str, Any]
 #: A label selector: ``key=value``, or ``key in (a,b)`` for a tuple of values.
 Selector = Mapping[str, str | tuple[str, ...]]
@@ -71,6 +75,7 @@ KINDS: dict[str, Kind] = {
     for k in (
         Kind("v1", "ServiceAccount", "serviceaccounts", True, 0),
         Kind("v1", "ConfigMap", "configmaps", True, 1),
+        Kind("v1", "Secret", "secrets", True, 1),
         Kind("v1", "Service", "services", True, 2),
         Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False, 3),
         Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True, 4),
@@ -82,10 +87,13 @@ KINDS: dict[str, Kind] = {
         Kind(MONITORING_API, "ServiceMonitor", "servicemonitors", True, 8),
         Kind(MONITORING_API, "PodMonitor", "podmonitors", True, 8),
         Kind(MONITORING_API, "PrometheusRule", "prometheusrules", True, 8),
+        # cert-manager's, for the operators' metrics certificates: only when installed.
+        Kind(CERT_MANAGER_API, "Issuer", "issuers", True, 1),
+        Kind(CERT_MANAGER_API, "Certificate", "certificates", True, 2),
     )
 }
 #: Kinds that exist only when a CRD is installed (``list_managed`` skips them unless asked).
-OPTIONAL_KINDS = frozenset(MONITORING_KINDS)
+OPTIONAL_KINDS = frozenset({*MONITORING_KINDS, *CERT_MANAGER_KINDS})
 #: Prune order, as the contract of the brief: monitoring objects (they scrape the operator),
 #: Deployment, bindings, roles, ConfigMap and metrics Service, ServiceAccount.
 PRUNE_ORDER = {
@@ -100,6 +108,9 @@ PRUNE_ORDER = {
     "ClusterRole": 5,
     "ConfigMap": 6,
     "Service": 6,
+    "Certificate": 6,
+    "Issuer": 7,
+    "Secret": 7,
     "ServiceAccount": 7,
 }
 
@@ -146,8 +157,8 @@ class Change:
         """A unified YAML diff of the fields we manage (empty for create and delete)."""
         if self.action is not Action.CHANGE or self.desired is None or self.live is None:
             return ""
-        before = _dump(_without_hash(project(self.live, self.desired)))
-        after = _dump(_without_hash(self.desired))
+        before = _dump(_redacted(_without_hash(project(self.live, self.desired))))
+        after = _dump(_redacted(_without_hash(self.desired)))
         lines = difflib.unified_diff(
             before.splitlines(), after.splitlines(), "live", "desired", lineterm="", n=2
         )
@@ -161,6 +172,13 @@ class Change:
             Action.CHANGE: "update",
             Action.DELETE: "delete (no longer desired)",
         }[self.action]
+
+
+def _redacted(obj: Any) -> Any:
+    """A Secret without its values (a diff is printed)."""
+    if isinstance(obj, dict) and obj.get("kind") == "Secret" and isinstance(obj.get("data"), dict):
+        return {**obj, "data": dict.fromkeys(obj["data"], "(redacted)")}
+    return obj
 
 
 def _without_hash(obj: Any) -> Any:
@@ -403,7 +421,15 @@ async def get_object(kube: Kube, key: ObjectKey) -> Obj | None:
 
 #: Apply waves: everything in a wave is independent, each wave needs the ones before.
 APPLY_WAVES = (
-    {"ServiceAccount", "ConfigMap", "Service", "ClusterRole", "Role"},
+    {
+        "ServiceAccount",
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "ClusterRole",
+        "Role",
+        *CERT_MANAGER_KINDS,
+    },
     {"RoleBinding", "ClusterRoleBinding"},
     {"Deployment"},
     {*MONITORING_KINDS, "Ingress"},
@@ -413,7 +439,7 @@ PRUNE_WAVES = (
     {"Deployment"},
     {"ClusterRoleBinding", "RoleBinding"},
     {"Role", "ClusterRole"},
-    {"ConfigMap", "Service"},
+    {"ConfigMap", "Secret", "Service", *CERT_MANAGER_KINDS},
     {"ServiceAccount"},
 )
 

@@ -23,6 +23,8 @@ from metalk8s_solutions.cluster.state import ENV_CONFIGMAP, ENV_DESCRIPTION, ENV
 HISTORY_CONFIGMAP = "metalk8s-solutions-history"
 CLUSTER_SCOPE_ANNOTATION = "solutions.metalk8s.scality.com/allow-cluster-scope"
 PRIVILEGED_ANNOTATION = "solutions.metalk8s.scality.com/allow-privileged-role"
+#: Solutions whose operator gets the webhook Secret at /cert (``add-solution --webhook``).
+WEBHOOK_ANNOTATION = "solutions.metalk8s.scality.com/webhook"
 #: Pod Security admission levels, from the strictest; environments default to the first.
 POD_SECURITY_LEVELS = ("restricted", "baseline", "privileged")
 POD_SECURITY_LABEL = "pod-security.kubernetes.io"
@@ -43,6 +45,7 @@ class NamespaceState:
     config: dict[str, str] = field(default_factory=dict)  # solution -> version
     cluster_scope: set[str] = field(default_factory=set)  # solutions allowed cluster scope
     privileged: set[str] = field(default_factory=set)  # approvals: <solution>@<rules digest>
+    webhook: set[str] = field(default_factory=set)  # solutions deployed with --webhook
     pod_security: str | None = None  # the Pod Security level the namespace enforces
     config_exists: bool = False
     resource_version: str | None = None
@@ -63,6 +66,10 @@ class EnvironmentState:
 
     def privileged(self) -> frozenset[str]:
         return frozenset(sol for s in self.namespaces.values() for sol in s.privileged)
+
+    def webhook(self) -> frozenset[tuple[str, str]]:
+        """(namespace, solution) of the operators that get the webhook Secret at /cert."""
+        return frozenset((ns, sol) for ns, s in self.namespaces.items() for sol in s.webhook)
 
     def pod_security(self) -> str | None:
         """The strictest Pod Security level among the namespaces (None: none enforced)."""
@@ -167,6 +174,7 @@ async def read_environment_states(
             pod_security=level if level in POD_SECURITY_LEVELS else None,
             cluster_scope=_listed(approvals.get(CLUSTER_SCOPE_ANNOTATION)),
             privileged=_listed(approvals.get(PRIVILEGED_ANNOTATION)),
+            webhook=_listed(approvals.get(WEBHOOK_ANNOTATION)),
         )
         state.namespaces[ns.name] = ns
         states.append(ns)
@@ -279,6 +287,24 @@ async def _write_approvals(
         params={"fieldManager": APPROVALS_MANAGER},
         content_type="application/merge-patch+json",
     )
+
+
+async def write_webhook(kube: Kube, ns: NamespaceState, solutions: set[str]) -> None:
+    """Record on the Namespace which solutions run with webhooks (a merge patch)."""
+    if ns.webhook == solutions:
+        return
+    await request(
+        kube,
+        "PATCH",
+        f"/api/v1/namespaces/{_q(ns.name)}",
+        action=f"recording webhooks on Namespace {ns.name}",
+        body={
+            "metadata": {"annotations": {WEBHOOK_ANNOTATION: ",".join(sorted(solutions)) or None}}
+        },
+        params={"fieldManager": APPROVALS_MANAGER},
+        content_type="application/merge-patch+json",
+    )
+    ns.webhook = set(solutions)
 
 
 #: a field manager of its own, so that applying the Namespace never drops the approvals

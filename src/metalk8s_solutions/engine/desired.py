@@ -42,9 +42,11 @@ from metalk8s_solutions.api.crd import (
     legacy_privileged_grants,
     privileged_grants,
 )
-from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
+from metalk8s_solutions.api.manifest import ImageRef, OperatorMetrics, SolutionManifest
 from metalk8s_solutions.api.monitoring import MonitoringContent
 from metalk8s_solutions.api.versions import version_key
+from metalk8s_solutions.engine import certificates as certs
+from metalk8s_solutions.engine.certificates import KeyStore
 from metalk8s_solutions.errors import InvalidInput, Refused
 
 if TYPE_CHECKING:
@@ -111,6 +113,12 @@ class Settings:
     privileged: frozenset[str] = frozenset()
     #: how Solution UIs get an Ingress (None: they are reached through ``solutions ui`` only)
     ingress: IngressTarget | None = None
+    #: (namespace, solution) whose operator gets the webhook Secret ``<sol>-cert`` at ``/cert``
+    #: (``add-solution --webhook``, persisted on the Namespace)
+    webhook: frozenset[tuple[str, str]] = frozenset()
+    #: the live certificates and whether cert-manager is installed (None: none live, no
+    #: cert-manager; new certificates are generated)
+    keys: KeyStore | None = None
 
 
 def operator_name(solution: str) -> str:
@@ -408,13 +416,36 @@ def _deployment(
     image: str,
     solution: str,
     port: Mapping[str, Any] | None = None,
+    *,
+    metrics: OperatorMetrics | None = None,
+    webhook: bool = False,
 ) -> Obj:
     name = operator_name(solution)
+    command = [name, f"--config={CONFIG_MOUNT}/operator.yaml"]
+    mounts: list[Obj] = [{"name": "operator-config", "mountPath": CONFIG_MOUNT, "readOnly": True}]
+    volumes: list[Obj] = [{"name": "operator-config", "configMap": {"name": config_name(solution)}}]
+    if metrics is not None and metrics.enabled:  # as MetalK8s (PR 4813) passes them
+        command.append(f"--metrics-bind-address=:{metrics.port}")
+        if metrics.scheme == "https":
+            command.append(f"--metrics-cert-path={certs.METRICS_CERT_MOUNT}")
+            volume, mount = certs.secret_volume(
+                certs.METRICS_CERT_VOLUME,
+                certs.metrics_secret_name(solution),
+                certs.METRICS_CERT_MOUNT,
+            )
+            volumes.append(volume)
+            mounts.append(mount)
+    if webhook:  # add-solution --webhook: Secret <sol>-cert at /cert, as MetalK8s mounts it
+        volume, mount = certs.secret_volume(
+            certs.WEBHOOK_CERT_VOLUME, certs.webhook_secret_name(solution), certs.WEBHOOK_CERT_MOUNT
+        )
+        volumes.append(volume)
+        mounts.append(mount)
     container: Obj = {
         "name": "operator",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [name, f"--config={CONFIG_MOUNT}/operator.yaml"],
+        "command": command,
         "env": [
             {
                 "name": "WATCH_NAMESPACE",
@@ -423,16 +454,31 @@ def _deployment(
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "OPERATOR_NAME", "value": name},
         ],
-        "volumeMounts": [{"name": "operator-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
+        "volumeMounts": mounts,
     }
     if port is not None:  # spec.operator.metrics: the named port the metrics Service targets
         container["ports"] = [dict(port)]
-    pod_spec = {
-        "serviceAccountName": name,
-        "containers": [container],
-        "volumes": [{"name": "operator-config", "configMap": {"name": config_name(solution)}}],
-    }
+    pod_spec = {"serviceAccountName": name, "containers": [container], "volumes": volumes}
     return deployment_object(name, namespace, labels, pod_spec)
+
+
+def certificate_objects(
+    namespace: str, content: VersionContent, labels: Mapping[str, str], settings: Settings
+) -> list[Obj]:
+    """The operator's certificates in ``namespace``: for https metrics (cert-manager's Issuer
+    and Certificate, or a generated Secret) and for webhooks (Secret ``<sol>-cert``)."""
+    from metalk8s_solutions.engine import monitoring as mon  # noqa: PLC0415 - it imports us
+
+    sol = content.name
+    keys = settings.keys if settings.keys is not None else KeyStore()
+    objects: list[Obj] = []
+    metrics = content.manifest.operator_metrics
+    if metrics is not None and metrics.enabled and metrics.scheme == "https":
+        service = mon.metrics_service_name(sol)
+        objects += certs.metrics_certificate_objects(sol, namespace, labels, service, keys)
+    if (namespace, sol) in settings.webhook:
+        objects.append(certs.webhook_secret(sol, namespace, labels, operator_name(sol), keys))
+    return objects
 
 
 def _split_rules(
@@ -563,6 +609,7 @@ def solution_objects(
         }
     )
     metrics = content.manifest.operator_metrics
+    namespaced += certificate_objects(namespace, content, labels, settings)
     namespaced.append(
         _deployment(
             namespace,
@@ -570,6 +617,8 @@ def solution_objects(
             operator_image(settings.endpoint, content),
             sol,
             mon.metrics_port(metrics),
+            metrics=metrics,
+            webhook=(namespace, sol) in settings.webhook,
         )
     )
     target = mon.MonitoringTarget(namespace, env, sol, content.version)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -32,6 +33,7 @@ from metalk8s_solutions.archive.layout import crd_files
 from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.archive.product import operator_roles
 from metalk8s_solutions.cluster.apply import (
+    CERT_MANAGER_KINDS,
     KINDS,
     Action,
     Change,
@@ -62,8 +64,10 @@ from metalk8s_solutions.cluster.resources import (
     read_namespace,
     wait_gone,
     write_env_config,
+    write_webhook,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
+from metalk8s_solutions.engine.certificates import KeyStore, read_cert_manager, read_unlabelled
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.crds import convert_v1beta1
 from metalk8s_solutions.engine.desired import (
@@ -380,6 +384,7 @@ async def plan_environment(
     cluster_scope: frozenset[str],
     *,
     privileged: frozenset[str] = frozenset(),
+    webhook: frozenset[tuple[str, str]] = frozenset(),
     support: MonitoringSupport | None = None,
     warnings: list[str] | None = None,
 ) -> list[Change]:
@@ -414,14 +419,30 @@ async def plan_environment(
     for message in messages:
         if message and warnings is not None and message not in warnings:
             warnings.append(message)
+    cert_manager = await read_cert_manager(kube)
+    optional = {*support.kinds, *(CERT_MANAGER_KINDS if cert_manager else ())}
+    live = await list_managed(kube, selector_for(env), sorted(configs), optional=optional)
     settings = Settings(
         endpoint=inventory.endpoint,
         cluster_scope=cluster_scope,
         privileged=privileged,
         ingress=ingress.target,
+        webhook=webhook,
+        keys=KeyStore.from_secrets(live, cert_manager=cert_manager),  # certificates are kept
     )
     desired = desired_environment(env, configs, contents, settings, monitoring=support)
-    live = await list_managed(kube, selector_for(env), sorted(configs), optional=support.kinds)
+    assert settings.keys is not None  # noqa: S101 - set above
+    mine = set(settings.keys.live)
+    new = [
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in desired
+        if o["kind"] == "Secret" and (o["metadata"]["namespace"], o["metadata"]["name"]) not in mine
+    ]
+    if new:  # a Secret of that name someone else made keeps its certificate
+        keys = await read_unlabelled(kube, settings.keys, new)
+        if set(keys.live) != mine:
+            settings = dataclasses.replace(settings, keys=keys)
+            desired = desired_environment(env, configs, contents, settings, monitoring=support)
     return plan(desired, live)
 
 
@@ -436,6 +457,7 @@ async def converge(
     cluster_scope: frozenset[str] | None = None,
     privileged: frozenset[str] | None = None,
     support: MonitoringSupport | None = None,
+    webhook: frozenset[tuple[str, str]] | None = None,
 ) -> list[Change]:
     """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan.
 
@@ -448,6 +470,7 @@ async def converge(
         configs if configs is not None else state.configs(),
         cluster_scope if cluster_scope is not None else state.cluster_scope(),
         privileged=privileged if privileged is not None else state.privileged(),
+        webhook=webhook if webhook is not None else state.webhook(),
         support=support,
         warnings=outcome.warnings,
     )
@@ -668,6 +691,7 @@ async def delete_environment(
                 configs,
                 state.cluster_scope(),
                 privileged=state.privileged(),
+                webhook=state.webhook(),
             )
             changes = [c for c in changes if not c.key.namespace or c.key.namespace in remaining]
         else:
@@ -731,6 +755,7 @@ async def show_environment(
                 {approved_solution(a) for a in ns_state.privileged}
             )
             entry["podSecurity"] = ns_state.pod_security
+            entry["webhook"] = sorted(ns_state.webhook)
             history = await read_history(kube, ns)
             solutions: dict[str, Any] = {}
             for sol in sorted({*ns_state.config, *history}):
@@ -812,9 +837,7 @@ class AddSolutionOptions:
     wait: bool = True
     timeout: float = DEFAULT_TIMEOUT
     allow_privileged_role: bool = False  # approve escalate/bind/impersonate, exec, tokens
-    #: MetalK8s's ``add-solution --webhook`` (Secret <solution>-cert mounted at /cert); accepted
-    #: here, applied by the operator Deployment part of the desired state
-    webhook: bool = False
+    webhook: bool = False  # mount Secret <sol>-cert at /cert, as MetalK8s 124 (kept until removed)
 
 
 async def add_solution(
@@ -840,6 +863,8 @@ async def add_solution(
                     f"{opts.solution} {opts.version}",
                 )
         await check_crds_served(kube, content)
+        if opts.webhook:
+            await _enable_webhook(kube, state, opts.solution, targets, outcome)
         return await _change_versions(
             ctx,
             kube,
@@ -855,6 +880,25 @@ async def add_solution(
             timeout=opts.timeout,
             rollback=False,
         )
+
+
+async def _enable_webhook(
+    kube: Kube, state: EnvironmentState, solution: str, targets: Sequence[str], outcome: EnvOutcome
+) -> None:
+    """``--webhook``: record it on each target Namespace (only in ``state`` for a dry run)."""
+    for ns in targets:
+        current = state.namespaces[ns]
+        if solution in current.webhook:
+            continue
+        outcome.steps.append(
+            Step(
+                "set", f"Namespace {ns}", f"webhook for {solution}: Secret {solution}-cert at /cert"
+            )
+        )
+        if outcome.dry_run:
+            current.webhook = {*current.webhook, solution}
+        else:
+            await write_webhook(kube, current, {*current.webhook, solution})
 
 
 @dataclass(frozen=True)
@@ -897,6 +941,8 @@ async def upgrade_solution(
             load_version_content, Path(archive), inventory.pin(archive)
         )
         await check_crds_served(kube, content)
+        if opts.webhook:
+            await _enable_webhook(kube, state, opts.solution, targets, outcome)
         for ns in targets:
             current = state.namespaces[ns].config[opts.solution]
             if current != opts.version:
@@ -1181,6 +1227,9 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
             }
             await write_env_config(
                 kube, state.namespaces[ns], state.name, configs[ns], scope, approved
+            )
+            await write_webhook(
+                kube, state.namespaces[ns], state.namespaces[ns].webhook - {opts.solution}
             )
         await converge(kube, inventory, state, outcome, ctx.say)
         for ns in targets:

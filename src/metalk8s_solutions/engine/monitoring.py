@@ -47,6 +47,8 @@ GRAFANA_FOLDER = "grafana_folder"
 METRICS_PORT = "metrics"
 #: On the operator metrics Service, so that its ServiceMonitor selects it and nothing else.
 METRICS_LABEL = f"{GROUP}/metrics"
+#: What MetalK8s's Prometheus selects ServiceMonitors by (MetalK8s PR 4813).
+METALK8S_MONITOR_LABEL = "metalk8s.scality.com/monitor"
 Body = dict[str, Any]
 
 
@@ -185,7 +187,7 @@ def operator_metrics_objects(
     """
     if not metrics.enabled:
         return []
-    name = f"{target.solution}-operator-metrics"
+    name = metrics_service_name(target.solution)
     # The operator Deployment's own selector (engine/desired.py): its pods in this namespace.
     operator_labels = pod_selector(target.labels)
     service: Body = {
@@ -220,13 +222,28 @@ def operator_metrics_objects(
                     }
                 },
                 "namespaceSelector": {"matchNames": [target.namespace]},
-                "endpoints": [
-                    {"port": METRICS_PORT, "scheme": metrics.scheme, "path": metrics.path}
-                ],
+                "endpoints": [metrics_endpoint(metrics)],
             },
         }
+        monitor["metadata"]["labels"][METALK8S_MONITOR_LABEL] = ""
         objects.append(monitor)
     return objects
+
+
+def metrics_service_name(solution: str) -> str:
+    """``<solution>-operator-metrics``, the operator metrics Service (as MetalK8s names it)."""
+    return f"{solution}-operator-metrics"
+
+
+def metrics_endpoint(metrics: OperatorMetrics) -> Body:
+    """The ServiceMonitor endpoint.  For https the certificate is self-signed (or from a
+    self-signed Issuer), so it is not verified, as MetalK8s does.  Unlike MetalK8s, no
+    ``bearerTokenFile``: that would hand Prometheus's own token to the Solution's code (the
+    reason SOL095 refuses it in archives)."""
+    endpoint: Body = {"port": METRICS_PORT, "scheme": metrics.scheme, "path": metrics.path}
+    if metrics.scheme == "https":
+        endpoint["tlsConfig"] = {"insecureSkipVerify": True}
+    return endpoint
 
 
 def metrics_port(metrics: OperatorMetrics | None) -> dict[str, Any] | None:
@@ -266,7 +283,7 @@ def monitoring_objects(
             continue
         objects.append(bind_object(doc, target))
     if metrics is not None and metrics.enabled and "ServiceMonitor" not in kinds:
-        skipped.append(f"ServiceMonitor/{target.solution}-operator-metrics")
+        skipped.append(f"ServiceMonitor/{metrics_service_name(target.solution)}")
     return MonitoringPlan(tuple(objects), tuple(skipped))
 
 

@@ -120,6 +120,11 @@ class EnvDeleteBody(Body):
 class AddBody(Body):
     solution: Name
     version: Name
+    webhook: bool = Field(
+        False,
+        description="Mount Secret <solution>-cert (made and kept by the tool) at /cert in the "
+        "operator, as MetalK8s 124 does (`env add-solution --webhook`).",
+    )
 
 
 class VersionBody(Body):
@@ -425,7 +430,12 @@ async def versions(env: str, solution: str, request: Request, who: Caller) -> li
 async def add_to_env(
     env: str, body: AddBody, request: Request, who: Caller, wait: Wait = True
 ) -> Any:
-    params = {"env": env, "solution": body.solution, "version": body.version}
+    params = {
+        "env": env,
+        "solution": body.solution,
+        "version": body.version,
+        "webhook": str(body.webhook),
+    }
     return await _answer(request, who, "env-add", params, body.dry_run, wait)
 
 

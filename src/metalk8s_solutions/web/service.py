@@ -142,6 +142,7 @@ async def _env_add(ctx: Context, p: Params, dry: bool) -> Outcome:
         _need(p, "version", "a version"),
         dry_run=dry,
         timeout=ENV_TIMEOUT,
+        webhook=_flag(p, "webhook"),
     )
     return await add_solution(ctx, options)
 

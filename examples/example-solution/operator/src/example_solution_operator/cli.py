@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics on this port (default: 8080 from version 2.0.0 on, "
         "as the manifest declares; 0 turns them off)",
     )
+    parser.add_argument(
+        "--metrics-bind-address",
+        metavar="[HOST]:PORT",
+        default=None,
+        help="where to serve metrics, as MetalK8s passes it (e.g. ':8443'; '0' turns them off); "
+        "overrides --metrics-port",
+    )
+    parser.add_argument(
+        "--metrics-cert-path",
+        type=Path,
+        default=None,
+        help="a directory holding tls.crt and tls.key: serve the metrics over https",
+    )
     parser.add_argument("--verbose", action="store_true", help="log more")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser
@@ -70,8 +83,18 @@ def _metrics_port(flag: int | None) -> int | None:
     return METRICS_PORT if serves_metrics(VERSION) else None
 
 
+def _bind_port(address: str) -> int:
+    """The port of ``--metrics-bind-address`` (``:8443``, ``0.0.0.0:8443``; ``0`` is off)."""
+    port = address.rsplit(":", 1)[-1]
+    if not port.isdigit():
+        raise SystemExit(f"error: --metrics-bind-address {address!r} has no port")
+    return int(port)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.metrics_bind_address is not None:
+        args.metrics_port = _bind_port(args.metrics_bind_address)
     try:
         config = load_config(args.config)
     except ConfigError as err:
@@ -115,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 config=config,
                 namespace=args.namespace,
                 metrics_port=_metrics_port(args.metrics_port),
+                metrics_cert_path=args.metrics_cert_path,
             )
         ),
     )

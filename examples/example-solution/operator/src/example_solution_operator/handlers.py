@@ -57,6 +57,7 @@ class State:
     watcher: asyncio.Task[None] | None = None
     metrics: prometheus.Metrics = field(default_factory=prometheus.Metrics)
     metrics_port: int | None = None  # None: no metrics endpoint (before 2.0.0)
+    metrics_cert_path: Path | None = None  # tls.crt and tls.key: metrics over https
     metrics_runner: Any = None
 
     def current_config(self, logger: kopf.Logger) -> OperatorConfig:
@@ -200,7 +201,7 @@ async def configure(
     if state.metrics_port is not None:
         try:
             state.metrics_runner = await prometheus.serve(
-                state.metrics, VERSION, state.metrics_port
+                state.metrics, VERSION, state.metrics_port, cert_path=state.metrics_cert_path
             )
             logger.info(f"serving Prometheus metrics on :{state.metrics_port}/metrics")
         except OSError as err:  # metrics are an aid: the operator's job goes on without them

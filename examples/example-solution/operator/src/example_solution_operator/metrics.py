@@ -8,9 +8,11 @@ written by hand (text format 0.0.4): a few counters and gauges need no client li
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -61,8 +63,15 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-async def serve(metrics: Metrics, version: str, port: int = METRICS_PORT) -> web.AppRunner:
-    """Serve ``/metrics`` on ``port`` (all interfaces: Prometheus scrapes the pod IP)."""
+async def serve(
+    metrics: Metrics, version: str, port: int = METRICS_PORT, *, cert_path: Path | None = None
+) -> web.AppRunner:
+    """Serve ``/metrics`` on ``port`` (all interfaces: Prometheus scrapes the pod IP), over
+    https with ``tls.crt``/``tls.key`` of ``cert_path`` when given (``--metrics-cert-path``)."""
+    context = None
+    if cert_path is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_path / "tls.crt", cert_path / "tls.key")
 
     async def handler(_: web.Request) -> web.Response:
         return web.Response(
@@ -75,7 +84,7 @@ async def serve(metrics: Metrics, version: str, port: int = METRICS_PORT) -> web
     app.router.add_get("/metrics", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()  # noqa: S104 - scraped on the pod IP
+    await web.TCPSite(runner, "0.0.0.0", port, ssl_context=context).start()  # noqa: S104 - scraped on the pod IP
     return runner
 
 
