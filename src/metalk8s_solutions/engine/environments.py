@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -36,6 +36,7 @@ from metalk8s_solutions.cluster.apply import (
     ObjectKey,
     Rollout,
     execute,
+    key_of,
     list_managed,
     list_objects,
     plan,
@@ -62,6 +63,7 @@ from metalk8s_solutions.cluster.resources import (
     write_env_config,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
+from metalk8s_solutions.engine.adoption import SaltObjects, adopt, find_salt_objects, role_names
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     Settings,
@@ -121,7 +123,9 @@ class EnvOutcome(Outcome):
         for change in changes:
             target = str(change.key)
             detail = (
-                "drift: changed outside this tool, our fields are restored" if change.drift else ""
+                "drift: changed outside this tool, our fields are restored"
+                if change.drift
+                else change.note
             )
             self.steps.append(Step(change.action.value, target, detail))
             diff = change.diff()
@@ -380,11 +384,16 @@ async def plan_environment(
     privileged: frozenset[str] = frozenset(),
     support: MonitoringSupport | None = None,
     warnings: list[str] | None = None,
+    previous: Mapping[str, Mapping[str, str]] | None = None,
+    doomed_namespaces: Collection[str] = (),
 ) -> list[Change]:
     """What must change so that ``env`` runs exactly ``configs`` (ns -> {solution: version}).
 
     ``support`` is read from the cluster when not given.  When a deployed version declares
     monitoring that the cluster cannot take, the one line that says so goes to ``warnings``.
+    What MetalK8s deployed for a solution of ``configs`` or of ``previous`` (the namespaces'
+    configuration before this change) is taken over (:mod:`engine.adoption`);
+    ``doomed_namespaces`` are being deleted (their bindings no longer count).
     """
     solutions = {sol for config in configs.values() for sol in config}
     for config in configs.values():
@@ -420,7 +429,39 @@ async def plan_environment(
     )
     desired = desired_environment(env, configs, contents, settings, monitoring=support)
     live = await list_managed(kube, selector_for(env), sorted(configs), optional=support.kinds)
-    return plan(desired, live)
+    changes = plan(desired, live)
+    found = await metalk8s_objects(
+        kube, inventory, configs, previous or {}, live, doomed_namespaces=doomed_namespaces
+    )
+    return adopt(changes, found) if found else changes
+
+
+async def metalk8s_objects(
+    kube: Kube,
+    inventory: Inventory,
+    configs: Mapping[str, Mapping[str, str]],
+    previous: Mapping[str, Mapping[str, str]],
+    live: Iterable[Mapping[str, Any]] = (),
+    *,
+    doomed_namespaces: Collection[str] = (),
+) -> SaltObjects:
+    """What MetalK8s deployed for the solutions of ``configs`` and ``previous``.
+
+    Looked for only where a solution runs without an operator Deployment of ours among ``live``
+    (so that a converge of an environment we deployed sends no extra request).
+    """
+    ours = {key_of(obj) for obj in live}
+    wanted: dict[str, set[str]] = {}
+    for ns in {*configs, *previous}:
+        for sol in {*configs.get(ns, {}), *previous.get(ns, {})}:
+            if ObjectKey("Deployment", ns, operator_name(sol)) not in ours:
+                wanted.setdefault(ns, set()).add(sol)
+    if not wanted:
+        return SaltObjects()
+    contents = await inventory.contents({s for sols in wanted.values() for s in sols})
+    return await find_salt_objects(
+        kube, wanted, role_names(contents.values()), doomed_namespaces=doomed_namespaces
+    )
 
 
 async def converge(
@@ -434,10 +475,13 @@ async def converge(
     cluster_scope: frozenset[str] | None = None,
     privileged: frozenset[str] | None = None,
     support: MonitoringSupport | None = None,
+    previous: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[Change]:
     """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan.
 
     ``support`` (the Prometheus Operator kinds served) is read once here when not given.
+    ``previous`` is what the namespaces ran before this command (default: ``state``), so that
+    what MetalK8s deployed for a solution being removed is found (:mod:`engine.adoption`).
     """
     changes = await plan_environment(
         kube,
@@ -448,6 +492,7 @@ async def converge(
         privileged=privileged if privileged is not None else state.privileged(),
         support=support,
         warnings=outcome.warnings,
+        previous=previous if previous is not None else state.configs(),
     )
     outcome.add_changes(changes)
     if changes and not outcome.dry_run:
@@ -655,9 +700,9 @@ async def delete_environment(
                     f"and everything in it ({running})" if running else "",
                 )
             )
+        inventory = await read_inventory(ctx, kube)
         if remaining:
             # What is left converges: cluster-scoped bindings lose the deleted namespaces.
-            inventory = await read_inventory(ctx, kube)
             configs = {ns: state.namespaces[ns].config for ns in remaining}
             changes = await plan_environment(
                 kube,
@@ -666,6 +711,7 @@ async def delete_environment(
                 configs,
                 state.cluster_scope(),
                 privileged=state.privileged(),
+                doomed_namespaces=doomed,
             )
             changes = [c for c in changes if not c.key.namespace or c.key.namespace in remaining]
         else:
@@ -680,6 +726,20 @@ async def delete_environment(
                             live=obj,
                         )
                     )
+        # What MetalK8s deployed goes with the namespaces, but for its ClusterRoles (shared by
+        # name between environments): deleted when no other binding grants them.
+        found = await metalk8s_objects(
+            kube,
+            inventory,
+            {ns: state.namespaces[ns].config for ns in doomed},
+            {},
+            doomed_namespaces=doomed,
+        )
+        changes += [
+            Change(Action.DELETE, key_of(obj), live=obj, note="made by MetalK8s, now unused")
+            for obj in found.cluster_roles
+            if key_of(obj) not in {c.key for c in changes}
+        ]
         outcome.add_changes(changes)
         if opts.dry_run:
             return outcome
@@ -1146,6 +1206,7 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
                 + " (they are no longer reconciled; delete them with --delete-data)"
             )
         configs = state.configs()
+        before = state.configs()  # what MetalK8s may have deployed is found from it
         previous = {ns: configs[ns].pop(opts.solution) for ns in targets}
         for ns in targets:
             outcome.steps.append(
@@ -1176,7 +1237,7 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
             await write_env_config(
                 kube, state.namespaces[ns], state.name, configs[ns], scope, approved
             )
-        await converge(kube, inventory, state, outcome, ctx.say)
+        await converge(kube, inventory, state, outcome, ctx.say, previous=before)
         for ns in targets:
             await append_history(
                 kube,
