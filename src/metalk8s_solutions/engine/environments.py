@@ -70,6 +70,7 @@ from metalk8s_solutions.engine.desired import (
     VersionContent,
     approved_solution,
     check_dns_label,
+    check_env_name,
     check_roles,
     desired_environment,
     operator_name,
@@ -533,7 +534,7 @@ def _with_ui(inventory: Inventory, solution: str, versions: Mapping[str, str | N
 
 
 async def require_environment(kube: Kube, env: str) -> EnvironmentState:
-    check_dns_label(env, "environment name")
+    check_env_name(env)
     envs = await read_environment_states(kube, env)
     if env not in envs:
         near = closest(env, await environment_names(kube))
@@ -627,7 +628,7 @@ async def create_environment(
     ctx: Context, opts: CreateEnvOptions, *, connection: Kube | None = None
 ) -> EnvOutcome:
     """Create the namespaces of an environment (or add namespaces to it); idempotent."""
-    env = check_dns_label(opts.name, "environment name")
+    env = check_env_name(opts.name, namespaced=bool(opts.namespaces))
     namespaces = [check_dns_label(ns, "namespace") for ns in opts.namespaces or (env,)]
     outcome = EnvOutcome(dry_run=opts.dry_run)
     async with session(ctx, connection) as kube:
