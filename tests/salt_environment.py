@@ -32,7 +32,7 @@ RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 def _create(http: httpx.Client, path: str, body: Mapping[str, Any], manager: str) -> None:
     response = http.post(path, params={"fieldManager": manager}, json=dict(body))
-    if response.status_code == 409 and body.get("kind") == "ClusterRole":
+    if response.status_code == 409 and body.get("kind") in ("ClusterRole", "ClusterRoleBinding"):
         # object_present on an existing ClusterRole (another environment made it): replaced.
         name = body["metadata"]["name"]
         current = http.get(f"{path}/{name}").json()
@@ -93,6 +93,7 @@ def add_solution(
     images: Mapping[str, Sequence[str]],
     operator_image: str,
     registry: str = "metalk8s-registry-from-config.invalid:8080",
+    metrics_port: int | None = None,
 ) -> None:
     """``solutions.sh add-solution --name ENV --namespace NS --solution S --version V``.
 
@@ -162,6 +163,8 @@ def add_solution(
         },
         "salt",
     )
+    if metrics_port is not None:
+        _metrics(http, namespace, solution, labels, metrics_port)
     pod_labels = {**labels, "app.kubernetes.io/managed-by": "salt", "heritage": "salt"}
     env = [
         {"name": "WATCH_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -199,3 +202,52 @@ def add_solution(
         },
     }
     _create(http, f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment, "salt")
+
+
+def _metrics(
+    http: httpx.Client, namespace: str, solution: str, labels: Mapping[str, str], port: int
+) -> None:
+    """MetalK8s 129's operator metrics objects (PR #4813) that need no CRD: the metrics Service,
+    and the ClusterRole and ClusterRoleBinding ``S-operator-metrics-auth``."""
+    name = f"{solution}-operator"
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"{name}-metrics", "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "type": "ClusterIP",
+            "ports": [{"name": "https", "port": port, "protocol": "TCP", "targetPort": port}],
+            "selector": {"app.kubernetes.io/name": name},
+        },
+    }
+    _create(http, f"/api/v1/namespaces/{namespace}/services", service, "salt")
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": f"{name}-metrics-auth", "labels": dict(labels)},
+        "rules": [
+            {
+                "apiGroups": ["authentication.k8s.io"],
+                "resources": ["tokenreviews"],
+                "verbs": ["create"],
+            },
+            {
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": ["subjectaccessreviews"],
+                "verbs": ["create"],
+            },
+        ],
+    }
+    _create(http, f"{RBAC}/clusterroles", role, "salt")
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{name}-metrics-auth", "labels": dict(labels)},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        "roleRef": {
+            "kind": "ClusterRole",
+            "name": f"{name}-metrics-auth",
+            "apiGroup": "rbac.authorization.k8s.io",
+        },
+    }
+    _create(http, f"{RBAC}/clusterrolebindings", binding, "salt")

@@ -83,10 +83,15 @@ def names(admin: Api) -> Iterator[list[str]]:
     for name in found:
         for ns in admin.items("/api/v1/namespaces", f"{salt.ENV_LABEL}={name}"):
             admin.delete(f"/api/v1/namespaces/{ns['metadata']['name']}")
-    admin.delete(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{SOL}-leader-election")
+    for path in (
+        f"clusterroles/{SOL}-leader-election",
+        f"clusterroles/{SOL}-operator-metrics-auth",
+        f"clusterrolebindings/{SOL}-operator-metrics-auth",
+    ):
+        admin.delete(f"/apis/rbac.authorization.k8s.io/v1/{path}")
 
 
-def salt_env(admin: Api, env: str, ns: str, version: str) -> None:
+def salt_env(admin: Api, env: str, ns: str, version: str, metrics_port: int | None = None) -> None:
     salt.create_env(admin.http, env, ns, "made by MetalK8s")
     salt.add_solution(
         admin.http,
@@ -96,6 +101,7 @@ def salt_env(admin: Api, env: str, ns: str, version: str) -> None:
         roles=ROLES,
         images=IMAGES,
         operator_image=f"{SOL}-operator:{version}",
+        metrics_port=metrics_port,
     )
 
 
@@ -128,7 +134,7 @@ def test_a_salt_environment_is_shown_upgraded_and_removed_without_orphans(
 
     env, other = names
     ns, other_ns = f"{env}-ns", f"{other}-ns"
-    salt_env(admin, env, ns, "1.0.0")
+    salt_env(admin, env, ns, "1.0.0", metrics_port=8443)  # as MetalK8s 129 with metrics on
     salt_env(admin, other, other_ns, "1.0.0")  # shares Salt's ClusterRole (MetalK8s names it so)
     unrelated = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "not-salts"}}
     admin.post(f"/api/v1/namespaces/{ns}/configmaps", unrelated)
@@ -168,6 +174,10 @@ def test_a_salt_environment_is_shown_upgraded_and_removed_without_orphans(
         labels = obj["metadata"]["labels"]
         assert labels.get("app.kubernetes.io/managed-by") == "metalk8s-solutions", key
         assert "app" not in labels, key
+    assert f"Service/{SOL}-operator-metrics" not in left
+    for kind in ("clusterroles", "clusterrolebindings"):
+        path = f"/apis/rbac.authorization.k8s.io/v1/{kind}/{SOL}-operator-metrics-auth"
+        assert admin.get(path) is None, path
     assert "ConfigMap/not-salts" in left  # unrelated objects are never touched
     # Salt's ClusterRole still serves the other MetalK8s environment.
     assert salt_cluster_role(admin) is not None

@@ -13,8 +13,11 @@ for a solution that the namespace's ``metalk8s-environment`` names (before or af
 only objects without our ``managed-by`` label, and only these shapes:
 
 - Deployment ``S-operator`` whose selector is exactly ``app: S-operator``;
-- ServiceAccount ``S-operator`` and ConfigMap ``S-operator-config``, beside that Deployment or
+- ServiceAccount ``S-operator``, ConfigMap ``S-operator-config`` and (operator metrics, MetalK8s
+  129) Service ``S-operator-metrics`` and ServiceMonitor ``S-operator``, beside that Deployment or
   labelled ``app: S-operator`` (what MetalK8s labels them with);
+- ClusterRoleBinding ``S-operator-metrics-auth`` labelled ``app: S-operator`` whose only subject
+  is the ServiceAccount of that namespace, and its ClusterRole once nothing else grants it;
 - RoleBindings named ``S-operator`` or ``S-operator-role-*`` / ``S-operator-clusterrole-*`` whose
   only subject is ServiceAccount ``S-operator``;
 - the Roles those bindings grant, when ``role.yaml`` of an imported version of ``S`` names them
@@ -53,6 +56,19 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 #: The label MetalK8s's templates select and mark the operator's objects with.
 SALT_APP = "app"
 REASON = "made by MetalK8s"
+RBAC_API = "rbac.authorization.k8s.io/v1"
+#: Objects MetalK8s names after the operator (``S-operator`` + suffix), beside its Deployment or
+#: labelled ``app: S-operator``: its ServiceAccount, OperatorConfig, and (MetalK8s 129, operator
+#: metrics) the metrics Service and the ServiceMonitor.
+NAMED = (
+    ("ServiceAccount", ""),
+    ("ConfigMap", "-config"),
+    ("Service", "-metrics"),
+    ("ServiceMonitor", ""),
+)
+#: MetalK8s's ClusterRole and ClusterRoleBinding ``S-operator-metrics-auth`` (token and access
+#: reviews, for the metrics endpoint's authentication).
+METRICS_AUTH = "-metrics-auth"
 
 
 def is_ours(obj: Mapping[str, Any]) -> bool:
@@ -120,9 +136,10 @@ async def _in_namespace(
     kube: Kube, namespace: str, solutions: Collection[str], names: Mapping[str, RoleNames]
 ) -> tuple[list[Obj], set[str]]:
     """MetalK8s's objects of ``solutions`` in ``namespace``; and the ClusterRoles they bind."""
-    kinds = ("Deployment", "ServiceAccount", "ConfigMap", "RoleBinding", "Role")
+    kinds = ("Deployment", "RoleBinding", "Role", *(kind for kind, _ in NAMED))
     listed = await asyncio.gather(*(list_objects(kube, KINDS[k], {}, namespace) for k in kinds))
-    deployments, accounts, configmaps, bindings, roles = (_by_name(items) for items in listed)
+    by_kind = {k: _by_name(items) for k, items in zip(kinds, listed, strict=True)}
+    deployments, bindings, roles = by_kind["Deployment"], by_kind["RoleBinding"], by_kind["Role"]
     found: list[Obj] = []
     cluster_roles: set[str] = set()
     for solution in sorted(solutions):
@@ -137,7 +154,8 @@ async def _in_namespace(
         )
         if salt_deployment and deployment is not None:
             found.append(deployment)
-        for obj in (accounts.get(sa), configmaps.get(f"{sa}-config")):
+        for kind, suffix in NAMED:
+            obj = by_kind[kind].get(f"{sa}{suffix}")
             if (
                 obj is not None
                 and not is_ours(obj)
@@ -160,7 +178,30 @@ async def _in_namespace(
                 and role not in found
             ):
                 found.append(role)
+        metrics_auth = await _metrics_auth_binding(kube, namespace, sa)
+        if metrics_auth is not None:
+            found.append(metrics_auth)
+            cluster_roles.add(f"{sa}{METRICS_AUTH}")
     return found, cluster_roles
+
+
+async def _metrics_auth_binding(kube: Kube, namespace: str, sa: str) -> Obj | None:
+    """MetalK8s's ClusterRoleBinding ``S-operator-metrics-auth`` (one per solution, cluster-wide),
+    when it grants the ServiceAccount of ``namespace``."""
+    name = f"{sa}{METRICS_AUTH}"
+    binding = await get_object(kube, ObjectKey("ClusterRoleBinding", "", name))
+    if binding is None or is_ours(binding) or _labels(binding).get(SALT_APP) != sa:
+        return None
+    subjects = binding.get("subjects") or []
+    ref = binding.get("roleRef") or {}
+    if ref.get("kind") != "ClusterRole" or ref.get("name") != name:
+        return None
+    if [(s.get("kind"), s.get("name"), s.get("namespace")) for s in subjects] != [
+        ("ServiceAccount", sa, namespace)
+    ]:
+        return None
+    binding["apiVersion"], binding["kind"] = RBAC_API, "ClusterRoleBinding"
+    return binding
 
 
 async def _still_granted(
