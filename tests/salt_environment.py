@@ -94,6 +94,7 @@ def add_solution(
     operator_image: str,
     registry: str = "metalk8s-registry-from-config.invalid:8080",
     metrics_port: int | None = None,
+    ui: bool = False,
 ) -> None:
     """``solutions.sh add-solution --name ENV --namespace NS --solution S --version V``.
 
@@ -165,6 +166,8 @@ def add_solution(
     )
     if metrics_port is not None:
         _metrics(http, namespace, solution, labels, metrics_port)
+    if ui:
+        _admin_ui(http, namespace, solution, version)
     pod_labels = {**labels, "app.kubernetes.io/managed-by": "salt", "heritage": "salt"}
     env = [
         {"name": "WATCH_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -251,3 +254,72 @@ def _metrics(
         },
     }
     _create(http, f"{RBAC}/clusterrolebindings", binding, "salt")
+
+
+def _admin_ui(http: httpx.Client, namespace: str, solution: str, version: str) -> None:
+    """The admin UI MetalK8s 2.x deployed in each environment namespace (``files/ui/``):
+    ConfigMap, Deployment, Service and Ingress ``S-ui``."""
+    name = f"{solution}-ui"
+    labels = {
+        "app": name,
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/version": version,
+        "app.kubernetes.io/component": "ui",
+        "app.kubernetes.io/part-of": solution,
+    }
+    meta = {"name": name, "namespace": namespace, "labels": labels}
+    ns_path = f"/api/v1/namespaces/{namespace}"
+    _create(
+        http,
+        f"{ns_path}/configmaps",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"config.json": "{}"}},
+        "salt",
+    )
+    pod_labels = {**labels, "app.kubernetes.io/managed-by": "salt"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "containers": [
+                        {"name": name, "image": f"registry.invalid/{solution}-{version}/ui:1"}
+                    ]
+                },
+            },
+        },
+    }
+    _create(http, f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment, "salt")
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {"ports": [{"name": "http", "port": 80}], "selector": {"app": name}},
+    }
+    _create(http, f"{ns_path}/services", service, "salt")
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": meta,
+        "spec": {
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": f"/env/{namespace}/{solution}",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": name, "port": {"number": 80}}},
+                            }
+                        ]
+                    }
+                }
+            ]
+        },
+    }
+    _create(http, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses", ingress, "salt")

@@ -91,7 +91,14 @@ def names(admin: Api) -> Iterator[list[str]]:
         admin.delete(f"/apis/rbac.authorization.k8s.io/v1/{path}")
 
 
-def salt_env(admin: Api, env: str, ns: str, version: str, metrics_port: int | None = None) -> None:
+def salt_env(
+    admin: Api,
+    env: str,
+    ns: str,
+    version: str,
+    metrics_port: int | None = None,
+    ui: bool = False,
+) -> None:
     salt.create_env(admin.http, env, ns, "made by MetalK8s")
     salt.add_solution(
         admin.http,
@@ -102,6 +109,7 @@ def salt_env(admin: Api, env: str, ns: str, version: str, metrics_port: int | No
         images=IMAGES,
         operator_image=f"{SOL}-operator:{version}",
         metrics_port=metrics_port,
+        ui=ui,
     )
 
 
@@ -135,7 +143,8 @@ def test_a_salt_environment_is_shown_upgraded_and_removed_without_orphans(
     env, other = names
     ns, other_ns = f"{env}-ns", f"{other}-ns"
     salt_env(admin, env, ns, "1.0.0", metrics_port=8443)  # as MetalK8s 129 with metrics on
-    salt_env(admin, other, other_ns, "1.0.0")  # shares Salt's ClusterRole (MetalK8s names it so)
+    # As MetalK8s 2.x, with an admin UI; it shares Salt's ClusterRole (MetalK8s names it so).
+    salt_env(admin, other, other_ns, "1.0.0", ui=True)
     unrelated = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "not-salts"}}
     admin.post(f"/api/v1/namespaces/{ns}/configmaps", unrelated)
 
@@ -193,6 +202,8 @@ def test_a_salt_environment_is_shown_upgraded_and_removed_without_orphans(
     assert inventory(admin, ns) - {"ConfigMap/not-salts"} == EMPTY
 
     # delete-solution straight from Salt's objects, then env delete: no orphan, cluster-wide.
+    dry = run("env", "delete-solution", other, SOL, "--dry-run")
+    assert f"would delete Ingress {other_ns}/{SOL}-ui: made by MetalK8s" in dry.stdout, dry.stdout
     run("env", "delete-solution", other, SOL, "--timeout", "60")
     assert inventory(admin, other_ns) == EMPTY
     assert salt_cluster_role(admin) is None, "the last user of Salt's ClusterRole is gone"

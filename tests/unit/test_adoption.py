@@ -49,9 +49,11 @@ def test_a_create_of_a_metalk8s_object_becomes_a_replace_and_the_rest_is_deleted
         Change(Action.CREATE, ObjectKey("Deployment", "ns", "s-operator"), ours),
         Change(Action.CREATE, ObjectKey("ServiceAccount", "ns", "s-operator"), sa),
     ]
+    salt_deployment = obj("Deployment", "s-operator", app="s-operator")
+    salt_deployment["spec"] = {"selector": {"matchLabels": {"app": "s-operator"}}}
     salt = SaltObjects(
         objects=[
-            obj("Deployment", "s-operator", app="s-operator"),
+            salt_deployment,
             obj("RoleBinding", "s-operator-role-s-manager", app="s-operator"),
         ],
         cluster_roles=[obj("ClusterRole", "s-leader", ns="")],

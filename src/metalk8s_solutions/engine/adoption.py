@@ -16,6 +16,8 @@ only objects without our ``managed-by`` label, and only these shapes:
 - ServiceAccount ``S-operator``, ConfigMap ``S-operator-config`` and (operator metrics, MetalK8s
   129) Service ``S-operator-metrics`` and ServiceMonitor ``S-operator``, beside that Deployment or
   labelled ``app: S-operator`` (what MetalK8s labels them with);
+- ConfigMap, Deployment, Service and Ingress ``S-ui`` labelled ``app: S-ui`` (the admin UI that
+  MetalK8s 2.x deployed in each environment namespace);
 - ClusterRoleBinding ``S-operator-metrics-auth`` labelled ``app: S-operator`` whose only subject
   is the ServiceAccount of that namespace, and its ClusterRole once nothing else grants it;
 - RoleBindings named ``S-operator`` or ``S-operator-role-*`` / ``S-operator-clusterrole-*`` whose
@@ -66,6 +68,9 @@ NAMED = (
     ("Service", "-metrics"),
     ("ServiceMonitor", ""),
 )
+#: MetalK8s 2.x deployed an admin UI per environment namespace: ConfigMap, Deployment, Service
+#: and Ingress ``S-ui``, labelled ``app: S-ui``.
+UI_KINDS = ("ConfigMap", "Deployment", "Service", "Ingress")
 #: MetalK8s's ClusterRole and ClusterRoleBinding ``S-operator-metrics-auth`` (token and access
 #: reviews, for the metrics endpoint's authentication).
 METRICS_AUTH = "-metrics-auth"
@@ -136,7 +141,9 @@ async def _in_namespace(
     kube: Kube, namespace: str, solutions: Collection[str], names: Mapping[str, RoleNames]
 ) -> tuple[list[Obj], set[str]]:
     """MetalK8s's objects of ``solutions`` in ``namespace``; and the ClusterRoles they bind."""
-    kinds = ("Deployment", "RoleBinding", "Role", *(kind for kind, _ in NAMED))
+    kinds = tuple(
+        dict.fromkeys(("Deployment", "RoleBinding", "Role", *(k for k, _ in NAMED), *UI_KINDS))
+    )
     listed = await asyncio.gather(*(list_objects(kube, KINDS[k], {}, namespace) for k in kinds))
     by_kind = {k: _by_name(items) for k, items in zip(kinds, listed, strict=True)}
     deployments, bindings, roles = by_kind["Deployment"], by_kind["RoleBinding"], by_kind["Role"]
@@ -161,6 +168,11 @@ async def _in_namespace(
                 and not is_ours(obj)
                 and (salt_deployment or _labels(obj).get(SALT_APP) == sa)
             ):
+                found.append(obj)
+        ui = f"{solution}-ui"
+        for kind in UI_KINDS:
+            obj = by_kind[kind].get(ui)
+            if obj is not None and not is_ours(obj) and _labels(obj).get(SALT_APP) == ui:
                 found.append(obj)
         for binding in bindings.values():
             if not _salt_binding(binding, solution):
@@ -289,7 +301,9 @@ def adopt(changes: Iterable[Change], found: SaltObjects) -> list[Change]:
             desired = out[index].desired
             note = REASON
             if key.kind == "Deployment":
-                note += f", selector {SALT_APP}={key.name} (immutable)"
+                selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+                shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+                note += f", selector {shown} (immutable)"
             out[index] = Change(Action.REPLACE, key, desired, obj, note=note)
         elif not any(c.key == key for c in out):
             out.append(Change(Action.DELETE, key, live=obj, note=REASON))
