@@ -156,6 +156,9 @@ def test_a_salt_environment_is_shown_upgraded_and_removed_without_orphans(
     shown = json.loads(run("env", "show", env, "-o", "json").stdout)
     assert shown["namespaces"][ns]["solutions"][SOL]["version"] == "1.0.0"
     assert shown["namespaces"][ns]["solutions"][SOL]["operator"].startswith("Available")
+    assert shown["namespaces"][ns]["solutions"][SOL]["deployedBy"] == "MetalK8s"
+    human = run("env", "show", env).stdout
+    assert f"{SOL} 1.0.0: Available: 1/1 replicas available (deployed by MetalK8s" in human, human
 
     # The plan names what is taken over; a dry run changes nothing.
     dry = run("env", "upgrade", env, SOL, "1.1.0", "--dry-run")
@@ -190,12 +193,9 @@ def test_a_salt_environment_is_shown_upgraded_and_removed_without_orphans(
     assert "ConfigMap/not-salts" in left  # unrelated objects are never touched
     # Salt's ClusterRole still serves the other MetalK8s environment.
     assert salt_cluster_role(admin) is not None
-    assert (
-        json.loads(run("env", "show", env, "-o", "json").stdout)["namespaces"][ns]["solutions"][
-            SOL
-        ]["version"]
-        == "1.1.0"
-    )
+    after = json.loads(run("env", "show", env, "-o", "json").stdout)["namespaces"][ns]
+    assert after["solutions"][SOL]["version"] == "1.1.0"
+    assert after["solutions"][SOL]["deployedBy"] == "Solutions"
 
     # delete-solution: nothing of the solution is left in the namespace.
     run("env", "delete-solution", env, SOL, "--timeout", "60")

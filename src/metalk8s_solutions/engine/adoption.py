@@ -122,6 +122,23 @@ def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
+def is_salt_deployment(obj: Mapping[str, Any], solution: str) -> bool:
+    """The operator Deployment MetalK8s made for ``solution``: selector ``app: S-operator``."""
+    sa = operator_name(solution)
+    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
+    return _name(obj) == sa and not is_ours(obj) and selector == {SALT_APP: sa}
+
+
+def deployed_by(obj: Mapping[str, Any] | None, solution: str) -> str | None:
+    """Who deployed the operator Deployment ``obj``: "Solutions", "MetalK8s", or None (unknown
+    or absent)."""
+    if obj is None:
+        return None
+    if is_ours(obj):
+        return "Solutions"
+    return "MetalK8s" if is_salt_deployment(obj, solution) else None
+
+
 def _salt_binding(obj: Mapping[str, Any], solution: str) -> bool:
     sa = operator_name(solution)
     name = _name(obj)
@@ -153,12 +170,7 @@ async def _in_namespace(
         sa = operator_name(solution)
         known = names.get(solution, RoleNames())
         deployment = deployments.get(sa)
-        salt_deployment = (
-            deployment is not None
-            and not is_ours(deployment)
-            and ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels")
-            == {SALT_APP: sa}
-        )
+        salt_deployment = deployment is not None and is_salt_deployment(deployment, solution)
         if salt_deployment and deployment is not None:
             found.append(deployment)
         for kind, suffix in NAMED:

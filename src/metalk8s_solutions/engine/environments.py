@@ -36,11 +36,13 @@ from metalk8s_solutions.cluster.apply import (
     ObjectKey,
     Rollout,
     execute,
+    get_object,
     key_of,
     list_managed,
     list_objects,
     plan,
     request,
+    rollout_status,
     wait_available,
 )
 from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
@@ -63,7 +65,13 @@ from metalk8s_solutions.cluster.resources import (
     write_env_config,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
-from metalk8s_solutions.engine.adoption import SaltObjects, adopt, find_salt_objects, role_names
+from metalk8s_solutions.engine.adoption import (
+    SaltObjects,
+    adopt,
+    deployed_by,
+    find_salt_objects,
+    role_names,
+)
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     Settings,
@@ -794,16 +802,18 @@ async def show_environment(
             solutions: dict[str, Any] = {}
             for sol in sorted({*ns_state.config, *history}):
                 status: str | None = None
+                by: str | None = None
                 if sol in ns_state.config:
-                    rollout = await wait_available(
-                        kube, _deployments(sol, [ns]), timeout=0, say=lambda _: None
-                    )
-                    only = next(iter(rollout.values()))
+                    key = ObjectKey("Deployment", ns, operator_name(sol))
+                    live = await get_object(kube, key)
+                    only = rollout_status(live) if live else Rollout(False, "not found")
                     status = ("Available: " if only.ready else "Not available: ") + only.message
+                    by = deployed_by(live, sol)
                 version = ns_state.config.get(sol)
                 solutions[sol] = {
                     "version": version,
                     "operator": status,
+                    "deployedBy": by,
                     "ui": await _ui_view(kube, inventory, name, ns, sol, version),
                     "history": [r.to_json() for r in history.get(sol, [])],
                 }
