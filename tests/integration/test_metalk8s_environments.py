@@ -219,6 +219,20 @@ def test_a_salt_environment_is_shown_upgraded_and_removed_without_orphans(
     run("env", "delete", other, "--timeout", "60")
     assert admin.get(f"/api/v1/namespaces/{other_ns}") is None
     assert salt_cluster_role(admin) is None
+    # env converge takes over what MetalK8s deployed and awaits the replaced operator.
+    salt.add_solution(
+        admin.http,
+        ns,
+        SOL,
+        "1.0.0",
+        roles=ROLES,
+        images=IMAGES,
+        operator_image=f"{SOL}-operator:1.0.0",
+    )
+    converged = json.loads(run("env", "converge", env, "-o", "json").stdout)
+    replaced = [s["target"] for s in converged["steps"] if s["action"] == "replace"]
+    assert f"Deployment {ns}/{SOL}-operator" in replaced, converged["steps"]
+    assert converged["rollouts"] == {f"Deployment {ns}/{SOL}-operator": "1/1 replicas available"}
     run("env", "delete", env, "--timeout", "60")
     for kind in ("clusterroles", "clusterrolebindings"):
         left_cluster = [

@@ -163,7 +163,7 @@ def _human_show(env: dict[str, Any]) -> str:
         for sol, info in entry["solutions"].items():
             version = info["version"] or "(removed)"
             by = (
-                " (deployed by MetalK8s: the next change of it takes it over)"
+                " (deployed by MetalK8s: the next change to the environment takes it over)"
                 if info.get("deployedBy") == "MetalK8s"
                 else ""
             )

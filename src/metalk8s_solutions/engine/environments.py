@@ -107,6 +107,8 @@ from metalk8s_solutions.engine.state import (
 from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
 
 DEFAULT_TIMEOUT = 300.0
+#: How long a converge awaits an operator Deployment it replaced (MetalK8s's).
+REPLACED_TIMEOUT = 120.0
 #: The Pod Security levels an environment may enforce, the default first.
 POD_SECURITY: tuple[str, ...] = POD_SECURITY_LEVELS
 MAX_FILE = 4 * 1024 * 1024
@@ -485,12 +487,14 @@ async def converge(
     privileged: frozenset[str] | None = None,
     support: MonitoringSupport | None = None,
     previous: Mapping[str, Mapping[str, str]] | None = None,
+    awaited: Collection[ObjectKey] = (),
 ) -> list[Change]:
     """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan.
 
     ``support`` (the Prometheus Operator kinds served) is read once here when not given.
     ``previous`` is what the namespaces ran before this command (default: ``state``), so that
     what MetalK8s deployed for a solution being removed is found (:mod:`engine.adoption`).
+    A Deployment replaced (MetalK8s's) is awaited, unless in ``awaited`` (the caller's).
     """
     changes = await plan_environment(
         kube,
@@ -506,6 +510,21 @@ async def converge(
     outcome.add_changes(changes)
     if changes and not outcome.dry_run:
         await execute(kube, changes, say)
+        # A Deployment taken over from MetalK8s was deleted and created: its rollout is
+        # awaited and reported here, unless the caller awaits it itself.
+        replaced = [
+            c.key
+            for c in changes
+            if c.action is Action.REPLACE and c.key.kind == "Deployment" and c.key not in awaited
+        ]
+        if replaced:
+            rollouts = await _wait(kube, replaced, REPLACED_TIMEOUT, say, outcome)
+            outcome.warnings += [
+                f"{key} was replaced (made by MetalK8s) and is not Available after "
+                f"{REPLACED_TIMEOUT:.0f}s: {r.message}; see 'solutions env show {state.name}'"
+                for key, r in rollouts.items()
+                if not r.ready
+            ]
     return changes
 
 
@@ -1083,7 +1102,8 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
         await write_env_config(
             kube, state.namespaces[ns], state.name, configs[ns], scope[ns], approved[ns]
         )
-    await converge(kube, inventory, state, outcome, ctx.say)
+    own = _deployments(solution, wanted, _with_ui(inventory, solution, wanted))
+    await converge(kube, inventory, state, outcome, ctx.say, awaited=own)
     moved = [ns for ns in wanted if previous[ns] != wanted[ns]]
     if not wait:
         for ns in moved:
@@ -1091,8 +1111,7 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
                 kube, ns, solution, previous[ns], wanted[ns], "applied", "not awaited"
             )
         return outcome
-    keys = _deployments(solution, wanted, _with_ui(inventory, solution, wanted))
-    rollouts = await _wait(kube, keys, timeout, ctx.say, outcome)
+    rollouts = await _wait(kube, own, timeout, ctx.say, outcome)
     failed: dict[str, str] = {}
     for key, r in rollouts.items():
         if not r.ready:
@@ -1373,6 +1392,7 @@ async def converge_environments(
             outcome.steps += result.steps
             outcome.warnings += [w for w in result.warnings if w not in outcome.warnings]
             outcome.diffs.update(result.diffs)
+            outcome.rollouts.update(result.rollouts)
         if opts.wait and not opts.dry_run:
             keys = [
                 key
