@@ -270,3 +270,62 @@ def test_environment_names_metalk8s_accepts(
     finally:
         for item in admin.items("/api/v1/namespaces", f"{salt.ENV_LABEL}={env}"):
             admin.delete(f"/api/v1/namespaces/{item['metadata']['name']}")
+
+
+def test_a_metalk8s_2_4_environment_is_removed_without_orphans(
+    tmp_path: Path, archives: dict[str, Path], admin: Api, local_cluster: LocalCluster
+) -> None:
+    """MetalK8s 2.4's formula: a fixed Role and RoleBinding both named ``S-operator`` (from
+    ``customApiGroups``), and an OperatorConfig ConfigMap without labels."""
+    config = write_config(tmp_path / "solutions.yaml", list(archives.values()))
+    env = f"salt24-{secrets.token_hex(3)}"
+    ns = env
+    salt.create_env(admin.http, env, ns)
+    salt.add_solution(
+        admin.http,
+        ns,
+        SOL,
+        "1.0.0",
+        roles=[],
+        images=IMAGES,
+        operator_image=f"{SOL}-operator:1.0.0",
+    )
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+    labels = {"app": f"{SOL}-operator", "app.kubernetes.io/part-of": SOL}
+    meta = {"name": f"{SOL}-operator", "namespace": ns, "labels": labels}
+    admin.post(
+        f"{rbac}/roles",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [{"apiGroups": [GROUP], "resources": ["*"], "verbs": ["*"]}],
+        },
+    )
+    admin.post(
+        f"{rbac}/rolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "subjects": [{"kind": "ServiceAccount", "name": f"{SOL}-operator"}],
+            "roleRef": {
+                "kind": "Role",
+                "name": f"{SOL}-operator",
+                "apiGroup": "rbac.authorization.k8s.io",
+            },
+        },
+    )
+    response = admin.http.patch(
+        f"/api/v1/namespaces/{ns}/configmaps/{SOL}-operator-config",
+        json={"metadata": {"labels": None}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    response.raise_for_status()
+    try:
+        done = cli(config, local_cluster.kubeconfig, "env", "delete-solution", env, SOL)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"delete RoleBinding {ns}/{SOL}-operator: made by MetalK8s" in done.stdout
+        assert inventory(admin, ns) == EMPTY
+    finally:
+        admin.delete(f"/api/v1/namespaces/{ns}")
