@@ -165,7 +165,12 @@ def _human_show(env: dict[str, Any]) -> str:
             lines.append("  no solution")
         for sol, info in entry["solutions"].items():
             version = info["version"] or "(removed)"
-            lines.append(f"  {sol} {version}: {info['operator'] or 'not deployed'}")
+            by = (
+                " (deployed by MetalK8s: the next change to the environment takes it over)"
+                if info.get("deployedBy") == "MetalK8s"
+                else ""
+            )
+            lines.append(f"  {sol} {version}: {info['operator'] or 'not deployed'}{by}")
             ui = info.get("ui")
             if ui:
                 where = ui["url"] or f"'solutions ui' at {ui['path']}"

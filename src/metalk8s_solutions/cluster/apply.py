@@ -34,7 +34,7 @@ from lightkube.models.meta_v1 import Status
 from metalk8s_solutions.api.monitoring import API_VERSION as MONITORING_API
 from metalk8s_solutions.api.monitoring import KINDS as MONITORING_KINDS
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, describe
-from metalk8s_solutions.errors import InvalidInput
+from metalk8s_solutions.errors import ClusterError, InvalidInput
 
 #: cert-manager's API, for the operators' metrics certificates (MetalK8s PR 4813).
 CERT_MANAGER_API = "cert-manager.io/v1"
@@ -141,6 +141,8 @@ class Action(enum.StrEnum):
     CREATE = "create"
     CHANGE = "change"
     DELETE = "delete"
+    #: delete, then create: an object someone else made (e.g. MetalK8s), taken over whole
+    REPLACE = "replace"
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class Change:
     desired: Obj | None = None
     live: Obj | None = None
     drift: bool = False
+    note: str = ""  # why, when the action alone does not say (e.g. "made by MetalK8s")
 
     def diff(self) -> str:
         """A unified YAML diff of the fields we manage (empty for create and delete)."""
@@ -171,6 +174,7 @@ class Change:
             Action.CREATE: "create",
             Action.CHANGE: "update",
             Action.DELETE: "delete (no longer desired)",
+            Action.REPLACE: "replace (delete, then create)",
         }[self.action]
 
 
@@ -402,17 +406,42 @@ async def apply_object(kube: Kube, obj: Obj) -> Obj:
     return result or {}
 
 
-async def delete_object(kube: Kube, key: ObjectKey) -> bool:
+async def delete_object(kube: Kube, key: ObjectKey, *, propagation: str = "Background") -> bool:
     """Delete ``key`` (its dependents in the background); False when it was already gone."""
     result = await request(
         kube,
         "DELETE",
         key.path,
         action=f"deleting {key}",
-        params={"propagationPolicy": "Background"},
+        params={"propagationPolicy": propagation},
         missing_ok=True,
     )
     return result is not None
+
+
+#: How long a replaced object may take to go (a Deployment: its pods terminating).
+REPLACE_TIMEOUT = 120.0
+
+
+async def delete_and_wait(
+    kube: Kube,
+    key: ObjectKey,
+    *,
+    timeout: float = REPLACE_TIMEOUT,  # noqa: ASYNC109 - a polling deadline
+    interval: float = 0.25,
+) -> None:
+    """Delete ``key`` with its dependents first (foreground) and wait until it is gone, so that
+    an object of the same name can be created (for a Deployment: no old pod left running)."""
+    await delete_object(kube, key, propagation="Foreground")
+    deadline = time.monotonic() + timeout
+    while await get_object(kube, key) is not None:
+        if time.monotonic() >= deadline:
+            raise ClusterError(
+                f"{key} is still being deleted after {timeout:.0f}s, so it cannot be replaced",
+                hint="see what holds it (finalizers, pods that do not terminate), then run the "
+                "command again: it resumes where it stopped",
+            )
+        await asyncio.sleep(interval)
 
 
 async def get_object(kube: Kube, key: ObjectKey) -> Obj | None:
@@ -448,19 +477,31 @@ async def execute(kube: Kube, changes: Sequence[Change], say: Callable[[str], No
     """Send ``changes``: deletions wave by wave (Deployment first), then applies (Deployment
     last); the requests of one wave go out together."""
 
-    async def one(change: Change) -> None:
-        if change.action is Action.DELETE:
+    async def drop(change: Change) -> None:
+        if change.action is Action.REPLACE:
+            await delete_and_wait(kube, change.key)
+            say(f"deleted {change.key} ({change.note or 'to be replaced'})")
+        else:
             await delete_object(kube, change.key)
             say(f"deleted {change.key}")
+
+    async def one(change: Change) -> None:
+        if change.action is Action.DELETE:
+            await drop(change)
         else:
             assert change.desired is not None  # noqa: S101 - set for create and change
             await apply_object(kube, change.desired)
-            say(f"{'created' if change.action is Action.CREATE else 'updated'} {change.key}")
+            done = {Action.CREATE: "created", Action.REPLACE: "created"}.get(
+                change.action, "updated"
+            )
+            say(f"{done} {change.key}")
 
-    deletes = [c for c in changes if c.action is Action.DELETE]
+    # A replaced object goes with the deletions (Deployment first) and comes back with the
+    # applies (Deployment last): never an operator running without its permissions.
+    deletes = [c for c in changes if c.action in (Action.DELETE, Action.REPLACE)]
     applies = [c for c in changes if c.action is not Action.DELETE]
     for wave in PRUNE_WAVES:
-        await asyncio.gather(*(one(c) for c in deletes if c.key.kind in wave))
+        await asyncio.gather(*(drop(c) for c in deletes if c.key.kind in wave))
     for wave in APPLY_WAVES:
         await asyncio.gather(*(one(c) for c in applies if c.key.kind in wave))
 

@@ -63,6 +63,8 @@ MANAGED_BY = "metalk8s-solutions"
 CONFIG_MOUNT = "/etc/config"
 RBAC_API = "rbac.authorization.k8s.io/v1"
 _DNS_LABEL = re.compile(r"^(?!-)[0-9a-z-]{1,63}(?<!-)$")
+#: A label value (what MetalK8s accepts as an environment name when namespaces are given).
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 def check_dns_label(value: str, what: str) -> str:
@@ -72,6 +74,30 @@ def check_dns_label(value: str, what: str) -> str:
             f"{what} {value!r} is not a valid name",
             hint="use 1 to 63 lowercase letters, digits and '-', starting and ending with a "
             "letter or digit (e.g. 'prod' or 'team-a-test')",
+        )
+    return value
+
+
+def check_env_name(value: str, *, namespaced: bool = True) -> str:
+    """``value`` if it can name an environment, else InvalidInput.
+
+    As in MetalK8s: any label value (``Team_A.prod``) when the environment's namespaces are
+    named (``namespaced``), else a DNS label, since the namespace is then named like it.
+    """
+    if not namespaced:
+        if _DNS_LABEL.match(value):
+            return value
+        if _LABEL_VALUE.match(value):
+            raise InvalidInput(
+                f"environment name {value!r} is not a valid name for its namespace",
+                hint="name its namespace with --namespace/-N (e.g. -N "
+                f"{re.sub(r'[^a-z0-9-]', '-', value.lower()).strip('-')[:63] or 'prod'})",
+            )
+    if not _LABEL_VALUE.match(value):
+        raise InvalidInput(
+            f"environment name {value!r} is not a valid name",
+            hint="use 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a "
+            "letter or digit (e.g. 'prod' or 'Team_A.test')",
         )
     return value
 

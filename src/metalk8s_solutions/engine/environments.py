@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -40,10 +40,13 @@ from metalk8s_solutions.cluster.apply import (
     ObjectKey,
     Rollout,
     execute,
+    get_object,
+    key_of,
     list_managed,
     list_objects,
     plan,
     request,
+    rollout_status,
     wait_available,
 )
 from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
@@ -67,6 +70,13 @@ from metalk8s_solutions.cluster.resources import (
     write_webhook,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
+from metalk8s_solutions.engine.adoption import (
+    SaltObjects,
+    adopt,
+    deployed_by,
+    find_salt_objects,
+    role_names,
+)
 from metalk8s_solutions.engine.certificates import KeyStore, read_cert_manager, read_unlabelled
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.crds import convert_v1beta1
@@ -75,6 +85,7 @@ from metalk8s_solutions.engine.desired import (
     VersionContent,
     approved_solution,
     check_dns_label,
+    check_env_name,
     check_roles,
     desired_environment,
     is_approved,
@@ -105,6 +116,8 @@ from metalk8s_solutions.engine.state import (
 from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
 
 DEFAULT_TIMEOUT = 300.0
+#: How long a converge awaits an operator Deployment it replaced (MetalK8s's).
+REPLACED_TIMEOUT = 120.0
 #: The Pod Security levels an environment may enforce, the default first.
 POD_SECURITY: tuple[str, ...] = POD_SECURITY_LEVELS
 MAX_FILE = 4 * 1024 * 1024
@@ -130,7 +143,9 @@ class EnvOutcome(Outcome):
         for change in changes:
             target = str(change.key)
             detail = (
-                "drift: changed outside this tool, our fields are restored" if change.drift else ""
+                "drift: changed outside this tool, our fields are restored"
+                if change.drift
+                else change.note
             )
             self.steps.append(Step(change.action.value, target, detail))
             diff = change.diff()
@@ -387,11 +402,16 @@ async def plan_environment(
     webhook: frozenset[tuple[str, str]] = frozenset(),
     support: MonitoringSupport | None = None,
     warnings: list[str] | None = None,
+    previous: Mapping[str, Mapping[str, str]] | None = None,
+    doomed_namespaces: Collection[str] = (),
 ) -> list[Change]:
     """What must change so that ``env`` runs exactly ``configs`` (ns -> {solution: version}).
 
     ``support`` is read from the cluster when not given.  When a deployed version declares
     monitoring that the cluster cannot take, the one line that says so goes to ``warnings``.
+    What MetalK8s deployed for a solution of ``configs`` or of ``previous`` (the namespaces'
+    configuration before this change) is taken over (:mod:`engine.adoption`);
+    ``doomed_namespaces`` are being deleted (their bindings no longer count).
     """
     solutions = {sol for config in configs.values() for sol in config}
     for config in configs.values():
@@ -443,7 +463,39 @@ async def plan_environment(
         if set(keys.live) != mine:
             settings = dataclasses.replace(settings, keys=keys)
             desired = desired_environment(env, configs, contents, settings, monitoring=support)
-    return plan(desired, live)
+    changes = plan(desired, live)
+    found = await metalk8s_objects(
+        kube, inventory, configs, previous or {}, live, doomed_namespaces=doomed_namespaces
+    )
+    return adopt(changes, found) if found else changes
+
+
+async def metalk8s_objects(
+    kube: Kube,
+    inventory: Inventory,
+    configs: Mapping[str, Mapping[str, str]],
+    previous: Mapping[str, Mapping[str, str]],
+    live: Iterable[Mapping[str, Any]] = (),
+    *,
+    doomed_namespaces: Collection[str] = (),
+) -> SaltObjects:
+    """What MetalK8s deployed for the solutions of ``configs`` and ``previous``.
+
+    Looked for only where a solution runs without an operator Deployment of ours among ``live``
+    (so that a converge of an environment we deployed sends no extra request).
+    """
+    ours = {key_of(obj) for obj in live}
+    wanted: dict[str, set[str]] = {}
+    for ns in {*configs, *previous}:
+        for sol in {*configs.get(ns, {}), *previous.get(ns, {})}:
+            if ObjectKey("Deployment", ns, operator_name(sol)) not in ours:
+                wanted.setdefault(ns, set()).add(sol)
+    if not wanted:
+        return SaltObjects()
+    contents = await inventory.contents({s for sols in wanted.values() for s in sols})
+    return await find_salt_objects(
+        kube, wanted, role_names(contents.values()), doomed_namespaces=doomed_namespaces
+    )
 
 
 async def converge(
@@ -458,10 +510,15 @@ async def converge(
     privileged: frozenset[str] | None = None,
     support: MonitoringSupport | None = None,
     webhook: frozenset[tuple[str, str]] | None = None,
+    previous: Mapping[str, Mapping[str, str]] | None = None,
+    awaited: Collection[ObjectKey] = (),
 ) -> list[Change]:
     """Plan ``state`` (or ``configs``) and, unless the outcome is a dry run, apply the plan.
 
     ``support`` (the Prometheus Operator kinds served) is read once here when not given.
+    ``previous`` is what the namespaces ran before this command (default: ``state``), so that
+    what MetalK8s deployed for a solution being removed is found (:mod:`engine.adoption`).
+    A Deployment replaced (MetalK8s's) is awaited, unless in ``awaited`` (the caller's).
     """
     changes = await plan_environment(
         kube,
@@ -473,10 +530,26 @@ async def converge(
         webhook=webhook if webhook is not None else state.webhook(),
         support=support,
         warnings=outcome.warnings,
+        previous=previous if previous is not None else state.configs(),
     )
     outcome.add_changes(changes)
     if changes and not outcome.dry_run:
         await execute(kube, changes, say)
+        # A Deployment taken over from MetalK8s was deleted and created: its rollout is
+        # awaited and reported here, unless the caller awaits it itself.
+        replaced = [
+            c.key
+            for c in changes
+            if c.action is Action.REPLACE and c.key.kind == "Deployment" and c.key not in awaited
+        ]
+        if replaced:
+            rollouts = await _wait(kube, replaced, REPLACED_TIMEOUT, say, outcome)
+            outcome.warnings += [
+                f"{key} was replaced (made by MetalK8s) and is not Available after "
+                f"{REPLACED_TIMEOUT:.0f}s: {r.message}; see 'solutions env show {state.name}'"
+                for key, r in rollouts.items()
+                if not r.ready
+            ]
     return changes
 
 
@@ -513,7 +586,7 @@ def _with_ui(inventory: Inventory, solution: str, versions: Mapping[str, str | N
 
 
 async def require_environment(kube: Kube, env: str) -> EnvironmentState:
-    check_dns_label(env, "environment name")
+    check_env_name(env)
     envs = await read_environment_states(kube, env)
     if env not in envs:
         near = closest(env, await environment_names(kube))
@@ -607,7 +680,7 @@ async def create_environment(
     ctx: Context, opts: CreateEnvOptions, *, connection: Kube | None = None
 ) -> EnvOutcome:
     """Create the namespaces of an environment (or add namespaces to it); idempotent."""
-    env = check_dns_label(opts.name, "environment name")
+    env = check_env_name(opts.name, namespaced=bool(opts.namespaces))
     namespaces = [check_dns_label(ns, "namespace") for ns in opts.namespaces or (env,)]
     outcome = EnvOutcome(dry_run=opts.dry_run)
     async with session(ctx, connection) as kube:
@@ -680,9 +753,9 @@ async def delete_environment(
                     f"and everything in it ({running})" if running else "",
                 )
             )
+        inventory = await read_inventory(ctx, kube)
         if remaining:
             # What is left converges: cluster-scoped bindings lose the deleted namespaces.
-            inventory = await read_inventory(ctx, kube)
             configs = {ns: state.namespaces[ns].config for ns in remaining}
             changes = await plan_environment(
                 kube,
@@ -692,6 +765,7 @@ async def delete_environment(
                 state.cluster_scope(),
                 privileged=state.privileged(),
                 webhook=state.webhook(),
+                doomed_namespaces=doomed,
             )
             changes = [c for c in changes if not c.key.namespace or c.key.namespace in remaining]
         else:
@@ -706,6 +780,20 @@ async def delete_environment(
                             live=obj,
                         )
                     )
+        # What MetalK8s deployed goes with the namespaces, but for its ClusterRoles (shared by
+        # name between environments): deleted when no other binding grants them.
+        found = await metalk8s_objects(
+            kube,
+            inventory,
+            {ns: state.namespaces[ns].config for ns in doomed},
+            {},
+            doomed_namespaces=doomed,
+        )
+        changes += [
+            Change(Action.DELETE, key_of(obj), live=obj, note="made by MetalK8s, now unused")
+            for obj in found.cluster_roles
+            if key_of(obj) not in {c.key for c in changes}
+        ]
         outcome.add_changes(changes)
         if opts.dry_run:
             return outcome
@@ -760,16 +848,18 @@ async def show_environment(
             solutions: dict[str, Any] = {}
             for sol in sorted({*ns_state.config, *history}):
                 status: str | None = None
+                by: str | None = None
                 if sol in ns_state.config:
-                    rollout = await wait_available(
-                        kube, _deployments(sol, [ns]), timeout=0, say=lambda _: None
-                    )
-                    only = next(iter(rollout.values()))
+                    key = ObjectKey("Deployment", ns, operator_name(sol))
+                    live = await get_object(kube, key)
+                    only = rollout_status(live) if live else Rollout(False, "not found")
                     status = ("Available: " if only.ready else "Not available: ") + only.message
+                    by = deployed_by(live, sol)
                 version = ns_state.config.get(sol)
                 solutions[sol] = {
                     "version": version,
                     "operator": status,
+                    "deployedBy": by,
                     "ui": await _ui_view(kube, inventory, name, ns, sol, version),
                     "history": [r.to_json() for r in history.get(sol, [])],
                 }
@@ -1064,7 +1154,8 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
         await write_env_config(
             kube, state.namespaces[ns], state.name, configs[ns], scope[ns], approved[ns]
         )
-    await converge(kube, inventory, state, outcome, ctx.say)
+    own = _deployments(solution, wanted, _with_ui(inventory, solution, wanted))
+    await converge(kube, inventory, state, outcome, ctx.say, awaited=own)
     moved = [ns for ns in wanted if previous[ns] != wanted[ns]]
     if not wait:
         for ns in moved:
@@ -1072,8 +1163,7 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
                 kube, ns, solution, previous[ns], wanted[ns], "applied", "not awaited"
             )
         return outcome
-    keys = _deployments(solution, wanted, _with_ui(inventory, solution, wanted))
-    rollouts = await _wait(kube, keys, timeout, ctx.say, outcome)
+    rollouts = await _wait(kube, own, timeout, ctx.say, outcome)
     failed: dict[str, str] = {}
     for key, r in rollouts.items():
         if not r.ready:
@@ -1198,6 +1288,7 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
                 + " (they are no longer reconciled; delete them with --delete-data)"
             )
         configs = state.configs()
+        before = state.configs()  # what MetalK8s may have deployed is found from it
         previous = {ns: configs[ns].pop(opts.solution) for ns in targets}
         for ns in targets:
             outcome.steps.append(
@@ -1231,7 +1322,7 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
             await write_webhook(
                 kube, state.namespaces[ns], state.namespaces[ns].webhook - {opts.solution}
             )
-        await converge(kube, inventory, state, outcome, ctx.say)
+        await converge(kube, inventory, state, outcome, ctx.say, previous=before)
         for ns in targets:
             await append_history(
                 kube,
@@ -1356,6 +1447,7 @@ async def converge_environments(
             outcome.steps += result.steps
             outcome.warnings += [w for w in result.warnings if w not in outcome.warnings]
             outcome.diffs.update(result.diffs)
+            outcome.rollouts.update(result.rollouts)
         if opts.wait and not opts.dry_run:
             keys = [
                 key

@@ -21,7 +21,7 @@ from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.resources import custom_collection, read_environment_states
 from metalk8s_solutions.engine.crds import unknown_fields
-from metalk8s_solutions.engine.desired import check_dns_label
+from metalk8s_solutions.engine.desired import check_dns_label, check_env_name
 from metalk8s_solutions.engine.environments import load_version_content, read_inventory
 from metalk8s_solutions.engine.instances import Sample, read_samples
 from metalk8s_solutions.engine.solutions import Context
@@ -146,7 +146,7 @@ class Deployed:
 
 async def deployed(ctx: Context, kube: Kube, env: str, solution: str) -> Deployed:
     """Where ``solution`` runs in ``env`` and the kinds of that version."""
-    check_dns_label(env, "environment name")
+    check_env_name(env)
     states = await read_environment_states(kube, env)
     if env not in states:
         raise Refused(f"environment {env} does not exist")

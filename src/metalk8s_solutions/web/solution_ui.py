@@ -35,7 +35,7 @@ from starlette.datastructures import URL
 
 from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
 from metalk8s_solutions.cluster.passthrough import Forwarded, forward
-from metalk8s_solutions.engine.desired import check_dns_label
+from metalk8s_solutions.engine.desired import check_dns_label, check_env_name
 from metalk8s_solutions.engine.solution_ui import (
     API_PREFIX,
     PORT_NAME,
@@ -113,7 +113,8 @@ def _check_rest(rest: str) -> None:
 
 def _check_names(env: str, ns: str, sol: str) -> None:
     try:
-        for value, what in ((env, "environment"), (ns, "namespace"), (sol, "solution")):
+        check_env_name(env)
+        for value, what in ((ns, "namespace"), (sol, "solution")):
             check_dns_label(value, what)
     except InvalidInput as err:
         raise not_found(err.message) from err
