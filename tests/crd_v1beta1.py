@@ -4,6 +4,7 @@ the upstream example's 1.0.1 release): top-level ``validation`` and ``subresourc
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -111,3 +112,29 @@ def v1beta1_shapes(group: str) -> dict[str, dict[str, Any]]:
         "webhookClientConfig": {"service": {"namespace": "default", "name": "convert"}},
     }
     return shapes
+
+
+def metalk8s_v1beta1_archive(out: Path, solution: str, group: str, prefix: str) -> Path:
+    """A MetalK8s-format ISO (skopeo ``dir:`` images) of ``solution`` 1.0.1 whose only CRD is a
+    v1beta1 Clock, with its ``<prefix>_v1alpha1_clock_cr.yaml`` sample beside it (an archive of
+    our own format never holds samples: SOL024 is an error there)."""
+    from conftest import metalk8s_archive  # noqa: PLC0415
+
+    manifest = {
+        "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+        "kind": "Solution",
+        "metadata": {"name": solution},
+        "spec": {
+            "version": "1.0.1",
+            "images": ["base-server:1.0.0", "example-solution-operator:1.0.0"],
+            "operator": {"image": {"name": "example-solution-operator", "tag": "1.0.0"}},
+        },
+    }
+    crds = "operator/deploy/crds"
+    files: dict[str, bytes | None] = {
+        "manifest.yaml": yaml.safe_dump(manifest).encode(),
+        f"{crds}/example.yaml": None,
+        f"{crds}/{prefix}_v1alpha1_clock_crd.yaml": v1beta1_crd(group, "Clock").encode(),
+        f"{crds}/{prefix}_v1alpha1_clock_cr.yaml": v1beta1_sample(group, "Clock").encode(),
+    }
+    return metalk8s_archive(out, files=files, name=f"{solution}-1.0.1.iso")

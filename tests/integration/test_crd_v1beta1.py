@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import metalk8s_archive
-from crd_v1beta1 import v1beta1_crd, v1beta1_sample, v1beta1_shapes
+from crd_v1beta1 import metalk8s_v1beta1_archive, v1beta1_shapes
 from env_support import Api, cli, write_config
 from metalk8s_solutions.api.crd import check_crd
 from metalk8s_solutions.engine.crds import convert_v1beta1
@@ -30,26 +29,7 @@ CLOCKS = f"clocks.{GROUP}"
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("v1beta1-archives")
-    # A MetalK8s-format archive (skopeo dir: images): samples are never in an archive we build.
-    manifest = {
-        "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
-        "kind": "Solution",
-        "metadata": {"name": SOL},
-        "spec": {
-            "version": "1.0.1",
-            "images": ["base-server:1.0.0", "example-solution-operator:1.0.0"],
-            "operator": {"image": {"name": "example-solution-operator", "tag": "1.0.0"}},
-        },
-    }
-    files: dict[str, bytes | None] = {
-        "manifest.yaml": yaml.safe_dump(manifest).encode(),
-        "operator/deploy/crds/example.yaml": None,
-        "operator/deploy/crds/oldsdk_v1alpha1_clock_crd.yaml": v1beta1_crd(GROUP, "Clock").encode(),
-        "operator/deploy/crds/oldsdk_v1alpha1_clock_cr.yaml": v1beta1_sample(
-            GROUP, "Clock"
-        ).encode(),
-    }
-    archive = metalk8s_archive(out, files=files, name=f"{SOL}-1.0.1.iso")
+    archive = metalk8s_v1beta1_archive(out, SOL, GROUP, "oldsdk")
     return write_config(out / "solutions.yaml", [archive])
 
 

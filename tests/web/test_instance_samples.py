@@ -14,8 +14,7 @@ from web.support import RunningUi, unique
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crd_v1beta1 import v1beta1_crd, v1beta1_sample
-from env_support import build_solution
+from crd_v1beta1 import metalk8s_v1beta1_archive
 
 pytestmark = pytest.mark.cluster
 
@@ -26,11 +25,7 @@ GROUP = "websample.test.solutions"
 def test_new_instance_form_prefilled_from_a_sample(
     ui_server: RunningUi, admin_token: str, tmp_path: Path
 ) -> None:
-    files = {
-        "operator/deploy/crds/web_v1alpha1_clock_crd.yaml": v1beta1_crd(GROUP, "Clock"),
-        "operator/deploy/crds/web_v1alpha1_clock_cr.yaml": v1beta1_sample(GROUP, "Clock"),
-    }
-    archive = str(build_solution(tmp_path, SOL, "1.0.1", group=GROUP, files=files))
+    archive = str(metalk8s_v1beta1_archive(tmp_path, SOL, GROUP, "web"))
     env = unique("smp")
     with ui_server.client(admin_token) as http:
 
