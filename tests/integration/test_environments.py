@@ -474,6 +474,25 @@ async def test_interrupted_add_solution_is_recorded_and_completed_by_converge(
     ]
 
 
+async def test_interrupted_add_solution_completed_by_delete_solution(
+    ctx: Context, kube: Kube, env_name: str, admin: Api, local_cluster: LocalCluster
+) -> None:
+    await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
+    with cordoned(admin):  # the operator never becomes Available: the record says so
+        interrupt_while_waiting(
+            ctx, local_cluster, "env", "add-solution", env_name, SOL, "1.0.0", "--timeout", "120"
+        )
+        await envs.delete_solution(
+            ctx, envs.DeleteSolutionOptions(env_name, SOL, wait=False), connection=kube
+        )
+    shown = await envs.show_environment(ctx, env_name, connection=kube)
+    history = shown["namespaces"][env_name]["solutions"][SOL]["history"]
+    assert [(r["revision"], r["from"], r["to"], r["result"], r["message"]) for r in history] == [
+        (1, None, "1.0.0", "applied", "interrupted before the operator was Available"),
+        (2, "1.0.0", None, "removed", ""),
+    ]
+
+
 async def test_upgrade_refused_when_the_active_crds_do_not_serve_the_target(
     ctx: Context, kube: Kube, env_name: str, admin: Api, tmp_path: Path
 ) -> None:
