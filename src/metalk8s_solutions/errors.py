@@ -37,6 +37,13 @@ class Refused(SolutionsError):
     exit_code = 1
 
 
+class Interrupted(SolutionsError):
+    """The user interrupted a command (Ctrl-C): the message says what state remains, the hint
+    the command that finishes the work.  The CLI prints it as one ``aborted:`` line."""
+
+    exit_code = 130
+
+
 class EnvironmentFailure(SolutionsError):
     """Something on this machine prevents the tool from running (missing tool, port in use)."""
 

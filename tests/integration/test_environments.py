@@ -9,13 +9,24 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shlex
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
+from env_support import (
+    SOLUTIONS,
+    Api,
+    build_solution,
+    cli,
+    crd_document,
+    wait_for,
+    write_config,
+)
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine import instances
@@ -329,6 +340,156 @@ async def _failing_upgrades(ctx: Context, kube: Kube, env_name: str, admin: Api)
         ("1.0.0", "succeeded"),
         ("1.1.0", "rolled-back"),
         ("1.1.0", "failed"),
+    ]
+
+
+def interrupt_while_waiting(ctx: Context, cluster: LocalCluster, *args: str) -> str:
+    """Run ``solutions ARGS``, send SIGINT once it waits for the rollout; its stderr (exit 130)."""
+    options = ["--config", str(ctx.config_path), "--kubeconfig", str(cluster.kubeconfig)]
+    proc = subprocess.Popen(
+        [SOLUTIONS, *options, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the versions are written: it now awaits the operators
+        seen.append(line)
+        if "waiting up to" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 130, stderr
+    return stderr
+
+
+def pasted(ctx: Context, cluster: LocalCluster, stderr: str) -> subprocess.CompletedProcess[str]:
+    """Run the command the ``aborted:`` line says finishes the work, as printed."""
+    aborted = [line for line in stderr.splitlines() if line.startswith("aborted: ")]
+    assert len(aborted) == 1, stderr
+    command = aborted[0].split("finish it with: ", 1)[1]
+    words = shlex.split(command)
+    assert words[0] == "solutions", command
+    return cli(ctx.config_path, cluster.kubeconfig, *words[1:])
+
+
+async def test_interrupted_upgrade_is_recorded_and_resumed_by_the_pasted_command(
+    ctx: Context, kube: Kube, env_name: str, admin: Api, local_cluster: LocalCluster
+) -> None:
+    await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
+    await envs.add_solution(
+        ctx, envs.AddSolutionOptions(env_name, SOL, "1.0.0", timeout=60), connection=kube
+    )
+    with cordoned(admin):  # the new operator cannot start: the command waits
+        stderr = interrupt_while_waiting(
+            ctx, local_cluster, "env", "upgrade", env_name, SOL, "2.0.0", "--timeout", "120"
+        )
+    assert "Traceback" not in stderr
+    assert (
+        f"aborted: {SOL}: {env_name}/{env_name} is set to 2.0.0 (1.0.0 -> 2.0.0, revision 2 in "
+        f"progress)" in stderr
+    ), stderr
+    assert f"finish it with: solutions env upgrade {env_name} {SOL} 2.0.0" in stderr
+    shown = await envs.show_environment(ctx, env_name, connection=kube)
+    info = shown["namespaces"][env_name]["solutions"][SOL]
+    assert info["version"] == "2.0.0"
+    assert [(r["revision"], r["from"], r["to"], r["result"]) for r in info["history"]] == [
+        (1, None, "1.0.0", "succeeded"),
+        (2, "1.0.0", "2.0.0", "in-progress"),
+    ]
+    assert f"solutions env upgrade {env_name} {SOL} 2.0.0" in info["history"][-1]["message"]
+
+    again = pasted(ctx, local_cluster, stderr)  # a re-run resumes: not "nothing to do"
+    assert again.returncode == 0, again.stderr
+    assert f"resume {SOL} in {env_name}/{env_name}: revision 2: 1.0.0 -> 2.0.0" in again.stdout
+    assert "nothing to do" not in again.stdout
+    shown = await envs.show_environment(ctx, env_name, connection=kube)
+    info = shown["namespaces"][env_name]["solutions"][SOL]
+    assert info["operator"].startswith("Available")
+    assert [(r["revision"], r["from"], r["to"], r["result"]) for r in info["history"]] == [
+        (1, None, "1.0.0", "succeeded"),
+        (2, "1.0.0", "2.0.0", "succeeded"),
+    ]
+
+
+async def test_interrupted_upgrade_completed_by_an_upgrade_to_another_version(
+    ctx: Context, kube: Kube, env_name: str, admin: Api, local_cluster: LocalCluster
+) -> None:
+    await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
+    await envs.add_solution(
+        ctx, envs.AddSolutionOptions(env_name, SOL, "1.0.0", timeout=60), connection=kube
+    )
+    with cordoned(admin):  # 2.0.0 never becomes Available: the record says so
+        interrupt_while_waiting(
+            ctx, local_cluster, "env", "upgrade", env_name, SOL, "2.0.0", "--timeout", "120"
+        )
+        other = cli(
+            ctx.config_path,
+            local_cluster.kubeconfig,
+            "env",
+            "upgrade",
+            env_name,
+            SOL,
+            "1.1.0",
+            "--no-wait",
+        )
+        assert other.returncode == 0, other.stderr
+    shown = await envs.show_environment(ctx, env_name, connection=kube)
+    history = shown["namespaces"][env_name]["solutions"][SOL]["history"]
+    assert [(r["revision"], r["from"], r["to"], r["result"], r["message"]) for r in history] == [
+        (1, None, "1.0.0", "succeeded", ""),
+        (2, "1.0.0", "2.0.0", "applied", "interrupted before the operator was Available"),
+        (3, "2.0.0", "1.1.0", "applied", "not awaited"),
+    ]
+
+
+async def test_interrupted_add_solution_is_recorded_and_completed_by_converge(
+    ctx: Context, kube: Kube, env_name: str, admin: Api, local_cluster: LocalCluster
+) -> None:
+    await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
+    with cordoned(admin):
+        stderr = interrupt_while_waiting(
+            ctx, local_cluster, "env", "add-solution", env_name, SOL, "1.0.0", "--timeout", "120"
+        )
+        assert (
+            f"aborted: {SOL}: {env_name}/{env_name} is set to 1.0.0 (none -> 1.0.0, revision 1 "
+            "in progress)" in stderr
+        ), stderr
+        assert f"finish it with: solutions env add-solution {env_name} {SOL} 1.0.0" in stderr
+        shown = await envs.show_environment(ctx, env_name, connection=kube)
+        info = shown["namespaces"][env_name]["solutions"][SOL]
+        assert info["operator"].startswith("Not available")
+        assert [(r["from"], r["to"], r["result"]) for r in info["history"]] == [
+            (None, "1.0.0", "in-progress")
+        ]
+    # Any later command that converges the environment completes the record from what it sees.
+    done = cli(ctx.config_path, local_cluster.kubeconfig, "env", "converge", env_name, "--wait")
+    assert done.returncode == 0, done.stderr
+    shown = await envs.show_environment(ctx, env_name, connection=kube)
+    history = shown["namespaces"][env_name]["solutions"][SOL]["history"]
+    assert [(r["from"], r["to"], r["result"], r["message"]) for r in history] == [
+        (None, "1.0.0", "succeeded", "interrupted; found Available by a later command")
+    ]
+
+
+async def test_interrupted_add_solution_completed_by_delete_solution(
+    ctx: Context, kube: Kube, env_name: str, admin: Api, local_cluster: LocalCluster
+) -> None:
+    await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
+    with cordoned(admin):  # the operator never becomes Available: the record says so
+        interrupt_while_waiting(
+            ctx, local_cluster, "env", "add-solution", env_name, SOL, "1.0.0", "--timeout", "120"
+        )
+        await envs.delete_solution(
+            ctx, envs.DeleteSolutionOptions(env_name, SOL, wait=False), connection=kube
+        )
+    shown = await envs.show_environment(ctx, env_name, connection=kube)
+    history = shown["namespaces"][env_name]["solutions"][SOL]["history"]
+    assert [(r["revision"], r["from"], r["to"], r["result"], r["message"]) for r in history] == [
+        (1, None, "1.0.0", "applied", "interrupted before the operator was Available"),
+        (2, "1.0.0", None, "removed", ""),
     ]
 
 

@@ -15,7 +15,7 @@ import click
 
 from metalk8s_solutions import __version__
 from metalk8s_solutions.cli.defaults import DEFAULT_CONFIG
-from metalk8s_solutions.errors import SolutionsError
+from metalk8s_solutions.errors import Interrupted, SolutionsError
 
 #: Subcommands, imported only when used so that every command starts fast (a verb's module
 #: imports the engine inside its command functions: see CONTRIBUTING.md, "Start-up").
@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     try:
         cli.main(args=argv, prog_name="solutions", standalone_mode=False)
+    except Interrupted as err:
+        click.echo(f"aborted: {err}", err=True)
+        return err.exit_code
     except SolutionsError as err:
         click.echo(f"error: {err}", err=True)
         return err.exit_code

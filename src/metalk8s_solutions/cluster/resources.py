@@ -313,6 +313,9 @@ APPROVALS_MANAGER = f"{FIELD_MANAGER}-approvals"
 
 # -- revision history -----------------------------------------------------------------------
 
+#: the result of a revision recorded before the version changes, until the command ends
+IN_PROGRESS = "in-progress"
+
 
 @dataclass(frozen=True)
 class Revision:
@@ -322,7 +325,9 @@ class Revision:
     time: str
     from_version: str | None
     to_version: str | None
-    result: str  # succeeded | applied | rolled-back | failed | removed
+    #: succeeded | applied | rolled-back | failed | removed | interrupted, or
+    #: :data:`IN_PROGRESS` while the command that changes the version runs
+    result: str
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -378,8 +383,13 @@ async def append_history(
     to_version: str | None,
     result: str,
     message: str = "",
+    *,
+    revision: int | None = None,
 ) -> Revision:
-    """Record one revision (the last :data:`HISTORY_LIMIT` are kept per solution)."""
+    """Record one revision (the last :data:`HISTORY_LIMIT` are kept per solution).
+
+    With ``revision``, that revision (recorded :data:`IN_PROGRESS`) is completed in place.
+    """
     for _ in range(5):
         path = f"/api/v1/namespaces/{_q(namespace)}/configmaps"
         cm = await request(
@@ -391,15 +401,17 @@ async def append_history(
         )
         history = decode_history((cm or {}).get("data"))
         entries = history.get(solution, [])
-        revision = Revision(
-            revision=(entries[-1].revision + 1) if entries else 1,
+        number = revision if revision is not None else (entries[-1].revision + 1 if entries else 1)
+        record = Revision(
+            revision=number,
             time=datetime.now(UTC).isoformat(timespec="seconds"),
             from_version=from_version,
             to_version=to_version,
             result=result,
             message=message,
         )
-        entries = [*entries, revision][-HISTORY_LIMIT:]
+        kept = [e for e in entries if e.revision != number]
+        entries = sorted([*kept, record], key=lambda e: e.revision)[-HISTORY_LIMIT:]
         data = dict((cm or {}).get("data") or {})
         data[solution] = json.dumps([e.to_json() for e in entries])
         body: Obj = {
@@ -421,7 +433,7 @@ async def append_history(
                 await request(kube, "PUT", f"{path}/{HISTORY_CONFIGMAP}", action=action, body=body)
         except Conflict:
             continue  # someone wrote meanwhile: read again
-        return revision
+        return record
     raise Conflict(f"writing ConfigMap {namespace}/{HISTORY_CONFIGMAP}: too many concurrent writes")
 
 

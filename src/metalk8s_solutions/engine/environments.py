@@ -51,9 +51,11 @@ from metalk8s_solutions.cluster.apply import (
 )
 from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
 from metalk8s_solutions.cluster.resources import (
+    IN_PROGRESS,
     POD_SECURITY_LEVELS,
     EnvironmentState,
     NamespaceState,
+    Revision,
     append_history,
     custom_collection,
     delete_namespace,
@@ -113,7 +115,7 @@ from metalk8s_solutions.engine.state import (
     resolve_active,
     scan_config,
 )
-from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.errors import Interrupted, InvalidInput, Refused, SolutionsError
 
 DEFAULT_TIMEOUT = 300.0
 #: How long a converge awaits an operator Deployment it replaced (MetalK8s's).
@@ -969,6 +971,7 @@ async def add_solution(
             wait=opts.wait,
             timeout=opts.timeout,
             rollback=False,
+            again=_again("add-solution", opts.env, opts.solution, opts.version, opts),
         )
 
 
@@ -1054,7 +1057,99 @@ async def upgrade_solution(
             wait=opts.wait,
             timeout=opts.timeout,
             rollback=opts.rollback,
+            again=_again("upgrade", opts.env, opts.solution, opts.version, opts),
         )
+
+
+def _again(
+    verb: str, env: str, solution: str, version: str, opts: AddSolutionOptions | UpgradeOptions
+) -> str:
+    """The command that does (or finishes) what ``opts`` asked, to paste after an interruption."""
+    words = ["solutions", "env", verb, env, solution, version]
+    words += [f"-N {ns}" for ns in opts.namespaces]
+    if opts.allow_cluster_scope:
+        words.append("--allow-cluster-scope")
+    if opts.allow_privileged_role:
+        words.append("--allow-privileged-role")
+    if opts.webhook:
+        words.append("--webhook")
+    return " ".join(words)
+
+
+async def _pending(kube: Kube, ns: str, solution: str) -> Revision | None:
+    """The revision of ``solution`` in ``ns`` a command recorded and did not finish, if any."""
+    entries = (await read_history(kube, ns)).get(solution, [])
+    return entries[-1] if entries and entries[-1].result == IN_PROGRESS else None
+
+
+async def _settle(kube: Kube, ns: NamespaceState, solution: str, rev: Revision) -> None:
+    """Complete an interrupted revision from what the cluster shows now (nothing is awaited)."""
+    version = ns.config.get(solution)
+    if version != rev.to_version:
+        left = f"is set to {version}" if version else "is not deployed"
+        result, message = "interrupted", f"interrupted; {solution} {left}"
+    else:
+        key = ObjectKey("Deployment", ns.name, operator_name(solution))
+        live = await get_object(kube, key)
+        if live is not None and rollout_status(live).ready:
+            result, message = "succeeded", "interrupted; found Available by a later command"
+        else:
+            result, message = "applied", "interrupted before the operator was Available"
+    await append_history(
+        kube,
+        ns.name,
+        solution,
+        rev.from_version,
+        rev.to_version,
+        result,
+        message,
+        revision=rev.revision,
+    )
+
+
+async def settle_interrupted(kube: Kube, state: EnvironmentState) -> int:
+    """Complete every revision of ``state`` left in progress by an interrupted command."""
+    settled = 0
+    for ns in state.namespaces.values():
+        for solution, entries in (await read_history(kube, ns.name)).items():
+            if entries and entries[-1].result == IN_PROGRESS:
+                await _settle(kube, ns, solution, entries[-1])
+                settled += 1
+    return settled
+
+
+def _interrupted(
+    env: str,
+    solution: str,
+    origin: Mapping[str, str | None],
+    wanted: Mapping[str, str],
+    written: Mapping[str, str],
+    revisions: Mapping[str, int],
+    again: str,
+) -> Interrupted:
+    """What an interrupted version change leaves, and the command that finishes it.
+
+    ``written`` is the version this command wrote in each namespace (the previous one when it
+    was rolling back): a roll back is finished by a converge, which also completes the records.
+    """
+    parts = []
+    for ns in sorted(wanted):
+        change = f"{origin[ns] or 'none'} -> {wanted[ns]}"
+        rev = f"revision {revisions[ns]} in progress" if ns in revisions else "nothing recorded"
+        if written.get(ns, wanted[ns]) != wanted[ns]:
+            parts.append(f"{env}/{ns} was being rolled back to {written[ns]} ({change}, {rev})")
+            again = f"solutions env converge {env} --wait"
+        elif ns in written or origin[ns] == wanted[ns]:
+            parts.append(
+                f"{env}/{ns} is set to {wanted[ns]} ({change}, {rev}) but its operator may not "
+                "be updated or Available yet"
+            )
+        else:
+            parts.append(f"{env}/{ns} still runs {origin[ns] or 'nothing'} ({change}, {rev})")
+    return Interrupted(
+        f"{solution}: " + "; ".join(parts),
+        hint=f"finish it with: {again}",
+    )
 
 
 def _approvals(
@@ -1092,7 +1187,7 @@ def _approvals(
     return scope, approved
 
 
-async def _change_versions(  # noqa: PLR0912 - one branch per outcome
+async def _change_versions(
     ctx: Context,
     kube: Kube,
     inventory: Inventory,
@@ -1107,7 +1202,13 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
     wait: bool,
     timeout: float,  # noqa: ASYNC109 - a polling deadline
     rollback: bool,
+    again: str,
 ) -> EnvOutcome:
+    """Record the revisions :data:`IN_PROGRESS` first, change the versions, await, complete them.
+
+    A revision a previous command left in progress towards ``wanted`` is resumed (awaited and
+    completed); one towards another version is completed from what the cluster shows.
+    """
     previous = {ns: state.namespaces[ns].config.get(solution) for ns in wanted}
     configs = state.configs()
     for ns, version in wanted.items():
@@ -1150,17 +1251,106 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
             privileged=privileged,
         )
         return outcome
+    resumed: dict[str, Revision] = {}
+    for ns in wanted:
+        pending = await _pending(kube, ns, solution)
+        if pending is None:
+            continue
+        if pending.to_version == wanted[ns] == previous[ns]:
+            resumed[ns] = pending
+            outcome.steps.append(
+                Step(
+                    "resume",
+                    f"{solution} in {state.name}/{ns}",
+                    f"revision {pending.revision}: {pending.from_version or 'none'} -> "
+                    f"{pending.to_version} (interrupted)",
+                )
+            )
+        else:
+            await _settle(kube, state.namespaces[ns], solution, pending)
+    origin = {ns: resumed[ns].from_version if ns in resumed else previous[ns] for ns in wanted}
+    moved = [ns for ns in wanted if previous[ns] != wanted[ns] or ns in resumed]
+    revisions = {ns: r.revision for ns, r in resumed.items()}
+    written: dict[str, str] = {}
+    try:
+        for ns in moved:
+            if ns not in revisions:
+                rev = await append_history(
+                    kube,
+                    ns,
+                    solution,
+                    previous[ns],
+                    wanted[ns],
+                    IN_PROGRESS,
+                    f"if no command is running, finish it with: {again}",
+                )
+                revisions[ns] = rev.revision
+        return await _apply_versions(
+            ctx,
+            kube,
+            inventory,
+            state,
+            outcome,
+            solution,
+            wanted,
+            origin,
+            moved,
+            revisions,
+            written,
+            configs=configs,
+            changed_ns=changed_ns,
+            scope=scope,
+            approved=approved,
+            wait=wait,
+            timeout=timeout,
+            rollback=rollback,
+        )
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise _interrupted(
+            state.name, solution, origin, wanted, written, revisions, again
+        ) from None
+
+
+async def _apply_versions(
+    ctx: Context,
+    kube: Kube,
+    inventory: Inventory,
+    state: EnvironmentState,
+    outcome: EnvOutcome,
+    solution: str,
+    wanted: Mapping[str, str],
+    origin: Mapping[str, str | None],
+    moved: Sequence[str],
+    revisions: Mapping[str, int],
+    written: dict[str, str],
+    *,
+    configs: Mapping[str, Mapping[str, str]],
+    changed_ns: Sequence[str],
+    scope: Mapping[str, set[str]],
+    approved: Mapping[str, set[str]],
+    wait: bool,
+    timeout: float,  # noqa: ASYNC109 - a polling deadline
+    rollback: bool,
+) -> EnvOutcome:
+    """Write the versions, converge, await; complete the revisions :data:`IN_PROGRESS`."""
     for ns in changed_ns:
         await write_env_config(
             kube, state.namespaces[ns], state.name, configs[ns], scope[ns], approved[ns]
         )
+        written[ns] = wanted[ns]
     own = _deployments(solution, wanted, _with_ui(inventory, solution, wanted))
     await converge(kube, inventory, state, outcome, ctx.say, awaited=own)
-    moved = [ns for ns in wanted if previous[ns] != wanted[ns]]
     if not wait:
         for ns in moved:
             await append_history(
-                kube, ns, solution, previous[ns], wanted[ns], "applied", "not awaited"
+                kube,
+                ns,
+                solution,
+                origin[ns],
+                wanted[ns],
+                "applied",
+                "not awaited",
+                revision=revisions[ns],
             )
         return outcome
     rollouts = await _wait(kube, own, timeout, ctx.say, outcome)
@@ -1173,16 +1363,25 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
             )
     if not failed:
         for ns in moved:
-            await append_history(kube, ns, solution, previous[ns], wanted[ns], "succeeded")
+            await append_history(
+                kube, ns, solution, origin[ns], wanted[ns], "succeeded", revision=revisions[ns]
+            )
         return outcome
     where = "; ".join(f"{state.name}/{ns}: {msg}" for ns, msg in sorted(failed.items()))
     reason = f"{solution} did not become Available within {timeout:.0f}s ({where})"
-    back = {
-        ns: v for ns, v in previous.items() if v is not None and ns in failed and v != wanted[ns]
-    }
+    back = {ns: v for ns, v in origin.items() if v is not None and ns in failed and v != wanted[ns]}
     if not rollback or not back:
         for ns in moved:
-            await append_history(kube, ns, solution, previous[ns], wanted[ns], "failed", reason)
+            await append_history(
+                kube,
+                ns,
+                solution,
+                origin[ns],
+                wanted[ns],
+                "failed",
+                reason,
+                revision=revisions[ns],
+            )
         raise RolloutFailed(
             reason,
             hint="it was left as it is; see 'solutions env show "
@@ -1192,6 +1391,7 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
     for ns, version in back.items():
         restored = dict(state.namespaces[ns].config)
         restored[solution] = version
+        written[ns] = version
         await write_env_config(
             kube, state.namespaces[ns], state.name, restored, state.namespaces[ns].cluster_scope
         )
@@ -1202,7 +1402,14 @@ async def _change_versions(  # noqa: PLR0912 - one branch per outcome
     for ns in moved:
         result = "rolled-back" if ns in back else "succeeded"
         await append_history(
-            kube, ns, solution, previous[ns], wanted[ns], result, reason if ns in back else ""
+            kube,
+            ns,
+            solution,
+            origin[ns],
+            wanted[ns],
+            result,
+            reason if ns in back else "",
+            revision=revisions[ns],
         )
     versions = ", ".join(f"{ns}: {v}" for ns, v in sorted(back.items()))
     raise RolloutFailed(
@@ -1301,6 +1508,10 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
         if opts.dry_run:
             await converge(kube, inventory, state, outcome, ctx.say, configs=configs)
             return outcome
+        for ns in targets:
+            pending = await _pending(kube, ns, opts.solution)
+            if pending is not None:
+                await _settle(kube, state.namespaces[ns], opts.solution, pending)
         if resources and opts.delete_data:
             # While the operator still runs, so that it can process its finalizers.
             for path, _ in resources:
@@ -1457,6 +1668,10 @@ async def converge_environments(
                 for key in _deployments(sol, [ns], _with_ui(inventory, sol, {ns: version}))
             ]
             rollouts = await _wait(kube, keys, opts.timeout, ctx.say, outcome)
+        if not opts.dry_run:  # what an interrupted command left in progress, as it is now
+            for n in names:
+                await settle_interrupted(kube, states[n])
+        if opts.wait and not opts.dry_run:
             bad = [f"{k}: {r.message}" for k, r in rollouts.items() if not r.ready]
             if bad:
                 raise RolloutFailed("not Available in time: " + "; ".join(bad))
@@ -1487,6 +1702,7 @@ __all__ = [
     "read_monitoring_support",
     "require_environment",
     "session",
+    "settle_interrupted",
     "show_environment",
     "status",
     "upgrade_solution",
