@@ -592,7 +592,7 @@ async def test_invalid_names_and_unknown_namespaces(
             envs.AddSolutionOptions(env_name, SOL, "1.0.0", namespaces=("elsewhere",)),
             connection=kube,
         )
-    with pytest.raises(Refused, match="already exists and is not part of an environment"):
+    with pytest.raises(Refused, match="default is a system namespace"):
         await envs.create_environment(
             ctx, envs.CreateEnvOptions("x" + env_name, namespaces=("default",)), connection=kube
         )

@@ -86,6 +86,7 @@ from metalk8s_solutions.engine.desired import (
     approved_solution,
     check_dns_label,
     check_env_name,
+    check_not_system_namespace,
     check_roles,
     desired_environment,
     is_approved,
@@ -682,6 +683,8 @@ async def create_environment(
     """Create the namespaces of an environment (or add namespaces to it); idempotent."""
     env = check_env_name(opts.name, namespaced=bool(opts.namespaces))
     namespaces = [check_dns_label(ns, "namespace") for ns in opts.namespaces or (env,)]
+    for ns in namespaces:
+        check_not_system_namespace(ns)
     outcome = EnvOutcome(dry_run=opts.dry_run)
     async with session(ctx, connection) as kube:
         states = await read_environment_states(kube, env)
@@ -700,7 +703,8 @@ async def create_environment(
                 if owner is None:
                     raise Refused(
                         f"namespace {ns} already exists and is not part of an environment",
-                        hint="choose another namespace with -N, or delete that namespace",
+                        hint="choose another namespace with -N (a namespace this tool did not "
+                        "create is never taken over nor deleted by it)",
                     )
                 if owner != env:
                     raise Refused(
