@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -134,6 +135,37 @@ def test_creating_an_existing_instance_is_a_refusal_naming_edit(
         assert "AlreadyExists" not in said and "409" not in said, said
     web = admin.get(f"/apis/{GROUP}/v1alpha1/namespaces/{env}/gadgets/web")
     assert web is not None and web["spec"] == {"size": 1}
+
+
+# -- env upgrade: a summary by default, the diff on request ----------------------------------
+
+
+def test_env_upgrade_summarises_changes_and_shows_the_diff_on_request(
+    config: Path, env: str, local_cluster: LocalCluster
+) -> None:
+    ok(config, local_cluster, "activate", SOL, "--version", "2.0.0")
+    upgrade = ("env", "upgrade", env, SOL, "2.0.0", "--no-wait")
+    deployment = f"Deployment {env}/{SOL}-operator"
+    said = ok(config, local_cluster, *upgrade, "--dry-run")
+    lines = said.splitlines()
+    assert not [line for line in lines if line.startswith(" ")], said  # no diff
+    (line,) = [line for line in lines if line.startswith(f"would change {deployment}")]
+    assert "metadata.labels" in line and "containers[operator].image" in line, line
+    assert "fields)" in line, line
+    assert len(lines) < 20, said
+
+    with_diff = ok(config, local_cluster, *upgrade, "--dry-run", "--diff")
+    images = [x for x in with_diff.splitlines() if x.strip().startswith("+") and "image:" in x]
+    assert "@@" in with_diff and f"/{SOL}-2.0.0/" in " ".join(images), with_diff
+    assert len(with_diff.splitlines()) > len(lines) + 10
+
+    data = json.loads(ok(config, local_cluster, *upgrade, "--dry-run", "-o", "json"))
+    assert "@@" in data["diffs"][deployment]
+    assert "containers[operator].image" in data["summaries"][deployment]
+
+    done = ok(config, local_cluster, *upgrade)
+    assert f"change {deployment}: " in done and "@@" not in done, done
+    assert f"{SOL} runs 2.0.0 in {env}" in done
 
 
 # -- stored versions without objects ------------------------------------------------------

@@ -135,10 +135,17 @@ class EnvOutcome(Outcome):
     """What a verb did; ``diffs`` holds the YAML diff of each object change (by target)."""
 
     diffs: dict[str, str] = field(default_factory=dict)
+    #: the fields each object change touches, one line (by target; the diff is on request)
+    summaries: dict[str, str] = field(default_factory=dict)
     rollouts: dict[str, str] = field(default_factory=dict)  # deployment -> last status
 
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "diffs": self.diffs, "rollouts": self.rollouts}
+        return {
+            **super().to_json(),
+            "diffs": self.diffs,
+            "summaries": self.summaries,
+            "rollouts": self.rollouts,
+        }
 
     def add_changes(self, changes: Iterable[Change]) -> None:
         for change in changes:
@@ -152,6 +159,9 @@ class EnvOutcome(Outcome):
             diff = change.diff()
             if diff:
                 self.diffs[target] = diff
+            summary = change.summary()
+            if summary:
+                self.summaries[target] = summary
             if change.drift:
                 self.warnings.append(
                     f"{target} was changed outside this tool; restoring our fields"
