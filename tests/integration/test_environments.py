@@ -553,7 +553,11 @@ def test_cli_create_list_show_dry_run_and_delete(
     )
     assert added.returncode == 0, added.stderr
     assert "replicas available" in added.stderr  # progress lines
-    diff = run("env", "upgrade", env_name, SOL, "2.0.0", "--dry-run")
+    summary = run("env", "upgrade", env_name, SOL, "2.0.0", "--dry-run")
+    assert summary.returncode == 0, summary.stderr
+    assert f"would change Deployment {env_name}-1/{SOL}-operator: metadata.labels" in summary.stdout
+    assert "app.kubernetes.io/version" not in summary.stdout  # the diff is on request
+    diff = run("env", "upgrade", env_name, SOL, "2.0.0", "--dry-run", "--diff")
     assert diff.returncode == 0, diff.stderr
     assert f"would change Deployment {env_name}-1/{SOL}-operator" in diff.stdout
     assert "-    app.kubernetes.io/version: 1.0.0" in diff.stdout, diff.stdout
