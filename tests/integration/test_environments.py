@@ -714,7 +714,11 @@ def test_cli_create_list_show_dry_run_and_delete(
     )
     assert added.returncode == 0, added.stderr
     assert "replicas available" in added.stderr  # progress lines
-    diff = run("env", "upgrade", env_name, SOL, "2.0.0", "--dry-run")
+    summary = run("env", "upgrade", env_name, SOL, "2.0.0", "--dry-run")
+    assert summary.returncode == 0, summary.stderr
+    assert f"would change Deployment {env_name}-1/{SOL}-operator: metadata.labels" in summary.stdout
+    assert "app.kubernetes.io/version" not in summary.stdout  # the diff is on request
+    diff = run("env", "upgrade", env_name, SOL, "2.0.0", "--dry-run", "--diff")
     assert diff.returncode == 0, diff.stderr
     assert f"would change Deployment {env_name}-1/{SOL}-operator" in diff.stdout
     assert "-    app.kubernetes.io/version: 1.0.0" in diff.stdout, diff.stdout
@@ -753,7 +757,7 @@ async def test_invalid_names_and_unknown_namespaces(
             envs.AddSolutionOptions(env_name, SOL, "1.0.0", namespaces=("elsewhere",)),
             connection=kube,
         )
-    with pytest.raises(Refused, match="already exists and is not part of an environment"):
+    with pytest.raises(Refused, match="default is a system namespace"):
         await envs.create_environment(
             ctx, envs.CreateEnvOptions("x" + env_name, namespaces=("default",)), connection=kube
         )

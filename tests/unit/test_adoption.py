@@ -8,8 +8,12 @@ import pytest
 
 from metalk8s_solutions.cluster.apply import Action, Change, ObjectKey
 from metalk8s_solutions.engine.adoption import SaltObjects, adopt, is_ours, role_names
-from metalk8s_solutions.engine.desired import VersionContent, check_env_name
-from metalk8s_solutions.errors import InvalidInput
+from metalk8s_solutions.engine.desired import (
+    VersionContent,
+    check_env_name,
+    check_not_system_namespace,
+)
+from metalk8s_solutions.errors import InvalidInput, Refused
 
 from .test_env_desired import content as sol_content
 
@@ -77,3 +81,18 @@ def test_role_names_of_every_imported_version() -> None:
     ]
     names = role_names(versions)
     assert names["sol"].roles == {"a"} and names["sol"].cluster_roles == {"b"}
+
+
+@pytest.mark.parametrize(
+    "ns",
+    ["default", "kube-system", "kube-public", "kube-node-lease", "kube-x", "metalk8s-solutions"],
+)
+def test_system_namespaces_are_refused(ns: str) -> None:
+    with pytest.raises(Refused, match=f"namespace {ns} is a system namespace") as err:
+        check_not_system_namespace(ns)
+    assert "delete" not in str(err.value)
+
+
+def test_other_namespaces_are_accepted() -> None:
+    assert check_not_system_namespace("prod") == "prod"
+    assert check_not_system_namespace("metalk8s-monitoring-x") == "metalk8s-monitoring-x"

@@ -7,7 +7,10 @@ from typing import Any
 
 from crd_versions import CRD_NAME, crd
 from metalk8s_solutions.engine.crds import (
+    bridge_crd,
     check_transition,
+    crd_info,
+    dropped_stored_versions,
     removed_fields,
     spec_diff,
     validation_errors,
@@ -45,6 +48,25 @@ def test_downgrade_to_a_version_that_cannot_read_stored_objects_is_refused() -> 
         f"{CRD_NAME}: objects are stored in version(s) v1beta1 that the new CRD no longer "
         "serves: they could not be read any more [prod/a, prod/b]"
     ]
+
+
+def test_a_stored_version_without_objects_is_no_reason_to_refuse() -> None:
+    # storedVersions lists v1beta1, but no object exists: nothing is stored, nothing is lost.
+    assert check_transition(live("2.0.0", ["v1beta1"]), crd("1.0.0"), []) == []
+
+
+def test_the_bridge_keeps_dropped_stored_versions_unserved() -> None:
+    before = live("2.0.0", ["v1beta1"])
+    assert dropped_stored_versions(before, crd("1.0.0")) == ["v1beta1"]
+    assert dropped_stored_versions(before, crd("1.1.0")) == []
+    assert bridge_crd(before, crd("1.1.0")) is None
+    bridge = bridge_crd(before, crd("1.0.0"))
+    assert bridge is not None
+    info = crd_info(bridge)
+    assert sorted(info.versions) == ["v1alpha1", "v1beta1"]
+    assert info.served == {"v1alpha1"} and info.storage_version == "v1alpha1"
+    assert info.versions["v1beta1"].schema == crd_info(before).versions["v1beta1"].schema
+    assert len(crd("1.0.0")["spec"]["versions"]) == 1  # the new document is left as it was
 
 
 def test_objects_that_break_the_new_schema_are_listed() -> None:

@@ -16,6 +16,7 @@ from metalk8s_solutions.cluster.apply import (
     KINDS,
     PRUNE_WAVES,
     Action,
+    changed_fields,
     is_subset,
     plan,
     rollout_status,
@@ -228,6 +229,41 @@ def test_plan_tells_drift_from_our_own_change_and_diffs_our_fields() -> None:
     changes = plan(upgraded, [live_of(o) for o in desired])
     assert {c.action for c in changes} == {Action.CHANGE}
     assert not any(c.drift for c in changes)
+
+
+def test_a_change_is_summarised_by_the_fields_it_touches() -> None:
+    desired = desired_environment(
+        "p", {"p": {"sol": "1.0.0"}}, contents("1.0.0", "2.0.0"), SETTINGS
+    )
+    live = [live_of(o) for o in desired]
+    dep = next(o for o in live if o["kind"] == "Deployment")
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "other:1"
+    dep["metadata"]["labels"]["extra"] = "x"  # not ours: no change
+    (change,) = plan(desired, live)
+    container = dep["spec"]["template"]["spec"]["containers"][0]["name"]
+    assert change.summary() == f"spec.template.spec.containers[{container}].image (1 field)"
+    upgraded = desired_environment(
+        "p", {"p": {"sol": "2.0.0"}}, contents("1.0.0", "2.0.0"), SETTINGS
+    )
+    changes = plan(upgraded, [live_of(o) for o in desired])
+    summaries = {c.key.kind: c.summary() for c in changes}
+    assert "metadata.labels" in summaries["Deployment"]
+    assert f"containers[{container}].image" in summaries["Deployment"]
+    assert all(s and "\n" not in s for s in summaries.values())
+
+
+def test_changed_fields_name_keys_list_items_and_whole_lists() -> None:
+    before = {"a": {"b": 1, "c": [1, 2]}, "l": [{"name": "x", "v": 1}], "m": {"k": 1}}
+    after = {"a": {"b": 2, "c": [1, 2, 3]}, "l": [{"name": "x", "v": 2}], "n": 1}
+    assert changed_fields(before, after) == [
+        ("a", "b"),
+        ("a", "c"),
+        ("l", "[x]", "v"),
+        ("m",),
+        ("n",),
+    ]
+    assert changed_fields({"a": [1, 2]}, {"a": [1, 3]}) == [("a", "[1]")]
+    assert changed_fields(before, before) == []
 
 
 def test_subset_rules() -> None:

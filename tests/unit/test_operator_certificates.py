@@ -164,6 +164,9 @@ def test_secret_values_never_show_in_a_diff() -> None:
     diff = Change(Action.CHANGE, key_of(desired), desired, live).diff()
     assert "+    a: '2'" in diff
     assert all(value not in diff for value in [*before.values(), *after.values()])
+    summary = Change(Action.CHANGE, key_of(desired), desired, live).summary()
+    assert "metadata.labels" in summary and "data.tls.crt" in summary, summary
+    assert all(value not in summary for value in [*before.values(), *after.values()])
 
 
 def test_key_store_ignores_what_is_not_a_tls_secret() -> None:

@@ -54,14 +54,28 @@ privileged_option = click.option(
 )
 
 
-def render(outcome: EnvOutcome, done: str) -> str:
-    """The plan (with a YAML diff under each change), warnings, and the conclusion."""
+diff_option = click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Show the YAML diff under each changed object (default: the fields it changes, on "
+    "one line; -o json has both).",
+)
+
+
+def render(outcome: EnvOutcome, done: str, *, show_diff: bool = False) -> str:
+    """The plan (one line per object; with ``show_diff`` a YAML diff under each change),
+    warnings, and the conclusion."""
     lines: list[str] = []
     prefix = "would " if outcome.dry_run else ""
     for step in outcome.steps:
-        lines.append(f"{prefix}{step}")
+        line = f"{prefix}{step}"
+        summary = outcome.summaries.get(step.target) if step.action == "change" else None
+        if summary and not show_diff:
+            line += ("; " if step.detail else ": ") + summary
+        lines.append(line)
         diff = outcome.diffs.get(step.target)
-        if diff and step.action == "change":
+        if diff and step.action == "change" and show_diff:
             lines += [f"    {line}" for line in diff.splitlines()]
     lines += [f"warning: {w}" for w in outcome.warnings]
     if not outcome.steps:
@@ -73,8 +87,8 @@ def render(outcome: EnvOutcome, done: str) -> str:
     return "\n".join(lines)
 
 
-def _show(outcome: EnvOutcome, fmt: str, done: str) -> None:
-    emit(outcome.to_json(), fmt, lambda _: render(outcome, done))
+def _show(outcome: EnvOutcome, fmt: str, done: str, *, show_diff: bool = False) -> None:
+    emit(outcome.to_json(), fmt, lambda _: render(outcome, done, show_diff=show_diff))
 
 
 @click.group("env")
@@ -209,6 +223,7 @@ def show_command(ctx: click.Context, env: str, output: str) -> None:
     "is removed).",
 )
 @dry_run_option
+@diff_option
 @wait_option
 @timeout_option
 @output_option
@@ -223,6 +238,7 @@ def add_command(
     allow_privileged_role: bool,
     webhook: bool,
     dry_run: bool,
+    show_diff: bool,
     wait: bool,
     timeout: float,
     output: str,
@@ -241,7 +257,7 @@ def add_command(
         webhook=webhook,
     )
     outcome = run(engine.add_solution(engine_context(ctx), opts))
-    _show(outcome, output, f"{solution} {version} is deployed in {env}")
+    _show(outcome, output, f"{solution} {version} is deployed in {env}", show_diff=show_diff)
 
 
 @env_group.command("upgrade")
@@ -252,6 +268,7 @@ def add_command(
 @cluster_scope_option
 @privileged_option
 @dry_run_option
+@diff_option
 @wait_option
 @timeout_option
 @click.option(
@@ -271,6 +288,7 @@ def upgrade_command(
     allow_cluster_scope: bool,
     allow_privileged_role: bool,
     dry_run: bool,
+    show_diff: bool,
     wait: bool,
     timeout: float,
     rollback: bool,
@@ -290,7 +308,7 @@ def upgrade_command(
         allow_privileged_role=allow_privileged_role,
     )
     outcome = run(engine.upgrade_solution(engine_context(ctx), opts))
-    _show(outcome, output, f"{solution} runs {version} in {env}")
+    _show(outcome, output, f"{solution} runs {version} in {env}", show_diff=show_diff)
 
 
 @env_group.command("delete-solution")
@@ -329,6 +347,7 @@ def delete_solution_command(
 @env_group.command("converge")
 @click.argument("envs", nargs=-1)
 @dry_run_option
+@diff_option
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Wait for operators.")
 @timeout_option
 @output_option
@@ -337,6 +356,7 @@ def converge_command(
     ctx: click.Context,
     envs: tuple[str, ...],
     dry_run: bool,
+    show_diff: bool,
     wait: bool,
     timeout: float,
     output: str,
@@ -344,4 +364,4 @@ def converge_command(
     """Bring ENVS (default: all) back to their desired state; reports and repairs drift."""
     opts = engine.ConvergeOptions(envs, dry_run, wait, timeout)
     outcome = run(engine.converge_environments(engine_context(ctx), opts))
-    _show(outcome, output, "converged")
+    _show(outcome, output, "converged", show_diff=show_diff)

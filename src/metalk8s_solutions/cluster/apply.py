@@ -167,6 +167,18 @@ class Change:
         )
         return "\n".join(lines)
 
+    def summary(self) -> str:
+        """The fields of a change, one line: ``spec.replicas, metadata.labels (3 fields)``."""
+        if self.action is not Action.CHANGE or self.desired is None or self.live is None:
+            return ""
+        before = _without_hash(project(self.live, self.desired))
+        paths = changed_fields(before, _without_hash(self.desired))
+        if not paths:
+            return ""
+        names = list(dict.fromkeys(_field_name(p) for p in paths))
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        return f"{shown} ({len(paths)} field{'s' if len(paths) != 1 else ''})"
+
     def describe(self) -> str:
         if self.action is Action.CHANGE and self.drift:
             return "changed outside this tool (drift); restore our fields"
@@ -203,6 +215,39 @@ def _dump(obj: Any) -> str:
 
 
 # -- pure comparison ------------------------------------------------------------------------
+
+#: Below these keys, a change is summarised by the key itself (``metadata.labels``).
+_SUMMARISED = frozenset({"labels", "annotations"})
+
+
+def changed_fields(before: Any, after: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Paths of the values that differ between ``before`` and ``after``.
+
+    A key is named as is; a list item as ``[NAME]`` when it is a map with a ``name`` (a
+    container, a port), else ``[INDEX]``. A list whose length changes is one change.
+    """
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: list[tuple[str, ...]] = []
+        for key in [*before, *(k for k in after if k not in before)]:
+            found += changed_fields(before.get(key), after.get(key), (*path, str(key)))
+        return found
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        found = []
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            name = new.get("name") if isinstance(new, dict) else None
+            item = f"[{name}]" if isinstance(name, str) else f"[{index}]"
+            found += changed_fields(old, new, (*path, item))
+        return found
+    return [] if before == after else [path]
+
+
+def _field_name(path: tuple[str, ...]) -> str:
+    """``spec.template.spec.containers[operator].image``; labels and annotations as a whole."""
+    for depth, key in enumerate(path):
+        if key in _SUMMARISED:
+            path = path[: depth + 1]
+            break
+    return ".".join(path).replace(".[", "[") or "(the whole object)"
 
 
 def is_subset(want: Any, have: Any) -> bool:

@@ -55,9 +55,11 @@ from metalk8s_solutions.engine.crds import (
     PART_OF,
     Problem,
     applied_by,
+    bridge_crd,
     check_transition,
     convert_v1beta1,
     crd_info,
+    dropped_stored_versions,
     foreign_owner,
     is_v1beta1_crd,
     object_name,
@@ -298,8 +300,14 @@ async def _plan_crd(
         return problems
     labels_now = (live.get("metadata") or {}).get("labels") or {}
     relabel = any(labels_now.get(k) != v for k, v in doc["metadata"]["labels"].items())
+    dropped = dropped_stored_versions(live, doc)
     try:
-        preview = await live_crds.apply_crd(kube, doc, dry_run=True)
+        # With no object stored, the versions the new CRD drops are forgotten (see execute).
+        bridge = bridge_crd(live, doc) if not objects else None
+        preview = await live_crds.apply_crd(kube, bridge or doc, dry_run=True)
+        if bridge is not None:  # what the CRD is once the dropped versions are forgotten
+            versions = (preview.get("spec") or {}).get("versions") or []
+            preview["spec"]["versions"] = [v for v in versions if v.get("name") not in dropped]
     except ClusterError as err:
         # The API server itself refuses (e.g. a stored version dropped): our checks name the
         # objects; when they found nothing, the server's reason is the problem.
@@ -325,6 +333,10 @@ async def _plan_crd(
         )
     elif stale:
         detail.append(f"migrate {len(objects)} object(s) stored in {', '.join(stale)}")
+    if dropped and not objects:
+        detail.append(
+            f"drop version(s) {', '.join(dropped)}: listed as stored, but no object exists"
+        )
     if detail:
         outcome.steps.append(Step("crd", name, "; ".join(detail)))
     return problems
@@ -621,6 +633,12 @@ async def execute(
     for activation in plan.activations:
         for doc in activation.crds:
             name = doc["metadata"]["name"]
+            live = await live_crds.get_crd(kube, name)
+            bridge = bridge_crd(live, doc) if live is not None else None
+            if bridge is not None:  # planned with no object in the versions it drops
+                await live_crds.apply_crd(kube, bridge)
+                await live_crds.wait_established(kube, name)
+                await _migrate(kube, name)
             await live_crds.apply_crd(kube, doc)
             await live_crds.wait_established(kube, name)
             migrated = await _migrate(kube, name)

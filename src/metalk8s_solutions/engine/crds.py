@@ -303,7 +303,9 @@ def _live_problems(before: CrdInfo, after: CrdInfo, objects: list[Doc]) -> list[
             Problem(after.name, f"scope would change from {before.scope} to {after.scope}")
         )
     lost = [v for v in before.stored_versions if v not in after.served]
-    if lost:
+    # storedVersions only says a version may hold objects: with none, nothing can be lost
+    # (the activation forgets those versions, see bridge_crd).
+    if lost and objects:
         problems.append(
             Problem(
                 after.name,
@@ -341,6 +343,36 @@ def _live_problems(before: CrdInfo, after: CrdInfo, objects: list[Doc]) -> list[
                     )
                 )
     return problems
+
+
+def dropped_stored_versions(live: Doc, new: Doc) -> list[str]:
+    """Versions ``live`` lists in ``status.storedVersions`` that ``new`` does not declare.
+
+    The API server refuses ``new`` as long as they are listed, even when no object exists.
+    """
+    declared = set(crd_info(new).versions)
+    return [v for v in crd_info(live).stored_versions if v not in declared]
+
+
+def bridge_crd(live: Doc, new: Doc) -> dict[str, Any] | None:
+    """``new`` plus, unserved, the versions of :func:`dropped_stored_versions` (else None).
+
+    Applied first, it makes ``new``'s storage version the storage version while the API server
+    still accepts ``storedVersions``; once the objects are rewritten and ``storedVersions`` is
+    trimmed to it, ``new`` itself applies.
+    """
+    dropped = dropped_stored_versions(live, new)
+    if not dropped:
+        return None
+    bridge = copy.deepcopy(dict(new))
+    live_versions = {str(v.get("name")): v for v in (live.get("spec") or {}).get("versions") or []}
+    for name in dropped:
+        version = copy.deepcopy(dict(live_versions.get(name) or {"name": name}))
+        version.update(served=False, storage=False)
+        version.pop("deprecated", None)
+        version.pop("deprecationWarning", None)
+        bridge["spec"]["versions"].append(version)
+    return bridge
 
 
 def _dict(value: object) -> Mapping[str, Any]:

@@ -65,6 +65,10 @@ RBAC_API = "rbac.authorization.k8s.io/v1"
 _DNS_LABEL = re.compile(r"^(?!-)[0-9a-z-]{1,63}(?<!-)$")
 #: A label value (what MetalK8s accepts as an environment name when namespaces are given).
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+#: Namespaces of Kubernetes itself and of this tool's records: never part of an environment.
+SYSTEM_NAMESPACES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "metalk8s-solutions"}
+)
 
 
 def check_dns_label(value: str, what: str) -> str:
@@ -76,6 +80,17 @@ def check_dns_label(value: str, what: str) -> str:
             "letter or digit (e.g. 'prod' or 'team-a-test')",
         )
     return value
+
+
+def check_not_system_namespace(namespace: str) -> str:
+    """``namespace`` unless it is a system namespace (Kubernetes' own, ``kube-*``, or ours)."""
+    if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-"):
+        raise Refused(
+            f"namespace {namespace} is a system namespace and cannot be part of an environment",
+            hint="choose another namespace: an environment named otherwise (e.g. 'solutions env "
+            "create prod'), or -N NAMESPACE",
+        )
+    return namespace
 
 
 def check_env_name(value: str, *, namespaced: bool = True) -> str:

@@ -88,6 +88,7 @@ from metalk8s_solutions.engine.desired import (
     approved_solution,
     check_dns_label,
     check_env_name,
+    check_not_system_namespace,
     check_roles,
     desired_environment,
     is_approved,
@@ -136,10 +137,17 @@ class EnvOutcome(Outcome):
     """What a verb did; ``diffs`` holds the YAML diff of each object change (by target)."""
 
     diffs: dict[str, str] = field(default_factory=dict)
+    #: the fields each object change touches, one line (by target; the diff is on request)
+    summaries: dict[str, str] = field(default_factory=dict)
     rollouts: dict[str, str] = field(default_factory=dict)  # deployment -> last status
 
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "diffs": self.diffs, "rollouts": self.rollouts}
+        return {
+            **super().to_json(),
+            "diffs": self.diffs,
+            "summaries": self.summaries,
+            "rollouts": self.rollouts,
+        }
 
     def add_changes(self, changes: Iterable[Change]) -> None:
         for change in changes:
@@ -153,6 +161,9 @@ class EnvOutcome(Outcome):
             diff = change.diff()
             if diff:
                 self.diffs[target] = diff
+            summary = change.summary()
+            if summary:
+                self.summaries[target] = summary
             if change.drift:
                 self.warnings.append(
                     f"{target} was changed outside this tool; restoring our fields"
@@ -684,6 +695,8 @@ async def create_environment(
     """Create the namespaces of an environment (or add namespaces to it); idempotent."""
     env = check_env_name(opts.name, namespaced=bool(opts.namespaces))
     namespaces = [check_dns_label(ns, "namespace") for ns in opts.namespaces or (env,)]
+    for ns in namespaces:
+        check_not_system_namespace(ns)
     outcome = EnvOutcome(dry_run=opts.dry_run)
     async with session(ctx, connection) as kube:
         states = await read_environment_states(kube, env)
@@ -702,7 +715,8 @@ async def create_environment(
                 if owner is None:
                     raise Refused(
                         f"namespace {ns} already exists and is not part of an environment",
-                        hint="choose another namespace with -N, or delete that namespace",
+                        hint="choose another namespace with -N (a namespace this tool did not "
+                        "create is never taken over nor deleted by it)",
                     )
                 if owner != env:
                     raise Refused(

@@ -550,6 +550,17 @@ async def create_instance(
         _validate(kind, doc)
         version = doc["apiVersion"].split("/", 1)[1]
         path = custom_collection(kind.group, version, kind.plural, scope.namespace)
+        name = str(meta["name"])
+        existing = f"{path}/{urllib.parse.quote(name, safe='')}"
+        if await request(
+            kube, "GET", existing, action=f"reading {kind.kind} {name}", missing_ok=True
+        ):
+            where = f" -N {scope.namespace}" if opts.namespace else ""
+            raise Refused(
+                f"{kind.kind} {name} already exists in {scope.env}/{scope.namespace}",
+                hint=f"change it with: solutions instance edit {scope.env} {scope.solution} "
+                f"{kind.kind}/{name}{where} --set FIELD=VALUE",
+            )
         created = await _send(
             kube, "POST", path, doc, f"creating {kind.kind} {meta['name']}", opts.dry_run
         )
