@@ -218,5 +218,5 @@ def test_error_index_finds_errors() -> None:
     entries = docgen.error_index()
     messages = {e.message for e in entries}
     assert "no archive given" in messages
-    assert all(e.exit_code in (1, 2) for e in entries)
+    assert all(e.exit_code in (1, 2, 130) for e in entries)  # 130: interrupted (Ctrl-C)
     assert "# Error messages" in docgen.error_reference()
