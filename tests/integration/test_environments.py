@@ -343,6 +343,10 @@ async def _failing_upgrades(ctx: Context, kube: Kube, env_name: str, admin: Api)
     ]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_while_waiting(ctx: Context, cluster: LocalCluster, *args: str) -> str:
     """Run ``solutions ARGS``, send SIGINT once it waits for the rollout; its stderr (exit 130)."""
     options = ["--config", str(ctx.config_path), "--kubeconfig", str(cluster.kubeconfig)]
@@ -351,6 +355,9 @@ def interrupt_while_waiting(ctx: Context, cluster: LocalCluster, *args: str) -> 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as in a terminal: a test run started in the background ('cmd &' in a script) inherits
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - runs before exec, no thread involved
     )
     assert proc.stderr is not None
     seen = []
