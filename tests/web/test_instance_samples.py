@@ -56,7 +56,7 @@ def test_new_instance_form_prefilled_from_a_sample(
 
             missing = http.get(f"/environments/{env}/solutions/{SOL}/new/Clock?sample=nope")
             assert missing.status_code == 400
-            assert "has no Clock sample 'nope' (its Clock samples: example-clock)" in (
+            assert "has no sample 'nope' (its samples: Clock/example-clock)" in (
                 html.unescape(missing.text)
             )
         finally:

@@ -401,7 +401,9 @@ async def _scope_samples(ctx: Context, kube: Kube, scope: Scope) -> list[Sample]
     return [s for s in found if any(k.matches(s.kind) for k in scope.kinds)]
 
 
-def pick_sample(samples: Sequence[Sample], name: str, scope: Scope) -> Sample:
+def pick_sample(
+    samples: Sequence[Sample], name: str, solution: str, version: str, hint: str = ""
+) -> Sample:
     """The sample called ``name`` (its metadata.name, or KIND/NAME), else a clear refusal."""
     for sample in samples:
         if name in (sample.name, f"{sample.kind}/{sample.name}"):
@@ -409,9 +411,9 @@ def pick_sample(samples: Sequence[Sample], name: str, scope: Scope) -> Sample:
     names = [s.name for s in samples]
     listed = ", ".join(f"{s.kind}/{s.name}" for s in samples) or "none"
     raise InvalidInput(
-        f"{scope.solution} {scope.version} has no sample {name!r} (its samples: {listed})"
+        f"{solution} {version} has no sample {name!r} (its samples: {listed})"
         + did_you_mean(name, names),
-        hint=f"see 'solutions instance samples {scope.env} {scope.solution}'",
+        hint=hint,
     )
 
 
@@ -524,7 +526,9 @@ async def create_instance(
                     hint="drop -f FILE or --from-sample NAME",
                 )
             samples = await _scope_samples(ctx, kube, scope)
-            doc = copy.deepcopy(dict(pick_sample(samples, opts.sample, scope).document))
+            hint = f"see 'solutions instance samples {scope.env} {scope.solution}'"
+            sample = pick_sample(samples, opts.sample, scope.solution, scope.version, hint)
+            doc = copy.deepcopy(dict(sample.document))
         kind_text = opts.kind or doc.get("kind")
         if not kind_text:
             raise InvalidInput("no kind given", hint="pass --kind KIND or -f FILE")

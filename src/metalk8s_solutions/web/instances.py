@@ -182,17 +182,6 @@ async def samples_of(where: Deployed, kind: str | None = None) -> list[Sample]:
     return [s for s in found if s.kind in kinds]
 
 
-def pick_sample(samples: list[Sample], name: str, where: Deployed, kind: str) -> Sample:
-    for sample in samples:
-        if sample.name == name:
-            return sample
-    listed = ", ".join(s.name for s in samples) or "none"
-    raise InvalidInput(
-        f"{where.solution} {where.version} has no {kind} sample {name!r} (its {kind} samples: "
-        f"{listed})"
-    )
-
-
 def _highest(versions: Iterable[str]) -> str:
     from metalk8s_solutions.api.versions import latest  # noqa: PLC0415
 

@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 
 from metalk8s_solutions.api.versions import sort_versions
 from metalk8s_solutions.engine.environments import show_environment
+from metalk8s_solutions.engine.instances import pick_sample
 from metalk8s_solutions.errors import InvalidInput, SolutionsError
 from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
@@ -559,7 +560,9 @@ async def new_instance(
         values = form_values(form, None)
         spec, _ = parse_form(form, values)
     else:
-        found = inst.pick_sample(await inst.samples_of(where, info.kind), sample, where, kind)
+        found = pick_sample(
+            await inst.samples_of(where, info.kind), sample, where.solution, where.version
+        )
         spec = dict(found.document.get("spec") or {})
         values = form_values(form, spec)
         name = found.name
