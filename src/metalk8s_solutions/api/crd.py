@@ -327,6 +327,19 @@ def grants_every_secret(rule: Mapping[str, Any]) -> bool:
     )
 
 
+def cluster_scoped_crds(docs: Iterable[Any]) -> set[tuple[str, str]]:
+    """(group, plural) of the cluster-scoped CRDs among ``docs`` (archive content, any shape):
+    a namespaced RoleBinding cannot grant them."""
+    found: set[tuple[str, str]] = set()
+    for doc in docs:
+        spec = doc.get("spec") if isinstance(doc, dict) else None
+        if isinstance(spec, dict) and spec.get("scope") == "Cluster":
+            names = spec.get("names")
+            plural = names.get("plural") if isinstance(names, dict) else None
+            found.add((str(spec.get("group", "")), str(plural or "")))
+    return found
+
+
 def check_role(doc: Any, path: str, cluster_crds: Iterable[tuple[str, str]] = ()) -> list[Finding]:
     """Problems of one document of role.yaml (rules SOL051-SOL055).
 

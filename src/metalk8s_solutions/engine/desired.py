@@ -38,6 +38,7 @@ import yaml
 
 from metalk8s_solutions.api.crd import (
     cluster_scope_warning,
+    cluster_scoped_crds,
     cluster_scoped_grants,
     legacy_privileged_grants,
     privileged_grants,
@@ -257,14 +258,7 @@ def image_reference(endpoint: str, content: VersionContent, ref: ImageRef) -> st
 
 def cluster_crds_of(content: VersionContent) -> set[tuple[str, str]]:
     """(group, plural) of the version's cluster-scoped CRDs."""
-    return {
-        (
-            str(crd.get("spec", {}).get("group", "")),
-            str(crd.get("spec", {}).get("names", {}).get("plural", "")),
-        )
-        for crd in content.crds
-        if crd.get("spec", {}).get("scope") == "Cluster"
-    }
+    return cluster_scoped_crds(content.crds)
 
 
 def _rule_needs_cluster(rule: Mapping[str, Any], cluster_crds: set[tuple[str, str]]) -> bool:

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from metalk8s_solutions.api.config import Policy
-from metalk8s_solutions.api.crd import check_crd, check_role, image_references
+from metalk8s_solutions.api.crd import (
+    check_crd,
+    check_role,
+    cluster_scoped_crds,
+    image_references,
+)
 from metalk8s_solutions.api.findings import Finding, Severity, error_of, for_metalk8s
 from metalk8s_solutions.api.manifest import SolutionManifest, load_manifest, parse_image_ref
 from metalk8s_solutions.api.monitoring import (
@@ -195,11 +200,7 @@ def _check_deploy(
     cluster_crds: set[tuple[str, str]] = set()  # (group, plural): no RoleBinding grants them
     for path in crds:
         for doc in _yaml_docs(source, path, "SOL040", findings):
-            spec = doc.get("spec") if isinstance(doc, dict) else None
-            if isinstance(spec, dict) and spec.get("scope") == "Cluster":
-                names = spec.get("names")
-                plural = names.get("plural") if isinstance(names, dict) else None
-                cluster_crds.add((str(spec.get("group", "")), str(plural or "")))
+            cluster_crds |= cluster_scoped_crds([doc])
             if is_v1beta1_crd(doc):
                 findings.append(
                     Finding(
