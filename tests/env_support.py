@@ -74,6 +74,38 @@ def crd_document(group: str, served: Sequence[str], storage: str) -> dict[str, A
     }
 
 
+def open_crd(group: str, kind: str, plural: str) -> dict[str, Any]:
+    """A reduced stand-in of an upstream CRD: same group, v1, names and scope, open schema."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
+                "listKind": f"{kind}List",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
 def build_solution(
     out: Path,
     name: str,

@@ -94,6 +94,7 @@ def add_solution(
     operator_image: str,
     registry: str = "metalk8s-registry-from-config.invalid:8080",
     metrics_port: int | None = None,
+    cert_manager: bool = False,
     ui: bool = False,
 ) -> None:
     """``solutions.sh add-solution --name ENV --namespace NS --solution S --version V``.
@@ -165,7 +166,7 @@ def add_solution(
         "salt",
     )
     if metrics_port is not None:
-        _metrics(http, namespace, solution, labels, metrics_port)
+        _metrics(http, namespace, solution, labels, metrics_port, cert_manager=cert_manager)
     if ui:
         _admin_ui(http, namespace, solution, version)
     pod_labels = {**labels, "app.kubernetes.io/managed-by": "salt", "heritage": "salt"}
@@ -208,11 +209,22 @@ def add_solution(
 
 
 def _metrics(
-    http: httpx.Client, namespace: str, solution: str, labels: Mapping[str, str], port: int
+    http: httpx.Client,
+    namespace: str,
+    solution: str,
+    labels: Mapping[str, str],
+    port: int,
+    *,
+    cert_manager: bool = False,
 ) -> None:
     """MetalK8s 129's operator metrics objects (PR #4813) that need no CRD: the metrics Service,
-    and the ClusterRole and ClusterRoleBinding ``S-operator-metrics-auth``."""
+    and the ClusterRole and ClusterRoleBinding ``S-operator-metrics-auth``; with
+    ``cert_manager``, its self-signed Issuer ``S-operator-metrics-issuer``, the Certificate
+    ``S-operator-metrics-cert`` and the Secret cert-manager writes for it (its controller does
+    not run here)."""
     name = f"{solution}-operator"
+    if cert_manager:
+        _cert_manager_objects(http, namespace, name, labels)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -254,6 +266,56 @@ def _metrics(
         },
     }
     _create(http, f"{RBAC}/clusterrolebindings", binding, "salt")
+
+
+def _cert_manager_objects(
+    http: httpx.Client, namespace: str, name: str, labels: Mapping[str, str]
+) -> None:
+    api = f"/apis/cert-manager.io/v1/namespaces/{namespace}"
+    issuer, cert = f"{name}-metrics-issuer", f"{name}-metrics-cert"
+    meta = {"namespace": namespace, "labels": dict(labels)}
+    _create(
+        http,
+        f"{api}/issuers",
+        {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Issuer",
+            "metadata": {"name": issuer, **meta},
+            "spec": {"selfSigned": {}},
+        },
+        "salt",
+    )
+    _create(
+        http,
+        f"{api}/certificates",
+        {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": cert, **meta},
+            "spec": {
+                "secretName": cert,
+                "issuerRef": {"kind": "Issuer", "name": issuer},
+                "dnsNames": [f"{name}-metrics.{namespace}.svc"],
+            },
+        },
+        "salt",
+    )
+    secret = {  # as cert-manager's controller writes it: no label, no owner, annotated
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": cert,
+            "namespace": namespace,
+            "annotations": {
+                "cert-manager.io/certificate-name": cert,
+                "cert-manager.io/issuer-name": issuer,
+                "cert-manager.io/issuer-kind": "Issuer",
+            },
+        },
+        "data": {"tls.crt": "", "tls.key": "", "ca.crt": ""},
+    }
+    _create(http, f"/api/v1/namespaces/{namespace}/secrets", secret, "cert-manager")
 
 
 def _admin_ui(http: httpx.Client, namespace: str, solution: str, version: str) -> None:

@@ -15,13 +15,22 @@ and deletes them at the end (the control plane is shared by the whole session).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
+from env_support import (
+    Api,
+    build_solution,
+    cli,
+    crd_document,
+    open_crd,
+    wait_for,
+    write_config,
+)
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine.certificates import generate_tls
@@ -36,43 +45,13 @@ ENV_LABEL = "solutions.metalk8s.scality.com/environment"
 METRICS_SECRET = f"{SOL}-operator-metrics-cert"
 WEBHOOK_SECRET = f"{SOL}-cert"
 CERT_MANAGER = "/apis/cert-manager.io/v1"
+#: Where kubebuilder's scaffolding, and so the upstream example operator, mounts it.
+CERT_PATH = "/tmp/k8s-metrics-server/metrics-certs"
 STAND_INS = {
     ("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
     ("cert-manager.io", "Issuer", "issuers"),
     ("cert-manager.io", "Certificate", "certificates"),
 }
-
-
-def open_crd(group: str, kind: str, plural: str) -> dict[str, Any]:
-    """A reduced stand-in of an upstream CRD: same group, v1, names and scope, open schema."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "plural": plural,
-                "singular": kind.lower(),
-                "listKind": f"{kind}List",
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +123,8 @@ async def test_https_metrics_with_a_generated_certificate_kept_across_converges(
     assert set(made["data"]) == {"tls.crt", "tls.key", "ca.crt"}
     spec = pod_spec(admin, env)
     command = spec["containers"][0]["command"]
-    assert command[-2:] == ["--metrics-bind-address=:8443", "--metrics-cert-path=/metrics-cert"]
-    assert mounted(spec, METRICS_SECRET, "/metrics-cert")
+    assert command[-2:] == ["--metrics-bind-address=:8443", f"--metrics-cert-path={CERT_PATH}"]
+    assert mounted(spec, METRICS_SECRET, CERT_PATH)
     service = admin.get(f"/api/v1/namespaces/{env}/services/{SOL}-operator-metrics")
     assert service is not None and service["spec"]["ports"][0]["port"] == 8443
     monitor = admin.get(
@@ -246,6 +225,86 @@ async def test_a_cert_secret_made_by_someone_else_keeps_its_certificate(
     assert mounted(pod_spec(admin, env), WEBHOOK_SECRET, "/cert")
 
 
+async def test_https_metrics_scrapes_pass_the_operators_authentication(
+    ctx: Context, kube: Kube, env_names: list[str], admin: Api
+) -> None:
+    """What controller-runtime's WithAuthenticationAndAuthorization (the upstream example
+    operator's metrics filter) asks the API server on each scrape, asked here as the operator's
+    ServiceAccount with the token Prometheus presents: a TokenReview, then a
+    SubjectAccessReview for ``get`` on the metrics path.  Both must pass, with a token that is
+    not Prometheus's own and that gets nothing else."""
+    env = env_names[0]
+    await envs.create_environment(ctx, envs.CreateEnvOptions(env), connection=kube)
+    await envs.add_solution(
+        ctx, envs.AddSolutionOptions(env, SOL, "1.0.0", timeout=60), connection=kube
+    )
+    monitor = admin.get(
+        f"/apis/monitoring.coreos.com/v1/namespaces/{env}/servicemonitors/{SOL}-operator-metrics"
+    )
+    assert monitor is not None
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert "bearerTokenFile" not in endpoint
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": f"{SOL}-metrics-scraper-token", "key": "token"},
+    }
+
+    def token() -> str | None:
+        found = secret(admin, env, f"{SOL}-metrics-scraper-token")
+        data = (found or {}).get("data") or {}
+        return base64.b64decode(data["token"]).decode() if "token" in data else None
+
+    wait_for(lambda: token() is not None, what="the scraper's token")
+    scraper_token = token()
+    operator = {"Impersonate-User": f"system:serviceaccount:{env}:{SOL}-operator"}
+    review = admin.http.post(
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        json={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": scraper_token},
+        },
+        headers=operator,
+    )
+    assert review.status_code == 201, review.text
+    user = review.json()["status"]
+    assert user["authenticated"] is True
+    assert user["user"]["username"] == f"system:serviceaccount:{env}:{SOL}-metrics-scraper"
+
+    def allowed(attributes: dict[str, Any]) -> bool:
+        asked = admin.http.post(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            json={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": user["user"]["username"],
+                    "groups": user["user"]["groups"],
+                    **attributes,
+                },
+            },
+            headers=operator,
+        )
+        assert asked.status_code == 201, asked.text
+        return bool(asked.json()["status"]["allowed"])
+
+    assert allowed({"nonResourceAttributes": {"path": "/metrics", "verb": "get"}})
+    # The scraper's token reads metrics and nothing else.
+    assert not allowed({"nonResourceAttributes": {"path": "/healthz/etcd", "verb": "get"}})
+    assert not allowed(
+        {"resourceAttributes": {"namespace": env, "verb": "get", "resource": "secrets"}}
+    )
+    # Removing the solution removes the grants: no cluster-wide object of it is left.
+    await envs.delete_solution(
+        ctx, envs.DeleteSolutionOptions(env, SOL, timeout=60), connection=kube
+    )
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    for kind in ("clusterroles", "clusterrolebindings"):
+        names = [o["metadata"]["name"] for o in admin.http.get(f"{rbac}/{kind}").json()["items"]]
+        assert not [n for n in names if n.startswith(f"solutions:{env}:")], names
+    assert secret(admin, env, f"{SOL}-metrics-scraper-token") is None
+
+
 # Last in the module: it installs cert-manager's CRDs (removed by the module's teardown).
 async def test_with_cert_manager_an_issuer_and_a_certificate(
     ctx: Context, kube: Kube, env_names: list[str], admin: Api
@@ -273,7 +332,7 @@ async def test_with_cert_manager_an_issuer_and_a_certificate(
         ],
     }
     assert secret(admin, env, METRICS_SECRET) is None  # cert-manager's to write
-    assert mounted(pod_spec(admin, env), METRICS_SECRET, "/metrics-cert")
+    assert mounted(pod_spec(admin, env), METRICS_SECRET, CERT_PATH)
     before = kube.counter.mutating
     again = await envs.converge_environments(ctx, envs.ConvergeOptions((env,)), connection=kube)
     assert again.steps == [] and kube.counter.mutating == before

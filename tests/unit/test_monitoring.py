@@ -25,6 +25,8 @@ from metalk8s_solutions.engine.monitoring import (
     GRAFANA_LABEL,
     MonitoringTarget,
     dashboard_name,
+    metrics_auth_names,
+    metrics_auth_objects,
     metrics_port,
     monitoring_objects,
     monitoring_support,
@@ -171,6 +173,8 @@ def test_objects_are_bound_to_their_namespace() -> None:
         ("ConfigMap", "example-solution-dashboard-overview"),
         ("Service", "example-solution-operator-metrics"),
         ("ServiceMonitor", "example-solution-operator-metrics"),
+        ("ServiceAccount", "example-solution-metrics-scraper"),
+        ("Secret", "example-solution-metrics-scraper-token"),
         ("ServiceMonitor", "base-server"),
         ("PodMonitor", "workers"),
         ("PrometheusRule", "example-solution-alerts"),
@@ -201,20 +205,24 @@ def test_objects_are_bound_to_their_namespace() -> None:
     labels = monitor["spec"]["selector"]["matchLabels"]
     assert all(service["metadata"]["labels"][k] == v for k, v in labels.items())
     # https: the certificate is self-signed, so not verified; Prometheus's own token is never
-    # sent to the Solution's code (no bearerTokenFile).
+    # sent to the Solution's code (no bearerTokenFile): the scraper's, from its token Secret.
     assert monitor["spec"]["endpoints"] == [
         {
             "port": "metrics",
             "scheme": "https",
             "path": "/metrics",
             "tlsConfig": {"insecureSkipVerify": True},
+            "authorization": {
+                "type": "Bearer",
+                "credentials": {"name": "example-solution-metrics-scraper-token", "key": "token"},
+            },
         }
     ]
     # MetalK8s's Prometheus selects the ServiceMonitors labelled so.
     assert monitor["metadata"]["labels"]["metalk8s.scality.com/monitor"] == ""
     # The user's own labels survive; the rule carries its environment.
-    assert plan.objects[3]["metadata"]["labels"]["team"] == "storage"
-    rule = plan.objects[5]["spec"]["groups"][0]["rules"][0]
+    assert plan.objects[5]["metadata"]["labels"]["team"] == "storage"
+    rule = plan.objects[7]["spec"]["groups"][0]["rules"][0]
     assert rule["labels"] == {
         "severity": "critical",
         "namespace": "prod-ns",
@@ -222,7 +230,7 @@ def test_objects_are_bound_to_their_namespace() -> None:
         "solution": SOLUTION,
     }
     # Two environments never share a selector, and the input is not modified.
-    other = plans["test-ns"].objects[3]["spec"]
+    other = plans["test-ns"].objects[5]["spec"]
     assert other["namespaceSelector"] == {"matchNames": ["test-ns"]}
     assert "namespaceSelector" not in DOCUMENTS[0]["spec"]
     assert "namespace" not in DOCUMENTS[2]["spec"]["groups"][0]["rules"][0]["labels"]
@@ -316,3 +324,22 @@ def test_an_archive_with_monitoring_builds_validates_and_loads(tmp_path: Path) -
     target = MonitoringTarget("ns", "env", SOLUTION, "1.0.0")
     plan = monitoring_objects(content.documents, content.dashboards, target)
     assert len(plan.objects) == 4
+
+
+def test_metrics_auth_grants_the_operator_reviews_and_the_scraper_only_the_metrics_path() -> None:
+    target = MonitoringTarget("prod-ns", "prod", SOLUTION, "1.0.0")
+    https = OperatorMetrics(True, "https", 8443, "/custom-metrics")
+    found = {o["metadata"]["name"]: o for o in metrics_auth_objects(https, target, "op")}
+    auth, reader = metrics_auth_names("prod", SOLUTION)
+    assert found[auth]["roleRef"]["name"] == "system:auth-delegator"
+    assert found[auth]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "op", "namespace": "prod-ns"}
+    ]
+    role = next(o for o in metrics_auth_objects(https, target, "op") if o["kind"] == "ClusterRole")
+    assert role["rules"] == [{"nonResourceURLs": ["/custom-metrics"], "verbs": ["get"]}]
+    assert found[reader]["subjects"][0]["name"] == f"{SOLUTION}-metrics-scraper"
+    # http carries no token; without ServiceMonitors there is no scraper of ours.
+    http = OperatorMetrics(True, "http", 8080, "/metrics")
+    assert metrics_auth_objects(http, target, "op") == []
+    alone = metrics_auth_objects(https, target, "op", scraper=False)
+    assert [o["metadata"]["name"] for o in alone] == [auth]

@@ -53,12 +53,14 @@ def test_https_metrics_as_metalk8s_passes_them() -> None:
         "sol-operator",
         "--config=/etc/config/operator.yaml",
         "--metrics-bind-address=:8443",
-        "--metrics-cert-path=/metrics-cert",
+        "--metrics-cert-path=/tmp/k8s-metrics-server/metrics-certs",
     ]
     assert container["ports"] == [{"name": "metrics", "containerPort": 8443, "protocol": "TCP"}]
-    assert {"name": "metrics-cert", "mountPath": "/metrics-cert", "readOnly": True} in container[
-        "volumeMounts"
-    ]
+    assert {
+        "name": "metrics-cert",
+        "mountPath": "/tmp/k8s-metrics-server/metrics-certs",
+        "readOnly": True,
+    } in container["volumeMounts"]
     assert {
         "name": "metrics-cert",
         "secret": {"secretName": "sol-operator-metrics-cert", "defaultMode": 0o644},

@@ -14,8 +14,11 @@ only objects without our ``managed-by`` label, and only these shapes:
 
 - Deployment ``S-operator`` whose selector is exactly ``app: S-operator``;
 - ServiceAccount ``S-operator``, ConfigMap ``S-operator-config`` and (operator metrics, MetalK8s
-  129) Service ``S-operator-metrics`` and ServiceMonitor ``S-operator``, beside that Deployment or
-  labelled ``app: S-operator`` (what MetalK8s labels them with);
+  129) Service ``S-operator-metrics``, ServiceMonitor ``S-operator``, cert-manager's Issuer
+  ``S-operator-metrics-issuer`` and Certificate ``S-operator-metrics-cert``, beside that
+  Deployment or labelled ``app: S-operator`` (what MetalK8s labels them with); and the Secret
+  cert-manager wrote for that Certificate (annotated with its name), unless a Certificate of
+  ours keeps it;
 - ConfigMap, Deployment, Service and Ingress ``S-ui`` labelled ``app: S-ui`` (the admin UI that
   MetalK8s 2.x deployed in each environment namespace);
 - ClusterRoleBinding ``S-operator-metrics-auth`` labelled ``app: S-operator`` whose only subject
@@ -51,6 +54,7 @@ from metalk8s_solutions.cluster.apply import (
     request,
 )
 from metalk8s_solutions.cluster.kube import Kube
+from metalk8s_solutions.engine import certificates as certs
 from metalk8s_solutions.engine.desired import MANAGED_BY, VersionContent, operator_name
 
 Obj = dict[str, Any]
@@ -67,7 +71,11 @@ NAMED = (
     ("ConfigMap", "-config"),
     ("Service", "-metrics"),
     ("ServiceMonitor", ""),
+    # https metrics with cert-manager installed: a self-signed Issuer and the Certificate
+    ("Issuer", "-metrics-issuer"),
+    ("Certificate", "-metrics-cert"),
 )
+
 #: MetalK8s 2.x deployed an admin UI per environment namespace: ConfigMap, Deployment, Service
 #: and Ingress ``S-ui``, labelled ``app: S-ui``.
 UI_KINDS = ("ConfigMap", "Deployment", "Service", "Ingress")
@@ -173,14 +181,7 @@ async def _in_namespace(
         salt_deployment = deployment is not None and is_salt_deployment(deployment, solution)
         if salt_deployment and deployment is not None:
             found.append(deployment)
-        for kind, suffix in NAMED:
-            obj = by_kind[kind].get(f"{sa}{suffix}")
-            if (
-                obj is not None
-                and not is_ours(obj)
-                and (salt_deployment or _labels(obj).get(SALT_APP) == sa)
-            ):
-                found.append(obj)
+        found += await _named(kube, namespace, by_kind, sa, salt_deployment=salt_deployment)
         ui = f"{solution}-ui"
         for kind in UI_KINDS:
             obj = by_kind[kind].get(ui)
@@ -207,6 +208,31 @@ async def _in_namespace(
             found.append(metrics_auth)
             cluster_roles.add(f"{sa}{METRICS_AUTH}")
     return found, cluster_roles
+
+
+async def _named(
+    kube: Kube,
+    namespace: str,
+    by_kind: Mapping[str, Mapping[str, Obj]],
+    sa: str,
+    *,
+    salt_deployment: bool,
+) -> list[Obj]:
+    """MetalK8s's objects of :data:`NAMED` for the operator ``sa``, and the Secret cert-manager
+    wrote for its metrics Certificate."""
+    found = [
+        obj
+        for kind, suffix in NAMED
+        if (obj := by_kind[kind].get(f"{sa}{suffix}")) is not None
+        and not is_ours(obj)
+        and (salt_deployment or _labels(obj).get(SALT_APP) == sa)
+    ]
+    certificate = by_kind["Certificate"].get(f"{sa}-metrics-cert")
+    if certificate is not None and certificate in found:
+        issued = await certs.issued_secret(kube, namespace, certificate)
+        if issued is not None and not is_ours(issued):
+            found.append(issued)
+    return found
 
 
 async def _metrics_auth_binding(kube: Kube, namespace: str, sa: str) -> Obj | None:
@@ -306,8 +332,16 @@ def adopt(changes: Iterable[Change], found: SaltObjects) -> list[Change]:
     replace; every other one of them is deleted."""
     out = list(changes)
     creates = {c.key: i for i, c in enumerate(out) if c.action is Action.CREATE}
+    # A Certificate of ours writing the same Secret: cert-manager keeps it (no reissue).
+    issued = {
+        ObjectKey("Secret", c.key.namespace, str((c.desired.get("spec") or {}).get("secretName")))
+        for c in out
+        if c.key.kind == "Certificate" and c.desired is not None
+    }
     for obj in [*found.objects, *found.cluster_roles]:
         key = key_of(obj)
+        if key in issued:
+            continue
         index = creates.get(key)
         if index is not None:
             desired = out[index].desired

@@ -19,13 +19,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from metalk8s_solutions.cluster.apply import CERT_MANAGER_API, CERT_MANAGER_KINDS, request
+from metalk8s_solutions.cluster.apply import (
+    CERT_MANAGER_API,
+    CERT_MANAGER_KINDS,
+    Action,
+    Change,
+    ObjectKey,
+    get_object,
+    order,
+    request,
+)
 from metalk8s_solutions.cluster.kube import Kube
 
 #: cert-manager's kinds we create, with their API resource names.
 CERT_MANAGER_RESOURCES = {"Issuer": "issuers", "Certificate": "certificates"}
-#: Where the operator finds its metrics certificate (``--metrics-cert-path``).
-METRICS_CERT_MOUNT = "/metrics-cert"
+#: Where the operator finds its metrics certificate: the path kubebuilder's scaffolding (and the
+#: upstream example operator's ``config/default``) mounts it at; passed explicitly as
+#: ``--metrics-cert-path`` anyway.
+METRICS_CERT_MOUNT = "/tmp/k8s-metrics-server/metrics-certs"  # noqa: S108 - a mount, not a tmp file
 METRICS_CERT_VOLUME = "metrics-cert"
 #: Where MetalK8s mounts the webhook Secret ``<sol>-cert`` (``add-solution --webhook``).
 WEBHOOK_CERT_MOUNT = "/cert"
@@ -223,6 +234,55 @@ def webhook_secret(
     return tls_secret(name, namespace, labels, data)
 
 
+#: What cert-manager writes on the Secret it issues for a Certificate.
+CERTIFICATE_ANNOTATION = "cert-manager.io/certificate-name"
+
+
+async def issued_secret(kube: Kube, namespace: str, certificate: Mapping[str, Any]) -> Obj | None:
+    """The Secret cert-manager wrote for ``certificate`` (its ``secretName``, annotated with the
+    Certificate's name), or None."""
+    name = str(((certificate.get("spec") or {}).get("secretName")) or "")
+    if not name:
+        return None
+    secret = await get_object(kube, ObjectKey("Secret", namespace, name))
+    meta = (secret or {}).get("metadata") or {}
+    if secret is None or (meta.get("annotations") or {}).get(CERTIFICATE_ANNOTATION) != (
+        (certificate.get("metadata") or {}).get("name")
+    ):
+        return None
+    secret["apiVersion"], secret["kind"] = "v1", "Secret"
+    return secret
+
+
+async def with_issued_secrets(kube: Kube, changes: Sequence[Change]) -> list[Change]:
+    """``changes``, and the deletion of the Secret cert-manager issued for each Certificate they
+    delete: cert-manager sets no owner on it (by default), so it would outlive the Solution.
+    Asks the API server only when a Certificate is deleted."""
+    out = list(changes)
+    planned = {c.key for c in out}
+    for change in changes:
+        if change.action is not Action.DELETE or change.key.kind != "Certificate":
+            continue
+        if change.live is None:
+            continue
+        secret = await issued_secret(kube, change.key.namespace, change.live)
+        if (
+            secret is not None
+            and ObjectKey("Secret", change.key.namespace, secret["metadata"]["name"]) not in planned
+        ):
+            key = ObjectKey("Secret", change.key.namespace, secret["metadata"]["name"])
+            out.append(
+                Change(
+                    Action.DELETE,
+                    key,
+                    live=secret,
+                    note=f"issued for Certificate {change.key.name}",
+                )
+            )
+            planned.add(key)
+    return order(out)
+
+
 def secret_volume(volume: str, secret: str, mount: str) -> tuple[Obj, Obj]:
     """(the pod volume, the container's read-only mount) of ``secret`` at ``mount``."""
     return (
@@ -239,6 +299,7 @@ __all__ = [
     "WEBHOOK_CERT_MOUNT",
     "KeyStore",
     "generate_tls",
+    "issued_secret",
     "metrics_certificate_objects",
     "metrics_secret_name",
     "read_cert_manager",
@@ -246,4 +307,5 @@ __all__ = [
     "secret_volume",
     "webhook_secret",
     "webhook_secret_name",
+    "with_issued_secrets",
 ]

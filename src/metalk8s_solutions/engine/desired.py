@@ -44,6 +44,7 @@ from metalk8s_solutions.api.crd import (
     privileged_grants,
 )
 from metalk8s_solutions.api.manifest import ImageRef, OperatorMetrics, SolutionManifest
+from metalk8s_solutions.api.monitoring import CRD_NAMES as MONITORING_CRDS
 from metalk8s_solutions.api.monitoring import MonitoringContent
 from metalk8s_solutions.api.versions import version_key
 from metalk8s_solutions.engine import certificates as certs
@@ -344,6 +345,14 @@ def check_roles(content: VersionContent, *, privileged_allowed: bool = False) ->
     return problems
 
 
+#: What an operator's metrics authentication needs (granted with https metrics, as
+#: ``system:auth-delegator``), as :func:`cluster_scoped_grants` names it.
+METRICS_AUTH_GRANTS = {
+    "authentication.k8s.io/tokenreviews",
+    "authorization.k8s.io/subjectaccessreviews",
+}
+
+
 def role_warnings(content: VersionContent, *, cluster_scope_allowed: bool) -> list[str]:
     """One line per rule of ``role.yaml`` that the RoleBindings in the environment's namespaces
     cannot grant (cluster-scoped resources, non-resource URLs), saying what it would need; none
@@ -351,11 +360,18 @@ def role_warnings(content: VersionContent, *, cluster_scope_allowed: bool) -> li
     if cluster_scope_allowed:
         return []
     cluster_crds = cluster_crds_of(content)
+    metrics = content.manifest.operator_metrics
+    # https metrics: the operator is bound to system:auth-delegator (engine/monitoring.py)
+    delegated = (
+        METRICS_AUTH_GRANTS if metrics and metrics.enabled and metrics.scheme == "https" else set()
+    )
     found: list[str] = []
     for doc in content.roles:
         kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
         for rule in doc.get("rules") or []:
             wide = cluster_scoped_grants(rule, cluster_crds)
+            if wide and set(wide) <= delegated:
+                continue
             if wide and not _is_admin_rule(rule):
                 found.append(
                     f"{content.manifest.id} role.yaml {kind} {name}: rule "
@@ -665,6 +681,8 @@ def solution_objects(
         support=monitoring,
     )
     namespaced += bound.objects
+    served = monitoring.kinds if monitoring is not None else frozenset(MONITORING_CRDS)
+    cluster += mon.metrics_auth_objects(metrics, target, sa, scraper="ServiceMonitor" in served)
     namespaced += solution_ui.ui_objects(
         env, namespace, content, settings.endpoint, settings.ingress
     )

@@ -79,7 +79,12 @@ from metalk8s_solutions.engine.adoption import (
     find_salt_objects,
     role_names,
 )
-from metalk8s_solutions.engine.certificates import KeyStore, read_cert_manager, read_unlabelled
+from metalk8s_solutions.engine.certificates import (
+    KeyStore,
+    read_cert_manager,
+    read_unlabelled,
+    with_issued_secrets,
+)
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.crds import convert_v1beta1
 from metalk8s_solutions.engine.desired import (
@@ -480,7 +485,7 @@ async def plan_environment(
     found = await metalk8s_objects(
         kube, inventory, configs, previous or {}, live, doomed_namespaces=doomed_namespaces
     )
-    return adopt(changes, found) if found else changes
+    return await with_issued_secrets(kube, adopt(changes, found) if found else changes)
 
 
 async def metalk8s_objects(

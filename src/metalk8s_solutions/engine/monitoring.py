@@ -16,7 +16,12 @@ object is bound to that namespace:
 - dashboards become ConfigMaps labelled ``grafana_dashboard: "1"`` (what Grafana's sidecar
   watches), one per dashboard file, named after the solution and the file;
 - ``spec.operator.metrics`` adds a ``<solution>-operator-metrics`` Service (selecting the operator
-  pods of this namespace) and a ServiceMonitor of it.
+  pods of this namespace) and a ServiceMonitor of it.  Over https, operators built with
+  controller-runtime's ``WithAuthenticationAndAuthorization`` (kubebuilder's default, the
+  upstream example's) answer only scrapes whose bearer token passes a TokenReview and a
+  SubjectAccessReview for ``get /metrics``: :func:`metrics_auth_objects` makes both hold without
+  handing Prometheus's own token to the Solution (a scraper ServiceAccount per namespace, whose
+  token the ServiceMonitor reads from a Secret; see :func:`metrics_auth_objects`).
 
 All objects carry the common labels, so the engine finds them (and prunes them) like the rest of
 what it deploys.  When the Prometheus Operator's CRDs are absent, :func:`monitoring_support` says
@@ -222,12 +227,123 @@ def operator_metrics_objects(
                     }
                 },
                 "namespaceSelector": {"matchNames": [target.namespace]},
-                "endpoints": [metrics_endpoint(metrics)],
+                "endpoints": [metrics_endpoint(metrics, target.solution)],
             },
         }
         monitor["metadata"]["labels"][METALK8S_MONITOR_LABEL] = ""
         objects.append(monitor)
+    if service_monitor and metrics.scheme == "https":
+        objects += _scraper_objects(target)
     return objects
+
+
+def metrics_scraper_name(solution: str) -> str:
+    """``<solution>-metrics-scraper``: the ServiceAccount whose token Prometheus presents."""
+    return f"{solution}-metrics-scraper"
+
+
+def metrics_token_name(solution: str) -> str:
+    """The Secret holding the scraper's token (filled by the API server's token controller)."""
+    return f"{metrics_scraper_name(solution)}-token"
+
+
+def _scraper_objects(target: MonitoringTarget) -> list[Body]:
+    scraper = metrics_scraper_name(target.solution)
+    token = _metadata({"metadata": {}}, target, metrics_token_name(target.solution))
+    token["annotations"] = {"kubernetes.io/service-account.name": scraper}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _metadata({"metadata": {}}, target, scraper),
+            # Nothing runs as it: no token is mounted anywhere.
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": token,
+            "type": "kubernetes.io/service-account-token",
+        },
+    ]
+
+
+#: The built-in ClusterRole that may create TokenReviews and SubjectAccessReviews, and nothing
+#: else: what an operator needs to check who scrapes it (kube-rbac-proxy and controller-runtime
+#: ask for exactly this).
+AUTH_DELEGATOR = "system:auth-delegator"
+
+
+def metrics_auth_names(environment: str, solution: str) -> tuple[str, str]:
+    """(the operator's auth ClusterRoleBinding, the scraper's ClusterRole and binding)."""
+    base = f"solutions:{environment}:{solution}"
+    return f"{base}:metrics-auth", f"{base}:metrics-reader"
+
+
+def metrics_auth_objects(
+    metrics: OperatorMetrics | None,
+    target: MonitoringTarget,
+    operator_account: str,
+    *,
+    scraper: bool = True,
+) -> list[Body]:
+    """The cluster-scoped grants that let the operator authenticate its scrapers (https only).
+
+    - the operator's ServiceAccount is bound to ``system:auth-delegator`` (TokenReview and
+      SubjectAccessReview; a RoleBinding cannot grant them, both are cluster-scoped), so it can
+      ask the API server who presents a token and whether they may ``get /metrics``;
+    - the scraper ServiceAccount of the namespace gets ``get`` on the non-resource URL
+      the metrics path (only a ClusterRoleBinding can grant a non-resource URL).
+
+    ``scraper`` is false when the cluster serves no ServiceMonitor (no scraper of ours then:
+    only the operator's binding, for the administrator's own scrapers).  One binding of each
+    per environment and Solution; the environment engine merges the
+    subjects of every namespace (``engine/desired.py``).  The scraper's token can read
+    ``/metrics`` of any component that delegates its authorization (the API server's included)
+    and nothing else; the operator sees it on every scrape, which is why it is not
+    Prometheus's own.
+    """
+    if metrics is None or not metrics.enabled or metrics.scheme != "https":
+        return []
+    auth, reader = metrics_auth_names(target.environment, target.solution)
+    labels = target.labels
+    rbac = "rbac.authorization.k8s.io"
+    grants: list[Body] = [
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": auth, "labels": dict(labels)},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": AUTH_DELEGATOR},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": operator_account, "namespace": target.namespace}
+            ],
+        }
+    ]
+    if not scraper:
+        return grants
+    return [
+        *grants,
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": reader, "labels": dict(labels)},
+            # controller-runtime asks whether the scraper may get the request's path
+            "rules": [{"nonResourceURLs": [metrics.path], "verbs": ["get"]}],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": reader, "labels": dict(labels)},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": reader},
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": metrics_scraper_name(target.solution),
+                    "namespace": target.namespace,
+                }
+            ],
+        },
+    ]
 
 
 def metrics_service_name(solution: str) -> str:
@@ -235,14 +351,19 @@ def metrics_service_name(solution: str) -> str:
     return f"{solution}-operator-metrics"
 
 
-def metrics_endpoint(metrics: OperatorMetrics) -> Body:
+def metrics_endpoint(metrics: OperatorMetrics, solution: str) -> Body:
     """The ServiceMonitor endpoint.  For https the certificate is self-signed (or from a
-    self-signed Issuer), so it is not verified, as MetalK8s does.  Unlike MetalK8s, no
-    ``bearerTokenFile``: that would hand Prometheus's own token to the Solution's code (the
-    reason SOL095 refuses it in archives)."""
+    self-signed Issuer), so it is not verified, as MetalK8s does, and the scrape carries the
+    token of the namespace's scraper ServiceAccount (:func:`metrics_auth_objects`).  Unlike
+    MetalK8s, never ``bearerTokenFile``: that would hand Prometheus's own token to the
+    Solution's code (the reason SOL095 refuses it in archives)."""
     endpoint: Body = {"port": METRICS_PORT, "scheme": metrics.scheme, "path": metrics.path}
     if metrics.scheme == "https":
         endpoint["tlsConfig"] = {"insecureSkipVerify": True}
+        endpoint["authorization"] = {
+            "type": "Bearer",
+            "credentials": {"name": metrics_token_name(solution), "key": "token"},
+        }
     return endpoint
 
 
