@@ -232,3 +232,50 @@ def test_other_kubeconfigs_list_the_same(
         got = cli(config, other, *args)
         assert got.returncode == 0, got.stderr
         assert got.stdout == expected.stdout
+
+
+def test_a_user_who_may_not_list_configmaps_everywhere(
+    admin: Api, mint_kubeconfig: Callable[..., Path]
+) -> None:
+    """May list Namespaces and get ConfigMaps, not list them: the lean client reads them one
+    namespace at a time (the cluster-wide LIST is refused) and lists the same."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    user = "lst-viewer"
+    admin.apply(
+        f"{rbac}/clusterroles/{user}",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": user},
+            "rules": [
+                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+            ],
+        },
+    )
+    subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+    admin.apply(
+        f"{rbac}/clusterrolebindings/{user}",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": user},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": user,
+            },
+            "subjects": subject,
+        },
+    )
+    try:
+        with LeanKube.open(mint_kubeconfig(user), None) as api:
+            envs = listings.read_environments(api)
+            # every namespace of every environment, one GET each, after the refused LIST
+            namespaces = sum(len(e["namespaces"]) for e in envs)
+            assert api.requests == 2 + namespaces
+        with LeanKube.open(mint_kubeconfig("admin-like", ("system:masters",)), None) as api:
+            assert listings.read_environments(api) == envs
+    finally:
+        admin.delete(f"{rbac}/clusterrolebindings/{user}")
+        admin.delete(f"{rbac}/clusterroles/{user}")
