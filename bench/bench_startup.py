@@ -4,9 +4,10 @@ Ours: wall time of whole ``solutions`` processes, as a user waits for them: ``--
 ``--help`` and ``VERB --help`` of a few verbs (target: ≤ 0.15 s each), then ``solutions env list``
 and ``solutions list`` against a local control plane.  Reference, measured in the same run and
 interleaved with ours: ``kubectl --help`` and ``kubectl get namespaces`` (same kubeconfig; target:
-each listing ≤ 2x kubectl).  Also timed: ``python -c "import lightkube"``, the floor of any
-command that talks to the cluster through lightkube.  Prints the median of N runs of each, and
-the ratios.
+each listing ≤ 2x kubectl).  Also timed, as floors: ``python -c pass`` and ``python -S -c pass``
+(the interpreter's own start, with and without ``site``) and ``python -c "import
+metalk8s_solutions.cli.main"`` (the ``solutions`` command's start, click included), which no
+listing can go under.  Prints the median of N runs of each, and the ratios.
 
     .venv/bin/python bench/bench_startup.py [--runs 7]
 
@@ -118,7 +119,13 @@ def main() -> None:
             env["KUBECONFIG"] = str(info.kubeconfig)
             listings = {
                 "kubectl get namespaces": [kubectl, "get", "namespaces"],
-                "python -c 'import lightkube' (floor)": [sys.executable, "-c", "import lightkube"],
+                "python -c pass (floor)": [sys.executable, "-c", "pass"],
+                "python -S -c pass (floor)": [sys.executable, "-S", "-c", "pass"],
+                "import of the cli (floor)": [
+                    sys.executable,
+                    "-c",
+                    "import metalk8s_solutions.cli.main",
+                ],
                 "solutions env list": [SOLUTIONS, "env", "list"],
                 "solutions list": [SOLUTIONS, "list"],
             }

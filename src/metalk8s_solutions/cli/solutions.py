@@ -105,7 +105,12 @@ def _human_list(data: dict[str, Any]) -> str:
 @click.pass_context
 def list_command(ctx: click.Context, output: str) -> None:
     """List imported Solution versions and which one is active."""
-    data = run(engine.list_solutions(engine_context(ctx, verbose=False)))
+    from metalk8s_solutions.engine import listings  # noqa: PLC0415
+
+    options = ctx.find_root().obj
+    data = listings.list_solutions(options.config, options.kubeconfig, options.context)
+    if data is None:  # what the lean client does not serve (or a failure): the full path
+        data = run(engine.list_solutions(engine_context(ctx, verbose=False)))
     emit(data, output, _human_list)
 
 

@@ -12,15 +12,14 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx2
-import yaml
-from lightkube import ApiError, AsyncClient, ConfigError, KubeConfig
-from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG, SingleConfig, to_mapping
-from lightkube.config.models import Cluster, Context, User
+from typing import TYPE_CHECKING, Any
 
 from metalk8s_solutions.errors import ClusterError, Refused
+
+if TYPE_CHECKING:  # lightkube, httpx2 and yaml are imported where used: see cluster.lean
+    import httpx2
+    from lightkube import ApiError, KubeConfig
+    from lightkube.config.kubeconfig import SingleConfig
 
 FIELD_MANAGER = "metalk8s-solutions"
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -54,12 +53,17 @@ class ClusterTarget:
         return ClusterTarget(self.kubeconfig, self.context, token)
 
     def load(self) -> SingleConfig:
+        from lightkube.config.models import User  # noqa: PLC0415
+
         single = self._load()
         if self.token is None:
             return single
         return single._replace(user=User(token=self.token))
 
     def _load(self) -> SingleConfig:
+        from lightkube import ConfigError, KubeConfig  # noqa: PLC0415
+        from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG  # noqa: PLC0415
+
         if self.kubeconfig is None:
             with contextlib.suppress(ConfigError, KeyError):
                 in_cluster = KubeConfig.from_service_account()
@@ -71,11 +75,6 @@ class ClusterTarget:
 
 
 FIX = "fix it, or pass --kubeconfig PATH (or set KUBECONFIG) to a working kubeconfig"
-_SECTIONS: tuple[tuple[str, str, type[Any]], ...] = (
-    ("clusters", "cluster", Cluster),
-    ("contexts", "context", Context),
-    ("users", "user", User),
-)
 
 
 def _bad(path: Path, what: str, hint: str = FIX) -> ClusterError:
@@ -84,9 +83,17 @@ def _bad(path: Path, what: str, hint: str = FIX) -> ClusterError:
 
 def read_kubeconfig(path: Path) -> KubeConfig:
     """Read a kubeconfig file strictly: every fault is one ClusterError naming the file."""
+    from lightkube import KubeConfig  # noqa: PLC0415
+    from lightkube.config.models import Cluster, Context, User  # noqa: PLC0415
+
     data = _parse(path)
     sections = {
-        section: _section(path, data, section, key, factory) for section, key, factory in _SECTIONS
+        section: _section(path, data, section, key, factory)
+        for section, key, factory in (
+            ("clusters", "cluster", Cluster),
+            ("contexts", "context", Context),
+            ("users", "user", User),
+        )
     }
     current = data.get("current-context")
     return KubeConfig(
@@ -99,6 +106,8 @@ def read_kubeconfig(path: Path) -> KubeConfig:
 
 
 def _parse(path: Path) -> dict[str, Any]:
+    import yaml  # noqa: PLC0415
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as err:
@@ -130,6 +139,8 @@ def _section(
     path: Path, data: dict[str, Any], section: str, key: str, factory: type[Any]
 ) -> dict[str, Any]:
     """``clusters``, ``contexts`` or ``users`` by name, each entry checked."""
+    from lightkube.config.kubeconfig import to_mapping  # noqa: PLC0415
+
     if section not in data and section != "users":
         raise _bad(path, f"has no {section} (is it a kubeconfig?)")
     entries = data.get(section) or []
@@ -151,6 +162,8 @@ def _section(
 
 def select_context(config: KubeConfig, name: str | None, where: str) -> SingleConfig:
     """The context ``name`` (default: the current one) of ``where``, with its cluster and user."""
+    from lightkube.config.kubeconfig import SingleConfig  # noqa: PLC0415
+
     name = name or config.current_context
     if name is None:
         raise ClusterError(
@@ -220,6 +233,9 @@ def _describe_status(err: ApiError, action: str) -> ClusterError:
 
 def describe(err: BaseException, action: str, server: str = "") -> ClusterError:
     """A user-facing error for a failed API call."""
+    import httpx2  # noqa: PLC0415
+    from lightkube import ApiError  # noqa: PLC0415
+
     if isinstance(err, ClusterError):
         return err
     if isinstance(err, ApiError):
@@ -237,6 +253,8 @@ class Kube:
     """An async API client with our field manager; use ``async with Kube(target) as kube``."""
 
     def __init__(self, target: ClusterTarget, *, counter: RequestCounter | None = None) -> None:
+        from lightkube import AsyncClient  # noqa: PLC0415
+
         self.target = target
         self.counter = counter or RequestCounter()
         self._config = target.load()
@@ -245,6 +263,8 @@ class Kube:
         self._wrap_transport()
 
     def _wrap_transport(self) -> None:
+        import httpx2  # noqa: PLC0415
+
         # lightkube's AsyncClient wraps an httpx2.AsyncClient: count every request it sends.
         http = getattr(getattr(self.client, "_client", None), "_client", None)
         if not isinstance(http, httpx2.AsyncClient):

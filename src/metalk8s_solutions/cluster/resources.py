@@ -12,22 +12,25 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from metalk8s_solutions.cluster.apply import Obj, request
+from metalk8s_solutions.cluster.envstate import (
+    CLUSTER_SCOPE_ANNOTATION,
+    POD_SECURITY_LABEL,
+    PRIVILEGED_ANNOTATION,
+    WEBHOOK_ANNOTATION,
+    EnvironmentState,
+    NamespaceState,
+    environment_states,
+    set_config,
+)
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Conflict, Forbidden, Kube
 from metalk8s_solutions.cluster.state import ENV_CONFIGMAP, ENV_DESCRIPTION, ENV_LABEL
 
 HISTORY_CONFIGMAP = "metalk8s-solutions-history"
-CLUSTER_SCOPE_ANNOTATION = "solutions.metalk8s.scality.com/allow-cluster-scope"
-PRIVILEGED_ANNOTATION = "solutions.metalk8s.scality.com/allow-privileged-role"
-#: Solutions whose operator gets the webhook Secret at /cert (``add-solution --webhook``).
-WEBHOOK_ANNOTATION = "solutions.metalk8s.scality.com/webhook"
-#: Pod Security admission levels, from the strictest; environments default to the first.
-POD_SECURITY_LEVELS = ("restricted", "baseline", "privileged")
-POD_SECURITY_LABEL = "pod-security.kubernetes.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": FIELD_MANAGER}
 HISTORY_LIMIT = 20
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -35,57 +38,6 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 def _q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
-
-
-@dataclass
-class NamespaceState:
-    """One namespace of an environment: what runs there and what was allowed there."""
-
-    name: str
-    config: dict[str, str] = field(default_factory=dict)  # solution -> version
-    cluster_scope: set[str] = field(default_factory=set)  # solutions allowed cluster scope
-    privileged: set[str] = field(default_factory=set)  # approvals: <solution>@<rules digest>
-    webhook: set[str] = field(default_factory=set)  # solutions deployed with --webhook
-    pod_security: str | None = None  # the Pod Security level the namespace enforces
-    config_exists: bool = False
-    resource_version: str | None = None
-    terminating: bool = False
-
-
-@dataclass
-class EnvironmentState:
-    name: str
-    description: str = ""
-    namespaces: dict[str, NamespaceState] = field(default_factory=dict)
-
-    def configs(self) -> dict[str, dict[str, str]]:
-        return {ns: dict(s.config) for ns, s in self.namespaces.items()}
-
-    def cluster_scope(self) -> frozenset[str]:
-        return frozenset(sol for s in self.namespaces.values() for sol in s.cluster_scope)
-
-    def privileged(self) -> frozenset[str]:
-        return frozenset(sol for s in self.namespaces.values() for sol in s.privileged)
-
-    def webhook(self) -> frozenset[tuple[str, str]]:
-        """(namespace, solution) of the operators that get the webhook Secret at /cert."""
-        return frozenset((ns, sol) for ns, s in self.namespaces.items() for sol in s.webhook)
-
-    def pod_security(self) -> str | None:
-        """The strictest Pod Security level among the namespaces (None: none enforced)."""
-        levels = [s.pod_security for s in self.namespaces.values() if s.pod_security]
-        return min(levels, key=POD_SECURITY_LEVELS.index, default=None)
-
-    def to_json(self) -> dict[str, Any]:
-        """The whole-state view's form: ``{name, description, namespaces: {ns: {config}}}``."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "namespaces": {
-                ns: {"config": dict(sorted(s.config.items()))}
-                for ns, s in sorted(self.namespaces.items())
-            },
-        }
 
 
 async def read_namespace(kube: Kube, name: str) -> Obj | None:
@@ -123,10 +75,6 @@ async def read_ingress(kube: Kube, namespace: str, name: str) -> Obj | None:
     )
 
 
-def _listed(value: object) -> set[str]:
-    return {s for s in str(value or "").split(",") if s}
-
-
 async def _read_env_config(kube: Kube, ns: NamespaceState) -> None:
     cm = await request(
         kube,
@@ -135,12 +83,7 @@ async def _read_env_config(kube: Kube, ns: NamespaceState) -> None:
         action=f"reading ConfigMap {ns.name}/{ENV_CONFIGMAP}",
         missing_ok=True,
     )
-    if cm is None:
-        return
-    meta = cm.get("metadata") or {}
-    ns.config = {str(k): str(v) for k, v in (cm.get("data") or {}).items()}
-    ns.config_exists = True
-    ns.resource_version = meta.get("resourceVersion")
+    set_config(ns, cm)
 
 
 async def read_environment_states(
@@ -155,29 +98,8 @@ async def read_environment_states(
         action="listing environment namespaces",
         params={"labelSelector": selector},
     )
-    envs: dict[str, EnvironmentState] = {}
-    states: list[NamespaceState] = []
-    for item in (data or {}).get("items") or []:
-        meta = item.get("metadata") or {}
-        name = str((meta.get("labels") or {}).get(ENV_LABEL, ""))
-        state = envs.setdefault(name, EnvironmentState(name))
-        description = (meta.get("annotations") or {}).get(ENV_DESCRIPTION)
-        if description:
-            state.description = description
-        level = (meta.get("labels") or {}).get(f"{POD_SECURITY_LABEL}/enforce")
-        # The administrator's approvals live on the Namespace, which a namespaced role cannot
-        # grant writing (an operator may well update ConfigMaps, metalk8s-environment included).
-        approvals = meta.get("annotations") or {}
-        ns = NamespaceState(
-            str(meta.get("name")),
-            terminating=(item.get("status") or {}).get("phase") == "Terminating",
-            pod_security=level if level in POD_SECURITY_LEVELS else None,
-            cluster_scope=_listed(approvals.get(CLUSTER_SCOPE_ANNOTATION)),
-            privileged=_listed(approvals.get(PRIVILEGED_ANNOTATION)),
-            webhook=_listed(approvals.get(WEBHOOK_ANNOTATION)),
-        )
-        state.namespaces[ns.name] = ns
-        states.append(ns)
+    envs = environment_states((data or {}).get("items") or [])
+    states = [ns for state in envs.values() for ns in state.namespaces.values()]
     await asyncio.gather(*(_read_env_config(kube, ns) for ns in states))
     return envs
 

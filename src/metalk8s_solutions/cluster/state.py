@@ -15,9 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import ConfigMap, Namespace
-
 from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.cluster.kube import FIELD_MANAGER, Kube, NotFound
 
@@ -105,6 +102,8 @@ def decode_records(data: Mapping[str, str] | None) -> Records:
 
 async def read_records(kube: Kube) -> tuple[Records, bool]:
     """The cluster record and whether the ConfigMap exists."""
+    from lightkube.resources.core_v1 import ConfigMap  # noqa: PLC0415 (listings: cluster.lean)
+
     with kube.errors(f"reading ConfigMap {RECORD_NAMESPACE}/{RECORD_NAME}"):
         try:
             cm = await kube.client.get(ConfigMap, RECORD_NAME, namespace=RECORD_NAMESPACE)
@@ -117,6 +116,9 @@ async def read_records(kube: Kube) -> tuple[Records, bool]:
 
 async def write_records(kube: Kube, records: Records) -> None:
     """Server-side apply the namespace and the ConfigMap holding exactly ``records``."""
+    from lightkube.models.meta_v1 import ObjectMeta  # noqa: PLC0415
+    from lightkube.resources.core_v1 import ConfigMap, Namespace  # noqa: PLC0415
+
     with kube.errors(f"writing ConfigMap {RECORD_NAMESPACE}/{RECORD_NAME}"):
         await kube.client.apply(
             Namespace(metadata=ObjectMeta(name=RECORD_NAMESPACE, labels=dict(MANAGED_LABELS))),
@@ -167,6 +169,8 @@ async def read_environments(
     Namespaces being deleted still count by default (what runs there still runs); pass
     ``include_terminating=False`` to see only the environments that can be changed.
     """
+    from lightkube.resources.core_v1 import ConfigMap, Namespace  # noqa: PLC0415
+
     envs: dict[str, EnvironmentView] = {}
     with kube.errors("listing environment namespaces"):
         async for ns in kube.client.list(Namespace, labels={ENV_LABEL: None}):

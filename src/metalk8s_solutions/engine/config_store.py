@@ -15,20 +15,21 @@ minutes, and its own concurrent operations wait their turn instead of deadlockin
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from metalk8s_solutions.api.config import SolutionsConfiguration, parse_config
 from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput
+
+if TYPE_CHECKING:  # asyncio is imported where used: 'solutions list' reads the file without it
+    import asyncio
 
 T = TypeVar("T")
 
@@ -45,6 +46,8 @@ _LOOP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asy
 
 
 def _loop_lock(path: Path) -> asyncio.Lock:
+    import asyncio  # noqa: PLC0415
+
     locks = _LOOP_LOCKS.setdefault(asyncio.get_running_loop(), {})
     return locks.setdefault(path, asyncio.Lock())
 
@@ -52,6 +55,8 @@ def _loop_lock(path: Path) -> asyncio.Lock:
 async def _in_thread(work: Callable[[], T]) -> T:
     """``work()`` in a worker thread; if the caller is cancelled meanwhile, wait for it to end
     before the cancellation goes on (so that the lock is never released under a running write)."""
+    import asyncio  # noqa: PLC0415
+
     task = asyncio.ensure_future(asyncio.to_thread(work))
     try:
         return await asyncio.shield(task)
@@ -134,6 +139,8 @@ class ConfigStore:
     @contextlib.asynccontextmanager
     async def locked_async(self) -> AsyncIterator[None]:
         """Hold the exclusive lock, waiting for it without blocking the event loop."""
+        import asyncio  # noqa: PLC0415
+
         async with _loop_lock(self.lock_path.absolute()):
             opening = asyncio.ensure_future(asyncio.to_thread(self._open_lock))
             try:
@@ -203,6 +210,8 @@ class ConfigStore:
             previous: str | None = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             previous = None
+        import tempfile  # noqa: PLC0415
+
         data = config.to_yaml(previous).encode()
         directory = self.path.parent
         try:

@@ -49,12 +49,14 @@ from metalk8s_solutions.cluster.apply import (
     rollout_status,
     wait_available,
 )
-from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
-from metalk8s_solutions.cluster.resources import (
-    IN_PROGRESS,
+from metalk8s_solutions.cluster.envstate import (
     POD_SECURITY_LEVELS,
     EnvironmentState,
     NamespaceState,
+)
+from metalk8s_solutions.cluster.kube import Forbidden, Kube, connect
+from metalk8s_solutions.cluster.resources import (
+    IN_PROGRESS,
     Revision,
     append_history,
     custom_collection,

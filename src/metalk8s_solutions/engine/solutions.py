@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from metalk8s_solutions.api.config import KNOWN_KEYS, Policy, SolutionsConfiguration
-from metalk8s_solutions.api.versions import version_key
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.state import Records, read_environments, read_records, usage_of
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.converge import ConvergeOptions, ConvergeOutcome, converge
 from metalk8s_solutions.engine.environments import ConvergeOptions as EnvConvergeOptions
 from metalk8s_solutions.engine.environments import converge_environments
+from metalk8s_solutions.engine.listings import solutions_listing
 from metalk8s_solutions.engine.names import closest
 from metalk8s_solutions.engine.state import (
     Context,
@@ -346,33 +346,4 @@ async def list_solutions(ctx: Context) -> dict[str, Any]:
     except SolutionsError as err:
         cluster_error = str(err)
     imported = await asyncio.to_thread(scan_config, config, records)
-    versions: dict[str, list[str]] = {}
-    for item in imported:
-        if item.manifest:
-            versions.setdefault(item.manifest.name, []).append(item.manifest.version)
-    active = resolve_active(config.active, versions)
-    recorded = {r.id for rs in (records or {}).values() for r in rs}
-    solutions: dict[str, list[dict[str, Any]]] = {}
-    for item in imported:
-        m = item.manifest
-        key = m.name if m else "(unknown)"
-        entry = {
-            "id": item.id,
-            "name": m.display_name if m else None,
-            "version": m.version if m else None,
-            "archive": item.archive,
-            "active": bool(m and active.get(m.name) == m.version),
-            "recorded": None if records is None else (item.id in recorded),
-            "problem": item.problem,
-            # the key whose signature was verified at import (also a key given with --key)
-            "signer": item.pin.signer if item.pin else None,
-        }
-        solutions.setdefault(key, []).append(entry)
-    for entries in solutions.values():
-        entries.sort(key=lambda e: version_key(e["version"] or ""))
-    return {
-        "config": str(ctx.config_path),
-        "activeConfigured": dict(config.active),
-        "solutions": solutions,
-        "clusterError": cluster_error,
-    }
+    return solutions_listing(ctx.config_path, config, records, cluster_error, imported)
