@@ -26,7 +26,8 @@ import yaml
 from _results import record
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube, RequestCounter
 from metalk8s_solutions.engine import environments as envs
-from metalk8s_solutions.engine.desired import Settings, desired_environment
+from metalk8s_solutions.engine.deployment import desired_environment
+from metalk8s_solutions.engine.desired import Settings
 from metalk8s_solutions.engine.solutions import Context
 from metalk8s_solutions.testing.controlplane import LocalControlPlane
 

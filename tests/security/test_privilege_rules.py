@@ -8,10 +8,10 @@ import pytest
 
 from metalk8s_solutions.api.crd import broad_grants, check_role, privileged_grants
 from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest, UiSpec
+from metalk8s_solutions.engine.deployment import desired_environment
 from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
-    desired_environment,
     privileged_approval,
 )
 from metalk8s_solutions.errors import Refused

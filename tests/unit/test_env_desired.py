@@ -21,12 +21,12 @@ from metalk8s_solutions.cluster.apply import (
     plan,
     rollout_status,
 )
+from metalk8s_solutions.engine.deployment import desired_environment
 from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
     check_dns_label,
     check_roles,
-    desired_environment,
 )
 from metalk8s_solutions.engine.instances import apply_sets, json_path, parse_path
 from metalk8s_solutions.engine.monitoring import monitoring_support

@@ -12,7 +12,8 @@ from cryptography import x509
 from metalk8s_solutions.api.manifest import ImageRef, OperatorMetrics, SolutionManifest
 from metalk8s_solutions.cluster.apply import Action, Change, key_of, plan
 from metalk8s_solutions.engine.certificates import KeyStore, generate_tls
-from metalk8s_solutions.engine.desired import Settings, VersionContent, desired_environment
+from metalk8s_solutions.engine.deployment import desired_environment
+from metalk8s_solutions.engine.desired import Settings, VersionContent
 
 
 def content(metrics: OperatorMetrics | None) -> VersionContent:

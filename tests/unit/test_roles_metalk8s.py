@@ -11,11 +11,11 @@ import pytest
 
 from metalk8s_solutions.api.crd import check_role, cluster_scoped_grants, privileged_grants
 from metalk8s_solutions.api.manifest import ImageRef, SolutionManifest
+from metalk8s_solutions.engine.deployment import desired_environment
 from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
     check_roles,
-    desired_environment,
     role_warnings,
 )
 from metalk8s_solutions.errors import Refused

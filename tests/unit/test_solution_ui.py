@@ -10,7 +10,8 @@ import yaml
 
 from metalk8s_solutions.api.config import IngressSettings, parse_config
 from metalk8s_solutions.api.manifest import DEFAULT_UI_PORT, ImageRef, check_manifest
-from metalk8s_solutions.engine.desired import Settings, VersionContent, desired_environment
+from metalk8s_solutions.engine.deployment import desired_environment
+from metalk8s_solutions.engine.desired import Settings, VersionContent
 from metalk8s_solutions.engine.solution_ui import (
     IngressTarget,
     api_paths,

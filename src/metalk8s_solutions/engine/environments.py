@@ -89,6 +89,7 @@ from metalk8s_solutions.engine.certificates import (
 )
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.crds import convert_v1beta1
+from metalk8s_solutions.engine.deployment import desired_environment
 from metalk8s_solutions.engine.desired import (
     Settings,
     VersionContent,
@@ -97,7 +98,6 @@ from metalk8s_solutions.engine.desired import (
     check_env_name,
     check_not_system_namespace,
     check_roles,
-    desired_environment,
     is_approved,
     operator_name,
     privileged_approval,

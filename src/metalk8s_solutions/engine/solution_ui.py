@@ -31,6 +31,7 @@ from typing import Any
 from metalk8s_solutions.api.manifest import UiSpec
 from metalk8s_solutions.engine.desired import (
     GROUP,
+    IngressTarget,
     VersionContent,
     deployment_object,
     image_reference,
@@ -111,15 +112,6 @@ def runtime_config(env: str, namespace: str, content: VersionContent) -> dict[st
             "paths": api_paths(content, namespace),
         },
     }
-
-
-@dataclass(frozen=True)
-class IngressTarget:
-    """How Ingresses of Solution UIs are made: the IngressClass and the host (None: any)."""
-
-    class_name: str
-    host: str | None = None
-    tls_secret: str | None = None
 
 
 @dataclass(frozen=True)
