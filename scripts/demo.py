@@ -30,6 +30,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from metalk8s_solutions.testing import journey
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SOLUTIONS = str(VENV_BIN / "solutions")
@@ -41,8 +43,7 @@ STATE = Path(
     / "metalk8s-solutions"
     / "demo"
 )
-SOL = "example-solution"
-GROUP = "example-solution.metalk8s.scality.com"
+SOL = journey.SOL
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
 
@@ -50,17 +51,21 @@ def step(title: str) -> None:
     print(f"\n{BOLD}==> {title}{RESET}", flush=True)
 
 
-def sh(*args: str, check: bool = True, quiet: bool = False) -> str:
-    """Run `solutions ARGS` as a user would, showing the command and its output."""
-    shown = "solutions " + " ".join(shlex.quote(a) for a in args)
-    print(f"{DIM}${RESET} {shown}", flush=True)
-    env = dict(
+def cli_env() -> dict[str, str]:
+    """The environment the demo's commands run in: its configuration file and cluster."""
+    return dict(
         os.environ,
         SOLUTIONS_CONFIG=str(STATE / "solutions.yaml"),
         KUBECONFIG=str(STATE / "cluster" / "admin.kubeconfig"),
     )
+
+
+def sh(*args: str, check: bool = True, quiet: bool = False) -> str:
+    """Run `solutions ARGS` as a user would, showing the command and its output."""
+    shown = "solutions " + " ".join(shlex.quote(a) for a in args)
+    print(f"{DIM}${RESET} {shown}", flush=True)
     result = subprocess.run(
-        [SOLUTIONS, *args], capture_output=True, text=True, env=env, check=False
+        [SOLUTIONS, *args], capture_output=True, text=True, env=cli_env(), check=False
     )
     if not quiet:
         for stream in (result.stdout, result.stderr):
@@ -101,24 +106,6 @@ def token_for(http: httpx.Client, namespace: str, account: str, seconds: int = 8
     return str(resp.json()["status"]["token"])
 
 
-def kubeconfig_with_token(token: str, namespace: str, path: Path) -> Path:
-    admin = yaml.safe_load((STATE / "cluster" / "admin.kubeconfig").read_text())
-    cluster = admin["clusters"][0]["cluster"]
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "c",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [
-            {"name": "c", "context": {"cluster": "c", "user": "u", "namespace": namespace}}
-        ],
-    }
-    path.write_text(yaml.safe_dump(doc))
-    path.chmod(0o600)
-    return path
-
-
 def background(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     """Start a long-running process detached, recorded in STATE/pids so `--down` stops it."""
     log = STATE / f"{name}.log"
@@ -153,33 +140,6 @@ def stop(name: str) -> None:
     pid_file.unlink(missing_ok=True)
 
 
-def start_operator(http: httpx.Client, env: str) -> None:
-    """The example operator for `env`, as its Deployment would run it."""
-    stop(f"operator-{env}")
-    cm = http.get(f"/api/v1/namespaces/{env}/configmaps/{SOL}-operator-config").json()
-    config = STATE / f"operator-{env}.yaml"
-    config.write_text(cm["data"]["operator.yaml"])
-    kubeconfig = kubeconfig_with_token(
-        token_for(http, env, f"{SOL}-operator"), env, STATE / f"operator-{env}.kubeconfig"
-    )
-    background(
-        f"operator-{env}",
-        [OPERATOR, f"--config={config}"],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "KUBECONFIG": str(kubeconfig),
-            "WATCH_NAMESPACE": env,
-            "POD_NAME": f"{SOL}-operator-local",
-            "OPERATOR_NAME": f"{SOL}-operator",
-        },
-    )
-    print(
-        f"  (the example operator now runs locally for environment {env}, "
-        f"log {STATE / f'operator-{env}.log'})",
-        flush=True,
-    )
-
-
 def start_solution_ui(http: httpx.Client, env: str) -> None:
     """The example Solution's UI for `env`, run as its Deployment would; its Service points here."""
     from metalk8s_solutions.testing.pods import host_address, serve_service  # noqa: PLC0415
@@ -207,12 +167,6 @@ def start_solution_ui(http: httpx.Client, env: str) -> None:
         f"{address}:{port}, log {STATE / f'solution-ui-{env}.log'})",
         flush=True,
     )
-
-
-def instance_ready(http: httpx.Client, env: str, replicas: int, version: str) -> bool:
-    resp = http.get(f"/apis/{GROUP}/v1alpha1/namespaces/{env}/versionservers/web")
-    status = (resp.json().get("status") or {}) if resp.status_code == 200 else {}
-    return status.get("readyReplicas") == replicas and status.get("version") == version
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -281,89 +235,33 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
     background("registry", [SOLUTIONS, "--config", str(config), "registry", "serve"])
     print(f"  (log {STATE / 'registry.log'})")
 
-    step("A developer checks an archive")
-    sh("validate", str(isos["2.0.0"]), "--key", str(key))
-
-    step("The cluster administrator imports the three versions (checked first)")
-    sh("import", "--dry-run", *map(str, isos.values()))
-    sh("import", *map(str, isos.values()))
-    sh("list")
-    skopeo = subprocess.run(
-        [
-            "skopeo",
-            "inspect",
-            "--tls-verify=false",
-            f"docker://127.0.0.1:{port}/{SOL}-1.0.0/base-server:1.0.0",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if skopeo.returncode == 0:
-        print(
-            f"  skopeo pulls {SOL}-1.0.0/base-server:1.0.0 from the built-in registry: "
-            f"{json.loads(skopeo.stdout)['Digest']}"
-        )
-
-    step("Activate 1.0.0: its CRDs, checked against the live cluster")
-    sh("activate", SOL, "--version", "1.0.0")
-
-    env = "journey"
     http = admin_http()
-    step(f"The application administrator creates environment {env!r} and deploys 1.0.0")
-    sh("env", "create", env, "-d", "The demo journey")
-    sh("env", "add-solution", env, SOL, "1.0.0", "--timeout", "120")
-    start_operator(http, env)
-
-    step("An application instance, served by the operator; then scaled")
-    sh(
-        "instance",
-        "create",
-        env,
-        SOL,
-        "--kind",
-        "VersionServer",
-        "--name",
-        "web",
-        "--set",
-        "spec.version=1.0.0",
-        "--set",
-        "spec.replicas=1",
-    )
-    wait_for(lambda: instance_ready(http, env, 1, "1.0.0"), "web ready on 1.0.0")
-    sh("instance", "edit", env, SOL, "VersionServer/web", "--set", "spec.replicas=3")
-    wait_for(lambda: instance_ready(http, env, 3, "1.0.0"), "web scaled to 3 replicas")
-    sh("instance", "list", env, SOL)
-
-    step("Upgrade to 2.0.0: refused until its CRDs are active, then done")
-    sh("env", "upgrade", env, SOL, "2.0.0", check=False)
-    sh("activate", SOL, "--version", "2.0.0")
-    sh("env", "upgrade", env, SOL, "2.0.0", "--timeout", "120")
-    start_operator(http, env)
-    sh("instance", "edit", env, SOL, "VersionServer/web", "--set", "spec.version=2.0.0")
-    wait_for(lambda: instance_ready(http, env, 3, "2.0.0"), "web runs 2.0.0")
-
-    step("Downgrade to 1.1.0 (2.0.0's CRDs still serve what it needs)")
-    sh("env", "upgrade", env, SOL, "1.1.0", "--timeout", "120")
-    start_operator(http, env)
-    sh("env", "show", env)
-
-    step("Remove it: the operator goes, the data stays (listed); then the environment")
-    stop(f"operator-{env}")
-    sh("env", "delete-solution", env, SOL, "--timeout", "60")
-    sh("env", "delete", env, "--timeout", "120")
-
-    step("Deactivate and unimport — and the safety checks on the way")
-    sh("deactivate", SOL)
-    sh("unimport", *(f"{SOL}-{v}" for v in isos))
-    sh("list")
+    narrator = Narrator(http, config)
+    try:
+        # The journey the e2e test checks (metalk8s_solutions.testing.journey), narrated.
+        steps = journey.journey(
+            isos, key, f"127.0.0.1:{port}", config, pulled=skopeo_pulls(f"127.0.0.1:{port}")
+        )
+        journey.walk(steps, narrator)
+    finally:
+        narrator.close()
 
     step("Leave something to explore: prod runs example-solution 2.0.0, with the web UI")
     sh("import", *map(str, isos.values()), quiet=True)
     sh("activate", SOL, quiet=True)
     sh("env", "create", "prod", "-d", "Production", quiet=True)
     sh("env", "add-solution", "prod", SOL, "2.0.0", "--timeout", "120", quiet=True)
-    start_operator(http, "prod")
+    admin = yaml.safe_load((STATE / "cluster" / "admin.kubeconfig").read_text())["clusters"][0]
+    prod = journey.LocalOperator(
+        journey.ApiClient(http),
+        OPERATOR,
+        admin["cluster"]["server"],
+        admin["cluster"]["certificate-authority-data"],
+        STATE,
+        "prod",
+    )
+    prod.start()  # left running: `make demo-down` stops it (its pid is in STATE/pids)
+    print(f"  (the example operator runs locally for environment prod, log {prod.log})")
     start_solution_ui(http, "prod")
     sh(
         "instance",
@@ -452,6 +350,77 @@ def main() -> None:  # noqa: PLR0915 - one narrated journey
   registry:       http://127.0.0.1:{port}/v2/_catalog
   control plane:  {SOLUTIONS} dev cluster status --state-dir {STATE / "cluster"}
   stop it all:    make demo-down""")
+
+
+def skopeo_pulls(endpoint: str) -> journey.Check:
+    """skopeo, a standard client, reads an image of the archive from the built-in registry."""
+    reference = f"docker://{endpoint}/{SOL}-1.0.0/base-server:1.0.0"
+
+    def test(_: journey.Reader) -> str | None:
+        done = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", reference],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            return done.stderr.strip() or f"skopeo exit {done.returncode}"
+        print(f"  skopeo inspect {reference}: {json.loads(done.stdout)['Digest']}")
+        return None
+
+    return journey.Check(f"skopeo pulls {SOL}-1.0.0/base-server:1.0.0", test)
+
+
+class Narrator:
+    """Walks the journey for a reader: each step titled, each command shown with its output,
+    each fact said when it holds; the demo stops at the first that does not."""
+
+    def __init__(self, http: httpx.Client, config: Path) -> None:
+        self.api = journey.ApiClient(http)
+        self.config = config
+        admin = yaml.safe_load((STATE / "cluster" / "admin.kubeconfig").read_text())
+        cluster = admin["clusters"][0]["cluster"]
+        self.server, self.ca = cluster["server"], cluster["certificate-authority-data"]
+        self.operators: dict[str, journey.LocalOperator] = {}
+
+    def step(self, title: str) -> None:
+        step(title)
+
+    def run(self, action: journey.Run) -> None:
+        shown = "solutions " + " ".join(shlex.quote(a) for a in action.args)
+        print(f"{DIM}${RESET} {shown}", flush=True)
+        result = subprocess.run(
+            [SOLUTIONS, *action.args], capture_output=True, text=True, env=cli_env(), check=False
+        )
+        for stream in (result.stdout, result.stderr):
+            if stream.strip() and "-o" not in action.args:
+                print("  " + stream.rstrip().replace("\n", "\n  "), flush=True)
+        wrong = journey.verdict(action, result.returncode, result.stdout, result.stderr)
+        if wrong is not None:
+            sys.exit(f"demo: the step above went wrong: {wrong}")
+
+    def check(self, action: journey.Check) -> None:
+        wait_for(lambda: action.test(self.api) is None, action.what, max(action.wait, 5))
+
+    def operator(self, action: journey.Operator) -> None:
+        if not action.start:
+            if action.env in self.operators:
+                self.operators.pop(action.env).stop()
+            return
+        running = self.operators.setdefault(
+            action.env,
+            journey.LocalOperator(self.api, OPERATOR, self.server, self.ca, STATE, action.env),
+        )
+        running.start()
+        print(
+            f"  (the example operator now runs locally for environment {action.env}, "
+            f"log {running.log})",
+            flush=True,
+        )
+
+    def close(self) -> None:
+        for running in self.operators.values():
+            running.stop()
 
 
 def _answers(url: str) -> bool:
