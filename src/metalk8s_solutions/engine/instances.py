@@ -36,7 +36,7 @@ from metalk8s_solutions.engine.environments import (
 )
 from metalk8s_solutions.engine.names import closest, did_you_mean
 from metalk8s_solutions.engine.state import Context
-from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.errors import InvalidInput, Refused, command
 
 Obj = dict[str, Any]
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -184,9 +184,10 @@ class Scope:
                 f"{self.solution} is not deployed in environment {self.env} (its instances "
                 f"in {self.namespace} were kept, without an operator: they can be listed "
                 "and deleted only)",
-                hint=f"deploy it again: solutions env add-solution {self.env} {self.solution} "
-                f"VERSION; or delete them: solutions env delete-solution {self.env} "
-                f"{self.solution} --delete-data",
+                hint="deploy it again: "
+                + command("env", "add-solution", self.env, self.solution, "<version>")
+                + "; or delete them: "
+                + command("env", "delete-solution", self.env, self.solution, "--delete-data"),
             )
 
     def kind(self, text: str) -> CustomKind:
@@ -197,7 +198,7 @@ class Scope:
         raise InvalidInput(
             f"{text} is not a kind of {self.solution} (its kinds: {known})"
             + did_you_mean(text, [k.kind for k in self.kinds]),
-            hint=f"see 'solutions instance kinds {self.env} {self.solution}'",
+            hint=f"see '{command('instance', 'kinds', self.env, self.solution)}'",
         )
 
     def path(self, kind: CustomKind, name: str | None = None) -> str:
@@ -230,9 +231,10 @@ async def resolve_scope(
         inventory = await read_inventory(ctx, kube)
         known = {s for ns in state.namespaces.values() for s in ns.config}
         known |= {i.manifest.name for i in inventory.imported if i.manifest is not None}
+        version = inventory.active.get(solution, "<version>")
         raise Refused(
             f"{solution} is not deployed in environment {env}" + did_you_mean(solution, known),
-            hint=f"deploy it first: solutions env add-solution {env} {solution} VERSION",
+            hint="deploy it first: " + command("env", "add-solution", env, solution, version),
         )
     if len(places) > 1:
         raise InvalidInput(
@@ -251,7 +253,7 @@ async def resolve_scope(
         if live is None:
             raise Refused(
                 f"CRD {name} of {solution} is not in the cluster",
-                hint=f"activate {solution} first: 'solutions activate {solution} {version}'",
+                hint=f"activate {solution} first: '{command('activate', solution, version)}'",
             )
         found = _custom_kind(live, crd)
         if found is not None:
@@ -482,7 +484,8 @@ def _validate(
         raise InvalidInput(
             f"{kind.kind} {name} does not match the {kind.api_version} schema: "
             + "; ".join(errors[:10]),
-            hint="nothing was sent; fix the values (see 'solutions instance kinds')",
+            hint="nothing was sent; fix the values (see "
+            f"'{command('instance', 'kinds', '<env>', '<solution>')}')",
         )
 
 
@@ -526,7 +529,7 @@ async def create_instance(
                     hint="drop -f FILE or --from-sample NAME",
                 )
             samples = await _scope_samples(ctx, kube, scope)
-            hint = f"see 'solutions instance samples {scope.env} {scope.solution}'"
+            hint = f"see '{command('instance', 'samples', scope.env, scope.solution)}'"
             sample = pick_sample(samples, opts.sample, scope.solution, scope.version, hint)
             doc = copy.deepcopy(dict(sample.document))
         kind_text = opts.kind or doc.get("kind")
@@ -559,11 +562,20 @@ async def create_instance(
         if await request(
             kube, "GET", existing, action=f"reading {kind.kind} {name}", missing_ok=True
         ):
-            where = f" -N {scope.namespace}" if opts.namespace else ""
+            where = ["-N", scope.namespace] if opts.namespace else []
             raise Refused(
                 f"{kind.kind} {name} already exists in {scope.env}/{scope.namespace}",
-                hint=f"change it with: solutions instance edit {scope.env} {scope.solution} "
-                f"{kind.kind}/{name}{where} --set FIELD=VALUE",
+                hint="change it with: "
+                + command(
+                    "instance",
+                    "edit",
+                    scope.env,
+                    scope.solution,
+                    f"{kind.kind}/{name}",
+                    *where,
+                    "--set",
+                    "<field>=<value>",
+                ),
             )
         created = await _send(
             kube, "POST", path, doc, f"creating {kind.kind} {meta['name']}", opts.dry_run
@@ -589,7 +601,7 @@ async def _missing(kube: Kube, scope: Scope, kind: CustomKind, name: str) -> Inv
     return InvalidInput(
         f"{kind.kind} {name} does not exist in {scope.env}/{scope.namespace}"
         + (f" (did you mean {kind.kind}/{near}?)" if near else ""),
-        hint=f"see 'solutions instance list {scope.env} {scope.solution}'",
+        hint=f"see '{command('instance', 'list', scope.env, scope.solution)}'",
     )
 
 

@@ -36,7 +36,7 @@ from metalk8s_solutions.engine.state import (
     resolve_active,
     scan_config,
 )
-from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError, command
 
 __all__ = [  # the shared vocabulary, re-exported for the verbs of other modules
     "Context",
@@ -106,7 +106,7 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
     """Check, then import, each archive of ``opts``."""
     if not opts.archives:
-        raise InvalidInput("no archive given", hint="solutions import ARCHIVE.iso ...")
+        raise InvalidInput("no archive given", hint=command("import", "<archive>"))
     paths = [_absolute(p) for p in opts.archives]
     manifests = {p: await asyncio.to_thread(read_archive_manifest, p) for p in paths}
     store = ConfigStore(ctx.config_path)
@@ -177,7 +177,7 @@ async def _refresh_environments(
         except SolutionsError as err:
             outcome.warnings.append(
                 f"environment {name} was not converged: {err}; fix it, then run "
-                f"'solutions env converge {name}'"
+                f"'{command('env', 'converge', name)}'"
             )
             continue
         outcome.steps += result.steps
@@ -204,14 +204,14 @@ def _find(ref: str, imported: list[Imported]) -> Imported:
     known = ", ".join(sorted(i.id or i.archive for i in imported)) or "none"
     raise InvalidInput(
         f"{ref} is not imported (imported: {known})",
-        hint="give the archive path or the solution id <name>-<version>; see 'solutions list'",
+        hint=f"give the archive path or the solution id <name>-<version>; see '{command('list')}'",
     )
 
 
 async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutcome:
     """Remove archives from SolutionsConfiguration and the cluster record, when safe."""
     if not opts.refs:
-        raise InvalidInput("nothing to unimport", hint="solutions unimport ARCHIVE|ID ...")
+        raise InvalidInput("nothing to unimport", hint=command("unimport", "<archive>"))
     store = ConfigStore(ctx.config_path)
     async with connect(ctx.target) as kube:
         async with store.edit_async(dry_run=opts.dry_run) as edit:
