@@ -129,7 +129,8 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
                     raise Refused(
                         f"solution {manifest.id} is already imported from {other}; {path} is a "
                         "different archive with the same id",
-                        hint=f"unimport {other} first, or import that same file",
+                        hint=f"unimport it first ({command('unimport', other)}), or import "
+                        "that same file",
                     )
                 taken[manifest.id] = str(path)
             steps = []
