@@ -78,7 +78,9 @@ def cli_reference() -> str:
         "Generated at build time from the `solutions` command itself "
         "(`docs/hooks/docgen.py`): it lists exactly what `solutions … --help` says. "
         "Exit status of every command: **0** success, **1** refused or invalid input "
-        "(the message says why), **2** usage error or the tool could not run.",
+        "(the message says why), **2** usage error or the tool could not run. A version is "
+        "given positionally after the solution's name; `<version>` in a printed command is a "
+        "value to fill in ([conventions](index.md#conventions-of-the-command-line)).",
         "",
     ]
     commands = list(walk_commands(cli, ("solutions",)))
