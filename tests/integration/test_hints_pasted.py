@@ -28,8 +28,8 @@ pytestmark = pytest.mark.cluster
 SOL = "hinttest"
 GROUP = "hinttest.test.solutions"
 CRD = f"gadgets.{GROUP}"
-#: a command inside a printed message: up to the quote, semicolon or parenthesis closing it
-PRINTED = re.compile(r"(?<![\w./-])solutions [^';)]*")
+#: a command inside a printed message: up to the quote, semicolon, comma or parenthesis ending it
+PRINTED = re.compile(r"(?<![\w./-])solutions [^';),]*")
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 Choose = Callable[[list[str]], str]
@@ -244,6 +244,31 @@ def test_an_instance_in_a_missing_environment_leads_to_creating_and_deploying(
         ("env", "add-solution", name, SOL, "1.0.0"),
         ("instance", "list", name, SOL),
     ]
+
+
+def test_unimporting_a_version_in_use_leads_to_ending_its_uses(
+    run: Run, env: str, admin: Api, archives: dict[str, Path]
+) -> None:
+    ok(run, "activate", SOL, "2.0.0")
+    ok(run, "env", "add-solution", env, SOL, "2.0.0", "--no-wait")
+    unimport = ("unimport", f"{SOL}-2.0.0")
+    try:
+        said = " ".join(run(*unimport).stderr.split())
+        assert printed(said) == [
+            f"solutions deactivate {SOL}",
+            f"solutions activate {SOL} <version>",
+            f"solutions env delete-solution {env} {SOL} -N {env}",
+        ], said
+        ran = follow(run, *unimport)
+        assert ran == [
+            unimport,
+            ("deactivate", SOL),
+            ("env", "delete-solution", env, SOL, "--delete-data"),
+            ("deactivate", SOL),
+            unimport,
+        ]
+    finally:
+        ok(run, "import", str(archives["2.0.0"]))
 
 
 def test_importing_another_file_with_the_same_id_leads_to_unimporting_the_first(

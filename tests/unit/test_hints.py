@@ -186,8 +186,22 @@ def _command_lines(path: Path) -> Iterator[Found]:
                 yield Found(f"{path.relative_to(REPO)}:{start}", words)
 
 
+#: a command inside a printed message: up to the quote, semicolon, comma or parenthesis ending it
+PRINTED = re.compile(r"(?<![\w./-])solutions [^';),`]*")
+
+
+def _printed_messages(path: Path) -> Iterator[Found]:
+    """The commands inside the messages a page shows (``error:``, ``aborted:``, ``warning:``
+    lines of its blocks, as the tool prints them)."""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if re.match(r"^\s*(error|aborted|warning): ", line):
+            for match in PRINTED.finditer(line):
+                yield Found(f"{path.relative_to(REPO)}:{number}", match.group(0).strip())
+
+
 def doc_commands() -> list[Found]:
     found = [c for page in DOCS for c in _command_lines(page)]
+    found += [c for page in DOCS for c in _printed_messages(page)]
     for number, line in enumerate(TROUBLESHOOTING.read_text().splitlines(), 1):
         for text in re.findall(r"`(solutions [^`]*)`", line):
             found.append(Found(f"{TROUBLESHOOTING.relative_to(REPO)}:{number}", text))
@@ -237,9 +251,11 @@ def _params(group: click.Group) -> Iterator[click.Parameter]:
 
 
 @pytest.fixture
-def samples(monkeypatch: pytest.MonkeyPatch) -> None:
+def samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Paths are taken as written: whether a file exists is the run's business, not the
-    parse's (the commands name files of the reader's machine)."""
+    parse's (the commands name files of the reader's machine); the parse runs in an empty
+    directory."""
+    monkeypatch.chdir(tmp_path)
     for param in _params(cli):
         if isinstance(param.type, click.Path):
             monkeypatch.setattr(param.type, "exists", False)
@@ -296,7 +312,7 @@ def catalogue_commands() -> list[Found]:
     found = []
     for entry in docgen.error_index():
         for text in (entry.message, entry.hint or ""):
-            for match in re.finditer(r"(?<![\w./-])solutions [^';)]*", text):
+            for match in PRINTED.finditer(text):
                 line = re.sub(r"\s*\[…\]", "", match.group(0)).strip()
                 line = PLACEHOLDER.sub(lambda m: SAMPLES.get(m.group(0)[1:-1], WORD), line)
                 line = re.sub(r"<[^>]*>", WORD, line)
@@ -311,6 +327,41 @@ def test_every_command_of_the_error_catalogue_parses(samples: None) -> None:
     for item in found:
         try:
             _check(item)
+        except AssertionError as err:
+            problems.append(str(err))
+    assert not problems, "\n".join(problems)
+
+
+def help_commands() -> list[Found]:
+    """The commands quoted in the ``--help`` texts (commands and options)."""
+    found = []
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for text in texts:
+            for match in PRINTED.finditer(" ".join(text.split())):
+                if not VERB.match(match.group(0)):
+                    continue  # prose: "solutions are deployed side by side"
+                found.append(Found(f"solutions {' '.join(path)} --help", match.group(0).strip()))
+        if isinstance(command, click.Group):
+            for name in command.list_commands(click.Context(command)):
+                sub = command.get_command(click.Context(command), name)
+                if sub is not None:
+                    walk(sub, (*path, name))
+
+    walk(cli, ())
+    return found
+
+
+def test_every_command_of_the_help_texts_parses(samples: None) -> None:
+    """``--help`` writes a value as its METAVAR (click's convention, e.g. ENV): a word, so
+    the command still parses; a bare verb (as 'solutions activate') names the verb."""
+    found = help_commands()
+    assert found, "no command quoted in any --help"
+    problems = []
+    for item in found:
+        try:
+            _check(item, mention_ok=True)
         except AssertionError as err:
             problems.append(str(err))
     assert not problems, "\n".join(problems)

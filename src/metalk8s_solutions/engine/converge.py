@@ -484,6 +484,14 @@ async def _plan_deactivation(kube: Kube, name: str, plan: _Plan, force: bool) ->
     plan.deactivations[name] = [c["metadata"]["name"] for c in crds]
 
 
+def removal_commands(solution: str, places: list[str]) -> str:
+    """The commands that remove ``solution`` from each ``env/namespace`` of ``places``."""
+    return "; ".join(
+        command("env", "delete-solution", env, solution, "-N", ns)
+        for env, _, ns in (place.partition("/") for place in places)
+    )
+
+
 async def _plan_imports(
     imported: list[Imported],
     current: Records,
@@ -547,7 +555,8 @@ async def plan_convergence(
             if places:
                 raise Refused(
                     f"cannot remove {record.id}: it is deployed in {', '.join(places)}",
-                    hint="remove it from those environments first; nothing was changed",
+                    hint="nothing was changed; remove it from there first: "
+                    + removal_commands(name, places),
                 )
 
     # 3. Activations and deactivations.

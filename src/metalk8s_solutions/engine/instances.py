@@ -472,7 +472,10 @@ async def list_kinds(
 
 
 def _validate(
-    kind: CustomKind, obj: Mapping[str, Any], before: Mapping[str, Any] | None = None
+    scope: Scope,
+    kind: CustomKind,
+    obj: Mapping[str, Any],
+    before: Mapping[str, Any] | None = None,
 ) -> None:
     """Refuse what breaks the schema, and every field it does not declare (the API server
     would drop it silently); fields already in ``before`` are not reported again."""
@@ -485,7 +488,7 @@ def _validate(
             f"{kind.kind} {name} does not match the {kind.api_version} schema: "
             + "; ".join(errors[:10]),
             hint="nothing was sent; fix the values (see "
-            f"'{command('instance', 'kinds', '<env>', '<solution>')}')",
+            f"'{command('instance', 'kinds', scope.env, scope.solution)}')",
         )
 
 
@@ -554,7 +557,7 @@ async def create_instance(
         doc.setdefault("apiVersion", kind.api_version)
         doc = apply_sets(doc, opts.sets)
         doc.setdefault("spec", {})
-        _validate(kind, doc)
+        _validate(scope, kind, doc)
         version = doc["apiVersion"].split("/", 1)[1]
         path = custom_collection(kind.group, version, kind.plural, scope.namespace)
         name = str(meta["name"])
@@ -630,7 +633,7 @@ async def edit_instance(
         if current is None:
             raise await _missing(kube, scope, kind, name)
         changed = apply_sets(current, opts.sets)
-        _validate(kind, changed, current)
+        _validate(scope, kind, changed, current)
         changed.pop("status", None)  # the status belongs to the operator
         updated = await _send(
             kube, "PUT", path, changed, f"updating {kind.kind} {name}", opts.dry_run

@@ -20,7 +20,12 @@ from metalk8s_solutions.api.versions import version_key
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.state import Records, read_environments, read_records, usage_of
 from metalk8s_solutions.engine.config_store import ConfigStore
-from metalk8s_solutions.engine.converge import ConvergeOptions, ConvergeOutcome, converge
+from metalk8s_solutions.engine.converge import (
+    ConvergeOptions,
+    ConvergeOutcome,
+    converge,
+    removal_commands,
+)
 from metalk8s_solutions.engine.environments import ConvergeOptions as EnvConvergeOptions
 from metalk8s_solutions.engine.environments import converge_environments
 from metalk8s_solutions.engine.names import closest
@@ -232,14 +237,15 @@ async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutc
                 name, version = item.manifest.name, item.manifest.version
                 if active.get(name) == version:
                     refusals.append(
-                        f"{item.id} is the active version of {name} "
-                        "(deactivate it, or activate another version, first)"
+                        f"{item.id} is the active version of {name} (deactivate it first: "
+                        f"{command('deactivate', name)}, or activate another version: "
+                        f"{command('activate', name, '<version>')})"
                     )
                 places = usage_of(envs, name, version)
                 if places:
                     refusals.append(
-                        f"{item.id} is deployed in {', '.join(places)} "
-                        "(remove it from those environments first)"
+                        f"{item.id} is deployed in {', '.join(places)} (remove it from there "
+                        f"first: {removal_commands(name, places)})"
                     )
             if refusals:
                 raise Refused("cannot unimport: " + "; ".join(refusals), hint="nothing was changed")
