@@ -183,6 +183,17 @@ def _deploy_with_an_instance(run: Run, env: str) -> None:
     )
 
 
+def test_a_namespace_outside_the_environment_leads_to_adding_it(run: Run, env: str) -> None:
+    other = f"{env}-b"
+    add = ("env", "add-solution", env, SOL, "1.0.0", "-N", other, "--no-wait")
+    ok(run, "activate", SOL, "1.0.0")
+    try:
+        ran = follow(run, *add, values={"namespace": other})
+    finally:
+        run("env", "delete-solution", env, SOL, "--delete-data")
+    assert ran == [add, ("env", "create", env, "-N", other), add]
+
+
 def test_creating_an_instance_that_exists_leads_to_editing_it(
     run: Run, env: str, admin: Api
 ) -> None:
