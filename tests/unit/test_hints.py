@@ -18,6 +18,7 @@ refusals as pasted, on the local cluster.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import re
 import shlex
@@ -92,11 +93,14 @@ def _verbs(group: click.Group = cli) -> set[str]:
 VERB = re.compile(r"(?<![\w./-])solutions (" + "|".join(sorted(_verbs())) + r")(?![\w-])")
 
 
-def _sources() -> Iterator[tuple[Path, ast.Module]]:
-    for path in sorted(SRC.rglob("*.py")):
-        if "testing" in path.relative_to(SRC).parts:
-            continue
-        yield path, ast.parse(path.read_text(), str(path))
+@functools.cache
+def _sources() -> tuple[tuple[Path, ast.Module], ...]:
+    """The syntax tree of every module of the package (the test harness aside), parsed once."""
+    return tuple(
+        (path, ast.parse(path.read_text(), str(path)))
+        for path in sorted(SRC.rglob("*.py"))
+        if "testing" not in path.relative_to(SRC).parts
+    )
 
 
 def _where(path: Path, node: ast.AST) -> str:
