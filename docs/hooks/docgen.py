@@ -78,7 +78,9 @@ def cli_reference() -> str:
         "Generated at build time from the `solutions` command itself "
         "(`docs/hooks/docgen.py`): it lists exactly what `solutions … --help` says. "
         "Exit status of every command: **0** success, **1** refused or invalid input "
-        "(the message says why), **2** usage error or the tool could not run.",
+        "(the message says why), **2** usage error or the tool could not run. A version is "
+        "given positionally after the solution's name; `<version>` in a printed command is a "
+        "value to fill in ([conventions](index.md#conventions-of-the-command-line)).",
         "",
     ]
     commands = list(walk_commands(cli, ("solutions",)))
@@ -461,7 +463,8 @@ class RaisedError:
 
 
 def _render(node: ast.expr) -> str:
-    """A message expression as text: literals kept, interpolations shown as ``<expr>``."""
+    """A message expression as text: literals kept, interpolations shown as ``<expr>``, the
+    commands built by ``errors.command`` as the command line with its values as ``<expr>``."""
     if isinstance(node, ast.Constant):
         return str(node.value)
     if isinstance(node, ast.JoinedStr):
@@ -470,11 +473,36 @@ def _render(node: ast.expr) -> str:
             if isinstance(value, ast.Constant):
                 parts.append(str(value.value))
             elif isinstance(value, ast.FormattedValue):
-                parts.append(f"<{_placeholder(value.value)}>")
+                parts.append(
+                    _render(value.value)
+                    if _is_command(value.value)
+                    else f"<{_placeholder(value.value)}>"
+                )
         return "".join(parts)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _render(node.left) + _render(node.right)
+    if isinstance(node, ast.Call) and _is_command(node):
+        words = ["solutions"]
+        for arg in node.args:
+            if isinstance(arg, ast.Constant):
+                words.append(str(arg.value))
+            elif isinstance(arg, ast.Starred):
+                words.append("[…]")
+            elif isinstance(arg, ast.JoinedStr):
+                words.append(_render(arg))
+            else:
+                words.append(f"<{_placeholder(arg)}>")
+        return " ".join(words)
     return f"<{_placeholder(node)}>"
+
+
+def _is_command(node: ast.expr) -> bool:
+    """A call of ``errors.command``, which builds every command a message prints."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and (node.func.id == "command")
+    )
 
 
 def _placeholder(node: ast.expr) -> str:
@@ -489,6 +517,8 @@ def _placeholder(node: ast.expr) -> str:
             return key.value
         return _placeholder(node.value)
     if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name) and node.func.id == "str" and node.args:
+            return _placeholder(node.args[0])
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("join", "get") and node.args:
             first = node.args[0]
             if isinstance(first, ast.Constant):
@@ -556,7 +586,9 @@ def error_index() -> list[RaisedError]:
             if name == cls_name:
                 strings = [a for a in call.args if not isinstance(a, ast.Name)] or call.args
             else:  # a helper: its message is its string argument
-                strings = [a for a in call.args if isinstance(a, ast.Constant | ast.JoinedStr)]
+                strings = [
+                    a for a in call.args if isinstance(a, ast.Constant | ast.JoinedStr | ast.BinOp)
+                ]
             message = ": ".join(_render(a) for a in strings) if strings else "(see the source)"
             hint = next((_render(k.value) for k in call.keywords if k.arg == "hint"), None)
             exit_code = getattr(classes[resolved], "exit_code", None)

@@ -7,6 +7,29 @@ object, says what is wrong and what to do.  The CLI prints ``str(err)`` on one l
 
 from __future__ import annotations
 
+import re
+import shlex
+
+#: a value the tool cannot know, in a printed command: ``<version>``, ``<field>=<value>``
+PLACEHOLDER = re.compile(r"<[a-z][a-z-]*>")
+
+
+def command(*words: str) -> str:
+    """A command line a user can paste: ``solutions`` and ``words``, each shell-quoted.
+
+    Every command a message or hint prints is built here, so that ``tests/unit/test_hints.py``
+    finds each one and parses it with the real command tree.  A word holding a placeholder
+    (``<version>``, ``<field>=<value>``: lower case in angle brackets, the one convention for a
+    value only the user knows) is printed as it is; use one only when the value is unknowable.
+    """
+    return " ".join(
+        ["solutions"]
+        + [
+            w if PLACEHOLDER.search(w) and not re.search(r"[\s'\"]", w) else shlex.quote(w)
+            for w in words
+        ]
+    )
+
 
 class SolutionsError(Exception):
     """Root of every error this package raises on purpose."""

@@ -140,7 +140,7 @@ def test_activating_what_is_not_imported(cli: SolutionsCli, archives: dict[str, 
     assert missing.returncode == 1
     assert missing.stderr.strip() == (
         "error: solution nope is not imported; import its archive first (solutions import "
-        "ARCHIVE); see 'solutions list'"
+        "<archive>); see 'solutions list'"
     )
     assert cli("import", str(archives["1.0.0"])).returncode == 0
     wrong = cli("activate", "example-solution", "--version", "3.0.0")

@@ -108,7 +108,8 @@ def test_same_id_from_another_file_is_refused(
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
         f"error: solution example-solution-1.0.0 is already imported from {first}; {second} is "
-        f"a different archive with the same id; unimport {first} first, or import that same file"
+        f"a different archive with the same id; unimport it first (solutions unimport {first}), "
+        "or import that same file"
     )
     assert cli.config.read_bytes() == before
 

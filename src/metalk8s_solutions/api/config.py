@@ -23,7 +23,7 @@ import yaml
 from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.versions import version_problem
 from metalk8s_solutions.api.yamldoc import load_yaml_document
-from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.errors import InvalidInput, Refused, command
 
 API_VERSION = "solutions.metalk8s.scality.com/v1alpha1"
 KIND = "SolutionsConfiguration"
@@ -365,8 +365,8 @@ def _pins(value: object, source: str) -> dict[str, Pin]:
             raise _fail(
                 source,
                 f"'pins' entry {path!r} is not a pin {{id, sha256sums|file: sha256:<hex>, "
-                "signer}; 'solutions import' writes it: restore it, or remove it (the cluster "
-                "record keeps its own copy)",
+                f"signer}}; '{command('import', '<archive>')}' writes it: restore it, or remove it "
+                "(the cluster record keeps its own copy)",
             )
         pins[path] = pin
     return pins

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Finding, Severity
-from metalk8s_solutions.errors import KeyFileError
+from metalk8s_solutions.errors import KeyFileError, command
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -83,7 +83,7 @@ def load_private_key(path: Path, password: bytes | None = None) -> PrivateKey:
     except (ValueError, TypeError, UnsupportedAlgorithm) as err:
         raise KeyFileError(
             f"{path}: not a usable PEM private key ({err})",
-            hint="create one with 'solutions keygen'; set SOLUTIONS_KEY_PASSWORD if encrypted",
+            hint=f"create one with '{command('keygen')}'; set SOLUTIONS_KEY_PASSWORD if encrypted",
         ) from err
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
         return key

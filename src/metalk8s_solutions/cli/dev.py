@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from metalk8s_solutions.cli.output import emit, output_option, table
-from metalk8s_solutions.errors import EnvironmentFailure
+from metalk8s_solutions.errors import EnvironmentFailure, command
 from metalk8s_solutions.testing.paths import default_registry_dir, default_state_dir
 
 if TYPE_CHECKING:  # imported when a command runs, not when it is declared (fast --help)
@@ -81,19 +81,19 @@ def up(
     emit(status, output, lambda s: _human_up(s, where))
 
 
-def _state_dir_flag(state_dir: Path | None) -> str:
-    """`` --state-dir DIR`` for the hints, when the state is not in the default place."""
-    return "" if state_dir is None else f" --state-dir {shlex.quote(str(state_dir.resolve()))}"
+def _state_dir_flag(state_dir: Path | None) -> list[str]:
+    """``--state-dir DIR`` for the hints, when the state is not in the default place."""
+    return [] if state_dir is None else ["--state-dir", str(state_dir.resolve())]
 
 
-def _human_up(status: dict[str, Any], where: str) -> str:
+def _human_up(status: dict[str, Any], where: list[str]) -> str:
     return "\n".join(
         [
             f"Local control plane {status['version']} is running at {status['server']} "
             f"with {status['nodes']} node(s).",
             f"  export KUBECONFIG={shlex.quote(str(status['kubeconfig']))}",
-            f"  solutions dev cluster status{where}    # what runs, and the log files",
-            f"  solutions dev cluster down{where}      # stop it and delete its state",
+            f"  {command('dev', 'cluster', 'status', *where)}    # what runs, and the log files",
+            f"  {command('dev', 'cluster', 'down', *where)}      # stop it and delete its state",
         ]
     )
 
@@ -111,7 +111,8 @@ def status(state_dir: Path | None, output: str) -> None:
 def _human_status(status: dict[str, Any]) -> str:
     if status["state"] == "absent":
         return (
-            f"No local control plane in {status['stateDir']} (start one: solutions dev cluster up)"
+            f"No local control plane in {status['stateDir']} "
+            f"(start one: {command('dev', 'cluster', 'up')})"
         )
     head = (
         f"{status['state']}: {status['server']} ({status['version']}, "
@@ -165,7 +166,10 @@ def _registry_status(reg: LocalRegistry | None, root: Path) -> dict[str, Any]:
 
 def _human_registry(status: dict[str, Any]) -> str:
     if status["state"] == "absent":
-        return f"No local registry in {status['stateDir']} (start one: solutions dev registry up)"
+        return (
+            f"No local registry in {status['stateDir']} "
+            f"(start one: {command('dev', 'registry', 'up')})"
+        )
     return (
         f"{status['state']}: {status['url']} (plain HTTP; skopeo needs --dest-tls-verify=false)\n"
         f"log: {status['log']}"
@@ -192,7 +196,8 @@ def registry_up(port: int | None, state_dir: Path | None, output: str) -> None:
     elif port is not None and reg.port != port:
         raise EnvironmentFailure(
             f"a local registry already runs from {root} on port {reg.port}",
-            hint=f"stop it with 'solutions dev registry down{_state_dir_flag(state_dir)}' first",
+            hint="stop it with "
+            f"'{command('dev', 'registry', 'down', *_state_dir_flag(state_dir))}' first",
         )
     emit(_registry_status(reg, root), output, _human_registry)
 

@@ -9,6 +9,7 @@ import click
 from metalk8s_solutions.cli.common import LazyModule, dry_run_option, engine_context, run
 from metalk8s_solutions.cli.defaults import DEFAULT_TIMEOUT, POD_SECURITY
 from metalk8s_solutions.cli.output import emit, output_option, table
+from metalk8s_solutions.errors import command
 
 if TYPE_CHECKING:
     from metalk8s_solutions.engine import environments as engine
@@ -155,7 +156,7 @@ def _env_rows(envs: list[dict[str, Any]]) -> str:
             solutions = ", ".join(f"{s} {v}" for s, v in entry["config"].items()) or "-"
             rows.append([env["name"], ns, solutions, env["description"]])
     if not rows:
-        return "no environment; create one with: solutions env create NAME"
+        return f"no environment; create one with: {command('env', 'create', '<env>')}"
     return table(["environment", "namespace", "solutions", "description"], rows)
 
 
@@ -192,7 +193,7 @@ def _human_show(env: dict[str, Any]) -> str:
             lines.append(f"  {sol} {version}: {info['operator'] or 'not deployed'}{by}")
             ui = info.get("ui")
             if ui:
-                where = ui["url"] or f"'solutions ui' at {ui['path']}"
+                where = ui["url"] or f"'{command('ui')}' at {ui['path']}"
                 lines.append(f"    UI: {ui['status']}; open {where}")
             for rev in info["history"][-5:]:
                 lines.append(

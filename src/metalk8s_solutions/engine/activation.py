@@ -26,7 +26,7 @@ from metalk8s_solutions.engine.converge import (
 from metalk8s_solutions.engine.crds import MANAGED_BY, PART_OF
 from metalk8s_solutions.engine.names import did_you_mean
 from metalk8s_solutions.engine.state import Context, Step, scan_config
-from metalk8s_solutions.errors import InvalidInput
+from metalk8s_solutions.errors import InvalidInput, command
 
 __all__ = [
     "ActivateOptions",
@@ -67,7 +67,7 @@ async def _require_known(kube: Kube, config: SolutionsConfiguration, name: str) 
         raise InvalidInput(
             f"solution {name} is neither active, imported nor the owner of CRDs"
             + did_you_mean(name, known),
-            hint="nothing was changed; see 'solutions list'",
+            hint=f"nothing was changed; see '{command('list')}'",
         )
 
 

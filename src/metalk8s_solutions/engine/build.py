@@ -40,7 +40,7 @@ from metalk8s_solutions.engine.validate import (
     check_source,
     hash_files,
 )
-from metalk8s_solutions.errors import ArchiveError, ChecksumMismatch, InvalidInput
+from metalk8s_solutions.errors import ArchiveError, ChecksumMismatch, InvalidInput, command
 from metalk8s_solutions.images.oci import OCI_INDEX, REF_NAME
 from metalk8s_solutions.images.sources import ImageSource, load_image_source
 
@@ -179,7 +179,7 @@ def build(options: BuildOptions) -> BuildResult:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise InvalidInput(
             f"{options.source}: cannot build: {details}{more}",
-            hint="run 'solutions validate' on the source tree for the full list",
+            hint=f"run '{command('validate', str(options.source))}' for the full list",
         )
     digests = hash_files(the_plan, sorted(the_plan.entries), options.progress)
     for path, expected in the_plan.expected.items():

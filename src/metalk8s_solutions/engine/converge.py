@@ -77,7 +77,7 @@ from metalk8s_solutions.engine.state import (
     record_diff,
     scan_config,
 )
-from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
+from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused, command
 
 if TYPE_CHECKING:  # validation and pushing are imported when used: 'solutions list' needs neither
     from metalk8s_solutions.images.push import PushProgress
@@ -211,7 +211,7 @@ def _check_new_archive(
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ArchiveError(
             f"archive {path} is not valid: {errors[0]}{more}",
-            hint=f"nothing was changed; run 'solutions validate {path}' for the full report",
+            hint=f"nothing was changed; run '{command('validate', str(path))}' for the full report",
         )
     report = result.report
     if report.manifest is None:  # a valid archive has a manifest
@@ -354,7 +354,8 @@ async def _plan_activation(
     if not versions:
         raise InvalidInput(
             f"solution {name} is not imported" + did_you_mean(name, plan.known),
-            hint="import its archive first (solutions import ARCHIVE); see 'solutions list'",
+            hint=f"import its archive first ({command('import', '<archive>')}); "
+            f"see '{command('list')}'",
         )
     target = latest(list(versions)) if wanted == LATEST else wanted
     if target not in versions:
@@ -461,7 +462,7 @@ async def _plan_deactivation(kube: Kube, name: str, plan: _Plan, force: bool) ->
             if name in cfg or ns in used_in
         }
         commands = [
-            f"solutions env delete-solution {e} {name} --delete-data" for e in sorted(holding)
+            command("env", "delete-solution", e, name, "--delete-data") for e in sorted(holding)
         ]
         raise Refused(
             f"cannot deactivate {name}: " + "; ".join(reasons),
@@ -481,6 +482,14 @@ async def _plan_deactivation(kube: Kube, name: str, plan: _Plan, force: bool) ->
         )
         plan.outcome.steps.append(Step("crd", crd_name, detail))
     plan.deactivations[name] = [c["metadata"]["name"] for c in crds]
+
+
+def removal_commands(solution: str, places: list[str]) -> str:
+    """The commands that remove ``solution`` from each ``env/namespace`` of ``places``."""
+    return "; ".join(
+        command("env", "delete-solution", env, solution, "-N", ns)
+        for env, _, ns in (place.partition("/") for place in places)
+    )
 
 
 async def _plan_imports(
@@ -546,7 +555,8 @@ async def plan_convergence(
             if places:
                 raise Refused(
                     f"cannot remove {record.id}: it is deployed in {', '.join(places)}",
-                    hint="remove it from those environments first; nothing was changed",
+                    hint="nothing was changed; remove it from there first: "
+                    + removal_commands(name, places),
                 )
 
     # 3. Activations and deactivations.

@@ -49,7 +49,7 @@ from metalk8s_solutions.api.monitoring import MonitoringContent
 from metalk8s_solutions.api.versions import version_key
 from metalk8s_solutions.engine import certificates as certs
 from metalk8s_solutions.engine.certificates import KeyStore
-from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.errors import InvalidInput, Refused, command
 
 Obj = dict[str, Any]
 
@@ -85,8 +85,8 @@ def check_not_system_namespace(namespace: str) -> str:
     if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-"):
         raise Refused(
             f"namespace {namespace} is a system namespace and cannot be part of an environment",
-            hint="choose another namespace: an environment named otherwise (e.g. 'solutions env "
-            "create prod'), or -N NAMESPACE",
+            hint="choose another namespace: an environment named otherwise (e.g. "
+            f"'{command('env', 'create', 'prod')}'), or -N NAMESPACE",
         )
     return namespace
 

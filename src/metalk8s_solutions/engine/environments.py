@@ -123,7 +123,7 @@ from metalk8s_solutions.engine.state import (
     resolve_active,
     scan_config,
 )
-from metalk8s_solutions.errors import Interrupted, InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.errors import Interrupted, InvalidInput, Refused, SolutionsError, command
 
 DEFAULT_TIMEOUT = 300.0
 #: How long a converge awaits an operator Deployment it replaced (MetalK8s's).
@@ -260,14 +260,16 @@ class Inventory:
             raise Refused(
                 f"solution {solution} is not imported"
                 + did_you_mean(solution, (i.manifest.name for i in self.imported if i.manifest)),
-                hint="see 'solutions list'; import its archive with: solutions import FILE.iso",
+                hint=f"see '{command('list')}'; import its archive with: "
+                f"{command('import', '<archive>')}",
             )
         if archive is None:
             known = ", ".join(self.versions(solution)) or "none"
             raise Refused(
                 f"{solution} {version} is not imported (imported versions of {solution}: {known})"
                 + did_you_mean(version, self.versions(solution)),
-                hint=f"import the archive of {solution}-{version} first: solutions import FILE.iso",
+                hint=f"import the archive of {solution}-{version} first: "
+                f"{command('import', '<archive>')}",
             )
         if not Path(archive).is_file():
             raise Refused(
@@ -402,7 +404,7 @@ async def read_ingress_choice(
             return IngressChoice(
                 None,
                 "you may not list IngressClasses, so Solution UIs get no Ingress and are "
-                "reachable through 'solutions ui' only; set ingress.className in the "
+                f"reachable through '{command('ui')}' only; set ingress.className in the "
                 "configuration to choose one",
             )
         classes = [{"metadata": {"name": class_name}}]
@@ -566,7 +568,7 @@ async def converge(
             rollouts = await _wait(kube, replaced, REPLACED_TIMEOUT, say, outcome)
             outcome.warnings += [
                 f"{key} was replaced (made by MetalK8s) and is not Available after "
-                f"{REPLACED_TIMEOUT:.0f}s: {r.message}; see 'solutions env show {state.name}'"
+                f"{REPLACED_TIMEOUT:.0f}s: {r.message}; see '{command('env', 'show', state.name)}'"
                 for key, r in rollouts.items()
                 if not r.ready
             ]
@@ -613,11 +615,12 @@ async def require_environment(kube: Kube, env: str) -> EnvironmentState:
         if near is not None:
             raise Refused(
                 f"environment {env} does not exist (did you mean {near}?)",
-                hint="see 'solutions env list'",
+                hint=f"see '{command('env', 'list')}'",
             )
         raise Refused(
             f"environment {env} does not exist",
-            hint=f"create it first: solutions env create {env}; see 'solutions env list'",
+            hint=f"create it first: {command('env', 'create', env)}; "
+            f"see '{command('env', 'list')}'",
         )
     return envs[env]
 
@@ -643,7 +646,8 @@ def _pick_namespaces(state: EnvironmentState, wanted: Sequence[str]) -> list[str
         raise InvalidInput(
             f"namespace(s) {', '.join(unknown)} are not part of environment {state.name} "
             f"(its namespaces: {', '.join(sorted(state.namespaces))})",
-            hint=f"add a namespace with: solutions env create {state.name} -N NAMESPACE",
+            hint="add a namespace with: "
+            + command("env", "create", state.name, "-N", "<namespace>"),
         )
     return list(dict.fromkeys(wanted))
 
@@ -678,8 +682,8 @@ async def check_crds_served(kube: Kube, content: VersionContent) -> None:
         raise Refused(
             f"{content.manifest.id} needs API versions the active CRDs do not serve: "
             + "; ".join(missing),
-            hint=f"activate a version of {sol} whose CRDs serve them, e.g. 'solutions activate "
-            f"{sol} {content.version}', then run this command again",
+            hint=f"activate a version of {sol} whose CRDs serve them, e.g. "
+            f"'{command('activate', sol, content.version)}', then run this command again",
         )
 
 
@@ -972,8 +976,8 @@ async def add_solution(
                 raise Refused(
                     f"{opts.solution} {other} already runs in {opts.env}/{ns}; one version of a "
                     "solution per namespace",
-                    hint=f"change its version with: solutions env upgrade {opts.env} "
-                    f"{opts.solution} {opts.version}",
+                    hint="change its version with: "
+                    + command("env", "upgrade", opts.env, opts.solution, opts.version),
                 )
         await check_crds_served(kube, content)
         if opts.webhook:
@@ -1046,8 +1050,8 @@ async def upgrade_solution(
                 f"{opts.solution} is not deployed in environment {opts.env}"
                 + (f" (namespaces {', '.join(candidates)})" if opts.namespaces else "")
                 + did_you_mean(opts.solution, deployed),
-                hint=f"deploy it with: solutions env add-solution {opts.env} {opts.solution} "
-                f"{opts.version}",
+                hint="deploy it with: "
+                + command("env", "add-solution", opts.env, opts.solution, opts.version),
             )
         inventory = await read_inventory(ctx, kube)
         archive = inventory.require(opts.solution, opts.version)
@@ -1086,15 +1090,16 @@ def _again(
     verb: str, env: str, solution: str, version: str, opts: AddSolutionOptions | UpgradeOptions
 ) -> str:
     """The command that does (or finishes) what ``opts`` asked, to paste after an interruption."""
-    words = ["solutions", "env", verb, env, solution, version]
-    words += [f"-N {ns}" for ns in opts.namespaces]
+    words = [w for ns in opts.namespaces for w in ("-N", ns)]
     if opts.allow_cluster_scope:
         words.append("--allow-cluster-scope")
     if opts.allow_privileged_role:
         words.append("--allow-privileged-role")
     if opts.webhook:
         words.append("--webhook")
-    return " ".join(words)
+    if verb == "add-solution":
+        return command("env", "add-solution", env, solution, version, *words)
+    return command("env", "upgrade", env, solution, version, *words)
 
 
 async def _pending(kube: Kube, ns: str, solution: str) -> Revision | None:
@@ -1159,7 +1164,7 @@ def _interrupted(
         rev = f"revision {revisions[ns]} in progress" if ns in revisions else "nothing recorded"
         if written.get(ns, wanted[ns]) != wanted[ns]:
             parts.append(f"{env}/{ns} was being rolled back to {written[ns]} ({change}, {rev})")
-            again = f"solutions env converge {env} --wait"
+            again = command("env", "converge", env, "--wait")
         elif ns in written or origin[ns] == wanted[ns]:
             parts.append(
                 f"{env}/{ns} is set to {wanted[ns]} ({change}, {rev}) but its operator may not "
@@ -1405,8 +1410,8 @@ async def _apply_versions(
             )
         raise RolloutFailed(
             reason,
-            hint="it was left as it is; see 'solutions env show "
-            f"{state.name}' and the operator's pods",
+            hint=f"it was left as it is; see '{command('env', 'show', state.name)}' and the "
+            "operator's pods",
         )
     ctx.say(f"rolling back {solution} to the previous revision in {', '.join(sorted(back))}")
     for ns, version in back.items():
@@ -1436,7 +1441,7 @@ async def _apply_versions(
     raise RolloutFailed(
         f"{reason}; rolled back to the previous revision ({versions})"
         + ("" if recovered else ", which is not Available either"),
-        hint="see 'solutions env show " + state.name + "'; use --no-rollback to keep the new "
+        hint=f"see '{command('env', 'show', state.name)}'; use --no-rollback to keep the new "
         "version for investigation",
     )
 
@@ -1593,15 +1598,15 @@ async def _delete_kept(
         raise Refused(
             f"{opts.solution} is not deployed in environment {opts.env}"
             + did_you_mean(opts.solution, known),
-            hint=f"see 'solutions env show {opts.env}'",
+            hint=f"see '{command('env', 'show', opts.env)}'",
         )
     labels = ", ".join(label for _, label in resources)
     if not opts.delete_data:
         raise Refused(
             f"{opts.solution} is not deployed in environment {opts.env}, but "
             f"{len(resources)} custom resource(s) of it were kept: {labels}",
-            hint="delete them with: solutions env delete-solution "
-            f"{opts.env} {opts.solution} --delete-data",
+            hint="delete them with: "
+            + command("env", "delete-solution", opts.env, opts.solution, "--delete-data"),
         )
     for _, label in resources:
         outcome.steps.append(Step("delete", label, "custom resource (--delete-data)"))
@@ -1664,7 +1669,9 @@ async def converge_environments(
         names = list(opts.envs) or sorted(states)
         for name in names:
             if name not in states:
-                raise Refused(f"environment {name} does not exist", hint="see 'solutions env list'")
+                raise Refused(
+                    f"environment {name} does not exist", hint=f"see '{command('env', 'list')}'"
+                )
         inventory = await read_inventory(ctx, kube)
         support = await read_monitoring_support(kube)  # once for every environment
         limit = asyncio.Semaphore(max(1, opts.concurrency))

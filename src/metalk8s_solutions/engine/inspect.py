@@ -26,7 +26,7 @@ from metalk8s_solutions.archive.signing import (
 )
 from metalk8s_solutions.engine.crds import CRD_V1BETA1, convert_v1beta1, is_v1beta1_crd
 from metalk8s_solutions.engine.validate import check_source, open_source
-from metalk8s_solutions.errors import ArchiveError, ManifestError
+from metalk8s_solutions.errors import ArchiveError, ManifestError, command
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,9 @@ def inspect(options: InspectOptions) -> InspectResult:
         "crds": crds,
         "roles": roles,
         "integrity": {
-            "checksums": "present (verify with 'solutions validate')" if sums else "absent",
+            "checksums": f"present (verify with '{command('validate', str(options.archive))}')"
+            if sums
+            else "absent",
             "signature": sig.status,
             "signedBy": sorted([*sig.valid, *sig.unknown]),
             "trustedSignatures": sig.valid,

@@ -36,7 +36,7 @@ from metalk8s_solutions.engine.environments import (
 )
 from metalk8s_solutions.engine.names import closest, did_you_mean
 from metalk8s_solutions.engine.state import Context
-from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.errors import InvalidInput, Refused, command
 
 Obj = dict[str, Any]
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -184,9 +184,10 @@ class Scope:
                 f"{self.solution} is not deployed in environment {self.env} (its instances "
                 f"in {self.namespace} were kept, without an operator: they can be listed "
                 "and deleted only)",
-                hint=f"deploy it again: solutions env add-solution {self.env} {self.solution} "
-                f"VERSION; or delete them: solutions env delete-solution {self.env} "
-                f"{self.solution} --delete-data",
+                hint="deploy it again: "
+                + command("env", "add-solution", self.env, self.solution, "<version>")
+                + "; or delete them: "
+                + command("env", "delete-solution", self.env, self.solution, "--delete-data"),
             )
 
     def kind(self, text: str) -> CustomKind:
@@ -197,7 +198,7 @@ class Scope:
         raise InvalidInput(
             f"{text} is not a kind of {self.solution} (its kinds: {known})"
             + did_you_mean(text, [k.kind for k in self.kinds]),
-            hint=f"see 'solutions instance kinds {self.env} {self.solution}'",
+            hint=f"see '{command('instance', 'kinds', self.env, self.solution)}'",
         )
 
     def path(self, kind: CustomKind, name: str | None = None) -> str:
@@ -230,9 +231,10 @@ async def resolve_scope(
         inventory = await read_inventory(ctx, kube)
         known = {s for ns in state.namespaces.values() for s in ns.config}
         known |= {i.manifest.name for i in inventory.imported if i.manifest is not None}
+        version = inventory.active.get(solution, "<version>")
         raise Refused(
             f"{solution} is not deployed in environment {env}" + did_you_mean(solution, known),
-            hint=f"deploy it first: solutions env add-solution {env} {solution} VERSION",
+            hint="deploy it first: " + command("env", "add-solution", env, solution, version),
         )
     if len(places) > 1:
         raise InvalidInput(
@@ -251,7 +253,7 @@ async def resolve_scope(
         if live is None:
             raise Refused(
                 f"CRD {name} of {solution} is not in the cluster",
-                hint=f"activate {solution} first: 'solutions activate {solution} {version}'",
+                hint=f"activate {solution} first: '{command('activate', solution, version)}'",
             )
         found = _custom_kind(live, crd)
         if found is not None:
@@ -470,7 +472,10 @@ async def list_kinds(
 
 
 def _validate(
-    kind: CustomKind, obj: Mapping[str, Any], before: Mapping[str, Any] | None = None
+    scope: Scope,
+    kind: CustomKind,
+    obj: Mapping[str, Any],
+    before: Mapping[str, Any] | None = None,
 ) -> None:
     """Refuse what breaks the schema, and every field it does not declare (the API server
     would drop it silently); fields already in ``before`` are not reported again."""
@@ -482,7 +487,8 @@ def _validate(
         raise InvalidInput(
             f"{kind.kind} {name} does not match the {kind.api_version} schema: "
             + "; ".join(errors[:10]),
-            hint="nothing was sent; fix the values (see 'solutions instance kinds')",
+            hint="nothing was sent; fix the values (see "
+            f"'{command('instance', 'kinds', scope.env, scope.solution)}')",
         )
 
 
@@ -526,7 +532,7 @@ async def create_instance(
                     hint="drop -f FILE or --from-sample NAME",
                 )
             samples = await _scope_samples(ctx, kube, scope)
-            hint = f"see 'solutions instance samples {scope.env} {scope.solution}'"
+            hint = f"see '{command('instance', 'samples', scope.env, scope.solution)}'"
             sample = pick_sample(samples, opts.sample, scope.solution, scope.version, hint)
             doc = copy.deepcopy(dict(sample.document))
         kind_text = opts.kind or doc.get("kind")
@@ -551,7 +557,7 @@ async def create_instance(
         doc.setdefault("apiVersion", kind.api_version)
         doc = apply_sets(doc, opts.sets)
         doc.setdefault("spec", {})
-        _validate(kind, doc)
+        _validate(scope, kind, doc)
         version = doc["apiVersion"].split("/", 1)[1]
         path = custom_collection(kind.group, version, kind.plural, scope.namespace)
         name = str(meta["name"])
@@ -559,11 +565,20 @@ async def create_instance(
         if await request(
             kube, "GET", existing, action=f"reading {kind.kind} {name}", missing_ok=True
         ):
-            where = f" -N {scope.namespace}" if opts.namespace else ""
+            where = ["-N", scope.namespace] if opts.namespace else []
             raise Refused(
                 f"{kind.kind} {name} already exists in {scope.env}/{scope.namespace}",
-                hint=f"change it with: solutions instance edit {scope.env} {scope.solution} "
-                f"{kind.kind}/{name}{where} --set FIELD=VALUE",
+                hint="change it with: "
+                + command(
+                    "instance",
+                    "edit",
+                    scope.env,
+                    scope.solution,
+                    f"{kind.kind}/{name}",
+                    *where,
+                    "--set",
+                    "<field>=<value>",
+                ),
             )
         created = await _send(
             kube, "POST", path, doc, f"creating {kind.kind} {meta['name']}", opts.dry_run
@@ -589,7 +604,7 @@ async def _missing(kube: Kube, scope: Scope, kind: CustomKind, name: str) -> Inv
     return InvalidInput(
         f"{kind.kind} {name} does not exist in {scope.env}/{scope.namespace}"
         + (f" (did you mean {kind.kind}/{near}?)" if near else ""),
-        hint=f"see 'solutions instance list {scope.env} {scope.solution}'",
+        hint=f"see '{command('instance', 'list', scope.env, scope.solution)}'",
     )
 
 
@@ -618,7 +633,7 @@ async def edit_instance(
         if current is None:
             raise await _missing(kube, scope, kind, name)
         changed = apply_sets(current, opts.sets)
-        _validate(kind, changed, current)
+        _validate(scope, kind, changed, current)
         changed.pop("status", None)  # the status belongs to the operator
         updated = await _send(
             kube, "PUT", path, changed, f"updating {kind.kind} {name}", opts.dry_run

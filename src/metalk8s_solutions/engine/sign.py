@@ -23,7 +23,7 @@ from metalk8s_solutions.archive.signing import load_private_key, sign
 from metalk8s_solutions.archive.writer import IsoFile, write_iso
 from metalk8s_solutions.engine.build import source_date_epoch
 from metalk8s_solutions.engine.validate import ProgressCallback, ValidateOptions, validate
-from metalk8s_solutions.errors import ArchiveInvalid, Refused
+from metalk8s_solutions.errors import ArchiveInvalid, Refused, command
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def sign_archive(options: SignOptions) -> SignResult:
         if SUMS_PATH not in reader.files():
             raise Refused(
                 f"{options.archive}: has no SHA256SUMS to sign (MetalK8s layout)",
-                hint="rebuild it with 'solutions build'",
+                hint="rebuild it with "
+                f"'{command('build', '<source>', '-o', str(options.archive))}'",
             )
         kid, signature = sign(private_key, reader.read_bytes(SUMS_PATH))
         name = f"signatures/{kid}.sig"

@@ -38,6 +38,7 @@ from metalk8s_solutions.engine.desired import (
     labels_for,
     pod_selector,
 )
+from metalk8s_solutions.errors import command
 
 Obj = dict[str, Any]
 COMPONENT = "ui"
@@ -131,7 +132,7 @@ def choose_ingress(
     tls_secret: str | None = None,
 ) -> IngressChoice:
     """Pick the IngressClass for Solution UIs from the cluster's ``classes`` and the settings."""
-    fallback = "Solution UIs are reachable through 'solutions ui' only"
+    fallback = f"Solution UIs are reachable through '{command('ui')}' only"
     if not enabled:
         return IngressChoice(None)
     names = sorted(str((c.get("metadata") or {}).get("name")) for c in classes)

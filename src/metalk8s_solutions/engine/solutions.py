@@ -19,7 +19,12 @@ from metalk8s_solutions.api.config import KNOWN_KEYS, Policy, SolutionsConfigura
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.state import Records, read_environments, read_records, usage_of
 from metalk8s_solutions.engine.config_store import ConfigStore
-from metalk8s_solutions.engine.converge import ConvergeOptions, ConvergeOutcome, converge
+from metalk8s_solutions.engine.converge import (
+    ConvergeOptions,
+    ConvergeOutcome,
+    converge,
+    removal_commands,
+)
 from metalk8s_solutions.engine.environments import ConvergeOptions as EnvConvergeOptions
 from metalk8s_solutions.engine.environments import converge_environments
 from metalk8s_solutions.engine.listings import solutions_listing
@@ -36,7 +41,7 @@ from metalk8s_solutions.engine.state import (
     resolve_active,
     scan_config,
 )
-from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError, command
 
 __all__ = [  # the shared vocabulary, re-exported for the verbs of other modules
     "Context",
@@ -106,7 +111,7 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
     """Check, then import, each archive of ``opts``."""
     if not opts.archives:
-        raise InvalidInput("no archive given", hint="solutions import ARCHIVE.iso ...")
+        raise InvalidInput("no archive given", hint=command("import", "<archive>"))
     paths = [_absolute(p) for p in opts.archives]
     manifests = {p: await asyncio.to_thread(read_archive_manifest, p) for p in paths}
     store = ConfigStore(ctx.config_path)
@@ -129,7 +134,8 @@ async def import_archives(ctx: Context, opts: ImportOptions) -> ConvergeOutcome:
                     raise Refused(
                         f"solution {manifest.id} is already imported from {other}; {path} is a "
                         "different archive with the same id",
-                        hint=f"unimport {other} first, or import that same file",
+                        hint=f"unimport it first ({command('unimport', other)}), or import "
+                        "that same file",
                     )
                 taken[manifest.id] = str(path)
             steps = []
@@ -177,7 +183,7 @@ async def _refresh_environments(
         except SolutionsError as err:
             outcome.warnings.append(
                 f"environment {name} was not converged: {err}; fix it, then run "
-                f"'solutions env converge {name}'"
+                f"'{command('env', 'converge', name)}'"
             )
             continue
         outcome.steps += result.steps
@@ -204,14 +210,14 @@ def _find(ref: str, imported: list[Imported]) -> Imported:
     known = ", ".join(sorted(i.id or i.archive for i in imported)) or "none"
     raise InvalidInput(
         f"{ref} is not imported (imported: {known})",
-        hint="give the archive path or the solution id <name>-<version>; see 'solutions list'",
+        hint=f"give the archive path or the solution id <name>-<version>; see '{command('list')}'",
     )
 
 
 async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutcome:
     """Remove archives from SolutionsConfiguration and the cluster record, when safe."""
     if not opts.refs:
-        raise InvalidInput("nothing to unimport", hint="solutions unimport ARCHIVE|ID ...")
+        raise InvalidInput("nothing to unimport", hint=command("unimport", "<archive>"))
     store = ConfigStore(ctx.config_path)
     async with connect(ctx.target) as kube:
         async with store.edit_async(dry_run=opts.dry_run) as edit:
@@ -231,14 +237,15 @@ async def unimport_archives(ctx: Context, opts: UnimportOptions) -> ConvergeOutc
                 name, version = item.manifest.name, item.manifest.version
                 if active.get(name) == version:
                     refusals.append(
-                        f"{item.id} is the active version of {name} "
-                        "(deactivate it, or activate another version, first)"
+                        f"{item.id} is the active version of {name} (deactivate it first: "
+                        f"{command('deactivate', name)}, or activate another version: "
+                        f"{command('activate', name, '<version>')})"
                     )
                 places = usage_of(envs, name, version)
                 if places:
                     refusals.append(
-                        f"{item.id} is deployed in {', '.join(places)} "
-                        "(remove it from those environments first)"
+                        f"{item.id} is deployed in {', '.join(places)} (remove it from there "
+                        f"first: {removal_commands(name, places)})"
                     )
             if refusals:
                 raise Refused("cannot unimport: " + "; ".join(refusals), hint="nothing was changed")

@@ -16,7 +16,7 @@ from pathlib import Path
 from metalk8s_solutions.api.manifest import SolutionManifest
 from metalk8s_solutions.archive.iso import IsoReader
 from metalk8s_solutions.archive.product import read_solution_manifest
-from metalk8s_solutions.errors import ArchiveError
+from metalk8s_solutions.errors import ArchiveError, command
 from metalk8s_solutions.images.oci import (
     ImageSet,
     read_docker_dirs,
@@ -88,7 +88,9 @@ def load_catalog(archive: Path, reader: IsoReader | None = None) -> SolutionImag
         )
         if not images.images and images.findings:
             first = images.findings[0]
-            raise ArchiveError(f"archive {archive}: {first}", hint="run 'solutions validate'")
+            raise ArchiveError(
+                f"archive {archive}: {first}", hint=f"run '{command('validate', str(archive))}'"
+            )
         catalog = SolutionImages(solution_id=manifest.id, archive=archive, manifest=manifest)
         digest_of = {path: f"sha256:{hexdigest}" for path, hexdigest in images.expected.items()}
         for ref, info in sorted(images.images.items()):

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 # lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
 import httpx2 as httpx
 
-from metalk8s_solutions.errors import InvalidInput, RegistryError
+from metalk8s_solutions.errors import InvalidInput, RegistryError, command
 
 #: A repository name component per the distribution spec (lowercase, separators inside).
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
@@ -310,8 +310,8 @@ class RegistryClient:
             return self.fail(
                 f"{action}: the registry reports that the content does not match its digest{said}",
                 repository=repository,
-                hint="the archive is corrupt or was modified: run 'solutions validate' on it "
-                "and obtain a fresh copy",
+                hint="the archive is corrupt or was modified: check it with "
+                f"'{command('validate', '<archive>')}' and obtain a fresh copy",
             )
         if status == 404 and ("NAME_UNKNOWN" in codes or "NAME_INVALID" in codes):
             return self.fail(

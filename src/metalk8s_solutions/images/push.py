@@ -44,7 +44,7 @@ from typing import TypeVar
 # lightkube's HTTP client (httpx2 keeps httpx's API): one HTTP stack in the process, not two.
 import httpx2 as httpx
 
-from metalk8s_solutions.errors import ArchiveError, RegistryError
+from metalk8s_solutions.errors import ArchiveError, RegistryError, command
 from metalk8s_solutions.images.catalog import Extent, SolutionImages
 from metalk8s_solutions.images.client import (
     RegistryClient,
@@ -304,7 +304,7 @@ class _Pusher:
                     raise ArchiveError(
                         f"archive {self.catalog.archive}: image {image} needs blob {digest}, "
                         "which the archive does not hold",
-                        hint="run 'solutions validate' on it",
+                        hint=f"run '{command('validate', str(self.catalog.archive))}'",
                     )
                 needs.setdefault(digest, []).append(self.repository(image))
         return needs

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import bcrypt
 from aiohttp import web
 
-from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput
+from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput, command
 from metalk8s_solutions.images.oci import OCI_INDEX
 from metalk8s_solutions.images.registry_index import (
     ASCII_NUMBER,
@@ -323,7 +323,8 @@ class _Registry:
             return problem_response(
                 unsupported(
                     f"{request.method} is not supported: this registry is read-only "
-                    "(images are served from imported archives; use 'solutions import')"
+                    "(images are served from imported archives; use "
+                    f"'{command('import', '<archive>')}')"
                 ),
                 Allow="GET, HEAD",
             )

@@ -25,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from metalk8s_solutions.api.versions import sort_versions
 from metalk8s_solutions.engine.environments import show_environment
 from metalk8s_solutions.engine.instances import pick_sample
-from metalk8s_solutions.errors import InvalidInput, SolutionsError
+from metalk8s_solutions.errors import InvalidInput, SolutionsError, command
 from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.api import (
@@ -206,7 +206,10 @@ async def oidc_login(request: Request) -> Response:
     """Start the OpenID Connect login: off to the identity provider (Dex)."""
     oidc = state_of(request).oidc
     if oidc is None:
-        raise not_found("OpenID Connect login is not configured (solutions ui --oidc-issuer)")
+        raise not_found(
+            "OpenID Connect login is not configured "
+            f"({command('ui', '--oidc-issuer', '<url>', '--oidc-client-id', '<id>')})"
+        )
     limit_logins(request)  # each call keeps a pending login for a while
     url, state = await oidc.begin()
     response = RedirectResponse(url, status_code=303)

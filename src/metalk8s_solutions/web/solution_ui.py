@@ -44,7 +44,7 @@ from metalk8s_solutions.engine.solution_ui import (
     ui_name,
 )
 from metalk8s_solutions.engine.solution_ui_access import ui_api_paths
-from metalk8s_solutions.errors import InvalidInput
+from metalk8s_solutions.errors import InvalidInput, command
 from metalk8s_solutions.web.deps import (
     Principal,
     context,
@@ -127,8 +127,8 @@ def _base(request: Request) -> UiBase:
             503,
             "no-solution-ui-origin",
             "this server does not serve Solutions' own UIs on this address",
-            hint="start 'solutions ui' with --solution-ui-url http(s)://DOMAIN[:PORT] (a wildcard "
-            "DNS record *.DOMAIN pointing to the --solution-ui-listen socket), or open the UI "
+            hint=f"start '{command('ui', '--solution-ui-url', 'https://<domain>')}' (a wildcard "
+            "DNS record *.<domain> pointing to the --solution-ui-listen socket), or open the UI "
             "from a browser on this host through 127.0.0.1",
         )
     return found
@@ -302,7 +302,7 @@ def _explain_proxy_refusal(answer: Forwarded, env: str, ns: str, sol: str, metho
             503,
             "ui-unavailable",
             f"the UI of {sol} in {env}/{ns} is not running (no ready pod behind its Service)",
-            hint=f"see 'solutions env show {env}'; it may still be starting",
+            hint=f"see '{command('env', 'show', env)}'; it may still be starting",
         )
     if answer.status == 403:
         verb = "get" if method in ("GET", "HEAD") else VERBS.get(method, method.lower())

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from metalk8s_solutions.api.streams import sha256_stream
-from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput, Refused
+from metalk8s_solutions.errors import EnvironmentFailure, InvalidInput, Refused, command
 from metalk8s_solutions.web.errors import ErrorInfo, WebError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -153,8 +153,8 @@ class BodyLimits:
 ANONYMOUS_BODY_LIMIT = 64 * KiB
 _BODY_HINT = "send a smaller request"
 _UPLOAD_HINT = (
-    "copy the archive to the admin node and import it by path, or raise "
-    "'solutions ui --upload-limit'"
+    "copy the archive to the admin node and import it by path, or raise the limit: "
+    f"'{command('ui', '--upload-limit', '<size>')}'"
 )
 
 
@@ -219,7 +219,8 @@ class _Spool:
         except OSError as err:
             raise EnvironmentFailure(
                 f"cannot store the upload in {self.path.parent}: {err.strerror}",
-                hint="free space there, or choose another 'solutions ui --upload-dir'",
+                hint="free space there, or choose another: "
+                f"'{command('ui', '--upload-dir', '<dir>')}'",
             ) from err
         self._pending = None
 
@@ -276,7 +277,7 @@ def _settle(spool: Path, target: Path, size: int, hexdigest: str) -> None:
             if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
                 raise EnvironmentFailure(
                     f"cannot store the upload as {target}: {err.strerror}",
-                    hint="check the upload directory ('solutions ui --upload-dir')",
+                    hint=f"check the upload directory ('{command('ui', '--upload-dir', '<dir>')}')",
                 ) from err
             spool.replace(target)  # a file system without hard links
     finally:
