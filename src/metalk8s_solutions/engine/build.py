@@ -17,23 +17,18 @@ the way), writes SHA256SUMS, signs it, and streams everything into the ISO.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Finding, Severity
-from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
-from metalk8s_solutions.api.streams import FileInfo, read_limited
 from metalk8s_solutions.archive.checksums import SUMS_PATH, format_sums
 from metalk8s_solutions.archive.signing import load_private_key, sign
-from metalk8s_solutions.archive.tree import DirectorySource
-from metalk8s_solutions.archive.writer import IsoFile, write_iso
+from metalk8s_solutions.archive.writer import write_iso
+from metalk8s_solutions.engine.build_plan import BuildPlan, plan
 from metalk8s_solutions.engine.validate import (
     ProgressCallback,
     ProgressEvent,
@@ -41,10 +36,6 @@ from metalk8s_solutions.engine.validate import (
     hash_files,
 )
 from metalk8s_solutions.errors import ArchiveError, ChecksumMismatch, InvalidInput, command
-from metalk8s_solutions.images.oci import OCI_INDEX, REF_NAME
-from metalk8s_solutions.images.sources import ImageSource, load_image_source
-
-OCI_LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 
 
 @dataclass(frozen=True)
@@ -80,78 +71,6 @@ class BuildResult:
             "seconds": round(self.seconds, 3),
             "warnings": [f.to_dict() for f in self.warnings],
         }
-
-
-def _bytes_opener(data: bytes) -> Callable[[], BinaryIO]:
-    return lambda: io.BytesIO(data)
-
-
-@dataclass
-class BuildPlan:
-    """The files of the future archive; a FileSource for the validation rules."""
-
-    root: Path
-    manifest: SolutionManifest
-    entries: dict[str, IsoFile] = field(default_factory=dict)
-    expected: dict[str, str] = field(default_factory=dict)  # blob path -> digest
-    images: list[ImageSource] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return str(self.root)
-
-    def files(self) -> dict[str, FileInfo]:
-        return {p: FileInfo(p, e.size) for p, e in self.entries.items()}
-
-    def special(self) -> dict[str, str]:
-        return self._special
-
-    def open(self, path: str) -> BinaryIO:
-        source = self.entries[path].source
-        return source.open("rb") if isinstance(source, Path) else source()
-
-    def add_bytes(self, path: str, data: bytes) -> None:
-        self.entries[path] = IsoFile(path, len(data), _bytes_opener(data))
-
-    _special: dict[str, str] = field(default_factory=dict)
-
-
-def _image_source_path(root: Path, ref: str) -> Path:
-    name, tag = ref.split(":", 1)
-    for candidate in (root / "images" / name / tag, root / "images" / name / f"{tag}.tar"):
-        if candidate.exists():
-            return candidate
-    raise InvalidInput(
-        f"SOL030 {root}: no source for image {ref}",
-        hint=f"put an OCI layout at images/{name}/{tag}/ or an archive at images/{name}/{tag}.tar",
-    )
-
-
-def plan(root: Path) -> BuildPlan:
-    """What the archive built from ``root`` will contain (nothing is written)."""
-    manifest_path = root / "manifest.yaml"
-    if not manifest_path.is_file():
-        raise InvalidInput(f"SOL010 {manifest_path} is missing")
-    tree = DirectorySource(root)
-    manifest = parse_manifest(read_limited(tree, "manifest.yaml", 256 * 1024), str(manifest_path))
-    result = BuildPlan(root, manifest)
-    for path, info in tree.files().items():
-        if not path.startswith("images/"):
-            result.entries[path] = IsoFile(path, info.size, root / path)
-    result._special = {p: k for p, k in tree.special().items() if not p.startswith("images/")}
-    index: list[dict[str, Any]] = []
-    for ref in sorted(str(i) for i in manifest.images):
-        image = load_image_source(_image_source_path(root, ref), ref)
-        result.images.append(image)
-        index.append({**image.descriptor, "annotations": {REF_NAME: ref}})
-        for blob in image.blobs:
-            path = f"images/blobs/sha256/{blob.digest}"
-            result.entries[path] = IsoFile(path, blob.size, blob.source)
-            result.expected[path] = blob.digest
-    document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index}
-    result.add_bytes("images/index.json", json.dumps(document, indent=2).encode() + b"\n")
-    result.add_bytes("images/oci-layout", OCI_LAYOUT_BYTES)
-    return result
 
 
 def source_date_epoch(explicit: int | None = None) -> int:

@@ -55,6 +55,7 @@ from metalk8s_solutions.archive.signing import (
     trusted_keys,
 )
 from metalk8s_solutions.archive.tree import DirectorySource
+from metalk8s_solutions.engine.build_plan import plan
 from metalk8s_solutions.engine.crds import convert_v1beta1, crd_name, is_v1beta1_crd
 from metalk8s_solutions.errors import ArchiveError, ManifestError, SolutionsError
 from metalk8s_solutions.images.oci import ImageSet, read_docker_dirs, read_oci_layout
@@ -139,8 +140,6 @@ def open_source(path: Path) -> tuple[FileSource, str]:
     if path.is_dir():
         if any((path / marker).exists() for marker in ARCHIVE_MARKERS):
             return DirectorySource(path), "archive-directory"
-        from metalk8s_solutions.engine.build import plan  # noqa: PLC0415 - build imports us
-
         return plan(path), "source"
     raise ArchiveError(f"{path}: no such file or directory")
 
