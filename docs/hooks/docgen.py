@@ -769,3 +769,74 @@ def benchmark_table(path: Path = BENCH_RESULTS) -> str:
             f"| {ratio} | {target} | {'yes' if r['met'] else '**no**'} | {when} |"
         )
     return "\n".join(lines)
+
+
+MODULE_MARKER = "<!-- module-map -->"
+
+
+def _layers() -> list[list[str]]:
+    """The layer contract of ``pyproject.toml``, top first: each layer's packages."""
+    import tomllib  # noqa: PLC0415
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        if contract["type"] == "layers":
+            return [[p.strip() for p in layer.split("|")] for layer in contract["layers"]]
+    return []
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a docstring's first paragraph (the whole paragraph when it
+    introduces a list with a colon)."""
+    paragraph = " ".join(text.strip().split("\n\n", 1)[0].split())
+    end = re.search(r"(?<=\.)\s", paragraph)
+    return _cell(paragraph[: end.start()] if end else paragraph)
+
+
+def _forbidden() -> dict[str, set[str]]:
+    """Package -> the packages a ``forbidden`` contract keeps it from importing."""
+    import tomllib  # noqa: PLC0415
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    found: dict[str, set[str]] = {}
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        if contract["type"] == "forbidden":
+            for source in contract["source_modules"]:
+                found.setdefault(source, set()).update(contract["forbidden_modules"])
+    return found
+
+
+def module_map() -> str:
+    """Each package of the layer contract, top layer first, with what it may import, and each
+    of its modules with the first sentence of its docstring: the map stays what the code is."""
+    layers = _layers()
+    forbidden = _forbidden()
+    lines: list[str] = []
+    for index, layer in enumerate(layers):
+        for package in layer:
+            below = [
+                p.rsplit(".", 1)[-1]
+                for lower in layers[index + 1 :]
+                for p in lower
+                if p not in forbidden.get(package, set())
+            ]
+            name = package.rsplit(".", 1)[-1]
+            folder = SRC / name
+            doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+            lines += [
+                f"### `{name}`",
+                "",
+                f"{_first_sentence(doc)} May import: "
+                + (", ".join(f"`{b}`" for b in below) or "nothing of the package")
+                + ", and `errors`.",
+                "",
+                "| module | owns |",
+                "|---|---|",
+            ]
+            for module in sorted(folder.glob("*.py")):
+                if module.name == "__init__.py":
+                    continue
+                text = ast.get_docstring(ast.parse(module.read_text())) or ""
+                lines.append(f"| `{name}/{module.name}` | {_first_sentence(text)} |")
+            lines.append("")
+    return "\n".join(lines)

@@ -112,7 +112,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Any, config: MkDocsConfig, files: Files) -> str:
-    """The benchmarks page gets its table from ``bench/results.json`` (``make bench``)."""
+    """The benchmarks page gets its table from ``bench/results.json`` (``make bench``); the
+    architecture page its module map from the code."""
     if docgen.BENCH_MARKER in markdown:
-        return markdown.replace(docgen.BENCH_MARKER, docgen.benchmark_table())
+        markdown = markdown.replace(docgen.BENCH_MARKER, docgen.benchmark_table())
+    if docgen.MODULE_MARKER in markdown:
+        markdown = markdown.replace(docgen.MODULE_MARKER, docgen.module_map())
     return markdown

@@ -1,1 +1,3 @@
-"""cli layer."""
+"""The `solutions` command: parses arguments, calls the engine, prints (tables, JSON, YAML,
+progress).
+"""

@@ -1,1 +1,3 @@
-"""images layer."""
+"""OCI images: the image index of an archive, image sources, the built-in registry and the push
+client.
+"""
