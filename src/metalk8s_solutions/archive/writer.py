@@ -41,7 +41,9 @@ MAX_NAME = 64  # the Joliet limit, in characters
 FILE_MODE = 0o100444
 DIR_MODE = 0o040555
 SECTOR = 2048
-_COPY_BLOCK = 256 * 1024  # with its twin, stays in L2: copy in, hash and copy out hit the cache
+_COPY_BLOCK = 256 * 1024  # small enough to stay in cache between the copy in and the copy out
+_SLOTS = 8  # blocks in the ring: two hash jobs in flight
+_BATCH = 4  # blocks per hash job
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _TIME_LOCK = threading.Lock()
 _PYCDLIB_TIME_USERS: tuple[Any, ...] = (
@@ -66,43 +68,58 @@ class IsoFile:
 
 
 class _Copier:
-    """Reads every file once, into two alternating buffers, and hashes it while it is written.
+    """Reads every file once, into a ring of reusable buffers, and hashes it while it is written.
 
     pycdlib copies a file by calling ``read(n)`` on its stream and writing what it gets before
-    the next ``read``.  Each ``read`` fills one of two reusable buffers (no new ``bytes`` per
-    block) and returns a view of it; when hashing, the block is handed to one worker thread
-    (``hashlib`` releases the GIL), so the SHA-256 of block *k* runs while pycdlib writes block
-    *k* and the next block is read into the other buffer.  A buffer is refilled only once its
-    previous hash is done.
+    the next ``read``.  Each ``read`` fills the next slot of a ring (no new ``bytes`` per block)
+    and returns a view of it; when hashing, every ``_BATCH`` blocks (or at a file's end) the
+    blocks are handed to one worker thread in one job (``hashlib`` releases the GIL), so the
+    SHA-256 runs while pycdlib writes the next blocks.  A slot is refilled only once the hash
+    job that covers it is done.
     """
 
     def __init__(self, pool: ThreadPoolExecutor | None) -> None:
         self.pool = pool
-        self._buffers = (bytearray(_COPY_BLOCK), bytearray(_COPY_BLOCK))
-        self._busy: list[Future[None] | None] = [None, None]
-        self._turn = 0
+        self._ring = memoryview(bytearray(_SLOTS * _COPY_BLOCK))
+        self._jobs: list[Future[None] | None] = [None] * _SLOTS
+        self._next = 0
+        self._batch: list[tuple[int, memoryview]] = []
 
     def buffer(self, size: int) -> tuple[memoryview, int]:
-        """A free buffer of ``size`` bytes (at most one block), and its index."""
-        index = self._turn
-        self._turn ^= 1
-        pending = self._busy[index]
-        if pending is not None:
-            pending.result()
-            self._busy[index] = None
-        return memoryview(self._buffers[index])[:size], index
+        """A free slot of ``size`` bytes (at most one block), and its index."""
+        slot = self._next
+        self._next = (slot + 1) % _SLOTS
+        job = self._jobs[slot]
+        if job is not None:
+            job.result()
+            self._jobs[slot] = None
+        start = slot * _COPY_BLOCK
+        return self._ring[start : start + size], slot
 
-    def hash(self, index: int, hasher: Any, view: memoryview) -> None:
+    def hash(self, slot: int, hasher: Any, view: memoryview, *, last: bool) -> None:
+        """Add the block in ``slot`` to ``hasher``; ``last`` at the end of its file."""
+        self._batch.append((slot, view))
+        if len(self._batch) < _BATCH and not last:
+            return
+        views = [v for _, v in self._batch]
         if self.pool is None:
-            hasher.update(view)
+            _update(hasher, views)
         else:
-            self._busy[index] = self.pool.submit(hasher.update, view)
+            job = self.pool.submit(_update, hasher, views)
+            for used, _ in self._batch:
+                self._jobs[used] = job
+        self._batch = []
 
     def drain(self) -> None:
-        for index, pending in enumerate(self._busy):
-            if pending is not None:
-                pending.result()
-                self._busy[index] = None
+        for slot, job in enumerate(self._jobs):
+            if job is not None:
+                job.result()
+                self._jobs[slot] = None
+
+
+def _update(hasher: Any, views: list[memoryview]) -> None:
+    for view in views:
+        hasher.update(view)
 
 
 class _SourceStream:
@@ -162,7 +179,7 @@ class _SourceStream:
             filled += got
         self._read += filled
         if self._hasher is not None:
-            self._copier.hash(index, self._hasher, view)
+            self._copier.hash(index, self._hasher, view, last=self._read >= self._item.size)
         if self._read >= self._item.size:
             self._finish()
         return view
