@@ -161,6 +161,8 @@ class _SourceStream:
             self._stream = self._open()
             if self._on_file is not None:
                 self._hasher = hashlib.sha256()
+        if size > _COPY_BLOCK:  # write_iso gives pycdlib that block size; a short read is EOF to it
+            raise ArchiveError(f"{self._item.path}: a read of {size} bytes is over one block")
         size = min(self._item.size - self._read, _COPY_BLOCK if size < 0 else size)
         view, index = self._copier.buffer(size)
         filled = 0
