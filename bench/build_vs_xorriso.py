@@ -1,7 +1,9 @@
 """Build of a ~1 GB Solution vs ``xorriso -as mkisofs -R -J`` on the same file set (target <= 1.3x).
 
-Our build reads every file twice (one hashing pass, whose hashes also verify the blob digests
-and make SHA256SUMS, then the ISO write); xorriso reads once and writes.
+Both read each input byte once and write it.  Ours also hashes it (SHA256SUMS, blob digests),
+on a second thread while the blocks are written, so the hash alone (``openssl dgst -sha256`` of
+the same files, measured in the same rounds) is printed too: with the hash fully overlapped the
+floor is xorriso's time, with none of it overlapped (one free core) xorriso's time plus the hash.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def main() -> None:
         flat = flat_tree(source, work / "flat")
         size = sum(p.stat().st_size for p in flat.rglob("*") if p.is_file())
         env_epoch = ["env", "SOURCE_DATE_EPOCH=1700000000"]
-        ours, reference = interleaved(
+        files = sorted(str(p) for p in flat.rglob("*") if p.is_file())
+        ours, reference, hashing = interleaved(
             RUNS,
             lambda: timed(
                 [*env_epoch, SOLUTIONS, "build", "-q", str(source), "-o", str(work / "ours.iso")]
@@ -43,13 +46,17 @@ def main() -> None:
                     str(flat),
                 ]
             ),
+            lambda: timed(["openssl", "dgst", "-sha256", *files]),
         )
+        serial = (reference + hashing) / reference
         print(
             f"archive content: {size / 1e9:.2f} GB, {os.cpu_count()} cores, median of {RUNS} runs"
         )
         print(f"solutions build:          {ours:.2f} s")
         print(f"xorriso -as mkisofs -R -J: {reference:.2f} s")
+        print(f"openssl dgst -sha256:     {hashing:.2f} s (the hash alone, same files)")
         print(f"ratio: {ours / reference:.2f}x (target <= {TARGET}x)")
+        print(f"xorriso + hash, not overlapped: {serial:.2f}x xorriso")
         record(
             "build",
             f"solutions build of {size / 1e9:.2f} GB vs xorriso -as mkisofs -R -J",
@@ -60,6 +67,10 @@ def main() -> None:
             ratio=ours / reference,
             target=TARGET,
             runs=RUNS,
+            note=(
+                f"the SHA-256 alone takes {hashing:.2f} s (openssl); xorriso plus that hash, "
+                f"not overlapped, would be {serial:.2f}x"
+            ),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -116,6 +116,11 @@ def trusted_keys(paths: Iterable[Path] = (), pems: Iterable[str] = ()) -> dict[s
     return keys
 
 
+def max_signature_size(private_key: PrivateKey) -> int:
+    """The largest signature ``sign`` makes with this key: Ed25519 64 bytes, ECDSA P-256 DER 72."""
+    return 64 if isinstance(private_key, ed25519.Ed25519PrivateKey) else 72
+
+
 def sign(private_key: PrivateKey, data: bytes) -> tuple[str, bytes]:
     """(key id, signature) over ``data``; ECDSA is deterministic (RFC 6979)."""
     if isinstance(private_key, ed25519.Ed25519PrivateKey):

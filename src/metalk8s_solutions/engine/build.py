@@ -11,8 +11,9 @@ OCI or docker archive)::
     SRC/monitoring/..., SRC/ui/...     optional extras
 
 :func:`plan` turns it into the list of archive files (a ``FileSource``, so ``validate`` runs the
-same rules on it); :func:`build` checks the plan, hashes every file once (blob digests verified on
-the way), writes SHA256SUMS, signs it, and streams everything into the ISO.
+same rules on it); :func:`build` checks the plan and streams every file into the ISO once,
+hashing it on the way (blob digests verified as each blob ends); SHA256SUMS (whose size is known
+from the paths alone) and its signature have their place reserved and are written last.
 """
 
 from __future__ import annotations
@@ -26,14 +27,18 @@ from typing import Any
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Finding, Severity
 from metalk8s_solutions.archive.checksums import SUMS_PATH, format_sums
-from metalk8s_solutions.archive.signing import load_private_key, sign
-from metalk8s_solutions.archive.writer import write_iso
+from metalk8s_solutions.archive.signing import (
+    key_id,
+    load_private_key,
+    max_signature_size,
+    sign,
+)
+from metalk8s_solutions.archive.writer import IsoFile, write_iso
 from metalk8s_solutions.engine.build_plan import BuildPlan, plan
 from metalk8s_solutions.engine.validate import (
     ProgressCallback,
     ProgressEvent,
     check_source,
-    hash_files,
 )
 from metalk8s_solutions.errors import ArchiveError, ChecksumMismatch, InvalidInput, command
 
@@ -100,25 +105,40 @@ def build(options: BuildOptions) -> BuildResult:
             f"{options.source}: cannot build: {details}{more}",
             hint=f"run '{command('validate', str(options.source))}' for the full list",
         )
-    digests = hash_files(the_plan, sorted(the_plan.entries), options.progress)
-    for path, expected in the_plan.expected.items():
-        if digests[path] != expected:
-            raise ChecksumMismatch(
-                f"{options.source}: blob sha256:{expected} of an image source has digest "
-                f"sha256:{digests[path]}: the image source is corrupt"
-            )
-    sums = format_sums(digests)
-    the_plan.add_bytes(SUMS_PATH, sums)
+    covered = sorted(the_plan.entries)
+    sums_size = len(format_sums(dict.fromkeys(covered, "0" * 64)))
+    the_plan.entries[SUMS_PATH] = IsoFile(SUMS_PATH, sums_size, None)
     kid: str | None = None
     if private_key is not None:
-        kid, signature = sign(private_key, sums)
-        the_plan.add_bytes(f"signatures/{kid}.sig", signature)
-    manifest = the_plan.manifest
+        kid = key_id(private_key.public_key())
+        signature_path = f"signatures/{kid}.sig"
+        the_plan.entries[signature_path] = IsoFile(
+            signature_path, max_signature_size(private_key), None
+        )
+    digests: dict[str, str] = {}
+
+    def on_file(path: str, hexdigest: str) -> None:
+        expected = the_plan.expected.get(path)
+        if expected is not None and hexdigest != expected:
+            raise ChecksumMismatch(
+                f"{options.source}: blob sha256:{expected} of an image source has digest "
+                f"sha256:{hexdigest}: the image source is corrupt"
+            )
+        digests[path] = hexdigest
+
+    def finish() -> dict[str, bytes]:
+        sums = format_sums(digests)
+        contents = {SUMS_PATH: sums}
+        if private_key is not None:
+            _, signature = sign(private_key, sums)
+            contents[f"signatures/{kid}.sig"] = signature
+        return contents
 
     def on_write(done: int, size: int) -> None:
         if options.progress is not None:
             options.progress(ProgressEvent("write", done, size))
 
+    manifest = the_plan.manifest
     output = options.output
     temporary = output.with_name(f".{output.name}.partial")
     try:
@@ -128,6 +148,8 @@ def build(options: BuildOptions) -> BuildResult:
             volume_id=manifest.id.upper().replace(".", "_").replace("-", "_"),
             epoch=epoch,
             progress=on_write,
+            on_file=on_file,
+            finish=finish,
         )
         temporary.replace(output)
     except BaseException:

@@ -19,7 +19,7 @@ from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
 from metalk8s_solutions.api.streams import FileInfo, read_limited
 from metalk8s_solutions.archive.tree import DirectorySource
 from metalk8s_solutions.archive.writer import IsoFile
-from metalk8s_solutions.errors import InvalidInput
+from metalk8s_solutions.errors import ArchiveError, InvalidInput
 from metalk8s_solutions.images.oci import OCI_INDEX, REF_NAME
 from metalk8s_solutions.images.sources import ImageSource, load_image_source
 
@@ -52,6 +52,8 @@ class BuildPlan:
 
     def open(self, path: str) -> BinaryIO:
         source = self.entries[path].source
+        if source is None:
+            raise ArchiveError(f"{self.root}: {path} is written only at the end of the build")
         return source.open("rb") if isinstance(source, Path) else source()
 
     def add_bytes(self, path: str, data: bytes) -> None:
