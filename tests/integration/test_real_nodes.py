@@ -1,0 +1,247 @@
+"""Real nodes (kubelet + containerd + runc + CNI) in the local cluster, and their clean-up.
+
+A pod runs on a real node from an image containerd pulls out of the test registry, answers HTTP
+from the host and logs through the API; ``down``, and the next start after a test process that
+died, leave on the host no process, container, mount, network namespace, link, iptables rule,
+cgroup, shim socket or CNI cache entry behind.  Runs as root with containerd, runc and the CNI
+plugins installed (``make setup``); skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from metalk8s_solutions.testing import podtool, realnode
+from metalk8s_solutions.testing.controlplane import LocalControlPlane
+from metalk8s_solutions.testing.registry import LocalRegistry
+
+_reason = realnode.host_can_run_real_nodes()
+pytestmark = [
+    pytest.mark.registry,
+    pytest.mark.skipif(_reason is not None, reason=f"no real nodes on this host: {_reason}"),
+]
+
+IMAGE_REPO = "podtool"
+
+
+def _lines(argv: list[str]) -> list[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
+
+
+def footprint(state: Path) -> dict[str, Any]:
+    """What real nodes can leave on the host, as comparable values."""
+    procs = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(w in cmd for w in ("containerd", "kubelet", "/podtool", "/pause", str(state))):
+            procs.append(cmd.strip())
+    cgroups = sorted(
+        str(p)
+        for h in Path("/sys/fs/cgroup").iterdir()
+        if h.is_dir()
+        for p in h.glob("solutions-*")
+    )
+    iptables = [
+        line
+        for prog in ("iptables-save", "ip6tables-save")
+        for line in _lines([prog])
+        if line.startswith(("-", ":", "*"))
+    ]
+
+    def listing(folder: str) -> list[str]:
+        return sorted(p.name for p in Path(folder).glob("*")) if Path(folder).is_dir() else []
+
+    return {
+        "links": sorted(line.split(":")[1].strip() for line in _lines(["ip", "-o", "link"])),
+        "netns": sorted(_lines(["ip", "netns", "list"])),
+        "mounts": sorted(
+            t
+            for t in _lines(["findmnt", "-rn", "-o", "TARGET"])
+            if t.startswith((str(state), "/run/netns", "/var/run/netns", str(realnode.RUN_ROOT)))
+        ),
+        "processes": sorted(procs),
+        "iptables": sorted(line.split(" [")[0] for line in iptables),
+        "cgroups": cgroups,
+        "shim sockets": listing("/run/containerd/s"),
+        "cni cache": listing("/var/lib/cni/results"),
+        "markers": listing(str(realnode.MARKERS)),
+        "run dirs": listing(str(realnode.RUN_ROOT)),
+    }
+
+
+@pytest.fixture(scope="module")
+def podtool_image(
+    local_registry: LocalRegistry, skopeo: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The podtool image in the test registry; returns its reference."""
+    layout = tmp_path_factory.mktemp("podtool-image")
+    podtool.write_image(layout, f"{IMAGE_REPO}:1", ["/podtool", "serve"])
+    ref = f"{local_registry.address}/{IMAGE_REPO}:1"
+    subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:1",
+            f"docker://{ref}",
+        ],
+        check=True,
+    )
+    return ref
+
+
+def _client(plane: LocalControlPlane) -> httpx.Client:
+    info = plane.info()
+    assert info is not None
+    return httpx.Client(base_url=info.server, verify=plane.admin_ssl_context(), timeout=10)
+
+
+def _pod(name: str, image: str, *, real: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "web", "image": image}]}
+    if real:
+        spec["nodeSelector"] = {realnode.REAL_NODE_LABEL: "true"}
+        spec["tolerations"] = [
+            {"key": realnode.REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def _wait_running(client: httpx.Client, name: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    pod: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        pod = client.get(f"/api/v1/namespaces/default/pods/{name}").json()
+        if pod.get("status", {}).get("phase") == "Running" and pod["status"].get("podIP"):
+            return pod
+        time.sleep(0.5)
+    raise AssertionError(f"pod {name} not Running: {json.dumps(pod.get('status'))[:800]}")
+
+
+@pytest.fixture
+def plane(tmp_path: Path, local_registry: LocalRegistry) -> Iterator[LocalControlPlane]:
+    plane = LocalControlPlane(
+        tmp_path / "c",
+        nodes=1,
+        real_nodes=1,
+        bind_to_parent=True,
+        insecure_registries=(local_registry.address,),
+    )
+    try:
+        yield plane
+    finally:
+        plane.down()
+
+
+def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
+    plane: LocalControlPlane, podtool_image: str
+) -> None:
+    before = footprint(plane.state_dir)
+    plane.up()
+    status = plane.status()
+    assert status["state"] == "running"
+    assert status["realNodes"] == [
+        {"name": "real-node-0", "ready": True, "address": status["realNodes"][0]["address"]}
+    ]
+    layout = realnode.NodeLayout.plan(plane.state_dir, 0)
+    assert status["realNodes"][0]["address"] == layout.node_ip
+    assert not ipaddress.ip_address(layout.node_ip).is_loopback
+
+    with _client(plane) as client:
+        assert (
+            client.post(
+                "/api/v1/namespaces/default/pods", json=_pod("web", podtool_image, real=True)
+            ).status_code
+            == 201
+        )
+        # A pod that does not ask for a real node still lands on the KWOK node.
+        assert (
+            client.post(
+                "/api/v1/namespaces/default/pods", json=_pod("fake", podtool_image, real=False)
+            ).status_code
+            == 201
+        )
+        pod = _wait_running(client, "web")
+        assert pod["spec"]["nodeName"] == "real-node-0"
+        ip = pod["status"]["podIP"]
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(layout.subnet)
+        fake = _wait_running(client, "fake")
+        assert fake["spec"]["nodeName"] == "kwok-node-0"
+
+        answer = httpx.get(f"http://{ip}:8080/", timeout=5)
+        assert answer.text == "podtool web\n"
+        log = client.get("/api/v1/namespaces/default/pods/web/log")
+        assert log.status_code == 200, log.text
+        assert log.text == "podtool serving on :8080 as web\n"
+
+    during = footprint(plane.state_dir)
+    assert during["netns"] != before["netns"]  # the check sees what a pod makes
+    assert during["mounts"] != before["mounts"]
+    plane.down()
+    assert footprint(plane.state_dir) == before
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from metalk8s_solutions.testing.controlplane import LocalControlPlane
+plane = LocalControlPlane(
+    Path(sys.argv[1]), nodes=0, real_nodes=1, bind_to_parent=True,
+    insecure_registries=(sys.argv[2],),
+)
+plane.up()
+print("up", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_test_process_that_dies_is_cleaned_up_after_by_the_next_start(
+    tmp_path: Path, local_registry: LocalRegistry, podtool_image: str
+) -> None:
+    state = tmp_path / "dead"
+    before = footprint(state)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(state), local_registry.address],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "up\n"
+        plane = LocalControlPlane(state)
+        with _client(plane) as client:
+            resp = client.post(
+                "/api/v1/namespaces/default/pods", json=_pod("web", podtool_image, real=True)
+            )
+            assert resp.status_code == 201, resp.text
+            _wait_running(client, "web")
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    time.sleep(1)  # the kernel delivers the components' parent-death signals
+    left = footprint(state)
+    assert left["netns"] != before["netns"]  # the pod outlived its test process
+    assert left["markers"] != before["markers"]
+
+    assert realnode.sweep_orphans() == [realnode.NodeLayout.plan(state.resolve(), 0).bridge]
+    after = footprint(state)
+    # Only files in the dead run's folder remain (no mount, no process holds them).
+    assert after == before
