@@ -245,3 +245,35 @@ def test_a_test_process_that_dies_is_cleaned_up_after_by_the_next_start(
     after = footprint(state)
     # Only files in the dead run's folder remain (no mount, no process holds them).
     assert after == before
+
+
+SOLUTIONS = str(Path(sys.executable).parent / "solutions")
+
+
+def solutions(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SOLUTIONS, *args], capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+def test_dev_cluster_up_with_a_real_node_status_and_down(tmp_path: Path) -> None:
+    state = tmp_path / "cli"
+    before = footprint(state)
+    where = ("--state-dir", str(state))
+    try:
+        up = solutions("dev", "cluster", "up", "--nodes", "0", "--real-nodes", "1", *where)
+        assert up.returncode == 0, up.stderr
+        assert "with 0 node(s) and 1 real node(s)." in up.stdout
+        status = solutions("dev", "cluster", "status", *where)
+        assert status.returncode == 0, status.stderr
+        assert "1/1 node(s) Ready" in status.stdout
+        ip = realnode.NodeLayout.plan(state.resolve(), 0).node_ip
+        assert "real nodes:\nNODE          STATE   ADDRESS\n" in status.stdout
+        assert f"real-node-0   Ready   {ip}" in status.stdout
+        assert "real-node-0/kubelet" in status.stdout
+        assert "real-node-0/containerd" in status.stdout
+    finally:
+        down = solutions("dev", "cluster", "down", *where)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == f"Local control plane stopped; {state.resolve()} removed.\n"
+    assert footprint(state) == before
