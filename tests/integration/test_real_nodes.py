@@ -185,6 +185,31 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
         fake = _wait_running(client, "fake")
         assert fake["spec"]["nodeName"] == "kwok-node-0"
 
+        # Contained: the host reaches the pod range only over the node's bridge, and the pod
+        # has no route off it (looked up in the pod's network namespace, no packet sent).
+        assert f" dev {layout.bridge} " in _lines(["ip", "route", "get", ip])[0]
+        (netns,) = [
+            ns.split()[0]
+            for ns in _lines(["ip", "netns", "list"])
+            if f" {ip}/" in " ".join(_lines(["ip", "-n", ns.split()[0], "-o", "-4", "addr"]))
+        ]
+        routes = _lines(["ip", "-n", netns, "-4", "route", "show", "table", "all"])
+        assert [r.rstrip() for r in routes if not r.startswith(("local ", "broadcast "))] == [
+            f"{layout.subnet} dev eth0 proto kernel scope link src {ip}"
+        ]
+        for outside in ("1.1.1.1", "10.0.0.1", "127.0.0.1"):
+            lookup = subprocess.run(
+                ["ip", "-n", netns, "route", "get", outside],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if outside == "127.0.0.1":  # the pod's own loopback, not the host's
+                assert " dev lo " in lookup.stdout
+            else:
+                assert lookup.returncode != 0
+                assert "Network is unreachable" in lookup.stderr
+
         answer = httpx.get(f"http://{ip}:8080/", timeout=5)
         assert answer.text == "podtool web\n"
         log = client.get("/api/v1/namespaces/default/pods/web/log")
