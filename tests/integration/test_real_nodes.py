@@ -83,6 +83,9 @@ def footprint(state: Path) -> dict[str, Any]:
         "cni cache": listing("/var/lib/cni/results"),
         "markers": listing(str(realnode.MARKERS)),
         "run dirs": listing(str(realnode.RUN_ROOT)),
+        "kernel tunables": [
+            (Path("/proc/sys") / name).read_text().strip() for name in realnode.KERNEL_TUNABLES
+        ],
     }
 
 

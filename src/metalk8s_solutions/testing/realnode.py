@@ -50,6 +50,10 @@ RUN_ROOT = Path("/run/metalk8s-solutions")
 MARKERS = RUN_ROOT / "real-nodes"
 #: Present while kubelet's iptables chains are ours to delete (the machine had none before).
 CHAINS_OURS = MARKERS.parent / "kubelet-chains-ours"
+#: The host's values of the kernel tunables kubelet sets, saved by the first real node and put
+#: back by the last one.
+TUNABLES_BEFORE = RUN_ROOT / "kernel-tunables-before.json"
+KERNEL_TUNABLES = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
 SHIM_SOCKETS = Path("/run/containerd/s")
 CNI_CACHE = Path("/var/lib/cni/results")
 INSTALL_HINT = (
@@ -203,6 +207,8 @@ class RealNode:
         if first and not _iptables_has_kube_chains():
             CHAINS_OURS.parent.mkdir(parents=True, exist_ok=True)
             CHAINS_OURS.write_text("kubelet's iptables chains were created by real nodes\n")
+        if first:
+            _save_tunables()
         _write_marker(self.layout, {})
         self._network()
         _make_cgroup(self.layout.cgroup)
@@ -498,6 +504,30 @@ def sweep_layout(layout: NodeLayout, records: Iterable[ProcessRecord] = ()) -> N
             folder.rmdir()
     if not (MARKERS.is_dir() and list(MARKERS.glob("*.json"))):  # the machine's last node
         _delete_kubelet_chains()
+        _restore_tunables()
+
+
+def _save_tunables() -> None:
+    """Record the kernel tunables kubelet overwrites (it never puts them back)."""
+    values: dict[str, str] = {}
+    for name in KERNEL_TUNABLES:
+        with contextlib.suppress(OSError):
+            values[name] = (Path("/proc/sys") / name).read_text().strip()
+    TUNABLES_BEFORE.parent.mkdir(parents=True, exist_ok=True)
+    TUNABLES_BEFORE.write_text(json.dumps(values))
+
+
+def _restore_tunables() -> None:
+    try:
+        values = json.loads(TUNABLES_BEFORE.read_text())
+    except (OSError, ValueError):
+        return
+    for name, value in dict(values).items():
+        path = Path("/proc/sys") / str(name)
+        with contextlib.suppress(OSError):
+            if path.read_text().strip() != str(value):
+                path.write_text(f"{value}\n")
+    TUNABLES_BEFORE.unlink(missing_ok=True)
 
 
 def _delete_containers(socket: str) -> None:
