@@ -305,3 +305,22 @@ def test_dev_cluster_up_with_a_real_node_status_and_down(tmp_path: Path) -> None
     assert down.returncode == 0, down.stderr
     assert down.stdout == f"Local control plane stopped; {state.resolve()} removed.\n"
     assert footprint(state) == before
+
+
+def test_up_on_a_host_without_containerd_fails_before_starting_anything(tmp_path: Path) -> None:
+    state = tmp_path / "none"
+    result = subprocess.run(
+        [SOLUTIONS, "dev", "cluster", "up", "--real-nodes", "1", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=dict(os.environ, PATH=str(tmp_path)),  # no containerd (nor anything else)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot start real nodes: containerd is not installed; install containerd, runc "
+        "and containernetworking-plugins ('apt-get install containerd runc "
+        "containernetworking-plugins', or 'make setup' as root)"
+    ]
+    assert not state.exists()

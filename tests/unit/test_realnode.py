@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from metalk8s_solutions.testing import podtool, realnode
 
@@ -53,3 +56,18 @@ def test_the_same_image_twice_has_the_same_digest(tmp_path: Path) -> None:
     first = podtool.write_image(tmp_path / "a", "podtool:1", ["/podtool", "serve"])
     second = podtool.write_image(tmp_path / "b", "podtool:1", ["/podtool", "serve"])
     assert first == second
+
+
+def test_a_host_without_containerd_is_told_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no program at all
+    reason = realnode.host_can_run_real_nodes()
+    if os.geteuid() != 0:
+        assert reason == "real nodes need root (network bridges, mounts, cgroups)"
+    else:
+        assert reason == (
+            "containerd is not installed; install containerd, runc and "
+            "containernetworking-plugins ('apt-get install containerd runc "
+            "containernetworking-plugins', or 'make setup' as root)"
+        )

@@ -264,7 +264,7 @@ class LocalControlPlane:
             if reason is not None:
                 raise EnvironmentFailure(f"cannot start real nodes: {reason}")
             wanted.append("kubelet")
-            realnode.sweep_orphans()
+        realnode.sweep_orphans()  # real nodes of a test run that died (a glob when none)
         paths = binaries.ensure(wanted)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)

@@ -40,7 +40,13 @@ import yaml
 from metalk8s_solutions.errors import EnvironmentFailure
 from metalk8s_solutions.testing import podtool
 from metalk8s_solutions.testing.pki import CertificateAuthority
-from metalk8s_solutions.testing.processes import ProcessRecord, free_port, spawn, wait_until
+from metalk8s_solutions.testing.processes import (
+    ProcessRecord,
+    _start_ticks,
+    free_port,
+    spawn,
+    wait_until,
+)
 
 REAL_NODE_LABEL = "solutions.metalk8s.io/real-node"
 NODE_FILE = "node.json"
@@ -614,8 +620,13 @@ def _delete_kubelet_chains() -> None:
 
 
 def _write_marker(layout: NodeLayout, records: dict[str, ProcessRecord]) -> None:
+    """The node's marker: its layout, its processes and the process starting it (the owner)."""
     MARKERS.mkdir(parents=True, exist_ok=True)
-    data = {"layout": layout.to_json(), "records": [r.to_json() for r in records.values()]}
+    owner = ProcessRecord("owner", os.getpid(), _start_ticks(os.getpid()), "")
+    data = {
+        "layout": layout.to_json(),
+        "records": [owner.to_json()] + [r.to_json() for r in records.values()],
+    }
     (MARKERS / f"{layout.bridge}.json").write_text(json.dumps(data, indent=2))
 
 
@@ -623,10 +634,13 @@ def sweep_orphans() -> list[str]:
     """Clean up after real nodes whose kubelet and containerd are gone (a test run that died).
 
     Every node leaves a marker in :data:`MARKERS` (machine-wide, since each test run has its
-    own state dir) from its start until :func:`sweep_layout`; a marker whose processes all
-    exited is an orphan.  Returns the names of the bridges swept.
+    own state dir) from its start until :func:`sweep_layout`; a marker whose processes (the
+    one that started the node, kubelet, containerd) all exited is an orphan.  Returns the
+    names of the bridges swept.
     """
     swept: list[str] = []
+    if os.geteuid() != 0:  # only root makes real nodes, and only root can remove them
+        return swept
     with contextlib.suppress(OSError):
         for marker in sorted(MARKERS.glob("*.json")):
             try:
@@ -636,7 +650,7 @@ def sweep_orphans() -> list[str]:
             except (OSError, ValueError, KeyError, TypeError):
                 marker.unlink(missing_ok=True)
                 continue
-            if records and any(r.alive() for r in records):
+            if any(r.alive() for r in records):
                 continue
             sweep_layout(layout, records)
             swept.append(layout.bridge)
