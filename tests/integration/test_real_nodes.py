@@ -324,3 +324,18 @@ def test_up_on_a_host_without_containerd_fails_before_starting_anything(tmp_path
         "containernetworking-plugins', or 'make setup' as root)"
     ]
     assert not state.exists()
+
+
+def test_down_stops_a_node_missing_from_the_recorded_state(plane: LocalControlPlane) -> None:
+    """As after a crash between a node's start and the state's update."""
+    before = footprint(plane.state_dir)
+    plane.up()
+    state_file = plane.state_dir / "state.json"
+    state = json.loads(state_file.read_text())
+    state["components"] = {
+        n: r for n, r in state["components"].items() if not n.startswith("real-node-")
+    }
+    state_file.write_text(json.dumps(state))
+    assert footprint(plane.state_dir)["processes"] != before["processes"]
+    plane.down()
+    assert footprint(plane.state_dir) == before

@@ -486,13 +486,16 @@ def sweep_layout(layout: NodeLayout, records: Iterable[ProcessRecord] = ()) -> N
     by_name = {r.name.rsplit("/", 1)[-1]: r for r in records}
     if "kubelet" in by_name:
         by_name["kubelet"].stop(timeout=10)
+    kubelet_root = f"--root-dir={layout.run_dir}/kubelet"
+    _kill_matching(lambda cmd: kubelet_root in cmd)  # one not recorded (a crash during up)
     if "containerd" in by_name and by_name["containerd"].alive():
         _delete_containers(layout.socket)  # lets each shim exit and remove its socket
     _kill_cgroup_processes(layout.cgroup)
     if "containerd" in by_name:
         by_name["containerd"].stop(timeout=10)
     shims = _shim_sockets(layout.socket)
-    _kill_matching(lambda cmd: layout.socket in cmd)  # shims (and a containerd not recorded)
+    ours = (layout.socket, layout.dir + "/")
+    _kill_matching(lambda cmd: any(w in cmd for w in ours))  # shims, a containerd not recorded
     for socket in shims:
         socket.unlink(missing_ok=True)
     _kill_cgroup_processes(layout.cgroup)
