@@ -198,7 +198,7 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
         ]
         routes = _lines(["ip", "-n", netns, "-4", "route", "show", "table", "all"])
         assert [r.rstrip() for r in routes if not r.startswith(("local ", "broadcast "))] == [
-            f"{layout.subnet} dev eth0 proto kernel scope link src {ip}"
+            f"{layout.cluster_range} dev eth0 proto kernel scope link src {ip}"
         ]
         for outside in ("1.1.1.1", "10.0.0.1", "127.0.0.1"):
             lookup = subprocess.run(
@@ -268,13 +268,13 @@ def test_a_test_process_that_dies_is_cleaned_up_after_by_the_next_start(
     assert left["netns"] != before["netns"]  # the pod outlived its test process
     assert left["markers"] != before["markers"]
 
-    bridge = realnode.NodeLayout.plan(state.resolve(), 0).bridge
+    key = realnode.NodeLayout.plan(state.resolve(), 0).key
     deadline = time.monotonic() + 20
     swept: list[str] = []
-    while bridge not in swept and time.monotonic() < deadline:
+    while key not in swept and time.monotonic() < deadline:
         time.sleep(0.2)  # until kubelet and containerd have died of their parent's death
         swept += realnode.sweep_orphans()
-    assert bridge in swept
+    assert key in swept
     after = footprint(state)
     # Only files in the dead run's folder remain (no mount, no process holds them).
     assert after == before
@@ -343,4 +343,49 @@ def test_down_stops_a_node_missing_from_the_recorded_state(plane: LocalControlPl
     state_file.write_text(json.dumps(state))
     assert footprint(plane.state_dir)["processes"] != before["processes"]
     plane.down()
+    assert footprint(plane.state_dir) == before
+
+
+def test_pods_of_two_real_nodes_reach_each_other(
+    tmp_path: Path, local_registry: LocalRegistry, podtool_image: str
+) -> None:
+    plane = LocalControlPlane(
+        tmp_path / "two",
+        nodes=0,
+        real_nodes=2,
+        bind_to_parent=True,
+        insecure_registries=(local_registry.address,),
+    )
+    before = footprint(plane.state_dir)
+    try:
+        plane.up()
+        with _client(plane) as client:
+            ips = {}
+            for index in (0, 1):
+                pod = _pod(f"web-{index}", podtool_image, real=True)
+                pod["spec"]["nodeName"] = f"real-node-{index}"
+                assert client.post("/api/v1/namespaces/default/pods", json=pod).status_code == 201
+            for index in (0, 1):
+                ips[index] = _wait_running(client, f"web-{index}")["status"]["podIP"]
+        layouts = [realnode.NodeLayout.plan(plane.state_dir, i) for i in (0, 1)]
+        for index, layout in enumerate(layouts):
+            assert ipaddress.ip_address(ips[index]) in ipaddress.ip_network(layout.subnet)
+        # From web-0's network namespace to web-1, over the cluster's bridge.
+        (netns,) = [
+            ns.split()[0]
+            for ns in _lines(["ip", "netns", "list"])
+            if f" {ips[0]}/" in " ".join(_lines(["ip", "-n", ns.split()[0], "-o", "-4", "addr"]))
+        ]
+        fetch = "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1]).read())"
+        answer = subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", fetch, f"http://{ips[1]}:8080/"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert answer.stdout == "b'podtool web-1\\n'\n", answer.stderr
+        plane.down()  # the first node goes first: the second keeps its address until its turn
+    finally:
+        plane.down()
     assert footprint(plane.state_dir) == before

@@ -19,12 +19,16 @@ def test_a_node_plans_short_names_and_a_private_range(tmp_path: Path) -> None:
     other = realnode.NodeLayout.plan(tmp_path / "b", 0)
     assert one.name == "real-node-0"
     assert two.name == "real-node-1"
-    assert len({one.bridge, two.bridge, other.bridge}) == 3
+    assert one.bridge == two.bridge != other.bridge  # one bridge per cluster
     assert all(len(n.bridge) <= 15 for n in (one, two, other))  # IFNAMSIZ
+    assert len({one.key, two.key, other.key}) == 3
     assert one.subnet != two.subnet
+    assert one.cluster_range == two.cluster_range
     for node in (one, two, other):
+        cluster = ipaddress.ip_network(node.cluster_range)
+        assert cluster.subnet_of(ipaddress.ip_network("10.245.0.0/16"))
         net = ipaddress.ip_network(node.subnet)
-        assert net.subnet_of(ipaddress.ip_network("10.245.0.0/16"))
+        assert net.subnet_of(cluster)
         assert ipaddress.ip_address(node.node_ip) in net
         assert len(node.socket) < 100  # unix socket paths are limited to 108 bytes
     assert one.dir == str(tmp_path / "a" / "nodes" / "real-node-0")

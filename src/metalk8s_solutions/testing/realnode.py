@@ -3,10 +3,11 @@
 Each node lives in its own folder under the cluster's state dir (``nodes/<name>/``) and touches
 the host only through things it names and records in ``node.json`` before creating them:
 
-- a Linux bridge ``<bridge>`` holding the node's IP (the first address of its pod range, a /24
-  of 10.245.0.0/16 that must not be routed on the host yet); pods are attached to it by the CNI
-  bridge plugin with ``ipMasq: false``, no gateway, no default route: pod traffic cannot leave
-  the machine;
+- the cluster's Linux bridge ``<bridge>`` (made by its first real node, deleted with its last)
+  holding the cluster's range, a /20 of 10.245.0.0/16 that must not be routed on the host yet;
+  each node has a /24 of it and its IP is that /24's first address.  Pods are attached to the
+  bridge by the CNI bridge plugin with ``ipMasq: false``, no gateway, no default route: a pod
+  reaches the pods of every real node of its cluster on the bridge, and nothing else;
 - containerd with its own config, root, state and socket under the node folder (never the
   system's /var/lib/containerd or /run/containerd), the CRI plugin on runc
   (``restrict_oom_score_adj``: this sandbox lacks CAP_SYS_RESOURCE), the sandbox image built by
@@ -67,6 +68,7 @@ INSTALL_HINT = (
     "('apt-get install containerd runc containernetworking-plugins', or 'make setup' as root)"
 )
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+NODES_PER_CLUSTER = 16
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class NodeLayout:
     name: str
     dir: str
     bridge: str
+    #: the cluster's range, on-link on the bridge for every pod
+    cluster_range: str
+    #: this node's share of it: its IP and its pods' addresses
     subnet: str
     cgroup: str
     #: short folder for what has a unix socket (108-byte limit): containerd's socket, kubelet's
@@ -90,6 +95,16 @@ class NodeLayout:
     def node_ip(self) -> str:
         return str(next(ipaddress.ip_network(self.subnet).hosts()))
 
+    @property
+    def network(self) -> str:
+        """The CNI network's name (libcni's cache files start with it)."""
+        return f"solutions-{self.key}"
+
+    @property
+    def key(self) -> str:
+        """Unique on the machine: names the node's marker."""
+        return Path(self.run_dir).name
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -100,15 +115,20 @@ class NodeLayout:
     @classmethod
     def plan(cls, cluster_dir: Path, index: int) -> NodeLayout:
         """Names and ranges for node ``index`` of the cluster rooted at ``cluster_dir``."""
+        if not 0 <= index < NODES_PER_CLUSTER:
+            raise EnvironmentFailure(
+                f"at most {NODES_PER_CLUSTER} real nodes per cluster, not {index + 1}"
+            )
         tag = hashlib.sha256(str(cluster_dir).encode()).hexdigest()[:6]
-        octet = (int(tag, 16) + index) % 250 + 1
+        base = int(tag, 16) % 16 * 16  # one of 16 /20s of 10.245.0.0/16
         name = f"real-node-{index}"
         node_dir = cluster_dir / "nodes" / name
         return cls(
             name=name,
             dir=str(node_dir),
-            bridge=f"slk{tag}{index}"[:15],
-            subnet=f"10.245.{octet}.0/24",
+            bridge=f"slk{tag}",
+            cluster_range=f"10.245.{base}.0/20",
+            subnet=f"10.245.{base + index}.0/24",
             cgroup=f"solutions-{tag}-{index}",
             run_dir=str(RUN_ROOT / f"{tag}-{index}"),
         )
@@ -204,7 +224,8 @@ class RealNode:
         reason = host_can_run_real_nodes()
         if reason is not None:
             raise EnvironmentFailure(f"cannot start real node {self.layout.name}: {reason}")
-        self._check_range_free()
+        if not (Path("/sys/class/net") / self.layout.bridge).exists():
+            self._check_range_free()
         self.dir.mkdir(parents=True, exist_ok=True)
         Path(self.layout.run_dir).mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
@@ -233,7 +254,7 @@ class RealNode:
 
     def _check_range_free(self) -> None:
         routes = _run(["ip", "-o", "-4", "route", "show", "table", "all"]).stdout
-        net = ipaddress.ip_network(self.layout.subnet)
+        net = ipaddress.ip_network(self.layout.cluster_range)
         for line in routes.splitlines():
             first = line.split()[0] if line.split() else ""
             if first in ("default", "broadcast", "local"):
@@ -241,23 +262,28 @@ class RealNode:
             with contextlib.suppress(ValueError):
                 if ipaddress.ip_network(first, strict=False).overlaps(net):
                     raise EnvironmentFailure(
-                        f"the pod range {net} of real node {self.layout.name} is already routed "
-                        f"on this host ({line.strip()})",
+                        f"the pod range {net} of the real nodes is already routed on this host "
+                        f"({line.strip()})",
                         hint="another local cluster with real nodes may be running: stop it "
                         "with 'solutions dev cluster down --state-dir ...'",
                     )
 
     def _network(self) -> None:
         bridge = self.layout.bridge
-        prefix = ipaddress.ip_network(self.layout.subnet).prefixlen
-        _run(["ip", "link", "add", "name", bridge, "type", "bridge"])
-        _run(["ip", "addr", "add", f"{self.layout.node_ip}/{prefix}", "dev", bridge])
-        _run(["ip", "link", "set", bridge, "up"])
+        cluster = ipaddress.ip_network(self.layout.cluster_range)
+        if not (Path("/sys/class/net") / bridge).exists():
+            _run(["ip", "link", "add", "name", bridge, "type", "bridge"])
+            # Each node's address is a secondary of the first: keep them when it goes.
+            Path(f"/proc/sys/net/ipv4/conf/{bridge}/promote_secondaries").write_text("1\n")
+            _run(["ip", "link", "set", bridge, "up"])
+        _run(["ip", "addr", "add", f"{self.layout.node_ip}/{cluster.prefixlen}", "dev", bridge])
+        subnet = ipaddress.ip_network(self.layout.subnet)
+        first, *_middle, last = list(subnet.hosts())
         cni = self.dir / "cni"
         (cni / "net.d").mkdir(parents=True, exist_ok=True)
         conflist = {
             "cniVersion": "0.4.0",
-            "name": f"solutions-{bridge}",
+            "name": self.layout.network,
             "plugins": [
                 {
                     "type": "bridge",
@@ -269,7 +295,17 @@ class RealNode:
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{"subnet": self.layout.subnet}]],
+                        # On-link: the whole cluster range; handed out: this node's share.
+                        "ranges": [
+                            [
+                                {
+                                    "subnet": str(cluster),
+                                    "rangeStart": str(first + 1),
+                                    "rangeEnd": str(last),
+                                    "gateway": str(first),
+                                }
+                            ]
+                        ],
                         "dataDir": str(cni / "ipam"),
                     },
                 }
@@ -500,14 +536,14 @@ def sweep_layout(layout: NodeLayout, records: Iterable[ProcessRecord] = ()) -> N
         socket.unlink(missing_ok=True)
     _kill_cgroup_processes(layout.cgroup)
     _delete_pod_netns(layout.subnet)
-    _delete_cni_cache(f"solutions-{layout.bridge}")
+    _delete_cni_cache(layout.network)
     _unmount_under(node_dir)
     _unmount_under(Path(layout.run_dir))
-    _delete_links(layout.bridge)
+    _delete_links(layout)
     _remove_cgroup(layout.cgroup)
     shutil.rmtree(node_dir, ignore_errors=True)
     shutil.rmtree(layout.run_dir, ignore_errors=True)
-    (MARKERS / f"{layout.bridge}.json").unlink(missing_ok=True)
+    (MARKERS / f"{layout.key}.json").unlink(missing_ok=True)
     for folder in (SHIM_SOCKETS, SHIM_SOCKETS.parent):  # made by our shims when absent
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -630,7 +666,7 @@ def _write_marker(layout: NodeLayout, records: dict[str, ProcessRecord]) -> None
         "layout": layout.to_json(),
         "records": [owner.to_json()] + [r.to_json() for r in records.values()],
     }
-    (MARKERS / f"{layout.bridge}.json").write_text(json.dumps(data, indent=2))
+    (MARKERS / f"{layout.key}.json").write_text(json.dumps(data, indent=2))
 
 
 def sweep_orphans() -> list[str]:
@@ -639,7 +675,7 @@ def sweep_orphans() -> list[str]:
     Every node leaves a marker in :data:`MARKERS` (machine-wide, since each test run has its
     own state dir) from its start until :func:`sweep_layout`; a marker whose processes (the
     one that started the node, kubelet, containerd) all exited is an orphan.  Returns the
-    names of the bridges swept.
+    keys of the nodes swept.
     """
     swept: list[str] = []
     if os.geteuid() != 0:  # only root makes real nodes, and only root can remove them
@@ -656,7 +692,7 @@ def sweep_orphans() -> list[str]:
             if any(r.alive() for r in records):
                 continue
             sweep_layout(layout, records)
-            swept.append(layout.bridge)
+            swept.append(layout.key)
     return swept
 
 
@@ -754,10 +790,17 @@ def _unmount_under(folder: Path) -> None:
                 _run(["umount", "-l", target], check=False)
 
 
-def _delete_links(bridge: str) -> None:
-    master = Path("/sys/class/net") / bridge / "brif"
+def _delete_links(layout: NodeLayout) -> None:
+    """The node's address on the bridge; the bridge too when no other node of it remains."""
+    bridge = layout.bridge
+    if not (Path("/sys/class/net") / bridge).exists():
+        return
+    prefix = ipaddress.ip_network(layout.cluster_range).prefixlen
+    _run(["ip", "addr", "del", f"{layout.node_ip}/{prefix}", "dev", bridge], check=False)
+    addresses = _run(["ip", "-o", "-4", "addr", "show", "dev", bridge], check=False).stdout
+    if addresses.strip():
+        return  # another real node of the cluster still uses the bridge
     with contextlib.suppress(OSError):
-        for port in master.iterdir():  # host ends of pods' veths still attached
+        for port in (Path("/sys/class/net") / bridge / "brif").iterdir():  # veths left on it
             _run(["ip", "link", "delete", port.name], check=False)
-    if (Path("/sys/class/net") / bridge).exists():
-        _run(["ip", "link", "delete", bridge], check=False)
+    _run(["ip", "link", "delete", bridge], check=False)
