@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker-registry skopeo xorriso openssl mmdebstrap chromium util-linux)
+# The real nodes of the local cluster (solutions dev cluster up --real-nodes): the container
+# runtime, runc and the CNI plugins (docs/decisions/0005-real-nodes.md); iproute2 for the bridge.
+APT_PACKAGES+=(containerd runc containernetworking-plugins iproute2 iptables)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -36,3 +39,4 @@ uv sync --locked --quiet --compile-bytecode
 
 echo "==> control-plane binaries (built once from Go modules, cached)"
 .venv/bin/python -m metalk8s_solutions.testing.binaries >/dev/null
+.venv/bin/python -c 'from metalk8s_solutions.testing.podtool import ensure_podtool; ensure_podtool()'

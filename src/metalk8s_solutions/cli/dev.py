@@ -53,6 +53,22 @@ def cluster() -> None:
     help="Number of fake (KWOK) nodes.",
 )
 @click.option(
+    "--real-nodes",
+    type=click.IntRange(0, 8),
+    default=0,
+    show_default=True,
+    help="Number of real nodes (kubelet, containerd, runc, CNI on this machine; needs root). "
+    "They are tainted and labelled solutions.metalk8s.io/real-node: only pods that tolerate "
+    "the taint and select the label run there.",
+)
+@click.option(
+    "--insecure-registry",
+    "insecure_registries",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="A plain-HTTP registry the real nodes pull images from (repeatable).",
+)
+@click.option(
     "--port",
     type=click.IntRange(1, 65535),
     default=None,
@@ -61,13 +77,24 @@ def cluster() -> None:
 @state_dir_option
 @output_option
 def up(
-    kubeconfig_out: Path | None, nodes: int, port: int | None, state_dir: Path | None, output: str
+    kubeconfig_out: Path | None,
+    nodes: int,
+    real_nodes: int,
+    insecure_registries: tuple[str, ...],
+    port: int | None,
+    state_dir: Path | None,
+    output: str,
 ) -> None:
     """Start the local control plane in the background and wait until it is ready."""
     from metalk8s_solutions.testing.controlplane import LocalControlPlane  # noqa: PLC0415
 
     plane = LocalControlPlane(
-        state_dir, nodes=nodes, api_port=port, progress=lambda m: click.echo(m, err=True)
+        state_dir,
+        nodes=nodes,
+        real_nodes=real_nodes,
+        insecure_registries=insecure_registries,
+        api_port=port,
+        progress=lambda m: click.echo(m, err=True),
     )
     info = plane.up()
     if kubeconfig_out is not None:
@@ -90,7 +117,7 @@ def _human_up(status: dict[str, Any], where: list[str]) -> str:
     return "\n".join(
         [
             f"Local control plane {status['version']} is running at {status['server']} "
-            f"with {status['nodes']} node(s).",
+            f"with {status['nodes']} node(s){_real_nodes_phrase(status)}.",
             f"  export KUBECONFIG={shlex.quote(str(status['kubeconfig']))}",
             f"  {command('dev', 'cluster', 'status', *where)}    # what runs, and the log files",
             f"  {command('dev', 'cluster', 'down', *where)}      # stop it and delete its state",
@@ -108,6 +135,11 @@ def status(state_dir: Path | None, output: str) -> None:
     emit(LocalControlPlane(state_dir).status(), output, _human_status)
 
 
+def _real_nodes_phrase(status: dict[str, Any]) -> str:
+    real = status.get("realNodes") or []
+    return f" and {len(real)} real node(s)" if real else ""
+
+
 def _human_status(status: dict[str, Any]) -> str:
     if status["state"] == "absent":
         return (
@@ -116,14 +148,22 @@ def _human_status(status: dict[str, Any]) -> str:
         )
     head = (
         f"{status['state']}: {status['server']} ({status['version']}, "
-        f"{status['nodesReady']}/{status['nodes']} node(s) Ready)\n"
+        f"{status['nodesReady']}/{status['nodes'] + len(status.get('realNodes') or [])} "
+        "node(s) Ready)\n"
         f"kubeconfig: {status['kubeconfig']}\n"
     )
     rows = [
         (name, "running" if c["running"] else "stopped", c["pid"], c["log"])
         for name, c in status["components"].items()
     ]
-    return head + table(("component", "state", "pid", "log"), rows)
+    text = head + table(("component", "state", "pid", "log"), rows)
+    real = status.get("realNodes") or []
+    if real:
+        nodes = [
+            (n["name"], "Ready" if n["ready"] else "NotReady", n["address"] or "-") for n in real
+        ]
+        text += "\n\nreal nodes:\n" + table(("node", "state", "address"), nodes)
+    return text
 
 
 @cluster.command("down")

@@ -83,6 +83,15 @@ GROUPS: tuple[BinaryGroup, ...] = (
         },
         ldflags=_kube_ldflags(),
     ),
+    # The kubelet of the real nodes (dev cluster up --real-nodes): the same pinned
+    # k8s.io/kubernetes as the control plane, in its own wrapper module (cmd/kubelet needs more
+    # dependencies) and cache folder, so the control plane's cache is kept.
+    BinaryGroup(
+        name="kubelet",
+        version=KUBERNETES_VERSION,
+        packages={"kubelet": "k8s.io/kubernetes/cmd/kubelet"},
+        ldflags=_kube_ldflags(),
+    ),
     BinaryGroup(
         name="etcd",
         version=ETCD_VERSION,
@@ -99,6 +108,8 @@ GROUPS: tuple[BinaryGroup, ...] = (
 )
 
 ALL_BINARIES: tuple[str, ...] = tuple(b for g in GROUPS for b in g.packages)
+#: What every local cluster needs; the kubelet only for real nodes.
+CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(b for b in ALL_BINARIES if b != "kubelet")
 
 
 def cache_root() -> Path:

@@ -30,7 +30,7 @@ import httpx2 as httpx
 import yaml
 
 from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
-from metalk8s_solutions.testing import binaries
+from metalk8s_solutions.testing import binaries, realnode
 from metalk8s_solutions.testing.paths import default_state_dir
 from metalk8s_solutions.testing.pki import CertificateAuthority, KeyPair, service_account_keys
 from metalk8s_solutions.testing.processes import (
@@ -75,6 +75,8 @@ class ClusterInfo:
     nodes: int
     version: str
     components: dict[str, ProcessRecord] = field(default_factory=dict)
+    #: names of the real (kubelet + containerd) nodes
+    real_nodes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class ClusterInfo:
             "version": self.version,
             "stateDir": str(self.state_dir),
             "components": {n: r.to_json() for n, r in self.components.items()},
+            "realNodes": list(self.real_nodes),
         }
 
     @classmethod
@@ -95,6 +98,7 @@ class ClusterInfo:
             nodes=int(data["nodes"]),
             version=str(data["version"]),
             components={n: ProcessRecord.from_json(r) for n, r in dict(data["components"]).items()},
+            real_nodes=tuple(str(n) for n in data.get("realNodes", ())),
         )
 
 
@@ -150,6 +154,8 @@ class LocalControlPlane:
         state_dir: Path | None = None,
         *,
         nodes: int = 1,
+        real_nodes: int = 0,
+        insecure_registries: tuple[str, ...] = (),
         api_port: int | None = None,
         bind_to_parent: bool = False,
         apiserver_args: tuple[str, ...] = (),
@@ -157,8 +163,12 @@ class LocalControlPlane:
     ) -> None:
         if nodes < 0:
             raise EnvironmentFailure(f"--nodes must be 0 or more, not {nodes}")
+        if real_nodes < 0:
+            raise EnvironmentFailure(f"--real-nodes must be 0 or more, not {real_nodes}")
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.nodes = nodes
+        self.real_nodes = real_nodes
+        self.insecure_registries = insecure_registries
         self.api_port = api_port
         self.bind_to_parent = bind_to_parent
         self.apiserver_args = apiserver_args
@@ -207,10 +217,14 @@ class LocalControlPlane:
         running = {n: r.alive() for n, r in info.components.items()}
         ready = False
         nodes_ready = 0
+        real: list[dict[str, Any]] = [
+            {"name": n, "ready": False, "address": None} for n in info.real_nodes
+        ]
         if running.get("kube-apiserver"):
             with contextlib.suppress(Exception), self._admin_client(info.server) as client:
                 ready = client.get("/readyz").status_code == 200
                 nodes_ready = self._ready_nodes(client)
+                real = [self._real_node_status(client, n) for n in info.real_nodes]
         if all(running.values()) and ready:
             state = "running"
         elif any(running.values()):
@@ -224,6 +238,7 @@ class LocalControlPlane:
             "version": info.version,
             "nodes": info.nodes,
             "nodesReady": nodes_ready,
+            "realNodes": real,
             "stateDir": str(self.state_dir),
             "components": {
                 n: {"running": running[n], "pid": r.pid, "log": r.log}
@@ -243,7 +258,14 @@ class LocalControlPlane:
         if self.api_port is not None:
             check_port_free(self.api_port, HOST, what="kube-apiserver")
         self._t0 = time.monotonic()
-        paths = binaries.ensure()
+        wanted = list(binaries.CONTROL_PLANE_BINARIES)
+        if self.real_nodes:
+            reason = realnode.host_can_run_real_nodes()
+            if reason is not None:
+                raise EnvironmentFailure(f"cannot start real nodes: {reason}")
+            wanted.append("kubelet")
+        realnode.sweep_orphans()  # real nodes of a test run that died (a glob when none)
+        paths = binaries.ensure(wanted)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         started = time.monotonic()
@@ -263,12 +285,20 @@ class LocalControlPlane:
             self._records = dict(info.components)
             was_running = any(r.alive() for r in self._records.values())
         self._stop_records()
+        if not was_running and realnode.node_dirs(self.state_dir):
+            was_running = True
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir, ignore_errors=True)
         return was_running
 
     def _stop_records(self) -> None:
-        # Reverse start order: clients first, etcd last.
+        # Real nodes first (each in its own order, and whatever they left), then the rest in
+        # reverse start order: clients first, etcd last.
+        for node_dir in realnode.node_dirs(self.state_dir):
+            prefix = node_dir.name + "/"
+            mine = [r for n, r in self._records.items() if n.startswith(prefix)]
+            realnode.sweep(node_dir, mine)
+            self._records = {n: r for n, r in self._records.items() if not n.startswith(prefix)}
         for name in reversed(list(self._records)):
             self._records[name].stop()
         self._records = {}
@@ -379,6 +409,7 @@ class LocalControlPlane:
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                *self._kubelet_client_args(ca),
                 *self.apiserver_args,
             ],
         )
@@ -477,7 +508,112 @@ class LocalControlPlane:
         (self.state_dir / STATE_FILE).write_text(json.dumps(info.to_json(), indent=2))
 
         self._provision(server, kwok, cm, remaining())
+        if self.real_nodes:
+            info = self._start_real_nodes(info, ca, paths["kubelet"], remaining())
         return info
+
+    def _kubelet_client_args(self, ca: CertificateAuthority) -> list[str]:
+        """How kube-apiserver reaches real kubelets (logs, exec): none without real nodes."""
+        if not self.real_nodes:
+            return []
+        pair = ca.issue(
+            "kube-apiserver-kubelet-client", organizations=("system:masters",), client=True
+        )
+        _write_private(self.pki / "apiserver-kubelet-client.crt", pair.cert_pem)
+        _write_private(self.pki / "apiserver-kubelet-client.key", pair.key_pem)
+        return [
+            f"--kubelet-client-certificate={self.pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={self.pki / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    def _start_real_nodes(
+        self, info: ClusterInfo, ca: CertificateAuthority, kubelet: Path, timeout: float
+    ) -> ClusterInfo:
+        """Start the real nodes one after the other; wait until each is Ready."""
+        deadline = time.monotonic() + timeout
+        with self._admin_client(info.server) as client:
+            # Kubelets authenticate as system:node:<name> in group system:nodes; with RBAC
+            # alone (no Node authorizer) that group needs the bootstrap role bound.
+            binding = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "solutions:real-nodes"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:node",
+                },
+                "subjects": [
+                    {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Group",
+                        "name": "system:nodes",
+                    }
+                ],
+            }
+            resp = client.post(
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json=binding
+            )
+            if resp.status_code not in (200, 201, 409):
+                raise ComponentFailure("kube-apiserver", f"cannot bind system:nodes: {resp.text}")
+            names: list[str] = []
+            for index in range(self.real_nodes):
+                layout = realnode.NodeLayout.plan(self.state_dir, index)
+                node = realnode.RealNode(
+                    layout,
+                    server=info.server,
+                    ca=ca,
+                    ca_file=self.pki / "ca.crt",
+                    kubelet=kubelet,
+                    bind_to_parent=self.bind_to_parent,
+                    insecure_registries=self.insecure_registries,
+                    say=self._say,
+                )
+                try:
+                    node.start(max(deadline - time.monotonic(), 1.0))
+                finally:
+                    self._records.update(node.records)
+                names.append(layout.name)
+                info = ClusterInfo(
+                    state_dir=info.state_dir,
+                    server=info.server,
+                    kubeconfig=info.kubeconfig,
+                    nodes=info.nodes,
+                    version=info.version,
+                    components=dict(self._records),
+                    real_nodes=tuple(names),
+                )
+                (self.state_dir / STATE_FILE).write_text(json.dumps(info.to_json(), indent=2))
+
+                def node_ready(node_name: str = layout.name) -> bool:
+                    return bool(self._real_node_status(client, node_name)["ready"])
+
+                wait_until(
+                    node.records[f"{layout.name}/kubelet"],
+                    node_ready,
+                    timeout=max(deadline - time.monotonic(), 1.0),
+                    what="report its node Ready",
+                )
+                self._say(f"{layout.name} Ready ({layout.node_ip}, pods in {layout.subnet})")
+        return info
+
+    @staticmethod
+    def _real_node_status(client: httpx.Client, name: str) -> dict[str, Any]:
+        node = client.get(f"/api/v1/nodes/{name}")
+        ready = False
+        address = None
+        if node.status_code == 200:
+            status = node.json().get("status", {})
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions", [])
+            )
+            address = next(
+                (a["address"] for a in status.get("addresses", []) if a["type"] == "InternalIP"),
+                None,
+            )
+        return {"name": name, "ready": ready, "address": address}
 
     def _provision(
         self, server: str, kwok: ProcessRecord, cm: ProcessRecord, timeout: float

@@ -53,8 +53,13 @@ class LocalCluster:
 def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A local control plane (etcd, API server, controllers, scheduler, KWOK nodes)."""
     nodes = int(os.environ.get("SOLUTIONS_TEST_NODES", "2"))
+    # Real nodes (kubelet + containerd, root only) for a whole session: none unless asked.
+    real_nodes = int(os.environ.get("SOLUTIONS_TEST_REAL_NODES", "0"))
     plane = LocalControlPlane(
-        tmp_path_factory.mktemp("control-plane"), nodes=nodes, bind_to_parent=True
+        tmp_path_factory.mktemp("control-plane"),
+        nodes=nodes,
+        real_nodes=real_nodes,
+        bind_to_parent=True,
     )
     try:
         info = plane.up()

@@ -1,0 +1,3 @@
+module metalk8s-solutions.local/podtool
+
+go 1.25.0

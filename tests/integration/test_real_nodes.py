@@ -1,0 +1,391 @@
+"""Real nodes (kubelet + containerd + runc + CNI) in the local cluster, and their clean-up.
+
+A pod runs on a real node from an image containerd pulls out of the test registry, answers HTTP
+from the host and logs through the API; ``down``, and the next start after a test process that
+died, leave on the host no process, container, mount, network namespace, link, iptables rule,
+cgroup, shim socket or CNI cache entry behind.  Runs as root with containerd, runc and the CNI
+plugins installed (``make setup``); skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from metalk8s_solutions.testing import podtool, realnode
+from metalk8s_solutions.testing.controlplane import LocalControlPlane
+from metalk8s_solutions.testing.registry import LocalRegistry
+
+_reason = realnode.host_can_run_real_nodes()
+pytestmark = [
+    pytest.mark.registry,
+    pytest.mark.skipif(_reason is not None, reason=f"no real nodes on this host: {_reason}"),
+]
+
+IMAGE_REPO = "podtool"
+
+
+def _lines(argv: list[str]) -> list[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
+
+
+def footprint(state: Path) -> dict[str, Any]:
+    """What real nodes can leave on the host, as comparable values."""
+    procs = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(w in cmd for w in ("containerd", "kubelet", "/podtool", "/pause", str(state))):
+            procs.append(cmd.strip())
+    cgroups = sorted(
+        str(p)
+        for h in Path("/sys/fs/cgroup").iterdir()
+        if h.is_dir()
+        for p in h.glob("solutions-*")
+    )
+    iptables = [
+        line
+        for prog in ("iptables-save", "ip6tables-save")
+        for line in _lines([prog])
+        if line.startswith(("-", ":", "*"))
+    ]
+
+    def listing(folder: str) -> list[str]:
+        return sorted(p.name for p in Path(folder).glob("*")) if Path(folder).is_dir() else []
+
+    return {
+        "links": sorted(line.split(":")[1].strip() for line in _lines(["ip", "-o", "link"])),
+        "netns": sorted(_lines(["ip", "netns", "list"])),
+        "mounts": sorted(
+            t
+            for t in _lines(["findmnt", "-rn", "-o", "TARGET"])
+            if t.startswith((str(state), "/run/netns", "/var/run/netns", str(realnode.RUN_ROOT)))
+        ),
+        "processes": sorted(procs),
+        "iptables": sorted(line.split(" [")[0] for line in iptables),
+        "cgroups": cgroups,
+        "shim sockets": listing("/run/containerd/s"),
+        "cni cache": listing("/var/lib/cni/results"),
+        "markers": listing(str(realnode.MARKERS)),
+        "run dirs": listing(str(realnode.RUN_ROOT)),
+        "kernel tunables": [
+            (Path("/proc/sys") / name).read_text().strip() for name in realnode.KERNEL_TUNABLES
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def podtool_image(
+    local_registry: LocalRegistry, skopeo: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The podtool image in the test registry; returns its reference."""
+    layout = tmp_path_factory.mktemp("podtool-image")
+    podtool.write_image(layout, f"{IMAGE_REPO}:1", ["/podtool", "serve"])
+    ref = f"{local_registry.address}/{IMAGE_REPO}:1"
+    subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:1",
+            f"docker://{ref}",
+        ],
+        check=True,
+    )
+    return ref
+
+
+def _client(plane: LocalControlPlane) -> httpx.Client:
+    info = plane.info()
+    assert info is not None
+    return httpx.Client(base_url=info.server, verify=plane.admin_ssl_context(), timeout=10)
+
+
+def _pod(name: str, image: str, *, real: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "web", "image": image}]}
+    if real:
+        spec["nodeSelector"] = {realnode.REAL_NODE_LABEL: "true"}
+        spec["tolerations"] = [
+            {"key": realnode.REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def _wait_running(client: httpx.Client, name: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    pod: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        pod = client.get(f"/api/v1/namespaces/default/pods/{name}").json()
+        if pod.get("status", {}).get("phase") == "Running" and pod["status"].get("podIP"):
+            return pod
+        time.sleep(0.5)
+    raise AssertionError(f"pod {name} not Running: {json.dumps(pod.get('status'))[:800]}")
+
+
+@pytest.fixture
+def plane(tmp_path: Path, local_registry: LocalRegistry) -> Iterator[LocalControlPlane]:
+    plane = LocalControlPlane(
+        tmp_path / "c",
+        nodes=1,
+        real_nodes=1,
+        bind_to_parent=True,
+        insecure_registries=(local_registry.address,),
+    )
+    try:
+        yield plane
+    finally:
+        plane.down()
+
+
+def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
+    plane: LocalControlPlane, podtool_image: str
+) -> None:
+    before = footprint(plane.state_dir)
+    plane.up()
+    status = plane.status()
+    assert status["state"] == "running"
+    assert status["realNodes"] == [
+        {"name": "real-node-0", "ready": True, "address": status["realNodes"][0]["address"]}
+    ]
+    layout = realnode.NodeLayout.plan(plane.state_dir, 0)
+    assert status["realNodes"][0]["address"] == layout.node_ip
+    assert not ipaddress.ip_address(layout.node_ip).is_loopback
+
+    with _client(plane) as client:
+        assert (
+            client.post(
+                "/api/v1/namespaces/default/pods", json=_pod("web", podtool_image, real=True)
+            ).status_code
+            == 201
+        )
+        # A pod that does not ask for a real node still lands on the KWOK node.
+        assert (
+            client.post(
+                "/api/v1/namespaces/default/pods", json=_pod("fake", podtool_image, real=False)
+            ).status_code
+            == 201
+        )
+        pod = _wait_running(client, "web")
+        assert pod["spec"]["nodeName"] == "real-node-0"
+        ip = pod["status"]["podIP"]
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(layout.subnet)
+        fake = _wait_running(client, "fake")
+        assert fake["spec"]["nodeName"] == "kwok-node-0"
+
+        # Contained: the host reaches the pod range only over the node's bridge, and the pod
+        # has no route off it (looked up in the pod's network namespace, no packet sent).
+        assert f" dev {layout.bridge} " in _lines(["ip", "route", "get", ip])[0]
+        (netns,) = [
+            ns.split()[0]
+            for ns in _lines(["ip", "netns", "list"])
+            if f" {ip}/" in " ".join(_lines(["ip", "-n", ns.split()[0], "-o", "-4", "addr"]))
+        ]
+        routes = _lines(["ip", "-n", netns, "-4", "route", "show", "table", "all"])
+        assert [r.rstrip() for r in routes if not r.startswith(("local ", "broadcast "))] == [
+            f"{layout.cluster_range} dev eth0 proto kernel scope link src {ip}"
+        ]
+        for outside in ("1.1.1.1", "10.0.0.1", "127.0.0.1"):
+            lookup = subprocess.run(
+                ["ip", "-n", netns, "route", "get", outside],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if outside == "127.0.0.1":  # the pod's own loopback, not the host's
+                assert " dev lo " in lookup.stdout
+            else:
+                assert lookup.returncode != 0
+                assert "Network is unreachable" in lookup.stderr
+
+        answer = httpx.get(f"http://{ip}:8080/", timeout=5)
+        assert answer.text == "podtool web\n"
+        log = client.get("/api/v1/namespaces/default/pods/web/log")
+        assert log.status_code == 200, log.text
+        assert log.text == "podtool serving on :8080 as web\n"
+
+    during = footprint(plane.state_dir)
+    assert during["netns"] != before["netns"]  # the check sees what a pod makes
+    assert during["mounts"] != before["mounts"]
+    plane.down()
+    assert footprint(plane.state_dir) == before
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from metalk8s_solutions.testing.controlplane import LocalControlPlane
+plane = LocalControlPlane(
+    Path(sys.argv[1]), nodes=0, real_nodes=1, bind_to_parent=True,
+    insecure_registries=(sys.argv[2],),
+)
+plane.up()
+print("up", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_test_process_that_dies_is_cleaned_up_after_by_the_next_start(
+    tmp_path: Path, local_registry: LocalRegistry, podtool_image: str
+) -> None:
+    state = tmp_path / "dead"
+    before = footprint(state)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(state), local_registry.address],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "up\n"
+        plane = LocalControlPlane(state)
+        with _client(plane) as client:
+            resp = client.post(
+                "/api/v1/namespaces/default/pods", json=_pod("web", podtool_image, real=True)
+            )
+            assert resp.status_code == 201, resp.text
+            _wait_running(client, "web")
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    left = footprint(state)
+    assert left["netns"] != before["netns"]  # the pod outlived its test process
+    assert left["markers"] != before["markers"]
+
+    key = realnode.NodeLayout.plan(state.resolve(), 0).key
+    deadline = time.monotonic() + 20
+    swept: list[str] = []
+    while key not in swept and time.monotonic() < deadline:
+        time.sleep(0.2)  # until kubelet and containerd have died of their parent's death
+        swept += realnode.sweep_orphans()
+    assert key in swept
+    after = footprint(state)
+    # Only files in the dead run's folder remain (no mount, no process holds them).
+    assert after == before
+
+
+SOLUTIONS = str(Path(sys.executable).parent / "solutions")
+
+
+def solutions(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SOLUTIONS, *args], capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+def test_dev_cluster_up_with_a_real_node_status_and_down(tmp_path: Path) -> None:
+    state = tmp_path / "cli"
+    before = footprint(state)
+    where = ("--state-dir", str(state))
+    try:
+        up = solutions("dev", "cluster", "up", "--nodes", "0", "--real-nodes", "1", *where)
+        assert up.returncode == 0, up.stderr
+        assert "with 0 node(s) and 1 real node(s)." in up.stdout
+        status = solutions("dev", "cluster", "status", *where)
+        assert status.returncode == 0, status.stderr
+        assert "1/1 node(s) Ready" in status.stdout
+        ip = realnode.NodeLayout.plan(state.resolve(), 0).node_ip
+        assert "real nodes:\nNODE          STATE   ADDRESS\n" in status.stdout
+        assert f"real-node-0   Ready   {ip}" in status.stdout
+        assert "real-node-0/kubelet" in status.stdout
+        assert "real-node-0/containerd" in status.stdout
+    finally:
+        down = solutions("dev", "cluster", "down", *where)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == f"Local control plane stopped; {state.resolve()} removed.\n"
+    assert footprint(state) == before
+
+
+def test_up_on_a_host_without_containerd_fails_before_starting_anything(tmp_path: Path) -> None:
+    state = tmp_path / "none"
+    result = subprocess.run(
+        [SOLUTIONS, "dev", "cluster", "up", "--real-nodes", "1", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=dict(os.environ, PATH=str(tmp_path)),  # no containerd (nor anything else)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot start real nodes: containerd is not installed; install containerd, runc "
+        "and containernetworking-plugins ('apt-get install containerd runc "
+        "containernetworking-plugins', or 'make setup' as root)"
+    ]
+    assert not state.exists()
+
+
+def test_down_stops_a_node_missing_from_the_recorded_state(plane: LocalControlPlane) -> None:
+    """As after a crash between a node's start and the state's update."""
+    before = footprint(plane.state_dir)
+    plane.up()
+    state_file = plane.state_dir / "state.json"
+    state = json.loads(state_file.read_text())
+    state["components"] = {
+        n: r for n, r in state["components"].items() if not n.startswith("real-node-")
+    }
+    state_file.write_text(json.dumps(state))
+    assert footprint(plane.state_dir)["processes"] != before["processes"]
+    plane.down()
+    assert footprint(plane.state_dir) == before
+
+
+def test_pods_of_two_real_nodes_reach_each_other(
+    tmp_path: Path, local_registry: LocalRegistry, podtool_image: str
+) -> None:
+    plane = LocalControlPlane(
+        tmp_path / "two",
+        nodes=0,
+        real_nodes=2,
+        bind_to_parent=True,
+        insecure_registries=(local_registry.address,),
+    )
+    before = footprint(plane.state_dir)
+    try:
+        plane.up()
+        with _client(plane) as client:
+            ips = {}
+            for index in (0, 1):
+                pod = _pod(f"web-{index}", podtool_image, real=True)
+                pod["spec"]["nodeName"] = f"real-node-{index}"
+                assert client.post("/api/v1/namespaces/default/pods", json=pod).status_code == 201
+            for index in (0, 1):
+                ips[index] = _wait_running(client, f"web-{index}")["status"]["podIP"]
+        layouts = [realnode.NodeLayout.plan(plane.state_dir, i) for i in (0, 1)]
+        for index, layout in enumerate(layouts):
+            assert ipaddress.ip_address(ips[index]) in ipaddress.ip_network(layout.subnet)
+        # From web-0's network namespace to web-1, over the cluster's bridge.
+        (netns,) = [
+            ns.split()[0]
+            for ns in _lines(["ip", "netns", "list"])
+            if f" {ips[0]}/" in " ".join(_lines(["ip", "-n", ns.split()[0], "-o", "-4", "addr"]))
+        ]
+        fetch = "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1]).read())"
+        answer = subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", fetch, f"http://{ips[1]}:8080/"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert answer.stdout == "b'podtool web-1\\n'\n", answer.stderr
+        plane.down()  # the first node goes first: the second keeps its address until its turn
+    finally:
+        plane.down()
+    assert footprint(plane.state_dir) == before
