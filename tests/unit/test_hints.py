@@ -60,6 +60,7 @@ SAMPLES = {
     "url": "https://dex.example.com",
     "n": "2",
     "port": "6443",
+    "host": "127.0.0.1",
     "path": "kubeconfig",
 }
 #: what an expression (a name known only at run time) becomes

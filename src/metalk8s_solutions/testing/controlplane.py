@@ -32,7 +32,12 @@ import yaml
 from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
 from metalk8s_solutions.testing import binaries, realnode
 from metalk8s_solutions.testing.paths import default_state_dir
-from metalk8s_solutions.testing.pki import CertificateAuthority, KeyPair, service_account_keys
+from metalk8s_solutions.testing.pki import (
+    CertificateAuthority,
+    KeyPair,
+    kubeconfig_document,
+    service_account_keys,
+)
 from metalk8s_solutions.testing.processes import (
     ProcessRecord,
     check_port_free,
@@ -100,43 +105,6 @@ class ClusterInfo:
             components={n: ProcessRecord.from_json(r) for n, r in dict(data["components"]).items()},
             real_nodes=tuple(str(n) for n in data.get("realNodes", ())),
         )
-
-
-def kubeconfig_document(
-    server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, user: str
-) -> dict[str, Any]:
-    """A self-contained kubeconfig (certificates inline) for ``user`` on ``server``."""
-    import base64  # noqa: PLC0415
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "solutions-local",
-                "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": b64(cert_pem),
-                    "client-key-data": b64(key_pem),
-                },
-            }
-        ],
-        "contexts": [
-            {
-                "name": f"{user}@solutions-local",
-                "context": {"cluster": "solutions-local", "user": user},
-            }
-        ],
-        "current-context": f"{user}@solutions-local",
-    }
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -137,3 +138,40 @@ def service_account_keys() -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return _key_pem(key), public
+
+
+def kubeconfig_document(
+    server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, user: str
+) -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates inline) for ``user`` on ``server``."""
+    import base64  # noqa: PLC0415
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "solutions-local",
+                "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": b64(cert_pem),
+                    "client-key-data": b64(key_pem),
+                },
+            }
+        ],
+        "contexts": [
+            {
+                "name": f"{user}@solutions-local",
+                "context": {"cluster": "solutions-local", "user": user},
+            }
+        ],
+        "current-context": f"{user}@solutions-local",
+    }

@@ -40,7 +40,7 @@ import yaml
 
 from metalk8s_solutions.errors import EnvironmentFailure
 from metalk8s_solutions.testing import podtool
-from metalk8s_solutions.testing.pki import CertificateAuthority
+from metalk8s_solutions.testing.pki import CertificateAuthority, kubeconfig_document
 from metalk8s_solutions.testing.processes import (
     ProcessRecord,
     _start_ticks,
@@ -391,7 +391,6 @@ class RealNode:
         pki = self.dir / "pki"
         pki.mkdir(exist_ok=True)
         pair = self.ca.issue(f"system:node:{name}", organizations=("system:nodes",), client=True)
-        from metalk8s_solutions.testing.controlplane import kubeconfig_document  # noqa: PLC0415
 
         kubeconfig = pki / "kubelet.kubeconfig"
         doc = kubeconfig_document(
