@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from metalk8s_solutions.cluster.kube import Forbidden
-from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
-from metalk8s_solutions.web.errors import WebError, classify
+from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Missing, Refused
+from metalk8s_solutions.web.errors import WebError, classify, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
 from metalk8s_solutions.web.instances import instance_status, json_path
 from metalk8s_solutions.web.pages import version_ranks
@@ -63,6 +63,7 @@ def test_parse_and_validate() -> None:
 def test_errors_map_to_statuses() -> None:
     assert classify(InvalidInput("x")).status == 400
     assert classify(Refused("x")).status == 409
+    assert (classify(Missing("environment x does not exist")).status, Missing.exit_code) == (404, 1)
     assert classify(ArchiveError("x")).status == 422
     assert classify(Forbidden("x")).status == 403
     assert classify(ClusterError("cannot reach")).status == 503
@@ -70,6 +71,28 @@ def test_errors_map_to_statuses() -> None:
     assert info.to_json() == {
         "error": {"message": "cannot unimport", "kind": "refused", "hint": "nothing was changed"}
     }
+
+
+def test_pages_show_no_command_line() -> None:
+    """Issue 20 item 9: hints that name a CLI command or option are dropped, or cut before it."""
+    assert without_cli("create it first: solutions env create prd; see 'solutions env list'") == (
+        "create it first"
+    )
+    assert (
+        without_cli(
+            "nothing was changed; remove them first (solutions env delete-solution prod x "
+            "--delete-data), or use --force to delete the CRDs and, with them, every object"
+        )
+        == "nothing was changed; remove them first"
+    )
+    assert without_cli("change its version with: solutions env upgrade prod x 2.0.0") == (
+        "change its version"
+    )
+    assert without_cli("hint: e.g. --set spec.replicas=3") == "hint"
+    assert without_cli("pass --force to overwrite it") == ""
+    kept = "ask a cluster administrator for the rights; see example-solution-1.0.0 (v-2)"
+    assert without_cli(kept) == kept
+    assert without_cli(None) == ""
 
 
 def test_sessions_keep_the_token_out_of_the_id() -> None:

@@ -116,7 +116,8 @@ from metalk8s_solutions.engine.state import (
     resolve_active,
     scan_config,
 )
-from metalk8s_solutions.errors import Interrupted, InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.engine.wording import InstanceRef, Move, PlanFacts, plan_sentences
+from metalk8s_solutions.errors import Interrupted, InvalidInput, Missing, Refused, SolutionsError
 
 DEFAULT_TIMEOUT = 300.0
 #: How long a converge awaits an operator Deployment it replaced (MetalK8s's).
@@ -140,10 +141,17 @@ class EnvOutcome(Outcome):
     #: the fields each object change touches, one line (by target; the diff is on request)
     summaries: dict[str, str] = field(default_factory=dict)
     rollouts: dict[str, str] = field(default_factory=dict)  # deployment -> last status
+    #: what the plan does to solutions and instances (:func:`summary` says it in words)
+    facts: PlanFacts = field(default_factory=PlanFacts)
+
+    def summary(self) -> list[str]:
+        """The plan in the application administrator's words, most important first."""
+        return plan_sentences(self.facts)
 
     def to_json(self) -> dict[str, Any]:
         return {
             **super().to_json(),
+            "summary": self.summary(),
             "diffs": self.diffs,
             "summaries": self.summaries,
             "rollouts": self.rollouts,
@@ -604,11 +612,11 @@ async def require_environment(kube: Kube, env: str) -> EnvironmentState:
     if env not in envs:
         near = closest(env, await environment_names(kube))
         if near is not None:
-            raise Refused(
+            raise Missing(
                 f"environment {env} does not exist (did you mean {near}?)",
                 hint="see 'solutions env list'",
             )
-        raise Refused(
+        raise Missing(
             f"environment {env} does not exist",
             hint=f"create it first: solutions env create {env}; see 'solutions env list'",
         )
@@ -698,6 +706,7 @@ async def create_environment(
     for ns in namespaces:
         check_not_system_namespace(ns)
     outcome = EnvOutcome(dry_run=opts.dry_run)
+    outcome.facts.env = env
     async with session(ctx, connection) as kube:
         states = await read_environment_states(kube, env)
         state = states.get(env, EnvironmentState(env))
@@ -730,6 +739,8 @@ async def create_environment(
             done = await ensure_namespace(
                 kube, ns, env, description, dry_run=opts.dry_run, pod_security=level
             )
+            if done == "create":
+                outcome.facts.created_namespaces.append(ns)
             if done:
                 detail = f"environment {env}" + (f", {description!r}" if description else "")
                 detail += f", Pod Security {level}"
@@ -770,6 +781,7 @@ async def delete_environment(
                 )
             )
         inventory = await read_inventory(ctx, kube)
+        await _lost_with(kube, inventory, state, doomed, outcome.facts)
         if remaining:
             # What is left converges: cluster-scoped bindings lose the deleted namespaces.
             configs = {ns: state.namespaces[ns].config for ns in remaining}
@@ -1238,6 +1250,9 @@ async def _change_versions(
     cluster_scope = frozenset(s for allowed in scope.values() for s in allowed)
     privileged = frozenset(s for allowed in approved.values() for s in allowed)
     outcome.warnings += role_warnings(content, cluster_scope_allowed=solution in cluster_scope)
+    outcome.facts.env = state.name
+    outcome.facts.moves += [Move(ns, solution, previous[ns], wanted[ns]) for ns in wanted]
+    outcome.facts.instances = _refs(await _custom_resources(kube, content, wanted))
     changed_ns = [
         ns
         for ns in wanted
@@ -1476,6 +1491,40 @@ async def _custom_resources(
     return found
 
 
+def _refs(resources: Iterable[tuple[str, str]]) -> list[InstanceRef]:
+    """The instances of :func:`_custom_resources`' labels (``Kind namespace/name``)."""
+    found: set[InstanceRef] = set()
+    for _, label in resources:
+        kind, _, where = label.partition(" ")
+        namespace, _, name = where.partition("/")
+        found.add(InstanceRef(kind, namespace, name))
+    return sorted(found)
+
+
+async def _lost_with(
+    kube: Kube,
+    inventory: Inventory,
+    state: EnvironmentState,
+    doomed: Sequence[str],
+    facts: PlanFacts,
+) -> None:
+    """The facts of deleting namespaces ``doomed``: the solutions and instances they hold."""
+    facts.env = state.name
+    facts.deleted_namespaces = list(doomed)
+    facts.data_deleted = True
+    facts.moves = [
+        Move(ns, sol, version, None)
+        for ns in doomed
+        for sol, version in sorted(state.namespaces[ns].config.items())
+    ]
+    solutions = {m.solution for m in facts.moves}
+    found: list[tuple[str, str]] = []
+    if solutions:
+        for content in (await inventory.contents(solutions)).values():
+            found += await _custom_resources(kube, content, doomed)
+    facts.instances = _refs(found)
+
+
 async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
     ctx: Context, opts: DeleteSolutionOptions, *, connection: Kube | None = None
 ) -> EnvOutcome:
@@ -1499,6 +1548,15 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
                 )
                 break
         resources = await _custom_resources(kube, content, targets)
+        outcome.facts = PlanFacts(
+            state.name,
+            [
+                Move(ns, opts.solution, state.namespaces[ns].config[opts.solution], None)
+                for ns in targets
+            ],
+            _refs(resources),
+            data_deleted=opts.delete_data,
+        )
         if resources and opts.delete_data:
             for _, label in resources:
                 outcome.steps.append(Step("delete", label, "custom resource (--delete-data)"))
@@ -1598,6 +1656,7 @@ async def _delete_kept(
         )
     for _, label in resources:
         outcome.steps.append(Step("delete", label, "custom resource (--delete-data)"))
+    outcome.facts = PlanFacts(state.name, instances=_refs(resources), data_deleted=True)
     if opts.dry_run:
         return outcome
     for path, _ in resources:

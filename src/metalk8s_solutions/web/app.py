@@ -107,6 +107,16 @@ def _answer(request: Request, info: ErrorInfo) -> Response:
         info=info,
         page="error",
         home=home,
+        back=home + ("/solutions" if _about_solutions(request) else "/environments"),
+        back_label="the solutions" if _about_solutions(request) else "the environments list",
+    )
+
+
+def _about_solutions(request: Request) -> bool:
+    """Whether the page that failed is one of the Solutions pages (else: the environments)."""
+    path = request.url.path
+    return request.app.state.role != SOLUTION_UI_ROLE and not path.startswith(
+        ("/environments", "/env/", "/jobs")
     )
 
 

@@ -25,7 +25,7 @@ from metalk8s_solutions.engine.desired import check_dns_label, check_env_name
 from metalk8s_solutions.engine.environments import load_version_content, read_inventory
 from metalk8s_solutions.engine.instances import Sample, read_samples
 from metalk8s_solutions.engine.solutions import Context
-from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.errors import InvalidInput, Missing, Refused
 from metalk8s_solutions.web.forms import FormSpec, spec_form
 
 _FILTER = re.compile(r"^\[\?\(@\.(\w+)==\"([^\"]*)\"\)\]$")
@@ -149,7 +149,7 @@ async def deployed(ctx: Context, kube: Kube, env: str, solution: str) -> Deploye
     check_env_name(env)
     states = await read_environment_states(kube, env)
     if env not in states:
-        raise Refused(f"environment {env} does not exist")
+        raise Missing(f"environment {env} does not exist")
     placed = {
         ns: s.config[solution] for ns, s in states[env].namespaces.items() if solution in s.config
     }

@@ -51,12 +51,11 @@ from metalk8s_solutions.web.deps import (
     check_login_form,
     context,
     limit_logins,
-    optional_principal,
     principal,
     state_of,
     user,
 )
-from metalk8s_solutions.web.errors import classify, not_found, unauthenticated
+from metalk8s_solutions.web.errors import classify, not_found, unauthenticated, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, parse_yaml_object, to_yaml
 from metalk8s_solutions.web.jobs import Job
 from metalk8s_solutions.web.oidc import PENDING_TTL, STATE_COOKIE
@@ -124,6 +123,7 @@ templates.env.filters["when"] = when
 templates.env.filters["iso"] = iso
 templates.env.filters["size"] = size
 templates.env.filters["version_ranks"] = version_ranks
+templates.env.filters["nocli"] = without_cli
 templates.env.filters["urlq"] = lambda v: quote(str(v), safe="")
 
 
@@ -141,16 +141,6 @@ def render(
         {"user": who.user if who else None, "csrf": who.csrf if who else None, **values},
         status_code=status_code,
     )
-
-
-def error_page(request: Request, err: SolutionsError) -> HTMLResponse:
-    info = classify(err)
-    who = None
-    try:
-        who = optional_principal(request)
-    except SolutionsError:
-        who = None
-    return render(request, "error.html", who, status_code=info.status, info=info)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -418,7 +408,9 @@ async def _live(request: Request, template: str, load: Any) -> StreamingResponse
                 html = templates.get_template(template).render(**values)
             except SolutionsError as err:
                 # the fragment goes into the page's innerHTML: escape it like the templates do
-                html = f'<p class="error" role="alert">{escape(classify(err).text)}</p>'
+                info = classify(err)
+                text = "; ".join(t for t in (info.message, without_cli(info.hint)) if t)
+                html = f'<p class="error" role="alert">{escape(text)}</p>'
             if html != last:
                 last = html
                 yield sse("message", html)

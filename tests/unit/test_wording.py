@@ -1,0 +1,89 @@
+"""Issue 20 item 9: plans in the application administrator's words (engine.wording, pure)."""
+
+from __future__ import annotations
+
+from metalk8s_solutions.engine.wording import InstanceRef, Move, PlanFacts, plan_sentences
+
+SOL = "example-solution"
+
+
+def web(name: str = "web", ns: str = "prod") -> InstanceRef:
+    return InstanceRef("VersionServer", ns, name)
+
+
+def test_install_names_the_version_and_the_instances() -> None:
+    facts = PlanFacts("prod", [Move("prod", SOL, None, "2.0.0")])
+    assert plan_sentences(facts) == [f"Install {SOL} 2.0.0 (its operator) in prod; no instance yet"]
+    facts.instances = [web("a"), web("b"), web("c")]
+    assert plan_sentences(facts) == [
+        f"Install {SOL} 2.0.0 (its operator) in prod; 3 instances keep running: "
+        "VersionServer a, VersionServer b, VersionServer c"
+    ]
+
+
+def test_upgrade_and_downgrade_by_the_one_version_order() -> None:
+    up = PlanFacts("prod", [Move("prod", SOL, "1.0.0", "2.0.0")], [web()])
+    assert plan_sentences(up) == [
+        f"Upgrade {SOL} 1.0.0 → 2.0.0 in prod; 1 instance keeps running: VersionServer web"
+    ]
+    down = PlanFacts("prod", [Move("prod", SOL, "1.10.0", "1.9.0")])
+    assert plan_sentences(down)[0].startswith(f"Downgrade {SOL} 1.10.0 → 1.9.0 in prod")
+
+
+def test_several_namespaces_are_one_sentence_naming_them() -> None:
+    facts = PlanFacts(
+        "prod",
+        [Move("prod-a", SOL, "1.0.0", "1.1.0"), Move("prod-b", SOL, "1.0.0", "1.1.0")],
+        [web("x", "prod-b")],
+    )
+    assert plan_sentences(facts) == [
+        f"Upgrade {SOL} 1.0.0 → 1.1.0 in prod (namespaces prod-a, prod-b); "
+        "1 instance keeps running: VersionServer prod-b/x"
+    ]
+
+
+def test_remove_says_whether_the_data_is_lost_or_kept() -> None:
+    kept = PlanFacts("prod", [Move("prod", SOL, "1.0.0", None)], [web()])
+    assert plan_sentences(kept) == [
+        f"Remove {SOL} 1.0.0 from prod; 1 instance is kept but no longer managed by an "
+        "operator: VersionServer web"
+    ]
+    lost = PlanFacts("prod", [Move("prod", SOL, "1.0.0", None)], [web("a"), web("b")], True)
+    assert plan_sentences(lost) == [
+        f"Remove {SOL} 1.0.0 from prod; its 2 instances are deleted, and their data is lost: "
+        "VersionServer a, VersionServer b"
+    ]
+    nothing = PlanFacts("prod", [Move("prod", SOL, "1.0.0", None)], [], True)
+    assert plan_sentences(nothing) == [f"Remove {SOL} 1.0.0 from prod"]
+
+
+def test_environment_deletion_names_what_is_lost() -> None:
+    facts = PlanFacts(
+        "prod",
+        [Move("prod", SOL, "1.0.0", None)],
+        [web()],
+        data_deleted=True,
+        deleted_namespaces=["prod"],
+    )
+    assert plan_sentences(facts) == [
+        "Delete environment prod: namespace prod and everything in them",
+        f"Removes {SOL} 1.0.0",
+        "1 instance deleted, its data is lost: VersionServer web",
+    ]
+    empty = PlanFacts("test", deleted_namespaces=["test"], data_deleted=True)
+    assert plan_sentences(empty)[-1] == "No instance to lose"
+
+
+def test_creation_and_long_lists() -> None:
+    assert plan_sentences(PlanFacts("prod", created_namespaces=["prod"])) == [
+        "Create environment prod"
+    ]
+    assert plan_sentences(PlanFacts("prod", created_namespaces=["p1", "p2"])) == [
+        "Create environment prod (namespaces p1, p2)"
+    ]
+    refs = [web(f"i{n}") for n in range(7)]
+    many = PlanFacts("prod", [Move("prod", SOL, "1.0.0", "1.0.0")], refs)
+    (sentence,) = plan_sentences(many)
+    assert sentence.startswith(f"Keep {SOL} 1.0.0 in prod and repair what differs; 7 instances")
+    assert sentence.endswith("VersionServer i4 and 2 more")
+    assert plan_sentences(PlanFacts("prod")) == []
