@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from metalk8s_solutions.engine.wording import InstanceRef, Move, PlanFacts, plan_sentences
+from metalk8s_solutions.engine.wording import (
+    InstanceRef,
+    Move,
+    PlanFacts,
+    Readiness,
+    environment_health,
+    follow_pointer,
+    plan_sentences,
+    readiness,
+)
 
 SOL = "example-solution"
 
@@ -87,3 +96,46 @@ def test_creation_and_long_lists() -> None:
     assert sentence.startswith(f"Keep {SOL} 1.0.0 in prod and repair what differs; 7 instances")
     assert sentence.endswith("VersionServer i4 and 2 more")
     assert plan_sentences(PlanFacts("prod")) == []
+
+
+def test_health_covers_instances_with_the_reason() -> None:
+    ok = {"prod": "Available"}
+    ready = Readiness("VersionServer a", "True", "Ready")
+    assert environment_health({}, []) == ("empty", "")
+    assert environment_health(ok, []) == ("healthy", "")
+    assert environment_health(ok, [ready]) == ("healthy", "")
+    scaling = Readiness("VersionServer b", "False", "Scaling", "1/3 pods ready")
+    unknown = Readiness("VersionServer c", "Unknown", "Pending")
+    health, problem = environment_health(ok, [ready, scaling, unknown])
+    assert health == "degraded"
+    assert problem == (
+        "2 of 3 instances not ready: VersionServer b (1/3 pods ready), "
+        "VersionServer c (readiness unknown: Pending)"
+    )
+    silent = Readiness("VersionServer d", "")
+    health, problem = environment_health(ok, [ready, silent])
+    assert health == "unknown"
+    assert problem.startswith("no readiness reported by 1 of 2 instances (VersionServer d): ")
+    assert "fake nodes" in problem
+    health, problem = environment_health({"prod": "Progressing: 0/1"}, [silent])
+    assert health == "degraded"
+    assert problem == (
+        "operator not available (prod: Progressing: 0/1); 1 of 1 instances: no readiness reported"
+    )
+
+
+def test_readiness_from_status_conditions() -> None:
+    cond = {"type": "Ready", "status": "False", "reason": "Scaling", "message": "1/3"}
+    found = readiness("VersionServer web", {"status": {"conditions": [cond]}})
+    assert (found.ready, found.why()) == (False, "1/3")
+    assert readiness("x", {}).ready is None and readiness("x", {}).why() == "no readiness reported"
+    assert readiness("x", {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}).ready
+
+
+def test_an_instance_behind_the_operator_is_pointed_out() -> None:
+    assert follow_pointer({"version": "1.0.0"}, "2.0.0") == (
+        "runs 1.0.0; the operator is 2.0.0 — edit to follow"
+    )
+    assert follow_pointer({"version": "2.0.0"}, "2.0.0") == ""
+    assert follow_pointer({"replicas": 3}, "2.0.0") == ""
+    assert follow_pointer({"version": 3}, "2.0.0") == ""

@@ -9,8 +9,9 @@ turns them into sentences, for the web UI and the CLI alike.  Pure: no cluster, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from metalk8s_solutions.api.versions import compare_versions
 
@@ -160,3 +161,105 @@ def plan_sentences(facts: PlanFacts) -> list[str]:
             f"(no operator manages them any more); their data is lost: {names}"
         )
     return sentences
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """An instance's ``Ready`` condition as its operator reported it (or did not)."""
+
+    name: str  # as the administrator sees it: "VersionServer web"
+    status: str  # "True", "False", "Unknown", or "" when no Ready condition is reported
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def ready(self) -> bool | None:
+        """True, False (not ready or Unknown), or None (nothing reported)."""
+        return None if not self.status else self.status == "True"
+
+    def why(self) -> str:
+        if not self.status:
+            return "no readiness reported"
+        if self.status == "Unknown":
+            detail = self.message or self.reason or "its operator does not know yet"
+            return f"readiness unknown: {detail}"
+        detail = self.message or self.reason
+        return detail or "not ready"
+
+
+def readiness(name: str, obj: Mapping[str, Any]) -> Readiness:
+    """The ``Ready`` condition of a custom resource's status (the convention operators follow)."""
+    status = obj.get("status") or {}
+    for cond in status.get("conditions") or [] if isinstance(status, Mapping) else []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
+            return Readiness(
+                name,
+                str(cond.get("status") or "Unknown"),
+                str(cond.get("reason") or ""),
+                str(cond.get("message") or ""),
+            )
+    return Readiness(name, "")
+
+
+#: Said when instances report nothing: their operator does not run (yet), or cannot.
+NO_REPORT = (
+    "their operator has not reported on them (on a local cluster with fake nodes no pod runs, "
+    "so no operator ever does)"
+)
+
+
+def environment_health(
+    operators: Mapping[str, str | None], instances: Sequence[Readiness]
+) -> tuple[str, str]:
+    """``(health, problem)`` of an environment from its operators and its instances.
+
+    ``health`` is ``empty`` (nothing deployed), ``healthy`` (every operator Available and every
+    instance Ready), ``degraded`` (an operator not Available, or an instance Ready False or
+    Unknown) or ``unknown`` (instances that report no readiness at all); ``problem`` says why in
+    words, e.g. "1 of 3 instances not ready: VersionServer web (Scaling: 1/3 pods ready)".
+    """
+    if not operators:
+        return "empty", ""
+    problems: list[str] = []
+    down = sorted(
+        f"{where}: {status or 'not found'}"
+        for where, status in operators.items()
+        if not str(status or "").startswith("Available")
+    )
+    if down:
+        problems.append(f"operator not available ({'; '.join(down)})")
+    total = len(instances)
+    bad = [i for i in instances if i.ready is False]
+    silent = [i for i in instances if i.ready is None]
+    if bad:
+        listed = _names([f"{i.name} ({i.why()})" for i in bad])
+        problems.append(f"{len(bad)} of {total} instances not ready: {listed}")
+    if problems:
+        if silent:
+            problems.append(f"{len(silent)} of {total} instances: no readiness reported")
+        return "degraded", "; ".join(problems)
+    if silent:
+        listed = _names([i.name for i in silent])
+        return "unknown", (
+            f"no readiness reported by {len(silent)} of {total} instances ({listed}): {NO_REPORT}"
+        )
+    return "healthy", ""
+
+
+# -- instances that should follow an upgrade ------------------------------------------------
+
+
+def follow_pointer(spec: Mapping[str, Any], deployed: str) -> str:
+    """What an instance should change after its solution changed version, or "".
+
+    Operators of the MetalK8s kind (the example Solution's) run what ``spec.version`` says:
+    after an upgrade to 2.0.0 an instance still at 1.0.0 keeps running 1.0.0 until someone
+    edits it.  Said when ``spec.version`` is set and differs from the deployed version.
+    """
+    version = spec.get("version") if isinstance(spec, Mapping) else None
+    if not isinstance(version, str) or not version or not deployed or version == deployed:
+        return ""
+    return f"runs {version}; the operator is {deployed} — edit to follow"

@@ -377,7 +377,7 @@ async def environments_page(request: Request, who: Caller) -> HTMLResponse:
 
 async def _env_model(request: Request, who: Principal, env: str) -> dict[str, Any]:
     ctx = context(request, who)
-    shown = service.summarize_environment(await show_environment(ctx, env))
+    shown = await service.environment_view(ctx, await show_environment(ctx, env))
     first = next(iter(sorted(shown["namespaces"])), env)
     checks = [env_change(first), NAMESPACE_DELETE]
     allowed = await can(request, who, checks)
@@ -424,7 +424,8 @@ async def _live(request: Request, template: str, load: Any) -> StreamingResponse
 @router.get("/environments/{env}/live")
 async def environment_live(env: str, request: Request, who: Caller) -> StreamingResponse:
     async def load() -> Mapping[str, Any]:
-        shown = service.summarize_environment(await show_environment(context(request, who), env))
+        ctx = context(request, who)
+        shown = await service.environment_view(ctx, await show_environment(ctx, env))
         return {"env": shown}
 
     return await _live(request, "_env_status.html", load)
@@ -451,7 +452,14 @@ async def _instance_rights(
 
 
 @router.get("/environments/{env}/solutions/{solution}/instances")
-async def instances_page(env: str, solution: str, request: Request, who: Caller) -> HTMLResponse:
+async def instances_page(
+    env: str,
+    solution: str,
+    request: Request,
+    who: Caller,
+    done: str | None = None,
+    instance: str | None = None,
+) -> HTMLResponse:
     ctx = context(request, who)
     data = await inst.list_instances(ctx, env, solution)
     _, kinds = await _kinds(request, who, env, solution)
@@ -464,7 +472,24 @@ async def instances_page(env: str, solution: str, request: Request, who: Caller)
         data=data,
         can=rights,
         base=_instances_url(env, solution),
+        flash=_flash(done, instance),
     )
+
+
+#: The success message after a create, an edit or a delete (``?done=…&instance=…``).
+DONE = {"created": "Created", "updated": "Saved", "deleted": "Deleted"}
+
+
+def _flash(done: str | None, instance: str | None) -> str:
+    if done not in DONE or not instance:
+        return ""
+    what = {"created": "its operator now deploys it", "updated": "its operator applies the change"}
+    tail = f"; {what[done]}" if done in what else ""
+    return f"{DONE[done]} {instance[:200]}{tail}."
+
+
+def _done_url(env: str, solution: str, done: str, kind: str, name: str) -> str:
+    return f"{_instances_url(env, solution)}?done={done}&instance={quote(f'{kind} {name}')}"
 
 
 async def _kinds(
@@ -697,7 +722,26 @@ async def _save(
             error=classify(err),
             status_code=classify(err).status,
         )
-    return RedirectResponse(_instances_url(env, solution), status_code=303)
+    done = "created" if create else "updated"
+    return RedirectResponse(_done_url(env, solution, done, info.kind, name), status_code=303)
+
+
+@router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/details")
+async def instance_details_page(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> HTMLResponse:
+    """One instance for its administrator: ready or why not, pods, events, operator log."""
+    details = await inst.instance_details(
+        context(request, who), env, solution, kind, namespace, name
+    )
+    return render(
+        request,
+        "instance.html",
+        who,
+        page="environments",
+        d=details,
+        base=_instances_url(env, solution),
+    )
 
 
 @router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/delete")
@@ -728,7 +772,7 @@ async def delete_instance(
             f"type the name {name!r} to confirm the deletion", hint="nothing was deleted"
         )
     await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
-    return RedirectResponse(_instances_url(env, solution), status_code=303)
+    return RedirectResponse(_done_url(env, solution, "deleted", kind, name), status_code=303)
 
 
 def dumps(value: Any) -> str:
