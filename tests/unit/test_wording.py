@@ -139,3 +139,11 @@ def test_an_instance_behind_the_operator_is_pointed_out() -> None:
     assert follow_pointer({"version": "2.0.0"}, "2.0.0") == ""
     assert follow_pointer({"replicas": 3}, "2.0.0") == ""
     assert follow_pointer({"version": 3}, "2.0.0") == ""
+
+
+def test_instances_that_could_not_be_listed_are_not_called_none() -> None:
+    facts = PlanFacts("prod", [Move("prod", SOL, "1.0.0", "2.0.0")], instances_read=False)
+    (sentence,) = plan_sentences(facts)
+    assert "no instance" not in sentence and "not readable with your rights" in sentence
+    gone = PlanFacts("prod", deleted_namespaces=["prod"], data_deleted=True, instances_read=False)
+    assert "could not be listed" in plan_sentences(gone)[-1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from metalk8s_solutions.cluster.kube import Forbidden
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Missing, Refused
 from metalk8s_solutions.web.errors import WebError, classify, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
-from metalk8s_solutions.web.instances import instance_status, json_path
+from metalk8s_solutions.web.instances import instance_status, json_path, owned_pods
 from metalk8s_solutions.web.pages import version_ranks
 from metalk8s_solutions.web.service import _direction
 from metalk8s_solutions.web.sessions import MemorySessionStore
@@ -140,3 +142,13 @@ def test_the_ui_ranks_and_wording_use_the_one_order() -> None:
     assert _direction("1.0.3", "1.1.2-dev") == "downgrade"
     assert _direction("1.1.2-dev", "1.1.2-dev") == "current"
     assert _direction("1.0", None) == "add"
+
+
+def test_pods_of_an_instance_through_their_owners() -> None:
+    def obj(uid: str, *owners: str) -> dict[str, Any]:
+        refs = [{"uid": o} for o in owners]
+        return {"metadata": {"uid": uid, "name": uid, "ownerReferences": refs}}
+
+    owners = [obj("deploy", "cr"), obj("rs", "deploy"), obj("other-rs", "other")]
+    pods = [obj("p1", "rs"), obj("p2", "other-rs"), obj("p3"), obj("p4", "cr")]
+    assert [p["metadata"]["name"] for p in owned_pods("cr", owners, pods)] == ["p1", "p4"]

@@ -1252,7 +1252,7 @@ async def _change_versions(
     outcome.warnings += role_warnings(content, cluster_scope_allowed=solution in cluster_scope)
     outcome.facts.env = state.name
     outcome.facts.moves += [Move(ns, solution, previous[ns], wanted[ns]) for ns in wanted]
-    outcome.facts.instances = _refs(await _custom_resources(kube, content, wanted))
+    await _instances_of(kube, [content], wanted, outcome.facts)
     changed_ns = [
         ns
         for ns in wanted
@@ -1518,10 +1518,27 @@ async def _lost_with(
         for sol, version in sorted(state.namespaces[ns].config.items())
     ]
     solutions = {m.solution for m in facts.moves}
-    found: list[tuple[str, str]] = []
     if solutions:
-        for content in (await inventory.contents(solutions)).values():
-            found += await _custom_resources(kube, content, doomed)
+        try:
+            contents = list((await inventory.contents(solutions)).values())
+        except (SolutionsError, OSError):  # an archive unreadable now: the deletion goes on
+            facts.instances_read = False
+            return
+        await _instances_of(kube, contents, doomed, facts)
+
+
+async def _instances_of(
+    kube: Kube, contents: Iterable[VersionContent], namespaces: Iterable[str], facts: PlanFacts
+) -> None:
+    """The instances of ``contents``' kinds in ``namespaces``, into ``facts`` (informational:
+    a user who may not list them still gets the plan, which then says so)."""
+    found: list[tuple[str, str]] = []
+    try:
+        for content in contents:
+            found += await _custom_resources(kube, content, list(namespaces))
+    except SolutionsError:
+        facts.instances_read = False
+        return
     facts.instances = _refs(found)
 
 

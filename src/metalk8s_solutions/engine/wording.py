@@ -47,6 +47,7 @@ class PlanFacts:
     #: the instances of the solution(s) the plan concerns (they keep running, or are lost)
     instances: list[InstanceRef] = field(default_factory=list)
     data_deleted: bool = False  # the plan deletes those instances
+    instances_read: bool = True  # False: they could not be listed (no right): nothing is said
     created_namespaces: list[str] = field(default_factory=list)
     deleted_namespaces: list[str] = field(default_factory=list)
 
@@ -83,6 +84,8 @@ def _of(facts: PlanFacts, namespaces: Iterable[str]) -> list[InstanceRef]:
 
 
 def _running(facts: PlanFacts, refs: list[InstanceRef]) -> str:
+    if not facts.instances_read:
+        return "its instances (not readable with your rights) are not changed"
     if not refs:
         return "no instance yet"
     names = _names(_instance_names(facts, refs))
@@ -113,7 +116,9 @@ def _move_sentence(facts: PlanFacts, key: Key, spaces: list[str]) -> str:
     refs = _of(facts, spaces)
     if after is None:
         text = f"Remove {solution} {before} from {where}"
-        if refs:
+        if not facts.instances_read:
+            text += "; its instances could not be listed with your rights"
+        elif refs:
             text += "; " + (_lost(facts, refs) if facts.data_deleted else _kept(facts, refs))
         return text
     if before is None:
@@ -137,7 +142,9 @@ def plan_sentences(facts: PlanFacts) -> list[str]:
         running = sorted({(m.solution, m.before or "") for m in facts.moves if m.before})
         if running:
             sentences.append("Removes " + ", ".join(f"{s} {v}".strip() for s, v in running))
-        if facts.instances:
+        if not facts.instances_read:
+            sentences.append("Its instances could not be listed with your rights: all are lost")
+        elif facts.instances:
             refs = sorted(facts.instances)
             names = _names(_instance_names(facts, refs))
             sentences.append(
