@@ -65,15 +65,18 @@ def http(ui_server: RunningUi, admin_token: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def instance(http: httpx.Client, env: str) -> str:
-    """``web`` created through the form: the page after it says so."""
+    """``web`` created through the form; returns where the form went after it."""
     created = http.post(
         f"/environments/{env}/solutions/{SOL}/new/VersionServer",
         data={"mode": "form", "name": "web", "namespace": env, "spec.version": "1.0.0"},
     )
     assert created.status_code == 303, text(created)
-    page = http.get(created.headers["location"])
+    return str(created.headers["location"])
+
+
+def test_creating_an_instance_ends_with_a_message(http: httpx.Client, instance: str) -> None:
+    page = http.get(instance)
     assert "Created VersionServer web; its operator now deploys it." in text(page)
-    return "web"
 
 
 def test_a_missing_environment_is_a_404_page_with_a_way_back(http: httpx.Client) -> None:
@@ -210,3 +213,13 @@ def test_after_an_upgrade_an_instance_behind_is_pointed_out(
         f'/environments/{env}" id="back"' in missing.text
     )
     assert '"kind":"Status"' not in missing.text
+
+
+def test_deleting_an_instance_ends_with_a_message(
+    http: httpx.Client, env: str, instance: str
+) -> None:
+    url = f"/environments/{env}/solutions/{SOL}/instances/VersionServer/{env}/web/delete"
+    deleted = http.post(url, data={"confirm": "web"})
+    assert deleted.status_code == 303, text(deleted)
+    shown = text(http.get(deleted.headers["location"]))
+    assert "Deleted VersionServer web." in shown and "No instance yet." in shown
