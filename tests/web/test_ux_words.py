@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,6 +180,56 @@ def test_an_instance_shows_pods_events_and_its_operators_log(
     assert "No pod runs this instance" in shown
     # KWOK's pods run nothing: no log, said plainly (not an error page).
     assert "no log available: the operator pod is not running" in shown
+
+
+def test_an_instance_page_lists_the_pods_its_operator_made(
+    http: httpx.Client, env: str, instance: str, local_cluster: LocalCluster
+) -> None:
+    """What an operator would do, done by hand: a Deployment owned by the instance; the
+    controllers make its pod (KWOK marks it Running), the scheduler tells an event about it."""
+    with local_cluster.admin_http() as admin:
+        cr = admin.get(f"/apis/{GROUP}/v1alpha1/namespaces/{env}/versionservers/web").json()
+        owner = {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": "VersionServer",
+            "name": "web",
+            "uid": cr["metadata"]["uid"],
+            "controller": True,
+        }
+        labels = {"app": "web-words"}
+        container = {  # what Pod Security "restricted" (the environment's level) asks
+            "name": "server",
+            "image": "registry.invalid/base-server:1.0.0",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        }
+        deployment = {
+            "metadata": {"name": "web-server", "ownerReferences": [owner]},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            },
+        }
+        made = admin.post(f"/apis/apps/v1/namespaces/{env}/deployments", json=deployment)
+        assert made.status_code == 201, made.text
+    url = f"/environments/{env}/solutions/{SOL}/instances/VersionServer/{env}/web/details"
+    deadline = time.monotonic() + 60
+    while True:
+        page = http.get(url)
+        pods = re.findall(r"<td>(web-server-[a-z0-9-]+)</td>", page.text)
+        if pods or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(pods) == 1, text(page)
+    assert "No pod runs this instance" not in text(page)
+    with local_cluster.admin_http() as admin:
+        admin.delete(f"/apis/apps/v1/namespaces/{env}/deployments/web-server")
 
 
 def test_after_an_upgrade_an_instance_behind_is_pointed_out(
