@@ -147,3 +147,25 @@ def test_instances_that_could_not_be_listed_are_not_called_none() -> None:
     assert "no instance" not in sentence and "not readable with your rights" in sentence
     gone = PlanFacts("prod", deleted_namespaces=["prod"], data_deleted=True, instances_read=False)
     assert "could not be listed" in plan_sentences(gone)[-1]
+
+
+def test_fields_the_deployed_version_deprecates_are_pointed_out() -> None:
+    schema = {
+        "properties": {
+            "spec": {
+                "properties": {
+                    "version": {"type": "string"},
+                    "logFormat": {"type": "string", "description": "Deprecated: use logging."},
+                    "tls": {
+                        "properties": {"legacy": {"description": "DEPRECATED since 2.0.0"}},
+                    },
+                }
+            }
+        }
+    }
+    spec = {"version": "1.0.0", "logFormat": "json", "tls": {"legacy": True}}
+    assert follow_pointer(spec, "2.0.0", schema) == (
+        "runs 1.0.0; the operator is 2.0.0; sets spec.logFormat, which 2.0.0 deprecates; "
+        "sets spec.tls.legacy, which 2.0.0 deprecates — edit to follow"
+    )
+    assert follow_pointer({"version": "2.0.0", "tls": {}}, "2.0.0", schema) == ""

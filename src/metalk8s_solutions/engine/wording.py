@@ -9,6 +9,7 @@ turns them into sentences, for the web UI and the CLI alike.  Pure: no cluster, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -259,14 +260,40 @@ def environment_health(
 # -- instances that should follow an upgrade ------------------------------------------------
 
 
-def follow_pointer(spec: Mapping[str, Any], deployed: str) -> str:
+def follow_pointer(
+    spec: Mapping[str, Any], deployed: str, schema: Mapping[str, Any] | None = None
+) -> str:
     """What an instance should change after its solution changed version, or "".
 
     Operators of the MetalK8s kind (the example Solution's) run what ``spec.version`` says:
     after an upgrade to 2.0.0 an instance still at 1.0.0 keeps running 1.0.0 until someone
-    edits it.  Said when ``spec.version`` is set and differs from the deployed version.
+    edits it.  Said when ``spec.version`` is set and differs from the deployed version; and for
+    each field set that the deployed version's schema (``schema``, the kind's openAPIV3Schema)
+    describes as deprecated.
     """
+    said: list[str] = []
     version = spec.get("version") if isinstance(spec, Mapping) else None
-    if not isinstance(version, str) or not version or not deployed or version == deployed:
-        return ""
-    return f"runs {version}; the operator is {deployed} — edit to follow"
+    if isinstance(version, str) and version and deployed and version != deployed:
+        said.append(f"runs {version}; the operator is {deployed}")
+    for path in deprecated_fields(spec, (schema or {}).get("properties", {}).get("spec") or {}):
+        said.append(f"sets {path}, which {deployed or 'this version'} deprecates")
+    return "; ".join(said) + " — edit to follow" if said else ""
+
+
+_DEPRECATED = re.compile(r"\bdeprecated\b", re.IGNORECASE)
+
+
+def deprecated_fields(value: Any, schema: Mapping[str, Any], path: str = "spec") -> list[str]:
+    """The fields set in ``value`` whose schema description says they are deprecated."""
+    found: list[str] = []
+    if not isinstance(value, Mapping) or not isinstance(schema, Mapping):
+        return found
+    for key, sub in (schema.get("properties") or {}).items():
+        if key not in value or not isinstance(sub, Mapping):
+            continue
+        where = f"{path}.{key}"
+        if _DEPRECATED.search(str(sub.get("description") or "")):
+            found.append(where)
+        else:
+            found += deprecated_fields(value[key], sub, where)
+    return found

@@ -219,7 +219,7 @@ async def list_instances(ctx: Context, env: str, solution: str) -> dict[str, Any
             {"kind": k.kind, "apiVersion": k.api_version, "columns": [c["name"] for c in k.columns]}
             for k in where.kinds
         ],
-        "instances": _with_pointers(rows, where.version),
+        "instances": _with_pointers(rows, where),
         "samples": [{"kind": s.kind, "name": s.name} for s in await samples_of(where)],
     }
 
@@ -240,8 +240,12 @@ def _row(kind: KindInfo, obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _with_pointers(rows: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
-    return [{**r, "follow": follow_pointer(r["spec"], version)} for r in rows]
+def _with_pointers(rows: list[dict[str, Any]], where: Deployed) -> list[dict[str, Any]]:
+    schemas = {k.kind: k.schema for k in where.kinds}
+    return [
+        {**r, "follow": follow_pointer(r["spec"], where.version, schemas.get(r["kind"]))}
+        for r in rows
+    ]
 
 
 async def get_instance(
@@ -493,7 +497,7 @@ async def instance_details(
         "solution": solution,
         "version": where.version,
         "instance": row,
-        "follow": follow_pointer(row["spec"], where.version),
+        "follow": follow_pointer(row["spec"], where.version, info.schema),
         "pods": [pod_row(p) for p in pods],
         "events": [event_row(e) for e in events[-EVENTS:]],
         "log": log,
