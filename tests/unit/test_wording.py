@@ -169,3 +169,19 @@ def test_fields_the_deployed_version_deprecates_are_pointed_out() -> None:
         "sets spec.tls.legacy, which 2.0.0 deprecates — edit to follow"
     )
     assert follow_pointer({"version": "2.0.0", "tls": {}}, "2.0.0", schema) == ""
+
+
+def test_the_cli_prints_the_plan_in_words_first() -> None:
+    from metalk8s_solutions.cli.env import render  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments import EnvOutcome  # noqa: PLC0415
+    from metalk8s_solutions.engine.state import Step  # noqa: PLC0415
+
+    outcome = EnvOutcome(dry_run=True, steps=[Step("change", "Deployment prod/x-operator")])
+    outcome.facts = PlanFacts("prod", [Move("prod", SOL, "1.0.0", "2.0.0")], [web()])
+    lines = render(outcome, "done").splitlines()
+    assert lines[0] == (
+        f"Upgrade {SOL} 1.0.0 → 2.0.0 in prod; 1 instance keeps running: VersionServer web"
+    )
+    assert lines[1] == "would change Deployment prod/x-operator"
+    assert outcome.to_json()["summary"] == [lines[0]]
+    assert render(EnvOutcome(dry_run=True), "done") == "nothing to do: already in the desired state"
