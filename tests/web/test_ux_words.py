@@ -53,7 +53,13 @@ def env(ui_server: RunningUi, admin_token: str, example_archives: Any) -> Iterat
             )
             yield name
         finally:
+            # Leave nothing behind for the next module: not even a namespace still terminating.
+            http.post(f"/api/environments/{name}/solutions/{SOL}/remove", json={"deleteData": True})
             http.post(f"/api/environments/{name}/delete", json={"confirm": name})
+            deadline = time.monotonic() + 120
+            while http.get(f"/api/environments/{name}").status_code != 404:
+                assert time.monotonic() < deadline, f"environment {name} is still there"
+                time.sleep(1)
             http.post(f"/api/solutions/{SOL}/deactivate", json={"force": True})
             http.post("/api/solutions/unimport", json={"refs": [f"{SOL}-1.0.0", f"{SOL}-2.0.0"]})
 
