@@ -60,6 +60,11 @@ class Refused(SolutionsError):
     exit_code = 1
 
 
+class Missing(Refused):
+    """What the user named does not exist (an environment): refused like any refusal (exit 1);
+    the web answers 404 with a way back."""
+
+
 class Interrupted(SolutionsError):
     """The user interrupted a command (Ctrl-C): the message says what state remains, the hint
     the command that finishes the work.  The CLI prints it as one ``aborted:`` line."""

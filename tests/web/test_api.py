@@ -68,7 +68,7 @@ def test_engine_refusals_are_structured(ui_server: RunningUi, admin_token: str) 
             400,
             "invalid-input",
         )
-        err = _error(http.get("/api/environments/nope-nope"), 409, "refused")
+        err = _error(http.get("/api/environments/nope-nope"), 404, "not-found")
         assert "does not exist" in err["message"]
         _error(http.post("/api/solutions/import", json={"archives": []}), 422, "invalid-request")
 

@@ -38,10 +38,17 @@ class Ui:
         self.page.get_by_role("button", name="Log in").click()
         self.page.wait_for_url("**/solutions")
 
-    def confirm(self, shot: str, typed: str | None = None) -> None:
-        """On a plan page: check it, confirm, and wait until the job succeeds."""
+    def confirm(self, shot: str, typed: str | None = None, words: str | None = None) -> None:
+        """On a plan page: check it (its summary says ``words``), confirm, and wait until the
+        job succeeds."""
         self.page.wait_for_url("**/ops/*/plan")
         assert self.page.locator(".error").count() == 0, self.page.locator(".error").inner_text()
+        if words is not None:
+            assert words in self.page.locator("#plan-summary").inner_text()
+            # The Kubernetes objects are there, on request only.
+            objects = self.page.locator("#plan-objects")
+            assert objects.get_attribute("open") is None
+            assert not objects.locator("table").is_visible()
         self.shot(f"{shot}-plan")
         if typed is not None:
             self.page.get_by_label("to confirm").fill(typed)
@@ -99,7 +106,7 @@ def test_admin_journey(
     # Add 1.0.0, create an instance from the form, scale it.
     page.get_by_label(f"{sol} version").select_option("1.0.0")
     page.get_by_role("button", name="Plan add…").click()
-    ui.confirm("06-add")
+    ui.confirm("06-add", words=f"Install {sol} 1.0.0 (its operator) in {env}; no instance yet")
     ui.shot("07-environment")
     page.get_by_role("link", name=f"Instances of {sol}").click()
     page.get_by_role("link", name="New VersionServer").click()
@@ -112,21 +119,46 @@ def test_admin_journey(
     ui.shot("09-instance-form-error")
     page.locator("#f-replicas").fill("1")
     page.get_by_role("button", name="Create", exact=True).click()
-    page.wait_for_url("**/instances")
+    page.wait_for_url("**/instances?*")
+    assert "Created VersionServer web" in page.locator("#flash").inner_text()
+    assert page.locator("#instances th", has_text="Ready").count() == 1
     row = page.locator('#instances tr[data-name="web"]')
     assert row.count() == 1
     row.get_by_role("link", name="Edit").click()
     page.locator("#f-replicas").fill("3")
     page.get_by_role("button", name="Save", exact=True).click()
-    page.wait_for_url("**/instances")
+    page.wait_for_url("**/instances?*")
+    assert "Saved VersionServer web" in page.locator("#flash").inner_text()
     assert "3" in page.locator('#instances tr[data-name="web"]').inner_text()
     ui.shot("10-instances")
+
+    # The instance in detail: no pod and no log on fake nodes, said plainly.
+    page.locator('#instances tr[data-name="web"]').get_by_role("link", name="Details").click()
+    assert "no readiness reported" in page.locator("#instance-ready").inner_text()
+    assert "no log available" in page.locator("#operator-log").inner_text()
+    assert page.locator("#no-pods").is_visible()
+    ui.shot("10b-instance-details")
+
+    # Health covers the instance: not "healthy" while it reports nothing.
+    ui.go(f"/environments/{env}")
+    assert page.locator("#env-health").inner_text() == "unknown"
+    problem = page.locator("#env-problem").inner_text()
+    assert "no readiness reported by 1 of 1 instances (VersionServer web)" in problem
 
     # Upgrade, then downgrade; the history shows both.
     ui.go(f"/environments/{env}")
     page.get_by_label("Change version").select_option("1.1.0")
     page.get_by_role("button", name="Plan change…").click()
-    ui.confirm("11-upgrade")
+    ui.confirm(
+        "11-upgrade",
+        words=f"Upgrade {sol} 1.0.0 → 1.1.0 in {env}; 1 instance keeps running: VersionServer web",
+    )
+    # The instance still asks for 1.0.0: pointed out, with the way to follow.
+    page.get_by_role("link", name=f"Instances of {sol}").click()
+    pointer = page.locator("#follow").inner_text()
+    assert "VersionServer web runs 1.0.0; the operator is 1.1.0 — edit to follow" in pointer
+    ui.shot("11b-instances-behind")
+    ui.go(f"/environments/{env}")
     page.get_by_label("Change version").select_option("1.0.0")
     page.get_by_role("button", name="Plan change…").click()
     ui.confirm("12-downgrade")
@@ -140,9 +172,20 @@ def test_admin_journey(
     page.set_viewport_size({"width": 1280, "height": 800})
 
     # Remove (with its instances), delete the environment (typed), deactivate, unimport.
+    # A page that does not exist leads back.
+    ui.go("/environments/no-such-env")
+    assert page.get_by_role("heading", name="Not found").is_visible()
+    page.get_by_role("link", name="Back to the environments list").click()
+    page.wait_for_url("**/environments")
+    ui.go(f"/environments/{env}")
+
     page.get_by_label("also delete its instances").check()
     page.get_by_role("button", name="Plan removal…").click()
-    ui.confirm("15-remove")
+    ui.confirm(
+        "15-remove",
+        words=f"Remove {sol} 1.0.0 from {env}; its instance VersionServer web is deleted, and "
+        "its data is lost",
+    )
     page.get_by_role("button", name="Plan deletion…").click()
     ui.confirm("16-env-delete", typed=env)
     ui.go("/solutions")

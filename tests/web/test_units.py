@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from metalk8s_solutions.cluster.kube import Forbidden
-from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Refused
-from metalk8s_solutions.web.errors import WebError, classify
+from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Missing, Refused
+from metalk8s_solutions.web.errors import WebError, classify, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
-from metalk8s_solutions.web.instances import instance_status, json_path
+from metalk8s_solutions.web.instances import instance_status, json_path, owned_pods
 from metalk8s_solutions.web.pages import version_ranks
 from metalk8s_solutions.web.service import _direction
 from metalk8s_solutions.web.sessions import MemorySessionStore
@@ -63,6 +65,7 @@ def test_parse_and_validate() -> None:
 def test_errors_map_to_statuses() -> None:
     assert classify(InvalidInput("x")).status == 400
     assert classify(Refused("x")).status == 409
+    assert (classify(Missing("environment x does not exist")).status, Missing.exit_code) == (404, 1)
     assert classify(ArchiveError("x")).status == 422
     assert classify(Forbidden("x")).status == 403
     assert classify(ClusterError("cannot reach")).status == 503
@@ -70,6 +73,28 @@ def test_errors_map_to_statuses() -> None:
     assert info.to_json() == {
         "error": {"message": "cannot unimport", "kind": "refused", "hint": "nothing was changed"}
     }
+
+
+def test_pages_show_no_command_line() -> None:
+    """Issue 20 item 9: hints that name a CLI command or option are dropped, or cut before it."""
+    assert without_cli("create it first: solutions env create prd; see 'solutions env list'") == (
+        "create it first"
+    )
+    assert (
+        without_cli(
+            "nothing was changed; remove them first (solutions env delete-solution prod x "
+            "--delete-data), or use --force to delete the CRDs and, with them, every object"
+        )
+        == "nothing was changed; remove them first"
+    )
+    assert without_cli("change its version with: solutions env upgrade prod x 2.0.0") == (
+        "change its version"
+    )
+    assert without_cli("hint: e.g. --set spec.replicas=3") == "hint"
+    assert without_cli("pass --force to overwrite it") == ""
+    kept = "ask a cluster administrator for the rights; see example-solution-1.0.0 (v-2)"
+    assert without_cli(kept) == kept
+    assert without_cli(None) == ""
 
 
 def test_sessions_keep_the_token_out_of_the_id() -> None:
@@ -117,3 +142,13 @@ def test_the_ui_ranks_and_wording_use_the_one_order() -> None:
     assert _direction("1.0.3", "1.1.2-dev") == "downgrade"
     assert _direction("1.1.2-dev", "1.1.2-dev") == "current"
     assert _direction("1.0", None) == "add"
+
+
+def test_pods_of_an_instance_through_their_owners() -> None:
+    def obj(uid: str, *owners: str) -> dict[str, Any]:
+        refs = [{"uid": o} for o in owners]
+        return {"metadata": {"uid": uid, "name": uid, "ownerReferences": refs}}
+
+    owners = [obj("deploy", "cr"), obj("rs", "deploy"), obj("other-rs", "other")]
+    pods = [obj("p1", "rs"), obj("p2", "other-rs"), obj("p3"), obj("p4", "cr")]
+    assert [p["metadata"]["name"] for p in owned_pods("cr", owners, pods)] == ["p1", "p4"]

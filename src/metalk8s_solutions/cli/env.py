@@ -65,9 +65,9 @@ diff_option = click.option(
 
 
 def render(outcome: EnvOutcome, done: str, *, show_diff: bool = False) -> str:
-    """The plan (one line per object; with ``show_diff`` a YAML diff under each change),
-    warnings, and the conclusion."""
-    lines: list[str] = []
+    """The plan in words (what happens to solutions and instances), then one line per object
+    (with ``show_diff`` a YAML diff under each change), warnings, and the conclusion."""
+    lines: list[str] = outcome.summary() if outcome.steps else []
     prefix = "would " if outcome.dry_run else ""
     for step in outcome.steps:
         line = f"{prefix}{step}"

@@ -123,7 +123,15 @@ from metalk8s_solutions.engine.state import (
     resolve_active,
     scan_config,
 )
-from metalk8s_solutions.errors import Interrupted, InvalidInput, Refused, SolutionsError, command
+from metalk8s_solutions.engine.wording import InstanceRef, Move, PlanFacts, plan_sentences
+from metalk8s_solutions.errors import (
+    Interrupted,
+    InvalidInput,
+    Missing,
+    Refused,
+    SolutionsError,
+    command,
+)
 
 DEFAULT_TIMEOUT = 300.0
 #: How long a converge awaits an operator Deployment it replaced (MetalK8s's).
@@ -147,10 +155,17 @@ class EnvOutcome(Outcome):
     #: the fields each object change touches, one line (by target; the diff is on request)
     summaries: dict[str, str] = field(default_factory=dict)
     rollouts: dict[str, str] = field(default_factory=dict)  # deployment -> last status
+    #: what the plan does to solutions and instances (:func:`summary` says it in words)
+    facts: PlanFacts = field(default_factory=PlanFacts)
+
+    def summary(self) -> list[str]:
+        """The plan in the application administrator's words, most important first."""
+        return plan_sentences(self.facts)
 
     def to_json(self) -> dict[str, Any]:
         return {
             **super().to_json(),
+            "summary": self.summary(),
             "diffs": self.diffs,
             "summaries": self.summaries,
             "rollouts": self.rollouts,
@@ -613,11 +628,11 @@ async def require_environment(kube: Kube, env: str) -> EnvironmentState:
     if env not in envs:
         near = closest(env, await environment_names(kube))
         if near is not None:
-            raise Refused(
+            raise Missing(
                 f"environment {env} does not exist (did you mean {near}?)",
                 hint=f"see '{command('env', 'list')}'",
             )
-        raise Refused(
+        raise Missing(
             f"environment {env} does not exist",
             hint=f"create it first: {command('env', 'create', env)}; "
             f"see '{command('env', 'list')}'",
@@ -709,6 +724,7 @@ async def create_environment(
     for ns in namespaces:
         check_not_system_namespace(ns)
     outcome = EnvOutcome(dry_run=opts.dry_run)
+    outcome.facts.env = env
     async with session(ctx, connection) as kube:
         states = await read_environment_states(kube, env)
         state = states.get(env, EnvironmentState(env))
@@ -741,6 +757,8 @@ async def create_environment(
             done = await ensure_namespace(
                 kube, ns, env, description, dry_run=opts.dry_run, pod_security=level
             )
+            if done == "create":
+                outcome.facts.created_namespaces.append(ns)
             if done:
                 detail = f"environment {env}" + (f", {description!r}" if description else "")
                 detail += f", Pod Security {level}"
@@ -781,6 +799,7 @@ async def delete_environment(
                 )
             )
         inventory = await read_inventory(ctx, kube)
+        await _lost_with(kube, inventory, state, doomed, outcome.facts)
         if remaining:
             # What is left converges: cluster-scoped bindings lose the deleted namespaces.
             configs = {ns: state.namespaces[ns].config for ns in remaining}
@@ -1250,6 +1269,9 @@ async def _change_versions(
     cluster_scope = frozenset(s for allowed in scope.values() for s in allowed)
     privileged = frozenset(s for allowed in approved.values() for s in allowed)
     outcome.warnings += role_warnings(content, cluster_scope_allowed=solution in cluster_scope)
+    outcome.facts.env = state.name
+    outcome.facts.moves += [Move(ns, solution, previous[ns], wanted[ns]) for ns in wanted]
+    await _instances_of(kube, [content], wanted, outcome.facts)
     changed_ns = [
         ns
         for ns in wanted
@@ -1488,6 +1510,57 @@ async def _custom_resources(
     return found
 
 
+def _refs(resources: Iterable[tuple[str, str]]) -> list[InstanceRef]:
+    """The instances of :func:`_custom_resources`' labels (``Kind namespace/name``)."""
+    found: set[InstanceRef] = set()
+    for _, label in resources:
+        kind, _, where = label.partition(" ")
+        namespace, _, name = where.partition("/")
+        found.add(InstanceRef(kind, namespace, name))
+    return sorted(found)
+
+
+async def _lost_with(
+    kube: Kube,
+    inventory: Inventory,
+    state: EnvironmentState,
+    doomed: Sequence[str],
+    facts: PlanFacts,
+) -> None:
+    """The facts of deleting namespaces ``doomed``: the solutions and instances they hold."""
+    facts.env = state.name
+    facts.deleted_namespaces = list(doomed)
+    facts.data_deleted = True
+    facts.moves = [
+        Move(ns, sol, version, None)
+        for ns in doomed
+        for sol, version in sorted(state.namespaces[ns].config.items())
+    ]
+    solutions = {m.solution for m in facts.moves}
+    if solutions:
+        try:
+            contents = list((await inventory.contents(solutions)).values())
+        except (SolutionsError, OSError):  # an archive unreadable now: the deletion goes on
+            facts.instances_read = False
+            return
+        await _instances_of(kube, contents, doomed, facts)
+
+
+async def _instances_of(
+    kube: Kube, contents: Iterable[VersionContent], namespaces: Iterable[str], facts: PlanFacts
+) -> None:
+    """The instances of ``contents``' kinds in ``namespaces``, into ``facts`` (informational:
+    a user who may not list them still gets the plan, which then says so)."""
+    found: list[tuple[str, str]] = []
+    try:
+        for content in contents:
+            found += await _custom_resources(kube, content, list(namespaces))
+    except SolutionsError:
+        facts.instances_read = False
+        return
+    facts.instances = _refs(found)
+
+
 async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
     ctx: Context, opts: DeleteSolutionOptions, *, connection: Kube | None = None
 ) -> EnvOutcome:
@@ -1511,6 +1584,15 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
                 )
                 break
         resources = await _custom_resources(kube, content, targets)
+        outcome.facts = PlanFacts(
+            state.name,
+            [
+                Move(ns, opts.solution, state.namespaces[ns].config[opts.solution], None)
+                for ns in targets
+            ],
+            _refs(resources),
+            data_deleted=opts.delete_data,
+        )
         if resources and opts.delete_data:
             for _, label in resources:
                 outcome.steps.append(Step("delete", label, "custom resource (--delete-data)"))
@@ -1610,6 +1692,7 @@ async def _delete_kept(
         )
     for _, label in resources:
         outcome.steps.append(Step("delete", label, "custom resource (--delete-data)"))
+    outcome.facts = PlanFacts(state.name, instances=_refs(resources), data_deleted=True)
     if opts.dry_run:
         return outcome
     for path, _ in resources:

@@ -404,7 +404,8 @@ async def create_env(body: EnvCreateBody, request: Request, who: Caller) -> Any:
 
 @router.get("/environments/{env}", summary="An environment: solutions, operators, history")
 async def get_environment(env: str, request: Request, who: Caller) -> Json:
-    return service.summarize_environment(await show_environment(context(request, who), env))
+    ctx = context(request, who)
+    return await service.environment_view(ctx, await show_environment(ctx, env))
 
 
 @router.post("/environments/{env}/delete", summary="Delete an environment (typed confirmation)")

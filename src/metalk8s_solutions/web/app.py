@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sized
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -107,7 +108,20 @@ def _answer(request: Request, info: ErrorInfo) -> Response:
         info=info,
         page="error",
         home=home,
+        **_back(request, home),
     )
+
+
+def _back(request: Request, home: str) -> dict[str, str]:
+    """The way back from an error page: the environment of a Solution UI, the environments
+    list from the environment pages, else the Solutions page."""
+    path = request.url.path
+    if path.startswith("/env/"):
+        env = quote(path.split("/")[2], safe="")
+        return {"back": f"{home}/environments/{env}", "back_label": f"environment {env}"}
+    if request.app.state.role == SOLUTION_UI_ROLE or path.startswith(("/environments", "/jobs")):
+        return {"back": f"{home}/environments", "back_label": "the environments list"}
+    return {"back": f"{home}/solutions", "back_label": "the solutions"}
 
 
 def _who(request: Request) -> Principal | None:

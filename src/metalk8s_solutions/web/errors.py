@@ -7,6 +7,7 @@ message says only that the server failed and where to look (the server log).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from metalk8s_solutions.errors import (
     ArchiveError,
     ClusterError,
     InvalidInput,
+    Missing,
     Refused,
     SolutionsError,
 )
@@ -74,6 +76,7 @@ def classify(err: SolutionsError) -> ErrorInfo:
     table: list[tuple[type[SolutionsError], int, str]] = [
         (Forbidden, 403, "forbidden"),
         (NotFound, 404, "not-found"),
+        (Missing, 404, "not-found"),
         (Conflict, 409, "conflict"),
         (ArchiveChanged, 409, "archive-changed"),
         (ArchiveError, 422, "invalid-archive"),
@@ -97,3 +100,39 @@ def classify(err: SolutionsError) -> ErrorInfo:
 INTERNAL = ErrorInfo(
     500, "internal", "the server failed unexpectedly; the server log has the details", None
 )
+
+
+#: A command line: ``solutions …`` (quoted or not), or an option such as ``--force`` or ``-N``.
+_CLI = re.compile(r"(?<![\w-])(?:'?solutions\s+[a-z]|--?[a-zA-Z])")
+_PAREN = re.compile(r"\s*\([^()]*\)")
+
+
+def without_cli(text: str | None) -> str:
+    """``text`` (an engine message, hint or warning) without what only the CLI can run.
+
+    The pages are for someone with a browser, not a shell: a hint that names a command
+    (``solutions env create prd``) or an option (``--force``) is dropped — the clause that names
+    it goes, or only the command after a colon ("create it first: solutions env create prd" ->
+    "create it first").  What is left keeps its order.
+    """
+    if not text:
+        return ""
+    kept: list[str] = []
+    text = _PAREN.sub(lambda m: "" if _CLI.search(m.group()) else m.group(), text)
+    for clause in text.split("; "):
+        shown = _browser_part(clause)
+        if shown:
+            kept.append(shown)
+    return "; ".join(kept)
+
+
+def _browser_part(clause: str) -> str:
+    """One clause of :func:`without_cli`: itself, its words before a command, or nothing."""
+    text = ", or ".join(p for p in clause.split(", or ") if not _CLI.search(p) or ":" in p)
+    match = _CLI.search(text)
+    if match is not None:
+        head = text[: match.start()]
+        if ":" not in head:
+            return ""
+        text = re.sub(r"\s+(?:with|by|using|run)$", "", head.rsplit(":", 1)[0].rstrip())
+    return text.strip(" ,")

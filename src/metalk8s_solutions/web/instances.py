@@ -25,7 +25,8 @@ from metalk8s_solutions.engine.desired import check_dns_label, check_env_name
 from metalk8s_solutions.engine.environments import load_version_content, read_inventory
 from metalk8s_solutions.engine.instances import Sample, read_samples
 from metalk8s_solutions.engine.solutions import Context
-from metalk8s_solutions.errors import InvalidInput, Refused
+from metalk8s_solutions.engine.wording import follow_pointer, readiness
+from metalk8s_solutions.errors import InvalidInput, Missing, Refused
 from metalk8s_solutions.web.forms import FormSpec, spec_form
 
 _FILTER = re.compile(r"^\[\?\(@\.(\w+)==\"([^\"]*)\"\)\]$")
@@ -105,17 +106,17 @@ def json_path(obj: Any, path: str) -> Any:
     return current
 
 
-def instance_status(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Ready or not, and why, from the conventional ``Ready`` condition."""
-    status = obj.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
-            return {
-                "ready": cond.get("status") == "True",
-                "reason": cond.get("reason") or "",
-                "message": cond.get("message") or "",
-            }
-    return {"ready": None, "reason": "Unknown", "message": "the operator has not reported yet"}
+def instance_status(obj: Mapping[str, Any], name: str = "") -> dict[str, Any]:
+    """Ready or not, and why, from the conventional ``Ready`` condition (engine.wording)."""
+    found = readiness(name, obj)
+    reason = found.reason or ("Unknown" if found.status in ("", "Unknown") else "")
+    return {
+        "ready": found.ready,
+        "condition": found.status,  # "True", "False", "Unknown", "" (nothing reported)
+        "reason": reason,
+        "message": found.message or ("" if found.status else "no readiness reported"),
+        "why": found.why(),
+    }
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ async def deployed(ctx: Context, kube: Kube, env: str, solution: str) -> Deploye
     check_env_name(env)
     states = await read_environment_states(kube, env)
     if env not in states:
-        raise Refused(f"environment {env} does not exist")
+        raise Missing(f"environment {env} does not exist")
     placed = {
         ns: s.config[solution] for ns, s in states[env].namespaces.items() if solution in s.config
     }
@@ -218,7 +219,7 @@ async def list_instances(ctx: Context, env: str, solution: str) -> dict[str, Any
             {"kind": k.kind, "apiVersion": k.api_version, "columns": [c["name"] for c in k.columns]}
             for k in where.kinds
         ],
-        "instances": rows,
+        "instances": _with_pointers(rows, where),
         "samples": [{"kind": s.kind, "name": s.name} for s in await samples_of(where)],
     }
 
@@ -231,12 +232,20 @@ def _row(kind: KindInfo, obj: Mapping[str, Any]) -> dict[str, Any]:
         "name": meta.get("name"),
         "created": meta.get("creationTimestamp"),
         "deleting": bool(meta.get("deletionTimestamp")),
-        "status": instance_status(obj),
+        "status": instance_status(obj, f"{kind.kind} {meta.get('name')}"),
         "columns": {
             str(c["name"]): json_path(obj, str(c.get("jsonPath", ""))) for c in kind.columns
         },
         "spec": obj.get("spec") or {},
     }
+
+
+def _with_pointers(rows: list[dict[str, Any]], where: Deployed) -> list[dict[str, Any]]:
+    schemas = {k.kind: k.schema for k in where.kinds}
+    return [
+        {**r, "follow": follow_pointer(r["spec"], where.version, schemas.get(r["kind"]))}
+        for r in rows
+    ]
 
 
 async def get_instance(
@@ -341,3 +350,155 @@ async def delete_instance(
             _path(info, where.namespace(namespace), name),
             action=f"deleting {info.kind} {namespace}/{name}",
         )
+
+
+# -- one instance in detail: its pods, recent events, its operator's log -------------------
+
+LOG_LINES = 50
+EVENTS = 20
+
+
+async def _items(kube: Kube, path: str, action: str, **params: str) -> list[dict[str, Any]]:
+    data = await request(kube, "GET", path, action=action, params=params, missing_ok=True)
+    return list((data or {}).get("items") or [])
+
+
+def _owner_uids(obj: Mapping[str, Any]) -> set[str]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return {str(r.get("uid")) for r in refs}
+
+
+def owned_pods(
+    uid: str, owners: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The pods whose chain of owners (ReplicaSet, Deployment, StatefulSet…) reaches ``uid``."""
+    parent: dict[str, set[str]] = {}
+    for obj in owners:
+        meta = obj.get("metadata") or {}
+        parent[str(meta.get("uid"))] = {
+            str(o.get("uid")) for o in meta.get("ownerReferences") or []
+        }
+
+    def reaches(uids: set[str], depth: int = 0) -> bool:
+        if uid in uids:
+            return True
+        if depth > 5:
+            return False
+        return any(reaches(parent.get(u, set()), depth + 1) for u in uids)
+
+    return [
+        p
+        for p in pods
+        if reaches(
+            {str(o.get("uid")) for o in (p.get("metadata") or {}).get("ownerReferences") or []}
+        )
+    ]
+
+
+def pod_row(pod: Mapping[str, Any]) -> dict[str, Any]:
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    ready = next(
+        (c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None
+    )
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    return {
+        "name": meta.get("name"),
+        "phase": status.get("phase") or "Pending",
+        "ready": ready == "True",
+        "restarts": restarts,
+        "node": (pod.get("spec") or {}).get("nodeName") or "",
+        "created": meta.get("creationTimestamp"),
+    }
+
+
+def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
+    involved = event.get("involvedObject") or {}
+    return {
+        "time": event.get("lastTimestamp") or event.get("eventTime") or "",
+        "type": event.get("type") or "",
+        "reason": event.get("reason") or "",
+        "object": f"{involved.get('kind', '')} {involved.get('name', '')}".strip(),
+        "message": event.get("message") or "",
+        "count": event.get("count") or 1,
+    }
+
+
+async def operator_log(kube: Kube, namespace: str, solution: str) -> dict[str, Any]:
+    """The last lines of the operator's log, or why there are none (never an error)."""
+    pods = await _items(
+        kube,
+        f"/api/v1/namespaces/{namespace}/pods",
+        f"listing the operator pods of {solution}",
+        labelSelector=f"app.kubernetes.io/part-of={solution},app.kubernetes.io/component=operator",
+    )
+    if not pods:
+        return {"pod": None, "lines": [], "why": "no log available: no operator pod exists"}
+    running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+    if not running:
+        return {
+            "pod": pods[0]["metadata"]["name"],
+            "lines": [],
+            "why": "no log available: the operator pod is not running",
+        }
+    name = str(running[0]["metadata"]["name"])
+    path = f"/api/v1/namespaces/{namespace}/pods/{urllib.parse.quote(name, safe='')}/log"
+    try:
+        response = await kube.http.get(path, params={"tailLines": str(LOG_LINES)})
+    except Exception:
+        response = None
+    if response is None or response.status_code != 200:
+        return {
+            "pod": name,
+            "lines": [],
+            "why": "no log available: the operator pod is not running a process its node can "
+            "show (on a local cluster with fake nodes, no container ever runs)",
+        }
+    lines = response.text.splitlines()[-LOG_LINES:]
+    return {"pod": name, "lines": lines, "why": "" if lines else "the operator has logged nothing"}
+
+
+async def instance_details(
+    ctx: Context, env: str, solution: str, kind: str, namespace: str, name: str
+) -> dict[str, Any]:
+    """One instance: its readiness, pods, recent events, its operator's log, and whether its
+    ``spec.version`` should follow the deployed version."""
+    async with connect(ctx.target) as kube:
+        where = await deployed(ctx, kube, env, solution)
+        info = where.kind(kind)
+        ns = where.namespace(namespace)
+        obj = await request(
+            kube, "GET", _path(info, ns, name), action=f"reading {info.kind} {ns}/{name}"
+        )
+        obj = obj or {}
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        base = f"/apis/apps/v1/namespaces/{ns}"
+        owners: list[dict[str, Any]] = []
+        for plural in ("deployments", "statefulsets", "replicasets", "daemonsets"):
+            owners += await _items(kube, f"{base}/{plural}", f"listing {plural} in {ns}")
+        pods = owned_pods(
+            uid,
+            owners,
+            await _items(kube, f"/api/v1/namespaces/{ns}/pods", f"listing pods in {ns}"),
+        )
+        names = {str(name), *(str(p["metadata"]["name"]) for p in pods)}
+        events = [
+            e
+            for e in await _items(
+                kube, f"/api/v1/namespaces/{ns}/events", f"listing events in {ns}"
+            )
+            if (e.get("involvedObject") or {}).get("uid") == uid
+            or (e.get("involvedObject") or {}).get("name") in names
+        ]
+        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        log = await operator_log(kube, ns, solution)
+    row = _row(info, obj)
+    return {
+        "env": env,
+        "solution": solution,
+        "version": where.version,
+        "instance": row,
+        "follow": follow_pointer(row["spec"], where.version, info.schema),
+        "pods": [pod_row(p) for p in pods],
+        "events": [event_row(e) for e in events[-EVENTS:]],
+        "log": log,
+    }

@@ -51,12 +51,11 @@ from metalk8s_solutions.web.deps import (
     check_login_form,
     context,
     limit_logins,
-    optional_principal,
     principal,
     state_of,
     user,
 )
-from metalk8s_solutions.web.errors import classify, not_found, unauthenticated
+from metalk8s_solutions.web.errors import classify, not_found, unauthenticated, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, parse_yaml_object, to_yaml
 from metalk8s_solutions.web.jobs import Job
 from metalk8s_solutions.web.oidc import PENDING_TTL, STATE_COOKIE
@@ -124,6 +123,7 @@ templates.env.filters["when"] = when
 templates.env.filters["iso"] = iso
 templates.env.filters["size"] = size
 templates.env.filters["version_ranks"] = version_ranks
+templates.env.filters["nocli"] = without_cli
 templates.env.filters["urlq"] = lambda v: quote(str(v), safe="")
 
 
@@ -141,16 +141,6 @@ def render(
         {"user": who.user if who else None, "csrf": who.csrf if who else None, **values},
         status_code=status_code,
     )
-
-
-def error_page(request: Request, err: SolutionsError) -> HTMLResponse:
-    info = classify(err)
-    who = None
-    try:
-        who = optional_principal(request)
-    except SolutionsError:
-        who = None
-    return render(request, "error.html", who, status_code=info.status, info=info)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -390,7 +380,7 @@ async def environments_page(request: Request, who: Caller) -> HTMLResponse:
 
 async def _env_model(request: Request, who: Principal, env: str) -> dict[str, Any]:
     ctx = context(request, who)
-    shown = service.summarize_environment(await show_environment(ctx, env))
+    shown = await service.environment_view(ctx, await show_environment(ctx, env))
     first = next(iter(sorted(shown["namespaces"])), env)
     checks = [env_change(first), NAMESPACE_DELETE]
     allowed = await can(request, who, checks)
@@ -421,7 +411,9 @@ async def _live(request: Request, template: str, load: Any) -> StreamingResponse
                 html = templates.get_template(template).render(**values)
             except SolutionsError as err:
                 # the fragment goes into the page's innerHTML: escape it like the templates do
-                html = f'<p class="error" role="alert">{escape(classify(err).text)}</p>'
+                info = classify(err)
+                text = "; ".join(t for t in (info.message, without_cli(info.hint)) if t)
+                html = f'<p class="error" role="alert">{escape(text)}</p>'
             if html != last:
                 last = html
                 yield sse("message", html)
@@ -435,7 +427,8 @@ async def _live(request: Request, template: str, load: Any) -> StreamingResponse
 @router.get("/environments/{env}/live")
 async def environment_live(env: str, request: Request, who: Caller) -> StreamingResponse:
     async def load() -> Mapping[str, Any]:
-        shown = service.summarize_environment(await show_environment(context(request, who), env))
+        ctx = context(request, who)
+        shown = await service.environment_view(ctx, await show_environment(ctx, env))
         return {"env": shown}
 
     return await _live(request, "_env_status.html", load)
@@ -462,7 +455,14 @@ async def _instance_rights(
 
 
 @router.get("/environments/{env}/solutions/{solution}/instances")
-async def instances_page(env: str, solution: str, request: Request, who: Caller) -> HTMLResponse:
+async def instances_page(
+    env: str,
+    solution: str,
+    request: Request,
+    who: Caller,
+    done: str | None = None,
+    instance: str | None = None,
+) -> HTMLResponse:
     ctx = context(request, who)
     data = await inst.list_instances(ctx, env, solution)
     _, kinds = await _kinds(request, who, env, solution)
@@ -475,7 +475,24 @@ async def instances_page(env: str, solution: str, request: Request, who: Caller)
         data=data,
         can=rights,
         base=_instances_url(env, solution),
+        flash=_flash(done, instance),
     )
+
+
+#: The success message after a create, an edit or a delete (``?done=…&instance=…``).
+DONE = {"created": "Created", "updated": "Saved", "deleted": "Deleted"}
+
+
+def _flash(done: str | None, instance: str | None) -> str:
+    if done not in DONE or not instance:
+        return ""
+    what = {"created": "its operator now deploys it", "updated": "its operator applies the change"}
+    tail = f"; {what[done]}" if done in what else ""
+    return f"{DONE[done]} {instance[:200]}{tail}."
+
+
+def _done_url(env: str, solution: str, done: str, kind: str, name: str) -> str:
+    return f"{_instances_url(env, solution)}?done={done}&instance={quote(f'{kind} {name}')}"
 
 
 async def _kinds(
@@ -708,7 +725,26 @@ async def _save(
             error=classify(err),
             status_code=classify(err).status,
         )
-    return RedirectResponse(_instances_url(env, solution), status_code=303)
+    done = "created" if create else "updated"
+    return RedirectResponse(_done_url(env, solution, done, info.kind, name), status_code=303)
+
+
+@router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/details")
+async def instance_details_page(
+    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
+) -> HTMLResponse:
+    """One instance for its administrator: ready or why not, pods, events, operator log."""
+    details = await inst.instance_details(
+        context(request, who), env, solution, kind, namespace, name
+    )
+    return render(
+        request,
+        "instance.html",
+        who,
+        page="environments",
+        d=details,
+        base=_instances_url(env, solution),
+    )
 
 
 @router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/delete")
@@ -739,7 +775,7 @@ async def delete_instance(
             f"type the name {name!r} to confirm the deletion", hint="nothing was deleted"
         )
     await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
-    return RedirectResponse(_instances_url(env, solution), status_code=303)
+    return RedirectResponse(_done_url(env, solution, "deleted", kind, name), status_code=303)
 
 
 def dumps(value: Any) -> str:

@@ -52,7 +52,9 @@ from metalk8s_solutions.engine.solutions import (
     list_solutions,
     unimport_archives,
 )
+from metalk8s_solutions.engine.wording import Readiness, environment_health
 from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
+from metalk8s_solutions.web import instances
 
 Params = Mapping[str, str]
 ENV_TIMEOUT = 180.0
@@ -306,15 +308,8 @@ async def solutions_view(ctx: Context) -> dict[str, Any]:
     return data
 
 
-def _health(solutions: Mapping[str, Any]) -> str:
-    states = [str(s.get("operator") or "") for s in solutions.values() if s.get("version")]
-    if not states:
-        return "empty"
-    return "healthy" if all(s.startswith("Available") for s in states) else "degraded"
-
-
 async def environments_view(ctx: Context) -> list[dict[str, Any]]:
-    """Each environment with its solutions, versions and operator health."""
+    """Each environment with its solutions, versions and health (operators and instances)."""
     envs = await list_environments(ctx)
 
     async def detail(env: dict[str, Any]) -> dict[str, Any]:
@@ -322,13 +317,47 @@ async def environments_view(ctx: Context) -> list[dict[str, Any]]:
             shown = await show_environment(ctx, env["name"])
         except SolutionsError as err:
             return {**env, "solutions": {}, "health": "unknown", "problem": str(err)}
-        return summarize_environment(shown)
+        return await environment_view(ctx, shown)
 
     return list(await asyncio.gather(*(detail(e) for e in envs)))
 
 
+async def environment_view(ctx: Context, shown: dict[str, Any]) -> dict[str, Any]:
+    """:func:`summarize_environment` with the readiness of every instance of its solutions."""
+    summary = summarize_environment(shown)
+    readings: list[Readiness] = []
+    problems: list[str] = []
+    for sol in sorted(summary["solutions"]):
+        try:
+            listed = await instances.list_instances(ctx, shown["name"], sol)
+        except SolutionsError as err:
+            problems.append(f"instances of {sol} not read: {err.message}")
+            continue
+        for row in listed["instances"]:
+            status = row["status"]
+            readings.append(
+                Readiness(
+                    f"{row['kind']} {row['name']}",
+                    status["condition"],
+                    status["reason"] if status["condition"] else "",
+                    status["message"] if status["condition"] else "",
+                )
+            )
+    operators = {
+        f"{sol} in {ns}": status
+        for sol, item in summary["solutions"].items()
+        for ns, status in item["operators"].items()
+    }
+    health, problem = environment_health(operators, readings)
+    if problems and health == "healthy":
+        health = "unknown"
+    problem = "; ".join(p for p in (problem, *problems) if p)
+    return {**summary, "health": health, "problem": problem}
+
+
 def summarize_environment(shown: dict[str, Any]) -> dict[str, Any]:
-    """Per solution: version(s) and operator status over the namespaces of the environment."""
+    """Per solution: version(s) and operator status over the namespaces of the environment;
+    health from the operators only (:func:`environment_view` adds the instances)."""
     solutions: dict[str, dict[str, Any]] = {}
     for ns, entry in shown.get("namespaces", {}).items():
         for sol, info in (entry.get("solutions") or {}).items():
@@ -337,15 +366,13 @@ def summarize_environment(shown: dict[str, Any]) -> dict[str, Any]:
             item = solutions.setdefault(sol, {"versions": {}, "operators": {}})
             item["versions"][ns] = info["version"]
             item["operators"][ns] = info.get("operator")
-    health = "empty"
-    if solutions:
-        ok = all(
-            str(status or "").startswith("Available")
-            for item in solutions.values()
-            for status in item["operators"].values()
-        )
-        health = "healthy" if ok else "degraded"
-    return {**shown, "solutions": solutions, "health": health}
+    operators = {
+        f"{sol} in {ns}": status
+        for sol, item in solutions.items()
+        for ns, status in item["operators"].items()
+    }
+    health, problem = environment_health(operators, [])
+    return {**shown, "solutions": solutions, "health": health, "problem": problem}
 
 
 async def version_choices(ctx: Context, solution: str, current: str | None) -> list[dict[str, Any]]:

@@ -297,12 +297,29 @@ def _explain_proxy_refusal(answer: Forwarded, env: str, ns: str, sol: str, metho
     status = _status_of(answer)
     if status is None:
         return  # the UI answered: pass it on as it is
+    if answer.status == 404:
+        raise WebError(
+            404,
+            "ui-not-found",
+            f"the UI of {sol} in {env}/{ns} was not found: its Service {ui_name(sol)} does not "
+            "exist",
+            hint=f"the version of {sol} deployed there may have no UI, or it is being changed; "
+            "its environment page says which UI it has",
+        )
     if answer.status == 503:
         raise WebError(
             503,
             "ui-unavailable",
             f"the UI of {sol} in {env}/{ns} is not running (no ready pod behind its Service)",
-            hint=f"see '{command('env', 'show', env)}'; it may still be starting",
+            hint="it may still be starting: its environment page shows its state",
+        )
+    if answer.status in (500, 502, 504):
+        why = str(status.get("message") or "no answer")
+        raise WebError(
+            502,
+            "ui-unavailable",
+            f"the UI of {sol} in {env}/{ns} did not answer: {why}",
+            hint="it may not be running: its environment page shows its state",
         )
     if answer.status == 403:
         verb = "get" if method in ("GET", "HEAD") else VERBS.get(method, method.lower())
@@ -314,7 +331,9 @@ def _explain_proxy_refusal(answer: Forwarded, env: str, ns: str, sol: str, metho
 
 def _status_of(answer: Forwarded) -> dict[str, Any] | None:
     """The API server's Status object in ``answer``, if that is what it is."""
-    if answer.status not in (403, 503) or "json" not in answer.headers.get("content-type", ""):
+    if answer.status not in (403, 404, 500, 502, 503, 504) or "json" not in answer.headers.get(
+        "content-type", ""
+    ):
         return None
     try:
         body = json.loads(answer.content)
