@@ -197,3 +197,63 @@ def test_fuzz_one_flipped_byte_anywhere(
 
 
 FUZZ_COPY: dict[str, object] = {}
+
+
+def _multi_extent_iso(tmp_path: Path, *, swap: bool = False, drop_last: bool = False) -> Path:
+    """A small image whose ``a1`` is a multi-extent file: two extents, ``a1`` then ``a2``.
+
+    Our writer makes multi-extent records only for files over 4 GiB; here the records of two
+    small files are rewritten into one file's two extents (rename ``a2`` to ``a1`` in the
+    primary tree, flag the first record multi-extent), so the reader's logic runs in a unit test.
+    """
+    iso = small_iso(tmp_path / "m.iso", {"a1": b"1" * 4096, "a2": b"22", "b": b"b"})
+    data = bytearray(iso.read_bytes())
+    root = int.from_bytes(data[16 * 2048 + 158 : 16 * 2048 + 162], "little") * 2048
+    records: dict[bytes, int] = {}
+    pos = root
+    while data[pos]:
+        records[bytes(data[pos + 33 : pos + 33 + data[pos + 32]])] = pos
+        pos += data[pos]
+    first, second = records[b"a1"], records[b"a2"]
+    data[first + 25] |= 0x80
+    if drop_last:
+        data[second : second + data[second]] = data[records[b"b"] : records[b"b"] + data[second]]
+    else:
+        data[second : second + data[second]] = data[second : second + data[second]].replace(
+            b"a2", b"a1"
+        )
+    if swap:  # the second extent placed before the first: a gap, not contiguous
+        a, b = data[first + 2 : first + 10], data[second + 2 : second + 10]
+        data[first + 2 : first + 10], data[second + 2 : second + 10] = b, a
+    iso.write_bytes(bytes(data))
+    return iso
+
+
+def test_multi_extent_file_is_the_concatenation_of_its_extents(tmp_path: Path) -> None:
+    iso = _multi_extent_iso(tmp_path)
+    raw = iso.read_bytes()
+    with IsoReader(iso) as reader:
+        assert set(reader.files()) == {"a1", "b"}
+        assert reader.read_bytes("a1") == b"1" * 4096 + b"22"
+        offset, size = reader.extent("a1")
+        assert size == 4098
+        assert raw[offset : offset + size] == b"1" * 4096 + b"22"
+        with reader.open("a1") as stream:  # a read across the boundary between the extents
+            stream.seek(4094)
+            assert stream.read(4) == b"1122"
+        assert reader.read_bytes("b") == b"b"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"swap": True}, "a1: the extents of this multi-extent file are not contiguous"),
+        ({"drop_last": True}, "a1: the last extent of a multi-extent file is missing"),
+    ],
+)
+def test_broken_multi_extent_files_are_refused(
+    tmp_path: Path, options: dict[str, bool], message: str
+) -> None:
+    iso = _multi_extent_iso(tmp_path, **options)
+    with pytest.raises(ArchiveError, match=f"SOL001 .*{message}"):
+        IsoReader(iso)
