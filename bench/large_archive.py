@@ -1,7 +1,8 @@
 """A ~10 GB archive whose one layer is over 4 GiB (ISO 9660 multi-extent file).
 
-Build vs ``xorriso -as mkisofs -iso-level 3 -R -J``, validate vs ``openssl dgst -sha256``, and the
-peak RSS of both (target <= 150 MB).
+Build vs ``xorriso -as mkisofs -iso-level 3 -R -J``; validate and import (built-in registry mode,
+against a real local control plane, as bench/import_vs_openssl.py) vs ``openssl dgst -sha256``;
+and the peak RSS of the three (target <= 150 MB).
 
 The layer is a sparse file (holes, with a few random marks): it costs no disk to make, and both
 sides read the same holes, so what is compared is hashing and writing the archive.  Every byte of
@@ -21,9 +22,11 @@ from pathlib import Path
 
 from _results import record
 from _synthetic import CRD, MANIFEST, ROLE, SOLUTIONS, flat_tree, write_image_index
+from metalk8s_solutions.testing.controlplane import LocalControlPlane
 
 BUILD_TARGET = 1.3
 VALIDATE_TARGET = 1.2
+IMPORT_TARGET = 1.3
 RSS_TARGET = 150
 
 
@@ -85,12 +88,14 @@ def main() -> None:
     if size <= 2**32:
         raise SystemExit("--gb: the layer must be over 4 GiB (4.3 GB) to be multi-extent")
     work = Path(tempfile.mkdtemp(prefix="bench-large-"))
+    plane = LocalControlPlane(work / "cluster", nodes=0, bind_to_parent=True)
     try:
         free = shutil.disk_usage(work).free
         if free < 2.2 * size:
             raise SystemExit(
                 f"{work}: {free / 1e9:.1f} GB free, the run needs {2.2 * size / 1e9:.1f} GB"
             )
+        kubeconfig = plane.up().kubeconfig
         source = make_large_tree(work / "src", size)
         flat = flat_tree(source, work / "flat")
         subprocess.run([SOLUTIONS, "keygen", str(work / "k")], check=True, capture_output=True)
@@ -102,10 +107,20 @@ def main() -> None:
         xorriso = ["xorriso", "-as", "mkisofs", "-quiet", "-iso-level", "3", "-R", "-J"]
         xorriso += ["-o", str(ref), str(flat)]
         validate = [SOLUTIONS, "validate", "-q", str(iso), "--key", str(work / "k.pub")]
+        config = work / "solutions.yaml"
+        base = [SOLUTIONS, "--config", str(config), "--kubeconfig", str(kubeconfig)]
+
+        def one_import() -> tuple[float, float]:
+            config.unlink(missing_ok=True)
+            figures = run([*base, "import", str(iso), "--key", str(work / "k.pub")])
+            subprocess.run([*base, "unimport", str(iso)], check=True, capture_output=True)
+            return figures
+
         figures: dict[str, list[tuple[float, float]]] = {
             "build": [],
             "xorriso": [],
             "validate": [],
+            "import": [],
             "openssl": [],
         }
         for round_ in range(args.runs):  # interleaved: A B, B A, ...
@@ -113,9 +128,13 @@ def main() -> None:
             for name, command in pair if round_ % 2 == 0 else pair[::-1]:
                 figures[name].append(run(command))
             ref.unlink()  # room for the next round; the reference's output is not needed
-            pair = [("validate", validate), ("openssl", ["openssl", "dgst", "-sha256", str(iso)])]
-            for name, command in pair if round_ % 2 == 0 else pair[::-1]:
-                figures[name].append(run(command))
+            reads = [
+                ("validate", lambda: run(validate)),
+                ("import", one_import),
+                ("openssl", lambda: run(["openssl", "dgst", "-sha256", str(iso)])),
+            ]
+            for name, action in reads if round_ % 2 == 0 else reads[::-1]:
+                figures[name].append(action())
         seconds = {name: median([s for s, _ in runs]) for name, runs in figures.items()}
         rss = {name: max(r for _, r in runs) for name, runs in figures.items()}
         gigabytes = iso.stat().st_size / 1e9
@@ -129,11 +148,14 @@ def main() -> None:
         print(
             f"solutions validate:   {seconds['validate']:.2f} s, peak RSS {rss['validate']:.1f} MiB"
         )
+        print(f"solutions import:     {seconds['import']:.2f} s, peak RSS {rss['import']:.1f} MiB")
         print(f"openssl dgst -sha256: {seconds['openssl']:.2f} s")
         build_ratio = seconds["build"] / seconds["xorriso"]
         validate_ratio = seconds["validate"] / seconds["openssl"]
+        import_ratio = seconds["import"] / seconds["openssl"]
         print(f"ratio build: {build_ratio:.2f}x (target <= {BUILD_TARGET}x)")
         print(f"ratio validate: {validate_ratio:.2f}x (target <= {VALIDATE_TARGET}x)")
+        print(f"ratio import: {import_ratio:.2f}x (target <= {IMPORT_TARGET}x)")
         label = f"{gigabytes:.1f} GB archive, a {size / 2**30:.1f} GiB layer"
         record(
             "large",
@@ -157,7 +179,18 @@ def main() -> None:
             target=VALIDATE_TARGET,
             runs=args.runs,
         )
-        for verb in ("build", "validate"):
+        record(
+            "large",
+            f"solutions import, {label}, vs openssl",
+            ours=seconds["import"],
+            unit="s",
+            reference=seconds["openssl"],
+            reference_name="openssl dgst -sha256",
+            ratio=import_ratio,
+            target=IMPORT_TARGET,
+            runs=args.runs,
+        )
+        for verb in ("build", "validate", "import"):
             record(
                 "large",
                 f"peak RSS of solutions {verb}, {label}",
@@ -170,6 +203,7 @@ def main() -> None:
                 note="target on the figure itself (MB), not a ratio; the largest of the runs",
             )
     finally:
+        plane.down()
         shutil.rmtree(work, ignore_errors=True)
 
 
