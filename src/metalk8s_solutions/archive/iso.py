@@ -310,10 +310,12 @@ class IsoReader:
         if record.is_dir:
             raise self._fail(f"{record.name}: a directory flagged multi-extent")
         if record.extent * SECTOR != pending.extent * SECTOR + pending.size:
-            raise self._fail(
-                f"{record.name}: the extents of this multi-extent file are not contiguous "
-                f"(one ends at byte {pending.extent * SECTOR + pending.size}, the next starts "
-                f"at byte {record.extent * SECTOR}): not supported"
+            raise ArchiveError(
+                f"SOL001 {self.path}: {record.name}: the extents of this multi-extent file are "
+                f"not contiguous (one ends at byte {pending.extent * SECTOR + pending.size}, the "
+                f"next starts at byte {record.extent * SECTOR}): not supported",
+                hint="rebuild the archive with solutions build (or xorriso -iso-level 3), "
+                "which write the extents of a large file back to back",
             )
 
     def _parse_record(self, raw: bytes, pos: int, rock_ridge: bool, joliet: bool) -> _Record | None:
