@@ -286,15 +286,27 @@ def test_large_layer_validates_imports_is_served_with_ranges_and_pushed(
         assert (length, f"sha256:{digest.hexdigest()}") == (SIZE, large.digest)
 
     # Pushed: docker-registry checks each blob's digest as its upload completes.
-    pushed = asyncio.run(push_images(catalog, RegistryTarget(local_registry.url, prefix="large")))
-    assert pushed.uploaded_bytes > SIZE
-    target = f"{local_registry.url}/v2/large/{repo}/blobs/{large.digest}"
+    hexdigest = large.digest.split(":")[1]
+    stored = local_registry.root / "data/docker/registry/v2/blobs/sha256" / hexdigest[:2]
+    try:
+        pushed = asyncio.run(
+            push_images(catalog, RegistryTarget(local_registry.url, prefix="large"))
+        )
+        _check_pushed(pushed.uploaded_bytes, local_registry, repo, large.digest)
+    finally:  # 4 GiB: not left in the session registry's storage
+        shutil.rmtree(stored / hexdigest, ignore_errors=True)
+
+
+def _check_pushed(uploaded: int, local_registry: LocalRegistry, repo: str, digest: str) -> None:
+    """The large layer is in docker-registry, whole, with its digest."""
+    assert uploaded > SIZE
+    target = f"{local_registry.url}/v2/large/{repo}/blobs/{digest}"
     head = httpx.head(target, follow_redirects=True)
     assert head.status_code == 200
-    assert head.headers["Docker-Content-Digest"] == large.digest
+    assert head.headers["Docker-Content-Digest"] == digest
     assert head.headers["Content-Length"] == str(SIZE)
     offset = EXTENT - MARK // 2
     part = httpx.get(
         target, headers={"Range": f"bytes={offset}-{offset + MARK - 1}"}, follow_redirects=True
     )
-    assert part.content == marks[1]
+    assert part.content == _marks()[1]
