@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "validate": ("validate_vs_openssl.py", []),
     "import": ("import_vs_openssl.py", []),
     "memory": ("peak_memory.py", []),
+    "large": ("large_archive.py", []),
     "pull": ("registry_pull.py", []),
     "push": ("push_vs_skopeo.py", []),
     "push-incremental": ("push_incremental.py", []),

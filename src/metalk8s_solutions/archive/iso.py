@@ -6,8 +6,11 @@ count, depth, directory size, continuation areas, loops, extents past the end of
 then gives, for every file, its byte extent ``(offset, size)`` in the ISO file: file data is
 contiguous in ISO 9660, so a registry can serve a blob as a plain range of the ISO.
 
-Multi-extent files (larger than 4 GiB) and interleaved files are rejected with a clear error:
-Solution archives never need them.
+A file over 4 GiB is recorded as several directory records of the same name, each for one extent
+of at most 4 GiB - 2 KiB, all but the last flagged "multi-extent" (ECMA-119 9.1.6).  The file is
+the concatenation of its extents; xorriso and our writer place them back to back, so the file is
+still one byte range of the ISO, and that is what the reader requires (extents with a gap or out
+of order are rejected with a clear error, as are interleaved files).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class _Record:
     symlink: str | None
     relocated: bool
     child_link: int | None
+    multi_extent: bool = False
 
 
 class IsoReader:
@@ -258,6 +262,7 @@ class IsoReader:
 
     def _records(self, data: bytes, use_joliet: bool) -> list[_Record]:
         records = []
+        pending: _Record | None = None  # the extents so far of a multi-extent file
         pos = 0
         while pos < len(data):
             length = data[pos]
@@ -276,9 +281,42 @@ class IsoReader:
             if name_len == 1 and raw[33] in (0, 1):
                 continue
             record = self._parse_record(raw, 0, self.rock_ridge and not use_joliet, use_joliet)
-            if record is not None and not record.relocated:
+            if record is None:
+                continue
+            if pending is not None:
+                self._check_next_extent(pending, record)
+                pending.size += record.size
+                if record.multi_extent:
+                    continue
+                record, pending = pending, None
+            elif record.multi_extent:
+                if record.is_dir:
+                    raise self._fail(f"{record.name}: a directory flagged multi-extent")
+                pending = record
+                continue
+            if not record.relocated:
                 records.append(record)
+        if pending is not None:
+            raise self._fail(f"{pending.name}: the last extent of a multi-extent file is missing")
         return records
+
+    def _check_next_extent(self, pending: _Record, record: _Record) -> None:
+        """``record`` must be the next extent of ``pending``, right after the previous one."""
+        if record.name != pending.name:
+            raise self._fail(
+                f"{pending.name}: the last extent of a multi-extent file is missing "
+                f"({record.name} follows it)"
+            )
+        if record.is_dir:
+            raise self._fail(f"{record.name}: a directory flagged multi-extent")
+        if record.extent * SECTOR != pending.extent * SECTOR + pending.size:
+            raise ArchiveError(
+                f"SOL001 {self.path}: {record.name}: the extents of this multi-extent file are "
+                f"not contiguous (one ends at byte {pending.extent * SECTOR + pending.size}, the "
+                f"next starts at byte {record.extent * SECTOR}): not supported",
+                hint="rebuild the archive with solutions build (or xorriso -iso-level 3), "
+                "which write the extents of a large file back to back",
+            )
 
     def _parse_record(self, raw: bytes, pos: int, rock_ridge: bool, joliet: bool) -> _Record | None:
         length = raw[pos]
@@ -289,15 +327,15 @@ class IsoReader:
             struct.unpack_from("<I", raw, pos + 10)[0],
         )
         flags = raw[pos + 25]
-        if flags & 0x80:
-            raise self._fail("multi-extent file (larger than 4 GiB): not supported")
         if raw[pos + 26] or raw[pos + 27]:
             raise self._fail("interleaved file: not supported")
         name_len = raw[pos + 32]
         if 33 + name_len > length:
             raise self._fail("malformed directory record (name past its end)")
         raw_name = raw[pos + 33 : pos + 33 + name_len]
-        record = _Record("", extent, size, bool(flags & 0x02), None, None, False, None)
+        record = _Record(
+            "", extent, size, bool(flags & 0x02), None, None, False, None, bool(flags & 0x80)
+        )
         rr_name: str | None = None
         if rock_ridge:
             su_start = pos + 33 + name_len + (1 - name_len % 2)

@@ -11,6 +11,11 @@ pycdlib does the format work.  Two things are added around it:
   (:class:`_Copier`); files whose bytes depend on that hashing (SHA256SUMS, its signatures)
   have their place reserved in the layout and are written into it at the end.  Nothing is held
   in memory but two copy buffers.
+
+A file over 4 GiB is written as a multi-extent file, as xorriso writes one (``-iso-level 3``):
+directory records of the same name, each for an extent of at most 4 GiB - 2 KiB, all but the last
+flagged multi-extent, with Rock Ridge entries on each, in the primary and Joliet trees; the
+extents are contiguous, so the file stays one byte range of the image.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import pycdlib.utils
 
 from metalk8s_solutions.errors import ArchiveError
 
-MAX_FILE_SIZE = 2**32 - 1  # one ISO 9660 extent; larger would need multi-extent files
 MAX_NAME = 64  # the Joliet limit, in characters
 FILE_MODE = 0o100444
 DIR_MODE = 0o040555
@@ -325,8 +329,6 @@ def _directories(ordered: Sequence[IsoFile], *, reserving: bool) -> set[str]:
     directories: set[str] = set()
     for item in ordered:
         check_archive_path(item.path)
-        if item.size > MAX_FILE_SIZE:
-            raise ArchiveError(f"{item.path}: {item.size} bytes is larger than 4 GiB - 1")
         if item.source is None and (item.size == 0 or not reserving):
             raise ArchiveError(f"{item.path}: a reserved file needs a size and a finish step")
         parent = PurePosixPath(item.path).parent
