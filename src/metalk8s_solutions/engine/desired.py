@@ -168,6 +168,9 @@ class Settings:
     #: the live certificates and whether cert-manager is installed (None: none live, no
     #: cert-manager; new certificates are generated)
     keys: KeyStore | None = None
+    #: image references pods of the environment may use besides the imported ones
+    #: (``--allow-image``, persisted on the Namespace; see engine/admission.py)
+    allowed_images: frozenset[str] = frozenset()
 
 
 def operator_name(solution: str) -> str:
@@ -198,8 +201,9 @@ def labels_for(
     }
 
 
-#: The components we deploy per solution: its operator and its UI (``engine/solution_ui.py``).
-COMPONENTS = ("operator", "ui")
+#: The components we deploy: per solution its operator and its UI (``engine/solution_ui.py``);
+#: per environment the admission policy of its images (``engine/admission.py``).
+COMPONENTS = ("operator", "ui", "admission")
 
 
 def selector_for(env: str, solution: str | None = None) -> dict[str, str | tuple[str, ...]]:
@@ -237,7 +241,7 @@ def operator_config(endpoint: str, versions: Iterable[VersionContent]) -> str:
         repositories[content.version] = [
             {
                 "endpoint": f"{endpoint.rstrip('/')}/{content.manifest.id}",
-                "images": [str(image) for image in content.manifest.images],
+                "images": [_pinned(content, str(image)) for image in content.manifest.images],
             }
         ]
     doc = {
@@ -246,6 +250,14 @@ def operator_config(endpoint: str, versions: Iterable[VersionContent]) -> str:
         "repositories": repositories,
     }
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+
+def _pinned(content: VersionContent, image: str) -> str:
+    """``name:tag@sha256:...`` when the archive gives the digest of ``name:tag``: an operator
+    that pulls ``<endpoint>/<entry>`` pulls by digest, which is what the environment's
+    admission policy lets run (``engine/admission.py``); ``name:tag`` when it does not."""
+    digest = content.digests.get(image)
+    return f"{image}@{digest}" if digest else image
 
 
 def operator_image(endpoint: str, content: VersionContent) -> str:

@@ -798,7 +798,13 @@ async def delete_environment(
         else:
             changes = []
             selector = {ENV_LABEL: state.name, "app.kubernetes.io/managed-by": "metalk8s-solutions"}
-            for kind in (KINDS["ClusterRoleBinding"], KINDS["ClusterRole"]):
+            cluster_kinds = (
+                "ClusterRoleBinding",
+                "ClusterRole",
+                "ValidatingAdmissionPolicyBinding",  # engine/admission.py
+                "ValidatingAdmissionPolicy",
+            )
+            for kind in (KINDS[k] for k in cluster_kinds):
                 for obj in await list_objects(kube, kind, selector):
                     changes.append(
                         Change(
