@@ -146,6 +146,18 @@ async def test_only_images_of_the_deployed_versions_run_in_the_environment(
     # Outside the environment, nothing changes.
     assert try_pod(admin, outside, FOREIGN) == (201, "")
 
+    # The administrator's exception: exactly the reference given, kept across converges.
+    busybox = "docker.io/library/busybox:1.36"
+    assert try_pod(admin, env_name, busybox)[0] == 403
+    allowed = await envs.add_solution(
+        ctx,
+        envs.AddSolutionOptions(env_name, SOL, "1.0.0", timeout=60, allow_images=(busybox,)),
+        connection=kube,
+    )
+    assert ("allow", f"Namespace {env_name}") in {(s.action, s.target) for s in allowed.steps}
+    wait_for(lambda: try_pod(admin, env_name, busybox) == (201, ""), what="busybox allowed")
+    assert try_pod(admin, env_name, busybox.replace("1.36", "1.37"))[0] == 403
+
     await envs.upgrade_solution(
         ctx, envs.UpgradeOptions(env_name, SOL, "2.0.0", timeout=60), connection=kube
     )
@@ -154,6 +166,7 @@ async def test_only_images_of_the_deployed_versions_run_in_the_environment(
     assert try_pod(admin, env_name, new) == (201, "")
     message = refused_until_enforced(admin, env_name, old)  # 1.0.0 is no longer deployed
     assert old in message
+    assert try_pod(admin, env_name, busybox) == (201, "")  # the exception survived
 
     # A converge with nothing to do sends nothing (the policy reads back as written).
     again = await envs.converge_environments(

@@ -135,7 +135,9 @@ def test_a_2_4_archive_imports_activates_and_deploys_with_the_generated_role(
         config = api.get(f"/api/v1/namespaces/{env}/configmaps/{name}-operator-config")
         assert config is not None
         repositories = yaml.safe_load(config["data"]["operator.yaml"])["repositories"]
-        assert sorted(repositories["1.0.0"][0]["images"]) == [
+        listed = repositories["1.0.0"][0]["images"]
+        assert all("@sha256:" in i for i in listed), listed  # pinned (engine/admission.py)
+        assert sorted(i.split("@")[0] for i in listed) == [
             "base-server:1.0.0",
             f"{name}-operator:1.0.0",
             f"{name}-ui:1.0.0",

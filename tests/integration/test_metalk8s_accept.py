@@ -131,7 +131,9 @@ def test_bare_and_roleless_archives_import_activate_and_deploy(
         repositories = operator_config(admin, ns)["repositories"]
         images = [i for entries in repositories.values() for e in entries for i in e["images"]]
         assert "" not in images and not any(i.startswith(":") for i in images), repositories
-        assert sorted(repositories[version][0]["images"]) == [
+        listed = repositories[version][0]["images"]
+        assert all("@sha256:" in i for i in listed), listed  # pinned (engine/admission.py)
+        assert sorted(i.split("@")[0] for i in listed) == [
             "base-server:1.0.0",
             "example-solution-operator:1.0.0",
         ]

@@ -200,7 +200,7 @@ def test_each_layout_deploys_with_no_flag(
     cli.ok("env", "add-solution", env, NAME, version, "--timeout", "120")
     config = operator_config(admin, env, config_check, tmp_path)
     assert list(config["repositories"]) == [version]
-    images = config["repositories"][version][0]["images"]
+    images = [i.split("@")[0] for i in config["repositories"][version][0]["images"]]
     assert f"{NAME}-operator:{version}" in images and f"base-server:{version}" in images
     cli.ok("env", "delete", env, "--timeout", "120")
     cli.ok("deactivate", NAME)
