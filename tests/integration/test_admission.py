@@ -20,12 +20,14 @@ from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import admission
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine.desired import VersionContent, restricted
+from metalk8s_solutions.engine.environments import load_version_content
 from metalk8s_solutions.engine.solutions import Context
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
 pytestmark = pytest.mark.cluster
 
 SOL = "admtest"
+OTHER = "admother"  # imported, deployed only for a while
 GROUP = "admtest.test.solutions"
 ENV_LABEL = "solutions.metalk8s.scality.com/environment"
 VAP = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
@@ -40,6 +42,7 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         # With a Solution UI: its image differs between versions (the operator's does not).
         "1.0.0": build_solution(out, SOL, "1.0.0", group=GROUP, ui={"port": 8080}),
         "2.0.0": build_solution(out, SOL, "2.0.0", group=GROUP, ui={"port": 8080}),
+        OTHER: build_solution(out, OTHER, "1.0.0", group=GROUP, ui={"port": 8080}),
     }
 
 
@@ -114,8 +117,13 @@ def refused_until_enforced(admin: Api, ns: str, image: str) -> str:
     return found
 
 
-async def test_only_images_of_the_deployed_versions_run_in_the_environment(
-    ctx: Context, kube: Kube, env_name: str, admin: Api, outside: str
+async def test_only_images_of_the_deployed_solutions_run_in_the_environment(
+    ctx: Context,
+    kube: Kube,
+    env_name: str,
+    admin: Api,
+    outside: str,
+    archives: dict[str, Path],
 ) -> None:
     await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
     await envs.add_solution(
@@ -146,6 +154,11 @@ async def test_only_images_of_the_deployed_versions_run_in_the_environment(
     # Outside the environment, nothing changes.
     assert try_pod(admin, outside, FOREIGN) == (201, "")
 
+    # Another Solution's image, imported but not deployed here: refused.
+    other_digest = load_version_content(archives[OTHER]).digests[f"{OTHER}-ui:1.0.0"]
+    other = f"registry.test:5000/{OTHER}-1.0.0/{OTHER}-ui@{other_digest}"
+    assert try_pod(admin, env_name, other)[0] == 403
+
     # The administrator's exception: exactly the reference given, kept across converges.
     busybox = "docker.io/library/busybox:1.36"
     assert try_pod(admin, env_name, busybox)[0] == 403
@@ -164,9 +177,20 @@ async def test_only_images_of_the_deployed_versions_run_in_the_environment(
     new = image_of(admin, env_name, "ui")
     assert f"/{SOL}-2.0.0/" in new and new.split("@")[1] != old.split("@")[1]
     assert try_pod(admin, env_name, new) == (201, "")
-    message = refused_until_enforced(admin, env_name, old)  # 1.0.0 is no longer deployed
-    assert old in message
+    # 1.0.0 is still imported, so the operator config offers it: an instance left on 1.0.0
+    # by the operator's upgrade keeps getting pods.
+    assert try_pod(admin, env_name, old) == (201, "")
     assert try_pod(admin, env_name, busybox) == (201, "")  # the exception survived
+
+    # The other Solution's images run while it is deployed here, and no longer after.
+    await envs.add_solution(
+        ctx, envs.AddSolutionOptions(env_name, OTHER, "1.0.0", timeout=60), connection=kube
+    )
+    wait_for(lambda: try_pod(admin, env_name, other) == (201, ""), what=f"{OTHER} allowed")
+    await envs.delete_solution(
+        ctx, envs.DeleteSolutionOptions(env_name, OTHER, timeout=60), connection=kube
+    )
+    assert other in refused_until_enforced(admin, env_name, other)
 
     # A converge with nothing to do sends nothing (the policy reads back as written).
     again = await envs.converge_environments(

@@ -43,11 +43,12 @@ def variables(policy: dict[str, object]) -> dict[str, str]:
     return {v["name"]: v["expression"] for v in spec["variables"]}
 
 
-def test_policy_allows_the_digests_of_every_deployed_version_and_nothing_else() -> None:
+def test_policy_allows_the_digests_the_operator_configs_offer_and_nothing_else() -> None:
     contents = {
         ("a", "1.0.0"): content("a", "1.0.0", digest("1"), digest("2")),
         ("a", "2.0.0"): content("a", "2.0.0", digest("3")),
         ("b", "1.0.0"): content("b", "1.0.0", digest("4")),
+        ("c", "1.0.0"): content("c", "1.0.0", digest("5")),
     }
     objects = desired_environment(
         "prod",
@@ -57,8 +58,9 @@ def test_policy_allows_the_digests_of_every_deployed_version_and_nothing_else() 
     )
     policy, binding = (o for o in objects if o["kind"].startswith("ValidatingAdmission"))
     allowed = variables(policy)["digests"]
-    assert allowed == "{" + ", ".join(f"'{digest(c)}': true" for c in "124") + "}"
-    assert digest("3") not in allowed  # imported, not deployed in this environment
+    # a 2.0.0 is imported: its operator config lists it, an operator may run its images
+    assert allowed == "{" + ", ".join(f"'{digest(c)}': true" for c in "1234") + "}"
+    assert digest("5") not in allowed  # c is imported, not deployed in this environment
     assert policy["metadata"]["name"] == binding["spec"]["policyName"]
     assert binding["spec"]["validationActions"] == ["Deny"]
     assert binding["spec"]["matchResources"] == {

@@ -5,7 +5,10 @@ refuses a Pod, in any namespace of the environment, whose containers, init conta
 ephemeral containers use an image that is not
 
 - a reference by digest (``...@sha256:<hex>``) whose digest is one of the images of the
-  verified archives deployed in the environment (every version a namespace runs), or
+  verified archives offered to the environment: every imported version of each Solution
+  deployed there, as its OperatorConfig lists them (one operator serves instances of every
+  imported version, so an instance left on 1.0.0 after the operator's upgrade keeps its pods),
+  or
 - a reference the administrator allowed explicitly (``--allow-image``, exact text).
 
 A reference by tag alone is refused: the API server cannot know which digest a tag will resolve
@@ -16,18 +19,19 @@ runtime pulls by digest).  The digest decides: whatever the registry host or rep
 reference, a node that pulls by digest gets exactly the imported bytes.
 
 The allowed digests are written into the policy itself (a map literal, so that each check
-costs the same for 10 digests or 1000), regenerated on every converge: a version no longer
-deployed in the environment is no longer allowed.  A Pod UPDATE is refused only for an image
-the Pod did not already use, so that a running Pod of a version just replaced can still be
-labelled, finalized and deleted.  The policy and its binding exist while the environment runs
-at least one Solution; they are named after the environment and pruned with it.
+costs the same for 10 digests or 1000), regenerated on every converge: the images of a
+Solution removed from the environment, or of a version unimported, are no longer allowed.
+A Pod UPDATE is refused only for an image the Pod did not already use, so that a running Pod
+of an image no longer allowed can still be labelled, finalized and deleted.  The policy and its
+binding exist while the environment runs at least one Solution; they are named after the
+environment and pruned with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from metalk8s_solutions.engine.desired import ENV_LABEL, MANAGED_BY, Obj, VersionContent
 from metalk8s_solutions.errors import InvalidInput, command
@@ -68,7 +72,7 @@ def check_image_reference(ref: str) -> str:
 
 
 def allowed_digests(contents: Iterable[VersionContent]) -> list[str]:
-    """The digests of every image of ``contents`` (the versions deployed in an environment)."""
+    """The digests of every image of ``contents`` (the versions offered to an environment)."""
     return sorted({d for content in contents for d in content.digests.values() if _DIGEST.match(d)})
 
 
@@ -88,8 +92,8 @@ def _images(root: str) -> str:
 def admission_objects(
     env: str, contents: Iterable[VersionContent], exceptions: Iterable[str] = ()
 ) -> list[Obj]:
-    """The policy and its binding for ``env``, whose namespaces run ``contents``, allowing also
-    the image references ``exceptions`` (as written)."""
+    """The policy and its binding for ``env``, whose operators are offered ``contents``,
+    allowing also the image references ``exceptions`` (as written)."""
     name = policy_name(env)
     digests = allowed_digests(contents)
     allowed = [check_image_reference(ref) for ref in exceptions]
@@ -106,7 +110,7 @@ def admission_objects(
     message = (
         "'image ' + variables.refused.join(', ') + ' is not an image of a Solution deployed in "
         f"environment {env} (policy {name}: pods in the namespaces of an environment run only "
-        "the images of the Solutions imported and deployed there, referenced by digest); "
+        "the images, by digest, of the imported versions of the Solutions deployed there); "
         f"to allow it: {hint}'"
     )
     policy: Obj = {
@@ -165,8 +169,3 @@ def admission_objects(
         },
     }
     return [policy, binding]
-
-
-def exceptions_of(recorded: Mapping[str, Iterable[str]]) -> list[str]:
-    """Every image reference allowed in any namespace (ns -> references)."""
-    return sorted({ref for refs in recorded.values() for ref in refs})

@@ -256,7 +256,10 @@ def desired_environment(
                 else:
                     cluster.setdefault(key, obj)
     result += cluster.values()
-    deployed = [contents[(s, v)] for config in namespaces.values() for s, v in config.items()]
-    if deployed:  # only imported images run (engine/admission.py)
-        result += admission.admission_objects(env, deployed, settings.allowed_images)
+    # Only imported images run (engine/admission.py): those of every version the OperatorConfig
+    # offers to the operators deployed here (an operator serves instances of each of them).
+    deployed = {sol for config in namespaces.values() for sol in config}
+    if deployed:
+        offered = [each for sol in sorted(deployed) for each in by_solution[sol]]
+        result += admission.admission_objects(env, offered, settings.allowed_images)
     return [with_hash(obj) for obj in result]
