@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from env_support import Api, build_solution, crd_document, wait_for, write_config
+from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
 from metalk8s_solutions.api.manifest import parse_manifest
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import admission
@@ -124,8 +124,17 @@ async def test_only_images_of_the_deployed_solutions_run_in_the_environment(
     admin: Api,
     outside: str,
     archives: dict[str, Path],
+    local_cluster: LocalCluster,
 ) -> None:
     await envs.create_environment(ctx, envs.CreateEnvOptions(env_name), connection=kube)
+    bad = cli(
+        ctx.config_path,
+        Path(local_cluster.kubeconfig),
+        *("env", "add-solution", env_name, SOL, "1.0.0", "--allow-image", "busybox; rm"),
+    )
+    assert bad.returncode == 1 and "is not an image reference" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert admin.get(f"/apis/apps/v1/namespaces/{env_name}/deployments/{SOL}-operator") is None
     await envs.add_solution(
         ctx, envs.AddSolutionOptions(env_name, SOL, "1.0.0", timeout=60), connection=kube
     )
@@ -169,6 +178,8 @@ async def test_only_images_of_the_deployed_solutions_run_in_the_environment(
     )
     assert ("allow", f"Namespace {env_name}") in {(s.action, s.target) for s in allowed.steps}
     wait_for(lambda: try_pod(admin, env_name, busybox) == (201, ""), what="busybox allowed")
+    shown = await envs.show_environment(ctx, env_name, connection=kube)
+    assert shown["namespaces"][env_name]["allowedImages"] == [f"{SOL}={busybox}"]
     assert try_pod(admin, env_name, busybox.replace("1.36", "1.37"))[0] == 403
 
     await envs.upgrade_solution(

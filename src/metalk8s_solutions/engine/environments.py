@@ -883,6 +883,8 @@ async def show_environment(
             )
             entry["podSecurity"] = ns_state.pod_security
             entry["webhook"] = sorted(ns_state.webhook)
+            # --allow-image exceptions, as recorded: <solution>=<image>
+            entry["allowedImages"] = sorted(ns_state.allowed_images)
             history = await read_history(kube, ns)
             solutions: dict[str, Any] = {}
             for sol in sorted({*ns_state.config, *history}):
