@@ -184,6 +184,24 @@ def test_the_config_the_product_writes_is_accepted() -> None:
         )
 
 
+def test_with_digests_the_operator_deploys_what_admission_allows() -> None:
+    """Contract: the product pins the OperatorConfig images by digest; the operator then
+    deploys base-server by digest, a reference the environment's admission policy admits."""
+    desired = pytest.importorskip("metalk8s_solutions.engine.desired")
+    admission = pytest.importorskip("metalk8s_solutions.engine.admission")
+    manifest = parse_manifest(
+        (EXAMPLE / "versions" / "1.0.0" / "manifest.yaml").read_bytes(), "manifest.yaml"
+    )
+    digests = {str(image): f"sha256:{i:064x}" for i, image in enumerate(manifest.images)}
+    content = desired.VersionContent(manifest=manifest, digests=digests)
+    config = parse_config(desired.operator_config("10.0.0.5:5000", [content]), "operator.yaml")
+    image = resolve_image(config, "1.0.0").image
+    assert image == (
+        f"10.0.0.5:5000/example-solution-1.0.0/base-server@{digests['base-server:1.0.0']}"
+    )
+    assert image.split("@")[1] in admission.allowed_digests([content])
+
+
 def test_the_metrics_flags_the_product_passes_are_accepted(tmp_path: Path) -> None:
     """The Deployment passes ``--metrics-bind-address`` and ``--metrics-cert-path`` (as MetalK8s
     does): the operator takes them (here with --check-config, which exits before serving)."""
