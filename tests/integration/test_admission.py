@@ -198,10 +198,35 @@ async def test_only_images_of_the_deployed_solutions_run_in_the_environment(
         ctx, envs.AddSolutionOptions(env_name, OTHER, "1.0.0", timeout=60), connection=kube
     )
     wait_for(lambda: try_pod(admin, env_name, other) == (201, ""), what=f"{OTHER} allowed")
+    pod = f"/api/v1/namespaces/{env_name}/pods/kept"
+    body = restricted({"containers": [{"name": "c", "image": other}]})
+    admin.post(
+        f"/api/v1/namespaces/{env_name}/pods",
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept"}, "spec": body},
+    )
     await envs.delete_solution(
         ctx, envs.DeleteSolutionOptions(env_name, OTHER, timeout=60), connection=kube
     )
     assert other in refused_until_enforced(admin, env_name, other)
+    # A pod admitted before keeps running and may still be updated with the image it had...
+    labelled = admin.http.patch(
+        pod,
+        json={"metadata": {"labels": {"still": "here"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert labelled.status_code == 200, labelled.text
+    # ...but gains no other image, not even as an ephemeral (debug) container.
+    debug = {
+        "name": "debug",
+        "image": FOREIGN,
+        "targetContainerName": "c",
+        "securityContext": body["containers"][0]["securityContext"],  # Pod Security passes
+    }
+    running = admin.get(pod)
+    assert running is not None
+    running["spec"]["ephemeralContainers"] = [debug]
+    added = admin.http.put(f"{pod}/ephemeralcontainers", json=running)
+    assert added.status_code == 403 and FOREIGN in added.json()["message"], added.text
 
     # A converge with nothing to do sends nothing (the policy reads back as written).
     again = await envs.converge_environments(
