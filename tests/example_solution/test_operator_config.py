@@ -184,6 +184,22 @@ def test_the_config_the_product_writes_is_accepted() -> None:
         )
 
 
+def test_the_operator_deploys_what_admission_allows() -> None:
+    """Contract: the OperatorConfig lists images as MetalK8s does (``name:tag``); the operator
+    deploys base-server as ``<endpoint>/<entry>``, a reference the environment's admission
+    policy admits (engine/admission.py ``offered_references``)."""
+    desired = pytest.importorskip("metalk8s_solutions.engine.desired")
+    admission = pytest.importorskip("metalk8s_solutions.engine.admission")
+    manifest = parse_manifest(
+        (EXAMPLE / "versions" / "1.0.0" / "manifest.yaml").read_bytes(), "manifest.yaml"
+    )
+    content = desired.VersionContent(manifest=manifest)
+    config = parse_config(desired.operator_config("10.0.0.5:5000", [content]), "operator.yaml")
+    image = resolve_image(config, "1.0.0").image
+    assert image == "10.0.0.5:5000/example-solution-1.0.0/base-server:1.0.0"
+    assert image in admission.offered_references("10.0.0.5:5000", [content])
+
+
 def test_the_metrics_flags_the_product_passes_are_accepted(tmp_path: Path) -> None:
     """The Deployment passes ``--metrics-bind-address`` and ``--metrics-cert-path`` (as MetalK8s
     does): the operator takes them (here with --check-config, which exits before serving)."""

@@ -236,8 +236,8 @@ async def converge_as_a_namespace_admin(
     admin: Api, local_cluster: LocalCluster, ctx: Context, env: str, expected: set[str]
 ) -> None:
     """``admin`` of ``env``'s namespace, who may read what a converge reads cluster-wide
-    (namespaces, environment ConfigMaps, our ClusterRoles) but not IngressClasses, converges:
-    nothing changes."""
+    (namespaces, environment ConfigMaps, our ClusterRoles and admission policies) but not
+    IngressClasses, converges: nothing changes."""
     user = f"ns-admin-{env}"
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     admin.apply(
@@ -255,6 +255,14 @@ async def converge_as_a_namespace_admin(
                 {
                     "apiGroups": ["rbac.authorization.k8s.io"],
                     "resources": ["clusterroles", "clusterrolebindings"],
+                    "verbs": ["get", "list"],
+                },
+                {  # the environment's image admission policy (engine/admission.py)
+                    "apiGroups": ["admissionregistration.k8s.io"],
+                    "resources": [
+                        "validatingadmissionpolicies",
+                        "validatingadmissionpolicybindings",
+                    ],
                     "verbs": ["get", "list"],
                 },
             ],
@@ -285,6 +293,9 @@ async def converge_as_a_namespace_admin(
         )
     # The authorizer reads bindings from a cache: wait until it knows both of them.
     admin.wait_allowed(user, "list", "clusterroles", group="rbac.authorization.k8s.io")
+    admin.wait_allowed(
+        user, "list", "validatingadmissionpolicies", group="admissionregistration.k8s.io"
+    )
     admin.wait_allowed(user, "patch", "deployments", group="apps", namespace=env)
     try:
         kubeconfig = local_cluster.user_kubeconfig(user)

@@ -116,8 +116,13 @@ async def test_environment_namespaces_enforce_restricted_and_admit_our_pods(
         f"{PSA}/warn": "restricted",
         f"{PSA}/audit": "restricted",
     }
+    # The example's base-server image is not in this archive: allowed explicitly, so that
+    # only Pod Security can refuse the pods below (engine/admission.py).
+    base_server = "registry.test:5000/example-solution-1.0.0/base-server:1.0.0"
     await envs.add_solution(
-        ctx, envs.AddSolutionOptions(env, SOL, "1.0.0", wait=False), connection=kube
+        ctx,
+        envs.AddSolutionOptions(env, SOL, "1.0.0", wait=False, allow_images=(base_server,)),
+        connection=kube,
     )
     # The operator's and the UI's pods pass admission (KWOK nodes then run them).
     for component in ("operator", "ui"):
@@ -136,13 +141,13 @@ async def test_environment_namespaces_enforce_restricted_and_admit_our_pods(
         log_level=None,
         status={},
     )
-    example = deployment_manifest(vs, "registry.test:5000/example-solution-1.0.0/base-server:1.0.0")
+    example = deployment_manifest(vs, base_server)
     del example["metadata"]["ownerReferences"]  # no VersionServer here: no garbage collection
     admin.post(f"/apis/apps/v1/namespaces/{env}/deployments", example)
     wait_for(lambda: pods(admin, env, "app.kubernetes.io/instance=web"), what="base-server pod")
 
     # The control: the same pod without its securityContext is refused by the API server.
-    bare = deployment_manifest(vs, "registry.test:5000/example-solution-1.0.0/base-server:1.0.0")
+    bare = deployment_manifest(vs, base_server)
     del bare["metadata"]["ownerReferences"]
     bare["metadata"]["name"] = "bare"
     template = bare["spec"]["template"]

@@ -86,6 +86,8 @@ def test_one_namespace_gets_the_operator_contract() -> None:
         "Role/prod/sol-operator",
         "RoleBinding/prod/sol-operator",
         "ServiceAccount/prod/sol-operator",
+        "ValidatingAdmissionPolicy//metalk8s-solutions-images-prod",
+        "ValidatingAdmissionPolicyBinding//metalk8s-solutions-images-prod",
     ]
     dep = objects["Deployment/prod/sol-operator"]
     container = dep["spec"]["template"]["spec"]["containers"][0]
@@ -199,14 +201,18 @@ def test_plan_is_empty_when_live_holds_our_fields_and_orders_changes() -> None:
         "ConfigMap",
         "Role",
         "RoleBinding",
+        "ValidatingAdmissionPolicy",  # before the Deployment: its pods must be admitted
+        "ValidatingAdmissionPolicyBinding",
         "Deployment",
     ]
     assert all(c.action is Action.CREATE for c in creates)
     prunes = plan([], [live_of(o) for o in desired])
     assert [c.key.kind for c in prunes] == [
         "Deployment",
+        "ValidatingAdmissionPolicyBinding",
         "RoleBinding",
         "Role",
+        "ValidatingAdmissionPolicy",
         "ConfigMap",
         "ServiceAccount",
     ]
@@ -377,7 +383,9 @@ def test_monitoring_objects_are_bound_to_each_environment_namespace() -> None:
     everything = {("sol", "1.0.0"): monitored("1.0.0")}
     seen: dict[str, dict[str, dict[str, Any]]] = {}
     for env in ("test", "prod"):
-        objects = by_key(desired_environment(env, {env: {"sol": "1.0.0"}}, everything, SETTINGS))
+        every = by_key(desired_environment(env, {env: {"sol": "1.0.0"}}, everything, SETTINGS))
+        # (the environment's admission policy is cluster-scoped: engine/admission.py)
+        objects = {k: v for k, v in every.items() if k.split("/")[1]}
         seen[env] = objects
         assert sorted(k for k in objects if k.split("/")[0] not in ("Role", "RoleBinding")) == [
             f"ConfigMap/{env}/sol-dashboard-overview",

@@ -48,6 +48,7 @@ SAMPLES = {
     "version": "1.0.0",
     "kind": "VersionServer",
     "namespace": "prod-ns",
+    "image": "registry.example:5000/tools/debug:1.2",
     "field": "spec.replicas",
     "value": "2",
     "archive": "example-solution-1.0.0.iso",

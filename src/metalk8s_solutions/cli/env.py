@@ -228,6 +228,15 @@ def show_command(ctx: click.Context, env: str, output: str) -> None:
     "the operator, for its admission webhooks, as MetalK8s 124 does (kept until the solution "
     "is removed).",
 )
+@click.option(
+    "--allow-image",
+    "allow_images",
+    multiple=True,
+    metavar="IMAGE",
+    help="Let pods of ENV also run IMAGE (as written in the pod spec, e.g. "
+    "registry.example:5000/tools/debug@sha256:<hex>), besides the images of the Solutions "
+    "deployed there; repeatable; kept until the solution is removed.",
+)
 @dry_run_option
 @diff_option
 @wait_option
@@ -243,6 +252,7 @@ def add_command(
     allow_cluster_scope: bool,
     allow_privileged_role: bool,
     webhook: bool,
+    allow_images: tuple[str, ...],
     dry_run: bool,
     show_diff: bool,
     wait: bool,
@@ -261,6 +271,7 @@ def add_command(
         timeout,
         allow_privileged_role=allow_privileged_role,
         webhook=webhook,
+        allow_images=allow_images,
     )
     outcome = run(engine.add_solution(engine_context(ctx), opts))
     _show(outcome, output, f"{solution} {version} is deployed in {env}", show_diff=show_diff)

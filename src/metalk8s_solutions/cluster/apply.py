@@ -40,6 +40,9 @@ from metalk8s_solutions.errors import ClusterError, InvalidInput
 CERT_MANAGER_API = "cert-manager.io/v1"
 CERT_MANAGER_KINDS = frozenset({"Issuer", "Certificate"})
 
+#: The API server's own admission policies (CEL), for the images an environment may run.
+ADMISSION_API = "admissionregistration.k8s.io/v1"
+
 Obj = dict[str, Any]
 #: A label selector: ``key=value``, or ``key in (a,b)`` for a tuple of values.
 Selector = Mapping[str, str | tuple[str, ...]]
@@ -81,6 +84,15 @@ KINDS: dict[str, Kind] = {
         Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True, 4),
         Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True, 5),
         Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False, 6),
+        # Only imported images run (engine/admission.py): before the Deployments' pods.
+        Kind(ADMISSION_API, "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False, 6),
+        Kind(
+            ADMISSION_API,
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            False,
+            6,
+        ),
         Kind("apps/v1", "Deployment", "deployments", True, 7),
         Kind("networking.k8s.io/v1", "Ingress", "ingresses", True, 8),
         # The Prometheus Operator's kinds: listed only when their CRDs are installed.
@@ -103,9 +115,11 @@ PRUNE_ORDER = {
     "PrometheusRule": 0,
     "Deployment": 1,
     "ClusterRoleBinding": 2,
+    "ValidatingAdmissionPolicyBinding": 2,
     "RoleBinding": 3,
     "Role": 4,
     "ClusterRole": 5,
+    "ValidatingAdmissionPolicy": 5,
     "ConfigMap": 6,
     "Service": 6,
     "Certificate": 6,
@@ -502,17 +516,18 @@ APPLY_WAVES = (
         "Service",
         "ClusterRole",
         "Role",
+        "ValidatingAdmissionPolicy",
         *CERT_MANAGER_KINDS,
     },
-    {"RoleBinding", "ClusterRoleBinding"},
+    {"RoleBinding", "ClusterRoleBinding", "ValidatingAdmissionPolicyBinding"},
     {"Deployment"},
     {*MONITORING_KINDS, "Ingress"},
 )
 PRUNE_WAVES = (
     {*MONITORING_KINDS, "Ingress"},
     {"Deployment"},
-    {"ClusterRoleBinding", "RoleBinding"},
-    {"Role", "ClusterRole"},
+    {"ClusterRoleBinding", "RoleBinding", "ValidatingAdmissionPolicyBinding"},
+    {"Role", "ClusterRole", "ValidatingAdmissionPolicy"},
     {"ConfigMap", "Secret", "Service", *CERT_MANAGER_KINDS},
     {"ServiceAccount"},
 )

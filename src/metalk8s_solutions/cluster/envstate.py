@@ -17,6 +17,9 @@ CLUSTER_SCOPE_ANNOTATION = "solutions.metalk8s.scality.com/allow-cluster-scope"
 PRIVILEGED_ANNOTATION = "solutions.metalk8s.scality.com/allow-privileged-role"
 #: Solutions whose operator gets the webhook Secret at /cert (``add-solution --webhook``).
 WEBHOOK_ANNOTATION = "solutions.metalk8s.scality.com/webhook"
+#: Image references the administrator allowed besides the imported ones, as
+#: ``<solution>=<reference>`` (``add-solution --allow-image``; they go with the solution).
+ALLOWED_IMAGES_ANNOTATION = "solutions.metalk8s.scality.com/allow-image"
 #: Pod Security admission levels, from the strictest; environments default to the first.
 POD_SECURITY_LEVELS = ("restricted", "baseline", "privileged")
 POD_SECURITY_LABEL = "pod-security.kubernetes.io"
@@ -31,6 +34,7 @@ class NamespaceState:
     cluster_scope: set[str] = field(default_factory=set)  # solutions allowed cluster scope
     privileged: set[str] = field(default_factory=set)  # approvals: <solution>@<rules digest>
     webhook: set[str] = field(default_factory=set)  # solutions deployed with --webhook
+    allowed_images: set[str] = field(default_factory=set)  # <solution>=<image reference>
     pod_security: str | None = None  # the Pod Security level the namespace enforces
     config_exists: bool = False
     resource_version: str | None = None
@@ -55,6 +59,15 @@ class EnvironmentState:
     def webhook(self) -> frozenset[tuple[str, str]]:
         """(namespace, solution) of the operators that get the webhook Secret at /cert."""
         return frozenset((ns, sol) for ns, s in self.namespaces.items() for sol in s.webhook)
+
+    def allowed_images(self) -> frozenset[str]:
+        """The image references allowed in the environment besides the imported ones."""
+        return frozenset(
+            entry.split("=", 1)[1]
+            for s in self.namespaces.values()
+            for entry in s.allowed_images
+            if "=" in entry
+        )
 
     def pod_security(self) -> str | None:
         """The strictest Pod Security level among the namespaces (None: none enforced)."""
@@ -99,6 +112,7 @@ def environment_states(namespaces: Iterable[Mapping[str, Any]]) -> dict[str, Env
             cluster_scope=_listed(approvals.get(CLUSTER_SCOPE_ANNOTATION)),
             privileged=_listed(approvals.get(PRIVILEGED_ANNOTATION)),
             webhook=_listed(approvals.get(WEBHOOK_ANNOTATION)),
+            allowed_images=_listed(approvals.get(ALLOWED_IMAGES_ANNOTATION)),
         )
         state.namespaces[ns.name] = ns
     return envs

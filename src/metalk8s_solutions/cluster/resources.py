@@ -18,6 +18,7 @@ from typing import Any
 
 from metalk8s_solutions.cluster.apply import Obj, request
 from metalk8s_solutions.cluster.envstate import (
+    ALLOWED_IMAGES_ANNOTATION,
     CLUSTER_SCOPE_ANNOTATION,
     POD_SECURITY_LABEL,
     PRIVILEGED_ANNOTATION,
@@ -227,6 +228,23 @@ async def write_webhook(kube: Kube, ns: NamespaceState, solutions: set[str]) -> 
         content_type="application/merge-patch+json",
     )
     ns.webhook = set(solutions)
+
+
+async def write_allowed_images(kube: Kube, ns: NamespaceState, entries: set[str]) -> None:
+    """Record on the Namespace the image references allowed there (``<solution>=<ref>``)."""
+    if ns.allowed_images == entries:
+        return
+    value = ",".join(sorted(entries)) or None
+    await request(
+        kube,
+        "PATCH",
+        f"/api/v1/namespaces/{_q(ns.name)}",
+        action=f"recording allowed images on Namespace {ns.name}",
+        body={"metadata": {"annotations": {ALLOWED_IMAGES_ANNOTATION: value}}},
+        params={"fieldManager": APPROVALS_MANAGER},
+        content_type="application/merge-patch+json",
+    )
+    ns.allowed_images = set(entries)
 
 
 #: a field manager of its own, so that applying the Namespace never drops the approvals

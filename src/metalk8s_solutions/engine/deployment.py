@@ -1,5 +1,6 @@
 """Every object of an environment: the operator's (``engine/desired.py``), its monitoring
-(``engine/monitoring.py``) and its Solution UI (``engine/solution_ui.py``), put together.
+(``engine/monitoring.py``), its Solution UI (``engine/solution_ui.py``) and the admission
+policy of its images (``engine/admission.py``), put together.
 
 A pure function of the state, as :mod:`engine.desired`: :func:`desired_environment` returns
 every object the product deploys for an environment, which the planner diffs against the live
@@ -13,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from metalk8s_solutions.api.monitoring import CRD_NAMES as MONITORING_CRDS
+from metalk8s_solutions.engine import admission, solution_ui
 from metalk8s_solutions.engine import certificates as certs
 from metalk8s_solutions.engine import monitoring as mon
-from metalk8s_solutions.engine import solution_ui
 from metalk8s_solutions.engine.certificates import KeyStore
 from metalk8s_solutions.engine.desired import (
     RBAC_API,
@@ -255,4 +256,12 @@ def desired_environment(
                 else:
                     cluster.setdefault(key, obj)
     result += cluster.values()
+    # Only imported images run (engine/admission.py): those of every version the OperatorConfig
+    # offers to the operators deployed here (an operator serves instances of each of them).
+    deployed = {sol for config in namespaces.values() for sol in config}
+    if deployed:
+        offered = [each for sol in sorted(deployed) for each in by_solution[sol]]
+        result += admission.admission_objects(
+            env, offered, settings.allowed_images, settings.endpoint
+        )
     return [with_hash(obj) for obj in result]

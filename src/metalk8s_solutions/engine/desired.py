@@ -168,6 +168,9 @@ class Settings:
     #: the live certificates and whether cert-manager is installed (None: none live, no
     #: cert-manager; new certificates are generated)
     keys: KeyStore | None = None
+    #: image references pods of the environment may use besides the imported ones
+    #: (``--allow-image``, persisted on the Namespace; see engine/admission.py)
+    allowed_images: frozenset[str] = frozenset()
 
 
 def operator_name(solution: str) -> str:
@@ -198,8 +201,9 @@ def labels_for(
     }
 
 
-#: The components we deploy per solution: its operator and its UI (``engine/solution_ui.py``).
-COMPONENTS = ("operator", "ui")
+#: The components we deploy: per solution its operator and its UI (``engine/solution_ui.py``);
+#: per environment the admission policy of its images (``engine/admission.py``).
+COMPONENTS = ("operator", "ui", "admission")
 
 
 def selector_for(env: str, solution: str | None = None) -> dict[str, str | tuple[str, ...]]:

@@ -70,10 +70,12 @@ from metalk8s_solutions.cluster.resources import (
     read_ingress,
     read_namespace,
     wait_gone,
+    write_allowed_images,
     write_env_config,
     write_webhook,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
+from metalk8s_solutions.engine import admission
 from metalk8s_solutions.engine.adoption import (
     SaltObjects,
     adopt,
@@ -437,6 +439,7 @@ async def plan_environment(
     *,
     privileged: frozenset[str] = frozenset(),
     webhook: frozenset[tuple[str, str]] = frozenset(),
+    allowed_images: frozenset[str] = frozenset(),
     support: MonitoringSupport | None = None,
     warnings: list[str] | None = None,
     previous: Mapping[str, Mapping[str, str]] | None = None,
@@ -486,6 +489,7 @@ async def plan_environment(
         ingress=ingress.target,
         webhook=webhook,
         keys=KeyStore.from_secrets(live, cert_manager=cert_manager),  # certificates are kept
+        allowed_images=allowed_images,
     )
     desired = desired_environment(env, configs, contents, settings, monitoring=support)
     assert settings.keys is not None  # noqa: S101 - set above
@@ -565,6 +569,7 @@ async def converge(
         cluster_scope if cluster_scope is not None else state.cluster_scope(),
         privileged=privileged if privileged is not None else state.privileged(),
         webhook=webhook if webhook is not None else state.webhook(),
+        allowed_images=state.allowed_images(),
         support=support,
         warnings=outcome.warnings,
         previous=previous if previous is not None else state.configs(),
@@ -811,13 +816,20 @@ async def delete_environment(
                 state.cluster_scope(),
                 privileged=state.privileged(),
                 webhook=state.webhook(),
+                allowed_images=state.allowed_images(),
                 doomed_namespaces=doomed,
             )
             changes = [c for c in changes if not c.key.namespace or c.key.namespace in remaining]
         else:
             changes = []
             selector = {ENV_LABEL: state.name, "app.kubernetes.io/managed-by": "metalk8s-solutions"}
-            for kind in (KINDS["ClusterRoleBinding"], KINDS["ClusterRole"]):
+            cluster_kinds = (
+                "ClusterRoleBinding",
+                "ClusterRole",
+                "ValidatingAdmissionPolicyBinding",  # engine/admission.py
+                "ValidatingAdmissionPolicy",
+            )
+            for kind in (KINDS[k] for k in cluster_kinds):
                 for obj in await list_objects(kube, kind, selector):
                     changes.append(
                         Change(
@@ -890,6 +902,8 @@ async def show_environment(
             )
             entry["podSecurity"] = ns_state.pod_security
             entry["webhook"] = sorted(ns_state.webhook)
+            # --allow-image exceptions, as recorded: <solution>=<image>
+            entry["allowedImages"] = sorted(ns_state.allowed_images)
             history = await read_history(kube, ns)
             solutions: dict[str, Any] = {}
             for sol in sorted({*ns_state.config, *history}):
@@ -974,6 +988,9 @@ class AddSolutionOptions:
     timeout: float = DEFAULT_TIMEOUT
     allow_privileged_role: bool = False  # approve escalate/bind/impersonate, exec, tokens
     webhook: bool = False  # mount Secret <sol>-cert at /cert, as MetalK8s 124 (kept until removed)
+    #: image references pods may use besides the imported ones (engine/admission.py), kept
+    #: on the Namespace until the solution is deleted from it
+    allow_images: tuple[str, ...] = ()
 
 
 async def add_solution(
@@ -999,8 +1016,11 @@ async def add_solution(
                     + command("env", "upgrade", opts.env, opts.solution, opts.version),
                 )
         await check_crds_served(kube, content)
+        refs = [admission.check_image_reference(ref) for ref in opts.allow_images]
         if opts.webhook:
             await _enable_webhook(kube, state, opts.solution, targets, outcome)
+        if refs:
+            await _allow_images(kube, state, opts.solution, targets, refs, outcome)
         return await _change_versions(
             ctx,
             kube,
@@ -1036,6 +1056,28 @@ async def _enable_webhook(
             current.webhook = {*current.webhook, solution}
         else:
             await write_webhook(kube, current, {*current.webhook, solution})
+
+
+async def _allow_images(
+    kube: Kube,
+    state: EnvironmentState,
+    solution: str,
+    targets: Sequence[str],
+    refs: Sequence[str],
+    outcome: EnvOutcome,
+) -> None:
+    """``--allow-image``: record each reference for ``solution`` on each target Namespace
+    (only in ``state`` for a dry run)."""
+    for ns in targets:
+        current = state.namespaces[ns]
+        wanted = current.allowed_images | {f"{solution}={ref}" for ref in refs}
+        for entry in sorted(wanted - current.allowed_images):
+            ref = entry.split("=", 1)[1]
+            outcome.steps.append(Step("allow", f"Namespace {ns}", f"image {ref} (for {solution})"))
+        if outcome.dry_run:
+            current.allowed_images = wanted
+        else:
+            await write_allowed_images(kube, current, wanted)
 
 
 @dataclass(frozen=True)
@@ -1640,6 +1682,15 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
             )
             await write_webhook(
                 kube, state.namespaces[ns], state.namespaces[ns].webhook - {opts.solution}
+            )
+            await write_allowed_images(
+                kube,
+                state.namespaces[ns],
+                {
+                    e
+                    for e in state.namespaces[ns].allowed_images
+                    if not e.startswith(f"{opts.solution}=")
+                },
             )
         await converge(kube, inventory, state, outcome, ctx.say, previous=before)
         for ns in targets:
