@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,18 @@ def open_crd(group: str, kind: str, plural: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+def remove_stand_in_crds(api: Api, stand_ins: Iterable[tuple[str, str, str]]) -> None:
+    """Delete the stand-in CRDs ``(group, kind, plural)`` a module installed, and wait until the
+    API server no longer serves their groups (other modules share the cluster)."""
+    stand_ins = list(stand_ins)
+    for group, _, plural in stand_ins:
+        api.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}")
+    wait_for(
+        lambda: all(api.http.get(f"/apis/{g}/v1").status_code == 404 for g, _, _ in stand_ins),
+        what="stand-in CRDs gone",
+    )
 
 
 def build_solution(

@@ -21,7 +21,15 @@ from typing import Any
 import pytest
 
 import salt_environment as salt
-from env_support import Api, build_solution, cli, crd_document, open_crd, wait_for, write_config
+from env_support import (
+    Api,
+    build_solution,
+    cli,
+    crd_document,
+    open_crd,
+    remove_stand_in_crds,
+    write_config,
+)
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -55,12 +63,7 @@ def admin(local_cluster: LocalCluster) -> Iterator[Api]:
         for group, kind, plural in STAND_INS:
             api.install_crd(open_crd(group, kind, plural))
         yield api
-        for group, _, plural in STAND_INS:
-            api.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}")
-        wait_for(
-            lambda: api.http.get("/apis/cert-manager.io/v1").status_code == 404,
-            what="stand-in CRDs gone",
-        )
+        remove_stand_in_crds(api, STAND_INS)
 
 
 @pytest.fixture

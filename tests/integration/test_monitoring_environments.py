@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from env_support import Api, build_solution, cli, crd_document, wait_for, write_config
+from env_support import Api, build_solution, cli, crd_document, open_crd, wait_for, write_config
 from metalk8s_solutions.cluster.kube import ClusterTarget, Kube
 from metalk8s_solutions.engine import environments as envs
 from metalk8s_solutions.engine.solutions import Context
@@ -83,34 +83,7 @@ def prometheus_crd(kind: str, plural: str) -> dict[str, Any]:
     """A reduced stand-in of the upstream Prometheus Operator CRD of ``kind``: same group,
     version, names and scope, but an open schema (``x-kubernetes-preserve-unknown-fields``)
     instead of the upstream one.  The API server serving it is real."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "plural": plural,
-                "singular": kind.lower(),
-                "listKind": f"{kind}List",
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return open_crd("monitoring.coreos.com", kind, plural)
 
 
 def prometheus_operator_installed(admin: Api) -> bool:

@@ -28,6 +28,7 @@ from env_support import (
     cli,
     crd_document,
     open_crd,
+    remove_stand_in_crds,
     wait_for,
     write_config,
 )
@@ -70,12 +71,7 @@ def admin(local_cluster: LocalCluster) -> Iterator[Api]:
         api.install_crd(crd_document(GROUP, ("v1alpha1",), "v1alpha1"))
         api.install_crd(open_crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"))
         yield api
-        for group, _, plural in STAND_INS:  # other modules share the cluster
-            api.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}")
-        wait_for(
-            lambda: all(api.http.get(f"/apis/{g}/v1").status_code == 404 for g, _, _ in STAND_INS),
-            what="stand-in CRDs gone",
-        )
+        remove_stand_in_crds(api, STAND_INS)
 
 
 @pytest.fixture
