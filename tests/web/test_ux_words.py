@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 from web.support import RunningUi, unique
@@ -203,9 +204,15 @@ def test_an_instance_page_lists_the_pods_its_operator_made(
             "controller": True,
         }
         labels = {"app": "web-words"}
+        # The image as the operator pulls it, from its OperatorConfig: the environment's
+        # admission policy lets only imported images run (engine/admission.py).
+        config = admin.get(f"/api/v1/namespaces/{env}/configmaps/{SOL}-operator-config").json()[
+            "data"
+        ]["operator.yaml"]
+        endpoint = yaml.safe_load(config)["repositories"]["1.0.0"][0]["endpoint"]
         container = {  # what Pod Security "restricted" (the environment's level) asks
             "name": "server",
-            "image": "registry.invalid/base-server:1.0.0",
+            "image": f"{endpoint}/base-server:1.0.0",
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": 1000,

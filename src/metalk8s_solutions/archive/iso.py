@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from metalk8s_solutions.api.streams import FileInfo, Window
-from metalk8s_solutions.errors import ArchiveError
+from metalk8s_solutions.errors import ArchiveError, command
 
 SECTOR = 2048
 _FIRST_DESCRIPTOR = 16
@@ -314,7 +314,8 @@ class IsoReader:
                 f"SOL001 {self.path}: {record.name}: the extents of this multi-extent file are "
                 f"not contiguous (one ends at byte {pending.extent * SECTOR + pending.size}, the "
                 f"next starts at byte {record.extent * SECTOR}): not supported",
-                hint="rebuild the archive with solutions build (or xorriso -iso-level 3), "
+                hint="rebuild the archive with "
+                f"'{command('build', '<source>', '-o', '<archive>')}' (or xorriso -iso-level 3), "
                 "which write the extents of a large file back to back",
             )
 
