@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.versions import version_problem
 from metalk8s_solutions.api.yamldoc import load_yaml_document
@@ -193,6 +191,8 @@ class SolutionsConfiguration:
                 return kept
         ordered = {"apiVersion": API_VERSION, "kind": KIND}
         ordered.update({k: v for k, v in doc.items() if k not in ordered})
+        import yaml  # noqa: PLC0415
+
         return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
 
 

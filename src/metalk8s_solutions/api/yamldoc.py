@@ -6,27 +6,42 @@ must end in a clear error, not in exhausted memory or a RecursionError traceback
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import yaml
-from yaml.events import AliasEvent
-
+from metalk8s_solutions.api import block_yaml
 from metalk8s_solutions.errors import ManifestError
 
 MAX_YAML_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS = 1000
 
 
-class _BoundedLoader(yaml.SafeLoader):
+@functools.cache
+def _bounded_loader() -> Any:
     """SafeLoader that refuses aliases: archive YAML never needs them and they can explode."""
+    import yaml  # noqa: PLC0415 - PyYAML's import alone costs a listing ~15 ms
+    from yaml.events import AliasEvent  # noqa: PLC0415
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
+    class BoundedLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases are not allowed", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return BoundedLoader
+
+
+def _plain_block(text: str) -> list[Any] | None:
+    """The document of ``text`` when it is in :mod:`.block_yaml`'s style (what PyYAML would
+    read, without its cost); None when PyYAML must decide."""
+    try:
+        doc = block_yaml.load(text)
+    except (block_yaml.Unsupported, RecursionError):
+        return None
+    return [] if doc is None else [doc]
 
 
 def load_yaml_documents(
@@ -41,9 +56,14 @@ def load_yaml_documents(
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ManifestError(f"{rule} {source}: not UTF-8 text ({err.reason})") from err
+    plain = _plain_block(text)
+    if plain is not None:
+        return plain
+    import yaml  # noqa: PLC0415
+
     try:
         docs: list[Any] = []
-        for doc in yaml.load_all(text, Loader=_BoundedLoader):
+        for doc in yaml.load_all(text, Loader=_bounded_loader()):
             if doc is not None:
                 docs.append(doc)
             if len(docs) > MAX_DOCUMENTS:

@@ -2,8 +2,8 @@
 
 Those commands wait on imports more than on the API server: lightkube, httpx2 and asyncio cost
 more than kubectl takes for the whole of ``kubectl get namespaces``.  This client sends GETs
-over HTTP/1.1 with the standard library (``http.client`` and ``ssl``, one keep-alive connection)
-and returns the API's JSON as dicts.
+over HTTP/1.1 with the standard library (``ssl`` and a few lines of HTTP, one keep-alive
+connection) and returns the API's JSON as dicts.
 
 It serves the usual kubeconfig and nothing else: an ``https://`` server with its CA (file or
 data), a client certificate (file or data) and/or a bearer token.  Anything else — exec plugins,
@@ -24,10 +24,11 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from metalk8s_solutions.api import block_yaml
 
 if TYPE_CHECKING:
-    import http.client
     import ssl
 
 #: what lightkube reads when no kubeconfig is given (KubeConfig.from_service_account)
@@ -186,15 +187,16 @@ def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path) -> ssl
 def endpoint(path: Path, context: str | None) -> Endpoint:
     """The endpoint of ``context`` in kubeconfig ``path``; Fallback for what this client does not
     serve."""
-    import yaml  # noqa: PLC0415
-
     if any(os.environ.get(v) or os.environ.get(v.upper()) for v in PROXY_VARIABLES):
         raise Fallback("proxy in the environment")
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise Fallback("unreadable kubeconfig") from err
+    try:
+        data = block_yaml.load(text)  # kubectl's style, without PyYAML's import
+    except block_yaml.Unsupported:
+        data = _pyyaml(text)
     cluster, user, _ = select(data, context)
     if any(user.get(k) for k in ("exec", "tokenFile", "username", "password", "auth-provider")):
         raise Fallback("authentication this client does not do")
@@ -213,13 +215,33 @@ def endpoint(path: Path, context: str | None) -> Endpoint:
     return Endpoint(url.hostname, port, url.path.rstrip("/"), tls, headers)
 
 
+def _pyyaml(text: str) -> Any:
+    import yaml  # noqa: PLC0415
+
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    except yaml.YAMLError as err:
+        raise Fallback("unreadable kubeconfig") from err
+
+
+#: bounds on an answer's head: a server that sends more is not the API server this client knows
+MAX_HEAD_LINE = 64 * 1024
+MAX_HEADERS = 100
+
+
 class LeanKube:
-    """GETs on one keep-alive HTTPS connection: ``with LeanKube.open(kubeconfig, ctx) as api``."""
+    """GETs on one keep-alive HTTPS connection: ``with LeanKube.open(kubeconfig, ctx) as api``.
+
+    HTTP/1.1 is spoken here directly over :mod:`ssl` (a GET, then a body by ``Content-Length``
+    or chunks): ``http.client`` would bring the ``email`` package, which costs a listing more
+    instructions than both its requests.
+    """
 
     def __init__(self, where: Endpoint) -> None:
         self.endpoint = where
         self.requests = 0
-        self._connection: http.client.HTTPSConnection | None = None
+        self._socket: ssl.SSLSocket | None = None
+        self._reader: BinaryIO | None = None
 
     @classmethod
     def open(cls, kubeconfig: Path | None, context: str | None) -> LeanKube:
@@ -232,34 +254,41 @@ class LeanKube:
         self.close()
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def _connect(self) -> tuple[ssl.SSLSocket, BinaryIO]:
+        import socket  # noqa: PLC0415
+
+        where = self.endpoint
+        raw = socket.create_connection((where.host, where.port), timeout=TIMEOUT)
+        try:
+            tls = where.context.wrap_socket(raw, server_hostname=where.host)
+        except BaseException:
+            raw.close()
+            raise
+        self._socket, self._reader = tls, tls.makefile("rb")
+        return self._socket, self._reader
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """The JSON at ``path``; None on 404; Fallback on any other answer or failure."""
-        import http.client  # noqa: PLC0415
-
         target = self.endpoint.prefix + path
         if params:
             target += "?" + urllib.parse.urlencode(params)
-        where = self.endpoint
-        if self._connection is None:
-            self._connection = http.client.HTTPSConnection(
-                where.host, where.port, context=where.context, timeout=TIMEOUT
-            )
         self.requests += 1
         try:
-            self._connection.request("GET", target, headers=dict(where.headers))
-            response = self._connection.getresponse()
-            body = response.read()
-        except (OSError, http.client.HTTPException) as err:
+            status, body = self._exchange(target)
+        except (OSError, ValueError) as err:
             self.close()
             raise Fallback(f"GET {path}: {err}") from err
-        if response.status == 404:
+        if status == 404:
             return None
-        if response.status != 200:
-            raise Fallback(f"GET {path}: {response.status}", response.status)
+        if status != 200:
+            raise Fallback(f"GET {path}: {status}", status)
         try:
             data = json.loads(body)
         except ValueError as err:
@@ -267,3 +296,88 @@ class LeanKube:
         if not isinstance(data, dict):
             raise Fallback(f"GET {path}: not an object")
         return data
+
+    def _exchange(self, target: str) -> tuple[int, bytes]:
+        """Send one GET and read its answer: ``(status, body)``; OSError or ValueError."""
+        where = self.endpoint
+        host = f"[{where.host}]" if ":" in where.host else where.host
+        if where.port != 443:
+            host += f":{where.port}"
+        lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
+        lines += [f"{name}: {value}" for name, value in where.headers.items()]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        reused = self._socket is not None and self._reader is not None
+        if self._socket is not None and self._reader is not None:
+            sock, reader = self._socket, self._reader
+        else:
+            sock, reader = self._connect()
+        sock.sendall(request)
+        head = _read_head(reader)
+        if head is None:
+            if not reused:
+                raise ValueError("the server closed the connection")
+            self.close()  # the server closed the idle connection: once more, on a new one
+            return self._exchange(target)
+        status, headers = head
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = _chunks(reader)
+        elif "content-length" in headers:
+            body = _exactly(reader, int(headers["content-length"]))
+        else:
+            raise ValueError("an answer without a length")
+        if "close" in headers.get("connection", "").lower():
+            self.close()
+        return status, body
+
+
+def _read_head(reader: BinaryIO) -> tuple[int, dict[str, str]] | None:
+    """The status and headers (names in lower case) of an answer; None if the server closed."""
+    status_line = reader.readline(MAX_HEAD_LINE)
+    if not status_line:
+        return None
+    version, _, rest = status_line.decode("latin-1").partition(" ")
+    if not version.startswith("HTTP/1.") or not status_line.endswith(b"\n"):
+        raise ValueError(f"not an HTTP/1.1 answer: {status_line[:40]!r}")
+    status = int(rest.split(" ", 1)[0])
+    headers: dict[str, str] = {}
+    for _ in range(MAX_HEADERS + 1):
+        line = reader.readline(MAX_HEAD_LINE)
+        if line in (b"\r\n", b"\n"):
+            return status, headers
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated or oversized answer header")
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon:
+            raise ValueError("malformed answer header")
+        headers[name.strip().lower()] = value.strip()
+    raise ValueError("too many answer headers")
+
+
+def _exactly(reader: BinaryIO, size: int) -> bytes:
+    if size < 0:
+        raise ValueError("negative length")
+    data = reader.read(size)
+    if len(data) != size:
+        raise ValueError("truncated answer")
+    return data
+
+
+def _chunks(reader: BinaryIO) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        line = reader.readline(MAX_HEAD_LINE)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated chunk size")
+        size = int(line.split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            break
+        parts.append(_exactly(reader, size))
+        if reader.readline(MAX_HEAD_LINE) not in (b"\r\n", b"\n"):
+            raise ValueError("malformed chunk")
+    for _ in range(MAX_HEADERS + 1):  # trailers, up to the blank line
+        line = reader.readline(MAX_HEAD_LINE)
+        if line in (b"\r\n", b"\n"):
+            return b"".join(parts)
+        if not line.endswith(b"\n"):
+            raise ValueError("truncated trailers")
+    raise ValueError("too many trailers")
