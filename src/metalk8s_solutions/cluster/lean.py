@@ -265,9 +265,11 @@ class LeanKube:
         import socket  # noqa: PLC0415
 
         where = self.endpoint
-        raw = socket.create_connection((where.host, where.port), timeout=TIMEOUT)
+        # An ASCII name as bytes: socket and ssl would otherwise load the idna codec for it.
+        host: str | bytes = where.host.encode("ascii") if where.host.isascii() else where.host
+        raw = socket.create_connection((host, where.port), timeout=TIMEOUT)  # type: ignore[arg-type]
         try:
-            tls = where.context.wrap_socket(raw, server_hostname=where.host)
+            tls = where.context.wrap_socket(raw, server_hostname=host)
         except BaseException:
             raw.close()
             raise
