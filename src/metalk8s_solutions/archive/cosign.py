@@ -30,9 +30,10 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metalk8s_solutions.archive.signing import PrivateKey, PublicKey, sign, verify
+if TYPE_CHECKING:  # signing loads cryptography: only the functions that sign or verify need it
+    from metalk8s_solutions.archive.signing import PrivateKey, PublicKey
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -131,6 +132,8 @@ def signature_image(layers: list[tuple[bytes, bytes]]) -> SignatureImage:
 
 def sign_image(private_key: PrivateKey, reference: str, digest: str) -> SignatureImage:
     """The signature image of manifest ``digest`` of repository ``reference``, by one key."""
+    from metalk8s_solutions.archive.signing import sign  # noqa: PLC0415 - cryptography
+
     data = payload(reference, digest)
     _, signature = sign(private_key, data)
     return signature_image([(data, signature)])
@@ -181,6 +184,8 @@ def _check_layer(
     trusted: Mapping[str, PublicKey],
     result: ImageSignatureCheck,
 ) -> str | None:
+    from metalk8s_solutions.archive.signing import verify  # noqa: PLC0415 - cryptography
+
     if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING:
         return f"not a {SIMPLE_SIGNING} layer"
     match = _DIGEST.match(str(layer.get("digest")))
