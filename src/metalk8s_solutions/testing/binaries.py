@@ -116,11 +116,11 @@ GROUPS: tuple[BinaryGroup, ...] = (
     ),
 )
 
-ALL_BINARIES: tuple[str, ...] = tuple(b for g in GROUPS for b in g.packages)
+#: Tools only some tests use, built on their first use rather than by ``main`` (bootstrap).
+TEST_TOOLS: tuple[str, ...] = ("cosign",)
+ALL_BINARIES: tuple[str, ...] = tuple(b for g in GROUPS for b in g.packages if b not in TEST_TOOLS)
 #: What every local cluster needs; the kubelet only for real nodes.
-CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(
-    b for b in ALL_BINARIES if b not in ("kubelet", "cosign")
-)
+CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(b for b in ALL_BINARIES if b != "kubelet")
 
 
 def cache_root() -> Path:
