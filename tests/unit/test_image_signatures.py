@@ -220,3 +220,12 @@ def test_catalog_serves_signature_tags(built_archive: Callable[[], Path]) -> Non
             assert tag == cosign.signature_tag(signed)
             assert repository.manifest(tag) is catalog.manifests[digest]
             assert tag in repository.tags
+
+
+def test_inspect_names_each_image_signature_tag(tmp_path: Path) -> None:
+    from metalk8s_solutions.engine.inspect import InspectOptions, inspect  # noqa: PLC0415
+
+    signed = inspect(InspectOptions(built(tmp_path, keypair(tmp_path, "vendor")))).data["images"]
+    assert [i["signature"] for i in signed] == [cosign.signature_tag(i["digest"]) for i in signed]
+    unsigned = inspect(InspectOptions(built(tmp_path, None, "unsigned.iso"))).data["images"]
+    assert [i["signature"] for i in unsigned] == [None, None]
