@@ -20,6 +20,7 @@ from metalk8s_solutions.archive.iso import IsoReader
 from metalk8s_solutions.testing.pytest_plugin import LocalCluster
 
 pytestmark = pytest.mark.cluster
+REF_NAME = "org.opencontainers.image.ref.name"
 
 
 @pytest.fixture
@@ -255,3 +256,43 @@ def test_the_same_file_under_another_name_is_the_same_archive(
     assert fresh.returncode == 0, fresh.stderr
     assert yaml.safe_load(cli.config.read_text())["archives"] == [str(iso)]
     cli.ok("unimport", str(link))
+
+
+def test_an_image_signature_for_another_image_is_refused(
+    cli: SolutionsCli, built_archive: Callable[[], Path]
+) -> None:
+    """Import checks every image's cosign signature: an archive whose SHA256SUMS and archive
+    signature are intact (re-made, by a key it trusts) but whose image signatures are swapped
+    between the two images (each names the other's manifest) is refused, nothing changed."""
+    import io  # noqa: PLC0415
+
+    from metalk8s_solutions.archive.checksums import format_sums  # noqa: PLC0415
+    from metalk8s_solutions.archive.signing import (  # noqa: PLC0415
+        generate_key,
+        load_private_key,
+        sign,
+    )
+    from metalk8s_solutions.archive.writer import IsoFile, write_iso  # noqa: PLC0415
+
+    iso = built_archive()
+    with IsoReader(iso) as reader:
+        files = {n: reader.read_bytes(n) for n in reader.files() if not n.startswith("signatures/")}
+    index = json.loads(files["images/index.json"])
+    sigs = [m for m in index["manifests"] if m["annotations"][REF_NAME].endswith(".sig")]
+    for key in ("digest", "size"):
+        sigs[0][key], sigs[1][key] = sigs[1][key], sigs[0][key]
+    files["images/index.json"] = json.dumps(index).encode()
+    del files["SHA256SUMS"]
+    files["SHA256SUMS"] = format_sums({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
+    private, public = generate_key()
+    (iso.parent / "signer.key").write_bytes(private)
+    (iso.parent / "signer.pub").write_bytes(public)
+    kid, signature = sign(load_private_key(iso.parent / "signer.key"), files["SHA256SUMS"])
+    files[f"signatures/{kid}.sig"] = signature
+    entries = [IsoFile(n, len(d), (lambda d=d: io.BytesIO(d))) for n, d in files.items()]
+    write_iso(iso, entries, volume_id="X", epoch=0)
+    result = cli("import", str(iso), "--key", str(iso.parent / "signer.pub"))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "SOL083" in result.stderr and "signs manifest sha256:" in result.stderr, result.stderr
+    assert not cli.config.exists()

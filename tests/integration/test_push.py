@@ -315,7 +315,7 @@ def test_push_archive_then_pull_every_image_back_by_digest(
     assert result.uploaded_blobs == len(unique)
     assert result.uploaded_bytes == sum(catalog.blobs[d].size for d in unique)
     assert result.mounted_blobs == 2  # the shared layer and config are uploaded once
-    assert result.manifests_pushed == 2
+    assert result.manifests_pushed == 4  # 2 images, 2 cosign signatures
     assert result.images == {
         f"{image}:{tag}": f"{local_registry.address}/first/push/example-solution-1.0.0/{image}@{d}"
         for image, tag, d in catalog.image_refs()
@@ -331,12 +331,13 @@ def test_push_archive_then_pull_every_image_back_by_digest(
     tags = httpx.get(
         f"{local_registry.url}/v2/first/push/example-solution-1.0.0/base-server/tags/list"
     ).json()
-    assert tags["tags"] == ["1.0.0"]
+    assert tags["tags"][0] == "1.0.0"  # and the signature tag sha256-<hex>.sig
+    assert [t.endswith(".sig") for t in tags["tags"]] == [False, True]
 
     again = asyncio.run(push_images(catalog, target, progress=events.append))
     assert again.uploaded_bytes == 0 and again.uploaded_blobs == 0 and again.mounted_blobs == 0
     assert again.skipped_blobs == result.uploaded_blobs + result.mounted_blobs
-    assert again.manifests_pushed == 0 and again.manifests_skipped == 2
+    assert again.manifests_pushed == 0 and again.manifests_skipped == 4
     assert again.images == result.images
 
 
@@ -529,7 +530,7 @@ def test_basic_auth(
     result = push(
         archive, RegistryTarget(url, prefix="basic", username="pusher", password="s3cret")
     )
-    assert result.manifests_pushed == 2
+    assert result.manifests_pushed == 4  # 2 images, 2 cosign signatures
     pull_and_compare(skopeo, result, tmp_path, creds="pusher:s3cret", tls_verify="false")
 
     with pytest.raises(RegistryError) as wrong:
@@ -564,7 +565,7 @@ def test_bearer_token_auth(built_archive: Callable[[], Path], skopeo: str, tmp_p
                 registry.url, prefix="bearer", username="pusher", password="t0ken-pass"
             )
             result = push(archive, target)
-            assert result.manifests_pushed == 2 and result.mounted_blobs == 2
+            assert result.manifests_pushed == 4 and result.mounted_blobs == 2
             # One token per scope, reused: far fewer token requests than registry requests.
             scopes = [tuple(q.get("scope", [])) for q in tokens.requests]
             assert len(scopes) == len(set(scopes)) <= 6
@@ -603,7 +604,7 @@ def test_tls_with_a_custom_ca(
     with registry_with(tmp_path / "registry", {}, tls=tls) as registry:
         archive = built_archive()
         result = push(archive, RegistryTarget(registry.url, ca_file=tmp_path / "ca.pem"))
-        assert result.manifests_pushed == 2
+        assert result.manifests_pushed == 4  # 2 images, 2 cosign signatures
         certs = tmp_path / "certs"
         certs.mkdir()
         (certs / "ca.crt").write_bytes(ca.cert_pem)

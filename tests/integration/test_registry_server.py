@@ -124,7 +124,10 @@ def test_skopeo_pulls_every_image_of_an_oci_layout_archive(
             assert inspect.returncode == 0, inspect.stderr
             info = json.loads(inspect.stdout)
             assert info["Digest"] == digest
-            assert info["RepoTags"] == [tag]
+            assert info["RepoTags"] == [
+                tag,
+                "sha256-" + digest[7:] + ".sig",
+            ]  # and its cosign signature
             assert info["Architecture"] == "amd64"
             # by digest too
             by_digest = f"{registry.address}/{catalog.solution_id}/{image}@{digest}"
@@ -267,10 +270,14 @@ def test_catalog_and_tags_pagination(built_archive: Callable[[], Path], tmp_path
             http.get(f"/v2/_catalog?last={everything[1]}").json()["repositories"]
             == (everything[2:])
         )
+        # everything[0] is of the signed archive: its tag, then its cosign signature tag
         tags = http.get(f"/v2/{everything[0]}/tags/list?n=1")
         assert tags.json() == {"name": everything[0], "tags": ["1.0.0"]}
-        assert "Link" not in tags.headers
-        assert http.get(f"/v2/{everything[0]}/tags/list?last=1.0.0").json()["tags"] == []
+        assert "last=1.0.0" in tags.headers["Link"]
+        [signature] = http.get(f"/v2/{everything[0]}/tags/list?last=1.0.0").json()["tags"]
+        assert signature.startswith("sha256-") and signature.endswith(".sig")
+        last = http.get(f"/v2/{everything[0]}/tags/list?last={signature}&n=1")
+        assert last.json()["tags"] == [] and "Link" not in last.headers
         bad = http.get("/v2/_catalog?n=x")
         assert bad.status_code == 400
 
@@ -400,7 +407,7 @@ def test_command_stops_on_signals_and_serves_again_after_restart(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with serve_command(config, "--listen", "127.0.0.1:0") as (proc, url):
             answer = httpx.get(f"{url}/v2/example-solution-1.0.0/base-server/tags/list")
-            assert answer.json()["tags"] == ["1.0.0"]
+            assert answer.json()["tags"][0] == "1.0.0"  # then its signature tag
             proc.send_signal(sig)
             _, stderr = proc.communicate(timeout=10)
             assert proc.returncode == 0, stderr

@@ -65,3 +65,14 @@ def test_failed_module_download_names_the_log(
     assert f"read {log}" in message
     assert log.is_file()
     assert not binaries.group_dir(binaries.GROUPS[1]).exists()  # nothing half-built is left
+
+
+def test_cosign_is_pinned_by_its_wrapper_module_and_built_only_for_tests() -> None:
+    group = next(g for g in binaries.GROUPS if g.name == "cosign")
+    go_mod = (group.module_dir / "go.mod").read_text()
+    assert f"github.com/sigstore/cosign/v2 {binaries.COSIGN_VERSION}" in go_mod
+    assert "tool github.com/sigstore/cosign/v2/cmd/cosign" in go_mod
+    assert (group.module_dir / "go.sum").is_file()
+    # Not built by bootstrap (python -m metalk8s_solutions.testing.binaries), nor for clusters.
+    assert "cosign" not in binaries.ALL_BINARIES
+    assert "cosign" not in binaries.CONTROL_PLANE_BINARIES

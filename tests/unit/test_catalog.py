@@ -36,7 +36,12 @@ def test_oci_layout_archive(built_archive: Callable[[], Path]) -> None:
     # The shared layer is stored once and served by both repositories.
     shared = set.intersection(*catalog.repository_blobs.values())
     assert "sha256:" + hashlib.sha256(SHARED_LAYER).hexdigest() in shared
-    assert len(catalog.manifests) == 2
+    # Two image manifests, and the cosign signature manifest of each (signed build).
+    assert len(catalog.manifests) == 4
+    assert [(i, t.endswith(".sig")) for i, t, _ in catalog.signature_refs()] == [
+        ("base-server", True),
+        ("example-solution-operator", True),
+    ]
 
 
 def test_metalk8s_layout_archive(tmp_path: Path) -> None:

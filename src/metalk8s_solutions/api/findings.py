@@ -115,6 +115,16 @@ RULES: dict[str, Rule] = {
         Rule("SOL080", E, "the archive is signed by a trusted key"),
         Rule("SOL081", E, "every signature is valid"),
         Rule("SOL082", W, "trusted keys are configured for verification"),
+        Rule(
+            "SOL083",
+            E,
+            "image signatures (cosign) are well-formed and each names its image's manifest",
+        ),
+        Rule(
+            "SOL084",
+            W,
+            "every image of a signed archive carries a cosign signature by a trusted key",
+        ),
         Rule("SOL090", E, "monitoring objects are well-formed Prometheus Operator objects"),
         Rule("SOL091", E, "monitoring selectors select only the Solution's own pods"),
         Rule("SOL092", E, "every PromQL expression parses"),

@@ -95,7 +95,7 @@ def build(options: BuildOptions) -> BuildResult:
     started = time.monotonic()
     epoch = source_date_epoch(options.epoch)
     private_key = load_private_key(options.key) if options.key else None
-    the_plan = plan(options.source)
+    the_plan = plan(options.source, private_key)
     report = check_source(the_plan, trusted={}, policy=Policy.DISABLED, verify_content=False)
     errors = [f for f in report.findings if f.level is Severity.ERROR]
     if errors:

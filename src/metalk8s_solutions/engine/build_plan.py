@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 
 from metalk8s_solutions.api.manifest import SolutionManifest, parse_manifest
 from metalk8s_solutions.api.streams import FileInfo, read_limited
+from metalk8s_solutions.archive.cosign import sign_image, signature_tag
+from metalk8s_solutions.archive.signing import PrivateKey
 from metalk8s_solutions.archive.tree import DirectorySource
 from metalk8s_solutions.archive.writer import IsoFile
 from metalk8s_solutions.errors import ArchiveError, InvalidInput
@@ -73,8 +75,27 @@ def _image_source_path(root: Path, ref: str) -> Path:
     )
 
 
-def plan(root: Path) -> BuildPlan:
-    """What the archive built from ``root`` will contain (nothing is written)."""
+def _sign_images(result: BuildPlan, key: PrivateKey) -> list[dict[str, Any]]:
+    """Add a cosign signature image per image to ``result``; their index.json entries."""
+    entries: list[dict[str, Any]] = []
+    for image in result.images:
+        name = image.ref.split(":", 1)[0]
+        digest = image.descriptor["digest"]
+        ref = f"{name}:{signature_tag(digest)}"
+        if any(e["annotations"][REF_NAME] == ref for e in entries):
+            continue  # two tags of one manifest: one signature image
+        signed = sign_image(key, f"{result.manifest.id}/{name}", digest)
+        for hexdigest, data in [(signed.digest[7:], signed.manifest), *signed.blobs.items()]:
+            path = f"images/blobs/sha256/{hexdigest}"
+            result.add_bytes(path, data)
+            result.expected[path] = hexdigest
+        entries.append({**signed.descriptor, "annotations": {REF_NAME: ref}})
+    return entries
+
+
+def plan(root: Path, key: PrivateKey | None = None) -> BuildPlan:
+    """What the archive built from ``root`` will contain (nothing is written); with ``key``,
+    every image also gets its cosign signature image (``<name>:sha256-<hex>.sig``)."""
     manifest_path = root / "manifest.yaml"
     if not manifest_path.is_file():
         raise InvalidInput(f"SOL010 {manifest_path} is missing")
@@ -94,6 +115,8 @@ def plan(root: Path) -> BuildPlan:
             path = f"images/blobs/sha256/{blob.digest}"
             result.entries[path] = IsoFile(path, blob.size, blob.source)
             result.expected[path] = blob.digest
+    if key is not None:
+        index += _sign_images(result, key)
     document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index}
     result.add_bytes("images/index.json", json.dumps(document, indent=2).encode() + b"\n")
     result.add_bytes("images/oci-layout", OCI_LAYOUT_BYTES)

@@ -17,6 +17,7 @@ from metalk8s_solutions.api.findings import Severity
 from metalk8s_solutions.api.streams import read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH
+from metalk8s_solutions.archive.cosign import signature_tag
 from metalk8s_solutions.archive.layout import crd_files
 from metalk8s_solutions.archive.product import operator_roles
 from metalk8s_solutions.archive.signing import (
@@ -27,6 +28,7 @@ from metalk8s_solutions.archive.signing import (
 from metalk8s_solutions.engine.crds import CRD_V1BETA1, convert_v1beta1, is_v1beta1_crd
 from metalk8s_solutions.engine.validate import check_source, open_source
 from metalk8s_solutions.errors import ArchiveError, ManifestError, command
+from metalk8s_solutions.images.oci import ImageSet
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,10 @@ def inspect(options: InspectOptions) -> InspectResult:
         "layout": str(report.layout),
         "id": manifest.id if manifest else None,
         "manifest": manifest.to_dict() if manifest else None,
-        "images": [image.to_dict() for _, image in sorted(report.images.images.items())],
+        "images": [
+            {**image.to_dict(), "signature": _signature_tag(report.images, ref, image.digest)}
+            for ref, image in sorted(report.images.images.items())
+        ],
         "crds": crds,
         "roles": roles,
         "integrity": {
@@ -104,3 +109,9 @@ def inspect(options: InspectOptions) -> InspectResult:
         "problems": [f.to_dict() for f in report.findings if f.level is Severity.ERROR],
     }
     return InspectResult(data)
+
+
+def _signature_tag(images: ImageSet, ref: str, digest: str) -> str | None:
+    """The cosign signature tag (``sha256-<hex>.sig``) of image ``ref``, when the archive has it."""
+    tag = signature_tag(digest)
+    return tag if f"{ref.rpartition(':')[0]}:{tag}" in images.signatures else None

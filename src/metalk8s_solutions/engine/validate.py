@@ -9,6 +9,7 @@ check and, for blobs, the digest check.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from metalk8s_solutions.api.product import PRODUCT_PATH, ProductSolution
 from metalk8s_solutions.api.streams import FileSource, read_limited, sha256_stream
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH, is_covered, parse_sums
+from metalk8s_solutions.archive.cosign import check_signature_image, signature_tag, signed_digest
 from metalk8s_solutions.archive.iso import IsoReader
 from metalk8s_solutions.archive.layout import (
     Layout,
@@ -360,6 +362,80 @@ def _check_integrity(
     return findings, sums_bytes
 
 
+def _read_blob(source: FileSource, hexdigest: str, size: int) -> bytes:
+    data = read_limited(source, f"images/blobs/sha256/{hexdigest}", size)
+    if len(data) != size or hashlib.sha256(data).hexdigest() != hexdigest:
+        raise ValueError(f"blob sha256:{hexdigest[:12]}… does not match its digest")
+    return data
+
+
+def check_image_signatures(
+    source: FileSource, images: ImageSet, trusted: Mapping[str, PublicKey], *, signed: bool
+) -> list[Finding]:
+    """SOL083/SOL084: the cosign signature image of every image (``<name>:sha256-<hex>.sig``).
+
+    A malformed signature image, or one whose payload names another manifest, is an error
+    under every policy.  An image without a signature by a trusted key is a warning (SOL084):
+    the archive's own signature (SOL080) vouches for every image manifest already; image
+    signatures are what cosign checks downstream.  Images of an unsigned archive get no SOL084
+    (SOL080 says it), nor are signatures checked when no key is trusted (SOL082 says it).
+    """
+    findings: list[Finding] = []
+    unsigned: list[str] = []
+    untrusted: list[str] = []
+    for ref, image in sorted(images.images.items()):
+        name = ref.rpartition(":")[0]
+        sig_ref = f"{name}:{signature_tag(image.digest)}"
+        info = images.signatures.get(sig_ref)
+        if info is None:
+            unsigned.append(ref)
+            continue
+        if not trusted:
+            continue
+        path = f"images/blobs/sha256/{info.digest.removeprefix('sha256:')}"
+        try:
+            manifest = read_limited(source, path, 64 * 1024)
+        except ArchiveError as err:
+            findings.append(Finding("SOL083", f"{sig_ref}: {err}", path))
+            continue
+        check = check_signature_image(
+            manifest, lambda h, n: _read_blob(source, h, n), image.digest, trusted
+        )
+        findings.extend(Finding("SOL083", f"{sig_ref}: {p}", path) for p in check.problems)
+        if not check.valid and not check.problems:
+            untrusted.append(ref)
+    listed = {f"{r.rpartition(':')[0]}:{signature_tag(i.digest)}" for r, i in images.images.items()}
+    for ref in sorted(set(images.signatures) - listed):
+        findings.append(
+            Finding(
+                "SOL083",
+                f"{ref} signs {signed_digest(ref.rpartition(':')[2])}, which is no image of "
+                "the archive under that name",
+                "images/index.json",
+            )
+        )
+    if unsigned and signed:
+        findings.append(
+            Finding(
+                "SOL084",
+                f"{len(unsigned)} image(s) carry no cosign signature ({', '.join(unsigned)}): "
+                "the archive was built before image signatures; rebuild it to verify images "
+                "with cosign",
+                "images/index.json",
+            )
+        )
+    if untrusted:
+        findings.append(
+            Finding(
+                "SOL084",
+                f"{len(untrusted)} image(s) are signed only by keys not trusted here "
+                f"({', '.join(untrusted)})",
+                "images/index.json",
+            )
+        )
+    return findings
+
+
 def check_source(
     source: FileSource,
     *,
@@ -404,6 +480,10 @@ def check_source(
             }
             report.signatures = check_signatures(sums_bytes, signatures, trusted, policy)
             findings.extend(report.signatures.findings)
+            if layout is Layout.OCI and policy is not Policy.DISABLED:
+                findings.extend(
+                    check_image_signatures(source, images, trusted, signed=bool(signatures))
+                )
     # The files that the archive's content rules parse come after the checksums and signatures
     # that vouch for them: a parser meets no file before its integrity has been checked.
     findings.extend(_check_deploy(source, manifest, product))

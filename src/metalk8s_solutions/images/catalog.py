@@ -57,6 +57,8 @@ class SolutionImages:
     blobs: dict[str, Extent] = field(default_factory=dict)
     #: image name -> digests of the blobs its repository may serve
     repository_blobs: dict[str, set[str]] = field(default_factory=dict)
+    #: image name -> cosign signature tag (``sha256-<hex>.sig``) -> signature manifest digest
+    signature_tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def repositories(self) -> list[str]:
         return sorted(f"{self.solution_id}/{image}" for image in self.tags)
@@ -66,6 +68,12 @@ class SolutionImages:
         for image in sorted(self.tags):
             for tag in sorted(self.tags[image]):
                 yield image, tag, self.tags[image][tag]
+
+    def signature_refs(self) -> Iterator[tuple[str, str, str]]:
+        """(image, signature tag, manifest digest) of every cosign signature image, sorted."""
+        for image in sorted(self.signature_tags):
+            for tag in sorted(self.signature_tags[image]):
+                yield image, tag, self.signature_tags[image][tag]
 
     @property
     def total_size(self) -> int:
@@ -103,6 +111,14 @@ def load_catalog(archive: Path, reader: IsoReader | None = None) -> SolutionImag
             docker_manifest = "images/" + ref.replace(":", "/", 1) + "/manifest.json"
             if docker_manifest in images.manifest_types:
                 digest_of[docker_manifest] = info.digest
+        for ref, info in sorted(images.signatures.items()):
+            name, _, tag = ref.rpartition(":")
+            if name not in catalog.tags:
+                continue  # signs no image of the archive (validate says so: SOL083)
+            catalog.signature_tags.setdefault(name, {})[tag] = info.digest
+            owned = catalog.repository_blobs[name]
+            owned.add(info.digest)
+            owned.update(f"sha256:{hexdigest}" for hexdigest in info.blobs)
         for path, digest in sorted(digest_of.items()):
             if path not in files or digest in catalog.blobs:
                 continue

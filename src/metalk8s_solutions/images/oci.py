@@ -17,6 +17,7 @@ from typing import Any
 
 from metalk8s_solutions.api.findings import Finding
 from metalk8s_solutions.api.streams import FileSource, read_limited
+from metalk8s_solutions.archive.cosign import SIGNATURE_TAG
 from metalk8s_solutions.errors import ArchiveError
 
 OCI_LAYOUT = "application/vnd.oci.image.layout.v1+json"
@@ -64,6 +65,8 @@ class ImageSet:
     expected: dict[str, str] = field(default_factory=dict)  # blob path -> hex digest
     manifest_types: dict[str, str] = field(default_factory=dict)  # manifest path -> media type
     findings: list[Finding] = field(default_factory=list)
+    #: cosign signature images (``name:sha256-<hex>.sig``), kept apart from the images
+    signatures: dict[str, ImageInfo] = field(default_factory=dict)
 
 
 def hex_of(digest: object) -> str:
@@ -192,7 +195,9 @@ def read_oci_layout(source: FileSource, prefix: str = "images/") -> ImageSet:
                 Finding("SOL033", f"a manifest has no {REF_NAME} annotation", prefix + "index.json")
             )
             continue
-        if ref in result.images:
+        is_signature = SIGNATURE_TAG.match(ref.rpartition(":")[2]) is not None
+        listed = result.signatures if is_signature else result.images
+        if ref in listed:
             result.findings.append(Finding("SOL033", f"{ref} is listed twice", "images/index.json"))
             continue
         try:
@@ -205,7 +210,7 @@ def read_oci_layout(source: FileSource, prefix: str = "images/") -> ImageSet:
         except ArchiveError as err:
             result.findings.append(_finding(err, prefix + "index.json", ref))
             continue
-        result.images[ref] = image
+        listed[ref] = image
     referenced = set(result.expected)
     for path in sorted(files):
         if path.startswith(prefix + "blobs/") and path not in referenced:

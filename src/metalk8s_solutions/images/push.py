@@ -611,12 +611,11 @@ class _Pusher:
             self.counters.manifests_pushed += 1
 
     async def push_manifests(self, *, dry_run: bool) -> None:
-        await asyncio.gather(
-            *(
-                self.push_tag(image, tag, digest, dry_run=dry_run)
-                for image, tag, digest in self.catalog.image_refs()
+        """The images' tags, then their cosign signature tags (which name them)."""
+        for refs in (self.catalog.image_refs(), self.catalog.signature_refs()):
+            await asyncio.gather(
+                *(self.push_tag(image, tag, digest, dry_run=dry_run) for image, tag, digest in refs)
             )
-        )
 
     def image_references(self) -> dict[str, str]:
         return {

@@ -184,7 +184,7 @@ def repositories_of(catalog: SolutionImages, archive: ArchiveFile) -> list[Repos
                 name=f"{catalog.solution_id}/{image}",
                 solution_id=catalog.solution_id,
                 image=image,
-                tags=dict(catalog.tags[image]),
+                tags={**catalog.tags[image], **catalog.signature_tags.get(image, {})},
                 manifests={d: m for d, m in catalog.manifests.items() if d in owned},
                 blobs={d: e for d, e in catalog.blobs.items() if d in owned},
                 archive=archive,

@@ -31,6 +31,7 @@ GOMOD_DIR = Path(__file__).parent / "gomod"
 KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
+COSIGN_VERSION = "v2.6.5"
 
 
 def _kube_ldflags() -> str:
@@ -105,9 +106,19 @@ GROUPS: tuple[BinaryGroup, ...] = (
         version=KWOK_VERSION,
         packages={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
     ),
+    # cosign, to check that image signatures in the archives verify with the standard tool
+    # (tests only; never needed by a cluster).
+    BinaryGroup(
+        name="cosign",
+        version=COSIGN_VERSION,
+        packages={"cosign": "github.com/sigstore/cosign/v2/cmd/cosign"},
+        ldflags="-s -w -X sigs.k8s.io/release-utils/version.gitVersion=" + COSIGN_VERSION,
+    ),
 )
 
-ALL_BINARIES: tuple[str, ...] = tuple(b for g in GROUPS for b in g.packages)
+#: Tools only some tests use, built on their first use rather than by ``main`` (bootstrap).
+TEST_TOOLS: tuple[str, ...] = ("cosign",)
+ALL_BINARIES: tuple[str, ...] = tuple(b for g in GROUPS for b in g.packages if b not in TEST_TOOLS)
 #: What every local cluster needs; the kubelet only for real nodes.
 CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(b for b in ALL_BINARIES if b != "kubelet")
 
