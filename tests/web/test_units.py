@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from metalk8s_solutions.cluster.kube import Forbidden
+from metalk8s_solutions.engine.instances import instance_status, json_path, owned_pods
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Missing, Refused
 from metalk8s_solutions.web.errors import WebError, classify, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
-from metalk8s_solutions.web.instances import instance_status, json_path, owned_pods
 from metalk8s_solutions.web.pages import version_ranks
 from metalk8s_solutions.web.service import _direction
 from metalk8s_solutions.web.sessions import MemorySessionStore

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from metalk8s_solutions.engine import instances as inst
 from metalk8s_solutions.engine.environments import show_environment, status
 from metalk8s_solutions.engine.solutions import Outcome
 from metalk8s_solutions.errors import InvalidInput, SolutionsError
-from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check
 from metalk8s_solutions.web.deps import (
@@ -467,19 +467,14 @@ async def remove_from_env(
     summary="The kinds of the deployed version, with their OpenAPI schema",
 )
 async def kinds(env: str, solution: str, request: Request, who: Caller) -> list[Json]:
-    ctx = context(request, who)
-    from metalk8s_solutions.cluster.kube import connect  # noqa: PLC0415
-
-    async with connect(ctx.target) as kube:
-        where = await inst.deployed(ctx, kube, env, solution)
-    return [k.to_json() for k in where.kinds]
+    return await inst.kinds_view(context(request, who), env, solution)
 
 
 @router.get(
     "/environments/{env}/solutions/{solution}/instances", summary="Instances and their status"
 )
 async def list_instances(env: str, solution: str, request: Request, who: Caller) -> Json:
-    return await inst.list_instances(context(request, who), env, solution)
+    return await inst.instances_view(context(request, who), env, solution)
 
 
 @router.post(
@@ -545,7 +540,7 @@ async def update_instance(
 async def delete_instance(
     env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
 ) -> Json:
-    await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
+    await inst.remove_instance(context(request, who), env, solution, kind, namespace, name)
     return {"deleted": f"{namespace}/{name}"}
 
 

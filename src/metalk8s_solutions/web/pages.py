@@ -23,10 +23,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.templating import Jinja2Templates
 
 from metalk8s_solutions.api.versions import sort_versions
+from metalk8s_solutions.engine import instances as inst
 from metalk8s_solutions.engine.environments import show_environment
 from metalk8s_solutions.engine.instances import pick_sample
 from metalk8s_solutions.errors import InvalidInput, SolutionsError, command
-from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.api import (
     SSE_HEADERS,
@@ -56,7 +56,13 @@ from metalk8s_solutions.web.deps import (
     user,
 )
 from metalk8s_solutions.web.errors import classify, not_found, unauthenticated, without_cli
-from metalk8s_solutions.web.forms import form_values, parse_form, parse_yaml_object, to_yaml
+from metalk8s_solutions.web.forms import (
+    form_values,
+    parse_form,
+    parse_yaml_object,
+    spec_form,
+    to_yaml,
+)
 from metalk8s_solutions.web.jobs import Job
 from metalk8s_solutions.web.oidc import PENDING_TTL, STATE_COOKIE
 from metalk8s_solutions.web.sessions import COOKIE
@@ -442,7 +448,7 @@ def _instances_url(env: str, solution: str) -> str:
 
 
 async def _instance_rights(
-    request: Request, who: Principal, data: Mapping[str, Any], kinds: list[inst.KindInfo]
+    request: Request, who: Principal, data: Mapping[str, Any], kinds: list[inst.CustomKind]
 ) -> dict[str, bool]:
     ns = (data.get("namespaces") or [""])[0]
     checks = {
@@ -464,7 +470,7 @@ async def instances_page(
     instance: str | None = None,
 ) -> HTMLResponse:
     ctx = context(request, who)
-    data = await inst.list_instances(ctx, env, solution)
+    data = await inst.instances_view(ctx, env, solution)
     _, kinds = await _kinds(request, who, env, solution)
     rights = await _instance_rights(request, who, data, kinds)
     return render(
@@ -497,12 +503,8 @@ def _done_url(env: str, solution: str, done: str, kind: str, name: str) -> str:
 
 async def _kinds(
     request: Request, who: Principal, env: str, solution: str
-) -> tuple[inst.Deployed, list[inst.KindInfo]]:
-    ctx = context(request, who)
-    from metalk8s_solutions.cluster.kube import connect  # noqa: PLC0415
-
-    async with connect(ctx.target) as kube:
-        where = await inst.deployed(ctx, kube, env, solution)
+) -> tuple[inst.Scope, list[inst.CustomKind]]:
+    where = await inst.solution_scope(context(request, who), env, solution)
     return where, list(where.kinds)
 
 
@@ -511,7 +513,7 @@ async def instances_live(
     env: str, solution: str, request: Request, who: Caller
 ) -> StreamingResponse:
     async def load() -> Mapping[str, Any]:
-        data = await inst.list_instances(context(request, who), env, solution)
+        data = await inst.instances_view(context(request, who), env, solution)
         return {"data": data, "base": _instances_url(env, solution), "when": when}
 
     return await _live(request, "_instances_rows.html", load)
@@ -521,8 +523,8 @@ def _form_page(
     request: Request,
     who: Principal,
     *,
-    where: inst.Deployed,
-    info: inst.KindInfo,
+    where: inst.Scope,
+    info: inst.CustomKind,
     values: Mapping[str, str],
     errors: Mapping[str, str],
     namespace: str,
@@ -540,7 +542,7 @@ def _form_page(
         page="environments",
         where=where,
         info=info,
-        form=info.form(),
+        form=spec_form(info.schema),
         values=values,
         errors=errors,
         namespace=namespace,
@@ -552,7 +554,7 @@ def _form_page(
     )
 
 
-def _skeleton(info: inst.KindInfo, namespace: str, name: str, spec: Mapping[str, Any]) -> str:
+def _skeleton(info: inst.CustomKind, namespace: str, name: str, spec: Mapping[str, Any]) -> str:
     return to_yaml(
         {
             "apiVersion": info.api_version,
@@ -574,14 +576,14 @@ async def new_instance(
 ) -> HTMLResponse:
     """The form of a new instance: empty, or prefilled from a sample of the archive."""
     where, info = await inst.kind_info(context(request, who), env, solution, kind)
-    form = info.form()
+    form = spec_form(info.schema)
     name = ""
     if sample is None:
         values = form_values(form, None)
         spec, _ = parse_form(form, values)
     else:
         found = pick_sample(
-            await inst.samples_of(where, info.kind), sample, where.solution, where.version
+            await inst.scope_samples(where, info.kind), sample, where.solution, where.version
         )
         spec = dict(found.document.get("spec") or {})
         values = form_values(form, spec)
@@ -622,7 +624,7 @@ async def edit_instance(
         who,
         where=where,
         info=info,
-        values=form_values(info.form(), obj.get("spec") or {}),
+        values=form_values(spec_form(info.schema), obj.get("spec") or {}),
         errors={},
         namespace=namespace,
         name=name,
@@ -653,7 +655,7 @@ async def _save(
     create = name is None
     namespace = namespace or posted.get("namespace", "")
     name = name or posted.get("name", "").strip()
-    form = info.form()
+    form = spec_form(info.schema)
     errors: dict[str, str] = {}
     current: dict[str, Any] = {}
     if not create:
@@ -774,7 +776,7 @@ async def delete_instance(
         raise InvalidInput(
             f"type the name {name!r} to confirm the deletion", hint="nothing was deleted"
         )
-    await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
+    await inst.remove_instance(context(request, who), env, solution, kind, namespace, name)
     return RedirectResponse(_done_url(env, solution, "deleted", kind, name), status_code=303)
 
 

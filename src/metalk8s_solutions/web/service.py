@@ -43,6 +43,7 @@ from metalk8s_solutions.engine.environments import (
     upgrade_solution,
 )
 from metalk8s_solutions.engine.inspect import InspectOptions, inspect
+from metalk8s_solutions.engine.instances import instances_view
 from metalk8s_solutions.engine.solutions import (
     Context,
     ImportOptions,
@@ -54,7 +55,6 @@ from metalk8s_solutions.engine.solutions import (
 )
 from metalk8s_solutions.engine.wording import Readiness, environment_health
 from metalk8s_solutions.errors import InvalidInput, Refused, SolutionsError
-from metalk8s_solutions.web import instances
 
 Params = Mapping[str, str]
 ENV_TIMEOUT = 180.0
@@ -329,7 +329,7 @@ async def environment_view(ctx: Context, shown: dict[str, Any]) -> dict[str, Any
     problems: list[str] = []
     for sol in sorted(summary["solutions"]):
         try:
-            listed = await instances.list_instances(ctx, shown["name"], sol)
+            listed = await instances_view(ctx, shown["name"], sol)
         except SolutionsError as err:
             problems.append(f"instances of {sol} not read: {err.message}")
             continue
