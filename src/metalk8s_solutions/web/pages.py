@@ -2,7 +2,8 @@
 
 Each mutating form goes through a plan first (the engine's dry run, rendered with its steps,
 diffs and warnings) and a confirmation that starts a job; the job page streams the engine's
-progress.  Every handler is a thin call of :mod:`.service`, :mod:`.instances` or the engine.
+progress.  Every handler is a thin call of :mod:`.service` (the operations) or of the engine's
+views (:mod:`engine.views`, :mod:`engine.instances`), whose dicts the JSON API answers as they are.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from fastapi.templating import Jinja2Templates
 
 from metalk8s_solutions.api.versions import sort_versions
 from metalk8s_solutions.engine import instances as inst
-from metalk8s_solutions.engine.environments import show_environment
+from metalk8s_solutions.engine import views
 from metalk8s_solutions.engine.instances import pick_sample
 from metalk8s_solutions.errors import InvalidInput, SolutionsError, command
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.api import (
     SSE_HEADERS,
+    follow_job,
+    job_of,
     receive_upload,
     run_operation,
     set_session_cookie,
@@ -291,7 +294,7 @@ async def logout(request: Request, who: Caller) -> Response:
 async def solutions_page(request: Request, who: Caller) -> HTMLResponse:
     ctx = context(request, who)
     data, allowed = await asyncio.gather(
-        service.solutions_view(ctx), can(request, who, [RECORD_UPDATE, CRD_CREATE])
+        views.solutions_view(ctx), can(request, who, [RECORD_UPDATE, CRD_CREATE])
     )
     rights = {
         "import": allowed[RECORD_UPDATE],
@@ -345,30 +348,15 @@ async def run(key: str, request: Request, who: Caller) -> Response:
     return RedirectResponse(f"/jobs/{result.id}", status_code=303)
 
 
-def _job(request: Request, who: Principal, job_id: str) -> Job:
-    job = state_of(request).jobs.get(job_id, who.key)
-    if job is None:
-        raise not_found(f"job {job_id} does not exist (or is not yours)")
-    return job
-
-
 @router.get("/jobs/{job_id}")
 async def job_page(job_id: str, request: Request, who: Caller) -> HTMLResponse:
-    job = _job(request, who, job_id)
+    job = job_of(request, who, job_id)
     return render(request, "job.html", who, page="job", job=job)
 
 
 @router.get("/jobs/{job_id}/events")
 async def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
-    job = _job(request, who, job_id)
-
-    async def stream() -> AsyncIterator[str]:
-        async for event, data in job.follow():
-            if await request.is_disconnected():
-                return
-            yield sse(event, data)
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return follow_job(request, job_of(request, who, job_id))
 
 
 # -- environments --------------------------------------------------------------------------
@@ -378,7 +366,7 @@ async def job_events(job_id: str, request: Request, who: Caller) -> StreamingRes
 async def environments_page(request: Request, who: Caller) -> HTMLResponse:
     ctx = context(request, who)
     envs, allowed = await asyncio.gather(
-        service.environments_view(ctx), can(request, who, [NAMESPACE_CREATE])
+        views.environments_view(ctx), can(request, who, [NAMESPACE_CREATE])
     )
     rights = {"create": allowed[NAMESPACE_CREATE]}
     return render(request, "environments.html", who, page="environments", envs=envs, can=rights)
@@ -386,18 +374,13 @@ async def environments_page(request: Request, who: Caller) -> HTMLResponse:
 
 async def _env_model(request: Request, who: Principal, env: str) -> dict[str, Any]:
     ctx = context(request, who)
-    shown = await service.environment_view(ctx, await show_environment(ctx, env))
+    shown = await views.environment_view(ctx, env)
     first = next(iter(sorted(shown["namespaces"])), env)
     checks = [env_change(first), NAMESPACE_DELETE]
     allowed = await can(request, who, checks)
-    solutions = await service.deployable_solutions(ctx)
-    choices: dict[str, list[dict[str, Any]]] = {}
-    for sol in solutions:
-        current = next(iter((shown["solutions"].get(sol) or {}).get("versions", {}).values()), None)
-        choices[sol] = await service.version_choices(ctx, sol, current)
     return {
         "env": shown,
-        "choices": choices,
+        "choices": await views.version_menu(ctx, shown),
         "can": {"change": allowed[checks[0]], "delete": allowed[NAMESPACE_DELETE]},
     }
 
@@ -433,9 +416,7 @@ async def _live(request: Request, template: str, load: Any) -> StreamingResponse
 @router.get("/environments/{env}/live")
 async def environment_live(env: str, request: Request, who: Caller) -> StreamingResponse:
     async def load() -> Mapping[str, Any]:
-        ctx = context(request, who)
-        shown = await service.environment_view(ctx, await show_environment(ctx, env))
-        return {"env": shown}
+        return {"env": await views.environment_view(context(request, who), env)}
 
     return await _live(request, "_env_status.html", load)
 
