@@ -481,11 +481,7 @@ async def create_instance(
     obj = {"metadata": body.metadata, "spec": body.spec}
     return await inst.save_instance(
         context(request, who),
-        env,
-        solution,
-        kind,
-        body.namespace,
-        body.name,
+        inst.InstanceRef(env, solution, kind, body.namespace, body.name),
         obj,
         create=True,
         dry_run=body.dry_run,
@@ -499,7 +495,8 @@ async def create_instance(
 async def get_instance(
     env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
 ) -> Json:
-    _, obj = await inst.get_instance(context(request, who), env, solution, kind, namespace, name)
+    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+    _, obj = await inst.get_instance(context(request, who), ref)
     return obj
 
 
@@ -520,12 +517,11 @@ async def update_instance(
     if (body.namespace, body.name) != (namespace, name):
         raise InvalidInput("namespace and name in the body must match the URL")
     ctx = context(request, who)
-    _, current = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+    _, current = await inst.get_instance(ctx, ref)
     meta = {**(current.get("metadata") or {}), **body.metadata}
     obj = {**current, "metadata": meta, "spec": body.spec}
-    return await inst.save_instance(
-        ctx, env, solution, kind, namespace, name, obj, create=False, dry_run=body.dry_run
-    )
+    return await inst.save_instance(ctx, ref, obj, create=False, dry_run=body.dry_run)
 
 
 @router.delete(
@@ -535,7 +531,8 @@ async def update_instance(
 async def delete_instance(
     env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
 ) -> Json:
-    await inst.remove_instance(context(request, who), env, solution, kind, namespace, name)
+    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+    await inst.remove_instance(context(request, who), ref)
     return {"deleted": f"{namespace}/{name}"}
 
 

@@ -424,6 +424,9 @@ async def environment_live(env: str, request: Request, who: Caller) -> Streaming
 # -- application instances -----------------------------------------------------------------
 
 
+_ref = inst.InstanceRef
+
+
 def _instances_url(env: str, solution: str) -> str:
     return f"/environments/{quote(env)}/solutions/{quote(solution)}/instances"
 
@@ -596,7 +599,7 @@ async def edit_instance(
 ) -> HTMLResponse:
     ctx = context(request, who)
     where, info = await inst.kind_info(ctx, env, solution, kind)
-    _, obj = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+    _, obj = await inst.get_instance(ctx, _ref(env, solution, kind, namespace, name))
     shown = {k: v for k, v in obj.items() if k != "status"}
     meta = {k: v for k, v in (shown.get("metadata") or {}).items() if k != "managedFields"}
     shown["metadata"] = meta
@@ -640,7 +643,7 @@ async def _save(
     errors: dict[str, str] = {}
     current: dict[str, Any] = {}
     if not create:
-        _, current = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+        _, current = await inst.get_instance(ctx, _ref(env, solution, kind, namespace, name))
     if posted.get("mode") == "yaml":
         try:
             body = parse_yaml_object(posted.get("yaml", ""))
@@ -692,7 +695,9 @@ async def _save(
             status_code=422,
         )
     try:
-        await inst.save_instance(ctx, env, solution, kind, namespace, name, obj, create=create)
+        await inst.save_instance(
+            ctx, _ref(env, solution, kind, namespace, name), obj, create=create
+        )
     except SolutionsError as err:
         return _form_page(
             request,
@@ -718,7 +723,7 @@ async def instance_details_page(
 ) -> HTMLResponse:
     """One instance for its administrator: ready or why not, pods, events, operator log."""
     details = await inst.instance_details(
-        context(request, who), env, solution, kind, namespace, name
+        context(request, who), _ref(env, solution, kind, namespace, name)
     )
     return render(
         request,
@@ -757,7 +762,7 @@ async def delete_instance(
         raise InvalidInput(
             f"type the name {name!r} to confirm the deletion", hint="nothing was deleted"
         )
-    await inst.remove_instance(context(request, who), env, solution, kind, namespace, name)
+    await inst.remove_instance(context(request, who), _ref(env, solution, kind, namespace, name))
     return RedirectResponse(_done_url(env, solution, "deleted", kind, name), status_code=303)
 
 

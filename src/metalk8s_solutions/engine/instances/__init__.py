@@ -57,8 +57,11 @@ from metalk8s_solutions.engine.instances.read import (
 )
 from metalk8s_solutions.engine.instances.samples import Sample, pick_sample, read_samples
 from metalk8s_solutions.engine.instances.scope import (
+    InstanceRef,
+    Located,
     Scope,
     deployed,
+    locate,
     resolve_scope,
     scope_samples,
 )
@@ -82,6 +85,8 @@ __all__ = [
     "DeleteInstanceOptions",
     "EditInstanceOptions",
     "InstanceQuery",
+    "InstanceRef",
+    "Located",
     "Sample",
     "Scope",
     "apply_sets",
@@ -108,6 +113,7 @@ __all__ = [
     "list_instances",
     "list_kinds",
     "list_samples",
+    "locate",
     "operator_log",
     "owned_pods",
     "parse_path",

@@ -15,7 +15,7 @@ from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.engine.environments import session
 from metalk8s_solutions.engine.instances.kinds import instance_row
-from metalk8s_solutions.engine.instances.scope import deployed
+from metalk8s_solutions.engine.instances.scope import InstanceRef, locate
 from metalk8s_solutions.engine.state import Context
 from metalk8s_solutions.engine.wording import follow_pointer
 
@@ -118,25 +118,14 @@ async def operator_log(kube: Kube, namespace: str, solution: str) -> dict[str, A
 
 
 async def instance_details(
-    ctx: Context,
-    env: str,
-    solution: str,
-    kind: str,
-    namespace: str,
-    name: str,
-    *,
-    connection: Kube | None = None,
+    ctx: Context, ref: InstanceRef, *, connection: Kube | None = None
 ) -> dict[str, Any]:
     """One instance: its readiness, pods, recent events, its operator's log, and whether its
     ``spec.version`` should follow the deployed version."""
     async with session(ctx, connection) as kube:
-        where = await deployed(ctx, kube, env, solution)
-        info = where.kind(kind)
-        ns = where.check_namespace(namespace)
-        obj = await request(
-            kube, "GET", info.path(ns, name), action=f"reading {info.kind} {ns}/{name}"
-        )
-        obj = obj or {}
+        found = await locate(ctx, kube, ref)
+        where, info, ns, name = found.scope, found.kind, found.namespace, found.name
+        obj = await request(kube, "GET", found.path, action=found.action("reading")) or {}
         uid = str((obj.get("metadata") or {}).get("uid", ""))
         base = f"/apis/apps/v1/namespaces/{ns}"
         owners: list[dict[str, Any]] = []
@@ -157,11 +146,11 @@ async def instance_details(
             or (e.get("involvedObject") or {}).get("name") in names
         ]
         events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
-        log = await operator_log(kube, ns, solution)
+        log = await operator_log(kube, ns, ref.solution)
     row = instance_row(info, obj)
     return {
-        "env": env,
-        "solution": solution,
+        "env": ref.env,
+        "solution": ref.solution,
         "version": where.version,
         "instance": row,
         "follow": follow_pointer(row["spec"], where.version, info.schema),

@@ -16,8 +16,10 @@ from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.engine.environments import session
 from metalk8s_solutions.engine.instances.kinds import CustomKind, instance_row, instance_summary
 from metalk8s_solutions.engine.instances.scope import (
+    InstanceRef,
     Scope,
     deployed,
+    locate,
     resolve_scope,
     scope_samples,
 )
@@ -145,23 +147,10 @@ async def instances_view(
 
 
 async def get_instance(
-    ctx: Context,
-    env: str,
-    solution: str,
-    kind: str,
-    namespace: str,
-    name: str,
-    *,
-    connection: Kube | None = None,
+    ctx: Context, ref: InstanceRef, *, connection: Kube | None = None
 ) -> tuple[CustomKind, dict[str, Any]]:
     """One instance, as the API server has it, and its kind."""
     async with session(ctx, connection) as kube:
-        where = await deployed(ctx, kube, env, solution)
-        info = where.kind(kind)
-        obj = await request(
-            kube,
-            "GET",
-            info.path(where.check_namespace(namespace), name),
-            action=f"reading {info.kind} {namespace}/{name}",
-        )
-    return info, obj or {}
+        found = await locate(ctx, kube, ref)
+        obj = await request(kube, "GET", found.path, action=found.action("reading"))
+    return found.kind, obj or {}

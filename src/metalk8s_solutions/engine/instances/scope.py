@@ -212,3 +212,41 @@ async def scope_samples(scope: Scope, kind: str | None = None) -> list[Sample]:
     if kind is not None:
         return [s for s in found if s.kind == kind]
     return [s for s in found if any(k.matches(s.kind) for k in scope.kinds)]
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    """One instance as the web names it (``…/{env}/solutions/{solution}/instances/{kind}/
+    {namespace}/{name}``); :func:`locate` checks it."""
+
+    env: str
+    solution: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Located:
+    """An :class:`InstanceRef` checked: its solution's scope, its kind, its API path."""
+
+    scope: Scope
+    kind: CustomKind
+    namespace: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        return self.kind.path(self.namespace, self.name)
+
+    def action(self, verb: str) -> str:
+        """``reading Kind namespace/name``: what a request on it does, for its error."""
+        return f"{verb} {self.kind.kind} {self.namespace}/{self.name}"
+
+
+async def locate(ctx: Context, kube: Kube, ref: InstanceRef) -> Located:
+    """Where ``ref`` is: its solution deployed in its environment, a kind of it, a namespace
+    of that environment running it (else a refusal naming what exists)."""
+    where = await deployed(ctx, kube, ref.env, ref.solution)
+    info = where.kind(ref.kind)
+    return Located(where, info, where.check_namespace(ref.namespace), ref.name)

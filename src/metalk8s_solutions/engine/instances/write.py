@@ -22,8 +22,9 @@ from metalk8s_solutions.engine.instances.edits import Obj, apply_sets, check_sch
 from metalk8s_solutions.engine.instances.kinds import CustomKind, instance_summary
 from metalk8s_solutions.engine.instances.samples import pick_sample
 from metalk8s_solutions.engine.instances.scope import (
+    InstanceRef,
     Scope,
-    deployed,
+    locate,
     resolve_scope,
     scope_samples,
 )
@@ -223,61 +224,37 @@ async def delete_instance(
 
 async def save_instance(
     ctx: Context,
-    env: str,
-    solution: str,
-    kind: str,
-    namespace: str,
-    name: str,
+    ref: InstanceRef,
     body: Mapping[str, Any],
     *,
     create: bool,
     dry_run: bool = False,
     connection: Kube | None = None,
 ) -> dict[str, Any]:
-    """Create or replace the instance ``namespace/name`` with ``body`` (its spec and metadata;
-    status and server fields are dropped), checked like every write before it is sent."""
-    if len(name) <= 63:
-        check_dns_label(name, "instance name")
+    """Create or replace the instance ``ref`` with ``body`` (its spec and metadata; status and
+    server fields are dropped), checked like every write before it is sent."""
+    if len(ref.name) <= 63:
+        check_dns_label(ref.name, "instance name")
     async with session(ctx, connection) as kube:
-        where = await deployed(ctx, kube, env, solution)
-        info = where.kind(kind)
-        ns = where.check_namespace(namespace)
-        obj = clean_body(body, info, ns, name)
+        found = await locate(ctx, kube, ref)
+        obj = clean_body(body, found.kind, found.namespace, found.name)
         # Values are left to the API server, whose messages name the CRD's own rules.
-        check_schema(info, obj, values=False, hint="nothing was sent; fix the field names")
+        check_schema(found.kind, obj, values=False, hint="nothing was sent; fix the field names")
         if create:
             obj["metadata"].pop("resourceVersion", None)
-            return await send(
-                kube, "POST", info.path(ns), obj, f"creating {info.kind} {ns}/{name}", dry_run
-            )
+            collection = found.kind.path(found.namespace)
+            return await send(kube, "POST", collection, obj, found.action("creating"), dry_run)
         if not obj["metadata"].get("resourceVersion"):
-            current = await request(
-                kube, "GET", info.path(ns, name), action=f"reading {info.kind} {ns}/{name}"
-            )
+            current = await request(kube, "GET", found.path, action=found.action("reading"))
             meta = (current or {}).get("metadata") or {}
             obj["metadata"]["resourceVersion"] = meta.get("resourceVersion")
-        return await send(
-            kube, "PUT", info.path(ns, name), obj, f"updating {info.kind} {ns}/{name}", dry_run
-        )
+        return await send(kube, "PUT", found.path, obj, found.action("updating"), dry_run)
 
 
 async def remove_instance(
-    ctx: Context,
-    env: str,
-    solution: str,
-    kind: str,
-    namespace: str,
-    name: str,
-    *,
-    connection: Kube | None = None,
+    ctx: Context, ref: InstanceRef, *, connection: Kube | None = None
 ) -> None:
-    """Delete the instance ``namespace/name`` (its operator's finalizers run afterwards)."""
+    """Delete the instance ``ref`` (its operator's finalizers run afterwards)."""
     async with session(ctx, connection) as kube:
-        where = await deployed(ctx, kube, env, solution)
-        info = where.kind(kind)
-        await request(
-            kube,
-            "DELETE",
-            info.path(where.check_namespace(namespace), name),
-            action=f"deleting {info.kind} {namespace}/{name}",
-        )
+        found = await locate(ctx, kube, ref)
+        await request(kube, "DELETE", found.path, action=found.action("deleting"))
