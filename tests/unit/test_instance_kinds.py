@@ -10,12 +10,14 @@ from metalk8s_solutions.engine.instances import (
     CustomKind,
     check_schema,
     clean_body,
+    editable,
     find_kind,
     instance_row,
     instance_summary,
     json_path,
     kind_of_crd,
     kinds_of_crds,
+    new_document,
 )
 from metalk8s_solutions.errors import InvalidInput
 
@@ -127,3 +129,24 @@ def test_a_body_is_cleaned_and_checked_against_the_schema() -> None:
         check_schema(kind, obj)
     assert "spec.colour" in values.value.message and "'big' is not of type" in values.value.message
     check_schema(kind, {**obj, "spec": {"size": 2}})
+
+
+def test_what_a_form_starts_from_and_what_a_user_edits() -> None:
+    kind = CustomKind("Gadget", "ex.com", "v1", "gadgets", SCHEMA, ())
+    assert new_document(kind, "prod", "g", {"size": 1}) == {
+        "apiVersion": "ex.com/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g", "namespace": "prod"},
+        "spec": {"size": 1},
+    }
+    live = {
+        "kind": "Gadget",
+        "metadata": {"name": "g", "managedFields": [{}], "resourceVersion": "7"},
+        "spec": {"size": 1},
+        "status": {"ready": True},
+    }
+    assert editable(live) == {
+        "kind": "Gadget",
+        "metadata": {"name": "g", "resourceVersion": "7"},
+        "spec": {"size": 1},
+    }

@@ -539,14 +539,7 @@ def _form_page(
 
 
 def _skeleton(info: inst.CustomKind, namespace: str, name: str, spec: Mapping[str, Any]) -> str:
-    return to_yaml(
-        {
-            "apiVersion": info.api_version,
-            "kind": info.kind,
-            "metadata": {"name": name or "my-instance", "namespace": namespace},
-            "spec": dict(spec),
-        }
-    )
+    return to_yaml(inst.new_document(info, namespace, name or "my-instance", spec))
 
 
 @router.get("/environments/{env}/solutions/{solution}/new/{kind}")
@@ -600,9 +593,7 @@ async def edit_instance(
     ctx = context(request, who)
     where, info = await inst.kind_info(ctx, env, solution, kind)
     _, obj = await inst.get_instance(ctx, _ref(env, solution, kind, namespace, name))
-    shown = {k: v for k, v in obj.items() if k != "status"}
-    meta = {k: v for k, v in (shown.get("metadata") or {}).items() if k != "managedFields"}
-    shown["metadata"] = meta
+    shown = inst.editable(obj)
     return _form_page(
         request,
         who,

@@ -101,6 +101,24 @@ def _set_one(out: Obj, text: str) -> None:
 SERVER_FIELDS = ("managedFields", "creationTimestamp", "uid", "generation", "selfLink")
 
 
+def new_document(kind: CustomKind, namespace: str, name: str, spec: Mapping[str, Any]) -> Obj:
+    """A new instance of ``kind`` called ``namespace/name`` with ``spec``."""
+    return {
+        "apiVersion": kind.api_version,
+        "kind": kind.kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": dict(spec),
+    }
+
+
+def editable(obj: Mapping[str, Any]) -> Obj:
+    """What a user edits of an instance: all but its status and the server's field records."""
+    shown = {k: v for k, v in obj.items() if k != "status"}
+    meta = shown.get("metadata") or {}
+    shown["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return shown
+
+
 def clean_body(body: Mapping[str, Any], kind: CustomKind, namespace: str, name: str) -> Obj:
     """``body`` as ``kind``'s instance ``namespace/name``, without status or server metadata."""
     obj = dict(body)
