@@ -92,12 +92,20 @@ def _shared(env: str) -> dict[str, Callable[[Context], Awaitable[Any]]]:
     }
 
 
+def _ours(env: str, value: Any) -> Any:
+    """Of the list of every environment, ours (others, of other test modules, may be going)."""
+    if isinstance(value, list) and value and "health" in value[0]:
+        return [e for e in value if e["name"] == env]
+    return value
+
+
 def test_the_api_answers_each_view_function(http: httpx.Client, env: str, ctx: Context) -> None:
     for path, view in _shared(env).items():
         answered = http.get(path)
         assert answered.status_code == 200, f"{path}: {answered.text}"
-        expected = json.loads(json.dumps(asyncio.run(view(ctx))))
-        assert answered.json() == expected, path
+        expected = _ours(env, json.loads(json.dumps(asyncio.run(view(ctx)))))
+        assert expected, path
+        assert _ours(env, answered.json()) == expected, path
 
 
 def test_the_pages_show_the_fields_of_the_same_views(
