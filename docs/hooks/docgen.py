@@ -833,10 +833,14 @@ def module_map() -> str:
                 "| module | owns |",
                 "|---|---|",
             ]
-            for module in sorted(folder.glob("*.py")):
-                if module.name == "__init__.py":
+            # A subpackage (engine/instances/) is a row, then a row per module of it.
+            for module in sorted(folder.rglob("*.py")):
+                if module.parent == folder and module.name == "__init__.py":
                     continue
+                where = module.relative_to(folder.parent).as_posix()
+                if module.name == "__init__.py":
+                    where = where.removesuffix("__init__.py")
                 text = ast.get_docstring(ast.parse(module.read_text())) or ""
-                lines.append(f"| `{name}/{module.name}` | {_first_sentence(text)} |")
+                lines.append(f"| `{where}` | {_first_sentence(text)} |")
             lines.append("")
     return "\n".join(lines)

@@ -217,7 +217,7 @@ def test_a_key_given_at_import_shows_as_the_verified_signer(
     from metalk8s_solutions.archive.signing import key_id, load_public_key  # noqa: PLC0415
     from metalk8s_solutions.cluster.kube import ClusterTarget  # noqa: PLC0415
     from metalk8s_solutions.engine.solutions import Context  # noqa: PLC0415
-    from metalk8s_solutions.web.service import solutions_view  # noqa: PLC0415
+    from metalk8s_solutions.engine.views import solutions_view  # noqa: PLC0415
 
     iso = built_archive()
     public = iso.parent / "vendor.pub"

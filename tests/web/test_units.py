@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from metalk8s_solutions.cluster.kube import Forbidden
+from metalk8s_solutions.engine.instances import instance_status, json_path, owned_pods
+from metalk8s_solutions.engine.views import direction
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Missing, Refused
 from metalk8s_solutions.web.errors import WebError, classify, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
-from metalk8s_solutions.web.instances import instance_status, json_path, owned_pods
 from metalk8s_solutions.web.pages import version_ranks
-from metalk8s_solutions.web.service import _direction
 from metalk8s_solutions.web.sessions import MemorySessionStore
 from metalk8s_solutions.web.solution_ui import _check_rest
 
@@ -138,10 +138,10 @@ def test_the_ui_ranks_and_wording_use_the_one_order() -> None:
         }
     }
     assert version_ranks(env) == {"1.1.2-dev": 0, "1.1.2.1": 1, "1.9": 2, "1.10": 3}
-    assert _direction("1.1.2.1", "1.1.2") == "upgrade"
-    assert _direction("1.0.3", "1.1.2-dev") == "downgrade"
-    assert _direction("1.1.2-dev", "1.1.2-dev") == "current"
-    assert _direction("1.0", None) == "add"
+    assert direction("1.1.2.1", "1.1.2") == "upgrade"
+    assert direction("1.0.3", "1.1.2-dev") == "downgrade"
+    assert direction("1.1.2-dev", "1.1.2-dev") == "current"
+    assert direction("1.0", None) == "add"
 
 
 def test_pods_of_an_instance_through_their_owners() -> None:

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from metalk8s_solutions.engine.environments import show_environment, status
+from metalk8s_solutions.engine import instances as inst
+from metalk8s_solutions.engine import views
+from metalk8s_solutions.engine.environments import status
 from metalk8s_solutions.engine.solutions import Outcome
 from metalk8s_solutions.errors import InvalidInput, SolutionsError
-from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check
 from metalk8s_solutions.web.deps import (
@@ -280,7 +281,7 @@ async def whole_status(request: Request, who: Caller) -> Json:
 
 @router.get("/solutions", summary="Imported versions, active marks, archive details")
 async def get_solutions(request: Request, who: Caller) -> Json:
-    return await service.solutions_view(context(request, who))
+    return await views.solutions_view(context(request, who))
 
 
 @router.post("/solutions/import", summary="Import archives (paths on the admin node)")
@@ -389,7 +390,7 @@ async def deactivate_solution(
 
 @router.get("/environments", summary="Environments with their solutions and health")
 async def get_environments(request: Request, who: Caller) -> list[Json]:
-    return await service.environments_view(context(request, who))
+    return await views.environments_view(context(request, who))
 
 
 @router.post("/environments", summary="Create an environment")
@@ -404,8 +405,7 @@ async def create_env(body: EnvCreateBody, request: Request, who: Caller) -> Any:
 
 @router.get("/environments/{env}", summary="An environment: solutions, operators, history")
 async def get_environment(env: str, request: Request, who: Caller) -> Json:
-    ctx = context(request, who)
-    return await service.environment_view(ctx, await show_environment(ctx, env))
+    return await views.environment_view(context(request, who), env)
 
 
 @router.post("/environments/{env}/delete", summary="Delete an environment (typed confirmation)")
@@ -419,12 +419,7 @@ async def delete_env(env: str, body: EnvDeleteBody, request: Request, who: Calle
     summary="Imported versions, highest first, and whether each is compatible",
 )
 async def versions(env: str, solution: str, request: Request, who: Caller) -> list[Json]:
-    ctx = context(request, who)
-    shown = service.summarize_environment(await show_environment(ctx, env))
-    current = next(
-        iter((shown["solutions"].get(solution) or {}).get("versions", {}).values()), None
-    )
-    return await service.version_choices(ctx, solution, current)
+    return await views.solution_versions(context(request, who), env, solution)
 
 
 @router.post("/environments/{env}/solutions", summary="Add a solution version to an environment")
@@ -467,19 +462,14 @@ async def remove_from_env(
     summary="The kinds of the deployed version, with their OpenAPI schema",
 )
 async def kinds(env: str, solution: str, request: Request, who: Caller) -> list[Json]:
-    ctx = context(request, who)
-    from metalk8s_solutions.cluster.kube import connect  # noqa: PLC0415
-
-    async with connect(ctx.target) as kube:
-        where = await inst.deployed(ctx, kube, env, solution)
-    return [k.to_json() for k in where.kinds]
+    return await inst.kinds_view(context(request, who), env, solution)
 
 
 @router.get(
     "/environments/{env}/solutions/{solution}/instances", summary="Instances and their status"
 )
 async def list_instances(env: str, solution: str, request: Request, who: Caller) -> Json:
-    return await inst.list_instances(context(request, who), env, solution)
+    return await inst.instances_view(context(request, who), env, solution)
 
 
 @router.post(
@@ -491,11 +481,7 @@ async def create_instance(
     obj = {"metadata": body.metadata, "spec": body.spec}
     return await inst.save_instance(
         context(request, who),
-        env,
-        solution,
-        kind,
-        body.namespace,
-        body.name,
+        inst.InstanceRef(env, solution, kind, body.namespace, body.name),
         obj,
         create=True,
         dry_run=body.dry_run,
@@ -509,7 +495,8 @@ async def create_instance(
 async def get_instance(
     env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
 ) -> Json:
-    _, obj = await inst.get_instance(context(request, who), env, solution, kind, namespace, name)
+    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+    _, obj = await inst.get_instance(context(request, who), ref)
     return obj
 
 
@@ -530,12 +517,11 @@ async def update_instance(
     if (body.namespace, body.name) != (namespace, name):
         raise InvalidInput("namespace and name in the body must match the URL")
     ctx = context(request, who)
-    _, current = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+    _, current = await inst.get_instance(ctx, ref)
     meta = {**(current.get("metadata") or {}), **body.metadata}
     obj = {**current, "metadata": meta, "spec": body.spec}
-    return await inst.save_instance(
-        ctx, env, solution, kind, namespace, name, obj, create=False, dry_run=body.dry_run
-    )
+    return await inst.save_instance(ctx, ref, obj, create=False, dry_run=body.dry_run)
 
 
 @router.delete(
@@ -545,32 +531,24 @@ async def update_instance(
 async def delete_instance(
     env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
 ) -> Json:
-    await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
+    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+    await inst.remove_instance(context(request, who), ref)
     return {"deleted": f"{namespace}/{name}"}
 
 
 # -- jobs ----------------------------------------------------------------------------------
 
 
-def _job(request: Request, who: Principal, job_id: str) -> Job:
+def job_of(request: Request, who: Principal, job_id: str) -> Job:
+    """The job ``job_id`` of ``who`` (pages and API alike), else 404."""
     job = state_of(request).jobs.get(job_id, who.key)
     if job is None:
         raise not_found(f"job {job_id} does not exist (or is not yours)")
     return job
 
 
-@router.get("/jobs/{job_id}", summary="A job: its lines, state, result or error")
-async def get_job(job_id: str, request: Request, who: Caller) -> Json:
-    return _job(request, who, job_id).to_json()
-
-
-@router.get(
-    "/jobs/{job_id}/events",
-    summary="Server-sent events: one 'line' event per progress line, then 'done'",
-    response_class=StreamingResponse,
-)
-async def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
-    job = _job(request, who, job_id)
+def follow_job(request: Request, job: Job) -> StreamingResponse:
+    """The job's progress as server-sent events, until it ends or the client leaves."""
 
     async def stream() -> AsyncIterator[str]:
         async for event, data in job.follow():
@@ -579,6 +557,20 @@ async def job_events(job_id: str, request: Request, who: Caller) -> StreamingRes
             yield sse(event, data)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/jobs/{job_id}", summary="A job: its lines, state, result or error")
+async def get_job(job_id: str, request: Request, who: Caller) -> Json:
+    return job_of(request, who, job_id).to_json()
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="Server-sent events: one 'line' event per progress line, then 'done'",
+    response_class=StreamingResponse,
+)
+async def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
+    return follow_job(request, job_of(request, who, job_id))
 
 
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

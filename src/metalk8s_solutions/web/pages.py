@@ -2,7 +2,8 @@
 
 Each mutating form goes through a plan first (the engine's dry run, rendered with its steps,
 diffs and warnings) and a confirmation that starts a job; the job page streams the engine's
-progress.  Every handler is a thin call of :mod:`.service`, :mod:`.instances` or the engine.
+progress.  Every handler is a thin call of :mod:`.service` (the operations) or of the engine's
+views (:mod:`engine.views`, :mod:`engine.instances`), whose dicts the JSON API answers as they are.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.templating import Jinja2Templates
 
 from metalk8s_solutions.api.versions import sort_versions
-from metalk8s_solutions.engine.environments import show_environment
+from metalk8s_solutions.engine import instances as inst
+from metalk8s_solutions.engine import views
 from metalk8s_solutions.engine.instances import pick_sample
 from metalk8s_solutions.errors import InvalidInput, SolutionsError, command
-from metalk8s_solutions.web import instances as inst
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.api import (
     SSE_HEADERS,
+    follow_job,
+    job_of,
     receive_upload,
     run_operation,
     set_session_cookie,
@@ -56,7 +59,13 @@ from metalk8s_solutions.web.deps import (
     user,
 )
 from metalk8s_solutions.web.errors import classify, not_found, unauthenticated, without_cli
-from metalk8s_solutions.web.forms import form_values, parse_form, parse_yaml_object, to_yaml
+from metalk8s_solutions.web.forms import (
+    form_values,
+    parse_form,
+    parse_yaml_object,
+    spec_form,
+    to_yaml,
+)
 from metalk8s_solutions.web.jobs import Job
 from metalk8s_solutions.web.oidc import PENDING_TTL, STATE_COOKIE
 from metalk8s_solutions.web.sessions import COOKIE
@@ -285,7 +294,7 @@ async def logout(request: Request, who: Caller) -> Response:
 async def solutions_page(request: Request, who: Caller) -> HTMLResponse:
     ctx = context(request, who)
     data, allowed = await asyncio.gather(
-        service.solutions_view(ctx), can(request, who, [RECORD_UPDATE, CRD_CREATE])
+        views.solutions_view(ctx), can(request, who, [RECORD_UPDATE, CRD_CREATE])
     )
     rights = {
         "import": allowed[RECORD_UPDATE],
@@ -339,30 +348,15 @@ async def run(key: str, request: Request, who: Caller) -> Response:
     return RedirectResponse(f"/jobs/{result.id}", status_code=303)
 
 
-def _job(request: Request, who: Principal, job_id: str) -> Job:
-    job = state_of(request).jobs.get(job_id, who.key)
-    if job is None:
-        raise not_found(f"job {job_id} does not exist (or is not yours)")
-    return job
-
-
 @router.get("/jobs/{job_id}")
 async def job_page(job_id: str, request: Request, who: Caller) -> HTMLResponse:
-    job = _job(request, who, job_id)
+    job = job_of(request, who, job_id)
     return render(request, "job.html", who, page="job", job=job)
 
 
 @router.get("/jobs/{job_id}/events")
 async def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
-    job = _job(request, who, job_id)
-
-    async def stream() -> AsyncIterator[str]:
-        async for event, data in job.follow():
-            if await request.is_disconnected():
-                return
-            yield sse(event, data)
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return follow_job(request, job_of(request, who, job_id))
 
 
 # -- environments --------------------------------------------------------------------------
@@ -372,7 +366,7 @@ async def job_events(job_id: str, request: Request, who: Caller) -> StreamingRes
 async def environments_page(request: Request, who: Caller) -> HTMLResponse:
     ctx = context(request, who)
     envs, allowed = await asyncio.gather(
-        service.environments_view(ctx), can(request, who, [NAMESPACE_CREATE])
+        views.environments_view(ctx), can(request, who, [NAMESPACE_CREATE])
     )
     rights = {"create": allowed[NAMESPACE_CREATE]}
     return render(request, "environments.html", who, page="environments", envs=envs, can=rights)
@@ -380,18 +374,13 @@ async def environments_page(request: Request, who: Caller) -> HTMLResponse:
 
 async def _env_model(request: Request, who: Principal, env: str) -> dict[str, Any]:
     ctx = context(request, who)
-    shown = await service.environment_view(ctx, await show_environment(ctx, env))
+    shown = await views.environment_view(ctx, env)
     first = next(iter(sorted(shown["namespaces"])), env)
     checks = [env_change(first), NAMESPACE_DELETE]
     allowed = await can(request, who, checks)
-    solutions = await service.deployable_solutions(ctx)
-    choices: dict[str, list[dict[str, Any]]] = {}
-    for sol in solutions:
-        current = next(iter((shown["solutions"].get(sol) or {}).get("versions", {}).values()), None)
-        choices[sol] = await service.version_choices(ctx, sol, current)
     return {
         "env": shown,
-        "choices": choices,
+        "choices": await views.version_menu(ctx, shown),
         "can": {"change": allowed[checks[0]], "delete": allowed[NAMESPACE_DELETE]},
     }
 
@@ -427,9 +416,7 @@ async def _live(request: Request, template: str, load: Any) -> StreamingResponse
 @router.get("/environments/{env}/live")
 async def environment_live(env: str, request: Request, who: Caller) -> StreamingResponse:
     async def load() -> Mapping[str, Any]:
-        ctx = context(request, who)
-        shown = await service.environment_view(ctx, await show_environment(ctx, env))
-        return {"env": shown}
+        return {"env": await views.environment_view(context(request, who), env)}
 
     return await _live(request, "_env_status.html", load)
 
@@ -437,12 +424,15 @@ async def environment_live(env: str, request: Request, who: Caller) -> Streaming
 # -- application instances -----------------------------------------------------------------
 
 
+_ref = inst.InstanceRef
+
+
 def _instances_url(env: str, solution: str) -> str:
     return f"/environments/{quote(env)}/solutions/{quote(solution)}/instances"
 
 
 async def _instance_rights(
-    request: Request, who: Principal, data: Mapping[str, Any], kinds: list[inst.KindInfo]
+    request: Request, who: Principal, data: Mapping[str, Any], kinds: list[inst.CustomKind]
 ) -> dict[str, bool]:
     ns = (data.get("namespaces") or [""])[0]
     checks = {
@@ -464,7 +454,7 @@ async def instances_page(
     instance: str | None = None,
 ) -> HTMLResponse:
     ctx = context(request, who)
-    data = await inst.list_instances(ctx, env, solution)
+    data = await inst.instances_view(ctx, env, solution)
     _, kinds = await _kinds(request, who, env, solution)
     rights = await _instance_rights(request, who, data, kinds)
     return render(
@@ -497,12 +487,8 @@ def _done_url(env: str, solution: str, done: str, kind: str, name: str) -> str:
 
 async def _kinds(
     request: Request, who: Principal, env: str, solution: str
-) -> tuple[inst.Deployed, list[inst.KindInfo]]:
-    ctx = context(request, who)
-    from metalk8s_solutions.cluster.kube import connect  # noqa: PLC0415
-
-    async with connect(ctx.target) as kube:
-        where = await inst.deployed(ctx, kube, env, solution)
+) -> tuple[inst.Scope, list[inst.CustomKind]]:
+    where = await inst.solution_scope(context(request, who), env, solution)
     return where, list(where.kinds)
 
 
@@ -511,7 +497,7 @@ async def instances_live(
     env: str, solution: str, request: Request, who: Caller
 ) -> StreamingResponse:
     async def load() -> Mapping[str, Any]:
-        data = await inst.list_instances(context(request, who), env, solution)
+        data = await inst.instances_view(context(request, who), env, solution)
         return {"data": data, "base": _instances_url(env, solution), "when": when}
 
     return await _live(request, "_instances_rows.html", load)
@@ -521,8 +507,8 @@ def _form_page(
     request: Request,
     who: Principal,
     *,
-    where: inst.Deployed,
-    info: inst.KindInfo,
+    where: inst.Scope,
+    info: inst.CustomKind,
     values: Mapping[str, str],
     errors: Mapping[str, str],
     namespace: str,
@@ -540,7 +526,7 @@ def _form_page(
         page="environments",
         where=where,
         info=info,
-        form=info.form(),
+        form=spec_form(info.schema),
         values=values,
         errors=errors,
         namespace=namespace,
@@ -552,15 +538,8 @@ def _form_page(
     )
 
 
-def _skeleton(info: inst.KindInfo, namespace: str, name: str, spec: Mapping[str, Any]) -> str:
-    return to_yaml(
-        {
-            "apiVersion": info.api_version,
-            "kind": info.kind,
-            "metadata": {"name": name or "my-instance", "namespace": namespace},
-            "spec": dict(spec),
-        }
-    )
+def _skeleton(info: inst.CustomKind, namespace: str, name: str, spec: Mapping[str, Any]) -> str:
+    return to_yaml(inst.new_document(info, namespace, name or "my-instance", spec))
 
 
 @router.get("/environments/{env}/solutions/{solution}/new/{kind}")
@@ -574,14 +553,14 @@ async def new_instance(
 ) -> HTMLResponse:
     """The form of a new instance: empty, or prefilled from a sample of the archive."""
     where, info = await inst.kind_info(context(request, who), env, solution, kind)
-    form = info.form()
+    form = spec_form(info.schema)
     name = ""
     if sample is None:
         values = form_values(form, None)
         spec, _ = parse_form(form, values)
     else:
         found = pick_sample(
-            await inst.samples_of(where, info.kind), sample, where.solution, where.version
+            await inst.scope_samples(where, info.kind), sample, where.solution, where.version
         )
         spec = dict(found.document.get("spec") or {})
         values = form_values(form, spec)
@@ -613,16 +592,14 @@ async def edit_instance(
 ) -> HTMLResponse:
     ctx = context(request, who)
     where, info = await inst.kind_info(ctx, env, solution, kind)
-    _, obj = await inst.get_instance(ctx, env, solution, kind, namespace, name)
-    shown = {k: v for k, v in obj.items() if k != "status"}
-    meta = {k: v for k, v in (shown.get("metadata") or {}).items() if k != "managedFields"}
-    shown["metadata"] = meta
+    _, obj = await inst.get_instance(ctx, _ref(env, solution, kind, namespace, name))
+    shown = inst.editable(obj)
     return _form_page(
         request,
         who,
         where=where,
         info=info,
-        values=form_values(info.form(), obj.get("spec") or {}),
+        values=form_values(spec_form(info.schema), obj.get("spec") or {}),
         errors={},
         namespace=namespace,
         name=name,
@@ -653,11 +630,11 @@ async def _save(
     create = name is None
     namespace = namespace or posted.get("namespace", "")
     name = name or posted.get("name", "").strip()
-    form = info.form()
+    form = spec_form(info.schema)
     errors: dict[str, str] = {}
     current: dict[str, Any] = {}
     if not create:
-        _, current = await inst.get_instance(ctx, env, solution, kind, namespace, name)
+        _, current = await inst.get_instance(ctx, _ref(env, solution, kind, namespace, name))
     if posted.get("mode") == "yaml":
         try:
             body = parse_yaml_object(posted.get("yaml", ""))
@@ -709,7 +686,9 @@ async def _save(
             status_code=422,
         )
     try:
-        await inst.save_instance(ctx, env, solution, kind, namespace, name, obj, create=create)
+        await inst.save_instance(
+            ctx, _ref(env, solution, kind, namespace, name), obj, create=create
+        )
     except SolutionsError as err:
         return _form_page(
             request,
@@ -735,7 +714,7 @@ async def instance_details_page(
 ) -> HTMLResponse:
     """One instance for its administrator: ready or why not, pods, events, operator log."""
     details = await inst.instance_details(
-        context(request, who), env, solution, kind, namespace, name
+        context(request, who), _ref(env, solution, kind, namespace, name)
     )
     return render(
         request,
@@ -774,7 +753,7 @@ async def delete_instance(
         raise InvalidInput(
             f"type the name {name!r} to confirm the deletion", hint="nothing was deleted"
         )
-    await inst.delete_instance(context(request, who), env, solution, kind, namespace, name)
+    await inst.remove_instance(context(request, who), _ref(env, solution, kind, namespace, name))
     return RedirectResponse(_done_url(env, solution, "deleted", kind, name), status_code=303)
 
 
