@@ -187,7 +187,7 @@ def test_layers_merge_with_whiteouts_and_find_every_kind() -> None:
         },
         compress="none",
     )
-    packages = sbom.scan_layers(_openers(base, upper))
+    packages = sbom.scan_layers(_openers(base, upper)).packages
     names = {(p.type, p.name) for p in packages}
     assert ("pypi", "PyYAML") not in names  # deleted by the whiteout
     assert ("npm", "left-pad") not in names  # deleted by the opaque whiteout
@@ -208,7 +208,7 @@ def test_layers_merge_with_whiteouts_and_find_every_kind() -> None:
 def test_upper_layer_file_replaces_lower_database() -> None:
     base = _layer({"var/lib/dpkg/status": DPKG_STATUS})
     upper = _layer({"var/lib/dpkg/status": DISTROLESS}, compress="zstd")
-    packages = sbom.scan_layers(_openers(base, upper))
+    packages = sbom.scan_layers(_openers(base, upper)).packages
     assert [p.name for p in packages] == ["tzdata"]
 
 
@@ -239,7 +239,7 @@ def test_go_buildinfo_matches_go_version_m() -> None:
 def test_go_binary_in_a_layer_and_not_a_go_binary() -> None:
     binary = _podtool().read_bytes()
     layer = _layer({"usr/bin/app": binary, "usr/bin/script.bin": b"#!/bin/sh\n" + b"x" * 4096})
-    packages = sbom.scan_layers(_openers(layer))
+    packages = sbom.scan_layers(_openers(layer)).packages
     stdlib = next(p for p in packages if p.name == "stdlib")
     assert stdlib.type == "golang" and stdlib.version.startswith("go1.")
     assert stdlib.purl == f"pkg:golang/stdlib@{stdlib.version}"
@@ -311,8 +311,12 @@ def test_cosign_manifests_are_not_images() -> None:
     assert not sbom.is_cosign({"layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar"}]})
 
 
-def test_corrupt_layer_is_one_clear_error() -> None:
-    from metalk8s_solutions.errors import ArchiveError
-
-    with pytest.raises(ArchiveError, match="layer0: not a readable layer"):
-        sbom.scan_layers(_openers(gzip.compress(b"not a tar" * 100)[:50]))
+def test_a_layer_that_is_no_tar_adds_nothing_and_is_named() -> None:
+    good = _layer({"var/lib/dpkg/status": DISTROLESS})
+    scan = sbom.scan_layers(_openers(good, gzip.compress(b"not a tar" * 100)[:50], b"x" * 600))
+    assert [p.name for p in scan.packages] == ["tzdata"]
+    assert scan.unreadable == ["layer1", "layer2"]
+    document = sbom.spdx_document(
+        "a:1", "sha256:" + "0" * 64, scan.packages, created=0, tool="t", unreadable=["layer1"]
+    )
+    assert document["packages"][0]["comment"] == "layer1 is no tar archive: no package read from it"

@@ -34,10 +34,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import quote
 
 from metalk8s_solutions.errors import ArchiveError
+from metalk8s_solutions.images.sources import Blob, ImageSource
 
 SBOM_DIR = "sboms/"
 SPDX_VERSION = "SPDX-2.3"
@@ -621,7 +623,7 @@ def walk_layer(raw: BinaryIO, found: Found, label: str) -> None:
             else:
                 added[path] = parse_package_json(data, path)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-        raise ArchiveError(f"{label}: not a readable layer: {err}") from err
+        raise _NotALayer(f"{label}: not a readable layer: {err}") from err
     finally:
         stream.close()
     distro = found.distro()
@@ -640,12 +642,28 @@ def _os_release(data: bytes) -> dict[str, str]:
     return values
 
 
-def scan_layers(layers: Iterable[tuple[str, Callable[[], BinaryIO]]]) -> list[Package]:
-    """The packages of the merged filesystem of ``layers`` (label, opener), bottom first."""
+@dataclass(frozen=True)
+class Scan:
+    packages: list[Package]
+    unreadable: list[str]  # labels of the layers that are no tar archive
+
+
+def scan_layers(layers: Iterable[tuple[str, Callable[[], BinaryIO]]]) -> Scan:
+    """The packages of the merged filesystem of ``layers`` (label, opener), bottom first.  A
+    layer that is no (gzip/zstd) tar archive adds nothing and is listed as unreadable (a
+    corrupt layer is the digest check's business, not the SBOM's)."""
     found = Found()
+    unreadable: list[str] = []
     for label, opener in layers:
-        walk_layer(opener(), found, label)
-    return found.packages()
+        try:
+            walk_layer(opener(), found, label)
+        except _NotALayer:
+            unreadable.append(label)
+    return Scan(found.packages(), unreadable)
+
+
+class _NotALayer(ArchiveError):
+    pass
 
 
 # --- SPDX ---------------------------------------------------------------------------------------
@@ -707,6 +725,7 @@ def spdx_document(
     created: int,
     tool: str,
     platform: str | None = None,
+    unreadable: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The SPDX 2.3 document of the image ``ref`` (``name:tag``) whose manifest has
     ``manifest_digest``; ``created`` is a Unix time."""
@@ -728,8 +747,10 @@ def spdx_document(
         ],
         "primaryPackagePurpose": "CONTAINER",
     }
-    if platform:
-        image["comment"] = f"platform {platform}"
+    notes = [f"platform {platform}"] if platform else []
+    notes += [f"{label} is no tar archive: no package read from it" for label in unreadable]
+    if notes:
+        image["comment"] = "; ".join(notes)
     entries: list[dict[str, Any]] = []
     extracted: dict[str, dict[str, str]] = {}
     for package in packages:
@@ -810,3 +831,76 @@ def is_cosign(manifest: dict[str, Any], ref: str = "") -> bool:
         if isinstance(item, dict)
     ]
     return any(t in COSIGN_TYPES or t.startswith("application/vnd.dev.cosign") for t in types)
+
+
+# --- build ---------------------------------------------------------------------------------------
+
+
+def _manifests(
+    node: dict[str, Any], load: Callable[[str], Any], depth: int = 0
+) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+    """Every single-platform manifest under ``node`` (a descriptor): digest, document, platform."""
+    digest = str(node.get("digest", ""))
+    document = load(digest)
+    if not isinstance(document, dict):
+        return
+    if "manifests" in document:
+        if depth < 2:
+            for child in document.get("manifests") or []:
+                if isinstance(child, dict):
+                    yield from _manifests(child, load, depth + 1)
+        return
+    platform = node.get("platform")
+    text = None
+    if isinstance(platform, dict):
+        text = "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if k in platform)
+    yield digest, document, text
+
+
+def image_sboms(
+    images: Iterable[ImageSource], *, created: int, tool: str
+) -> dict[str, bytes]:
+    """The SBOM file of every image manifest of ``images`` (for an index, of each platform's
+    manifest; cosign signatures left out), by archive path."""
+    result: dict[str, bytes] = {}
+    for image in images:
+        blobs = {blob.digest: blob for blob in image.blobs}
+
+        def opener(digest: str, blobs: dict[str, Blob] = blobs) -> Callable[[], BinaryIO]:
+            blob = blobs.get(digest.split(":", 1)[-1])
+            if blob is None:
+                raise ArchiveError(f"{image.ref}: blob {digest} is missing from its source")
+            source = blob.source
+            return (lambda: source.open("rb")) if isinstance(source, Path) else source
+
+        def load(digest: str, opener: Callable[..., Callable[[], BinaryIO]] = opener) -> Any:
+            with opener(digest)() as stream:
+                data = stream.read(MAX_METADATA_BYTES + 1)
+            if len(data) > MAX_METADATA_BYTES:
+                raise ArchiveError(f"{image.ref}: manifest {digest} is too large")
+            try:
+                return json.loads(data)
+            except ValueError as err:
+                raise ArchiveError(f"{image.ref}: manifest {digest} is not valid JSON") from err
+
+        for digest, manifest, platform in _manifests(image.descriptor, load):
+            path = sbom_path(digest)
+            if path in result or is_cosign(manifest, image.ref):
+                continue
+            layers = [
+                (f"{image.ref}: layer {item.get('digest')}", opener(str(item.get("digest"))))
+                for item in manifest.get("layers") or []
+                if isinstance(item, dict)
+            ]
+            scan = scan_layers(layers)
+            document = spdx_document(
+                image.ref,
+                digest,
+                scan.packages,
+                created=created,
+                tool=tool,
+                platform=platform,
+                unreadable=scan.unreadable,
+            )
+            result[path] = encode(document)
+    return result
