@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import quote
 
+from metalk8s_solutions.api.streams import FileSource, read_limited
 from metalk8s_solutions.errors import ArchiveError
 from metalk8s_solutions.images.sources import Blob, ImageSource
 
@@ -47,6 +48,7 @@ NAMESPACE_BASE = "https://metalk8s-solutions.invalid/spdx/"
 MAX_DB_BYTES = 64 << 20  # a dpkg status or apk database
 MAX_METADATA_BYTES = 4 << 20  # a METADATA, PKG-INFO or package.json
 MAX_MODINFO_BYTES = 4 << 20
+MAX_SBOM_BYTES = 64 << 20
 _CHUNK = 1 << 20
 GO_MAGIC = b"\xff Go buildinf:"
 COSIGN_TYPES = (
@@ -577,60 +579,90 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> b
     return stream.read() if stream is not None else None
 
 
-def walk_layer(raw: BinaryIO, found: Found, label: str) -> None:
-    """Add the packages of one layer to ``found``, after applying its whiteouts to it."""
+@dataclass
+class Layer:
+    """What one layer says about the merged filesystem: what it deletes below it, what it adds.
+
+    Read once per layer digest (a base layer shared by several images is read once)."""
+
+    opaque: list[str] = field(default_factory=list)  # directories emptied (prefixes)
+    deleted: list[str] = field(default_factory=list)  # paths (and trees) deleted
+    replaced: list[str] = field(default_factory=list)  # paths holding another file now
+    added: dict[str, list[Package]] = field(default_factory=dict)
+    databases: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # parsed once merged
+    os_release: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def apply(self, found: Found) -> None:
+        """Merge this layer over ``found`` (the layers below it)."""
+        for prefix in self.opaque:
+            for lower in [p for p in found.by_path if p.startswith(prefix)]:
+                del found.by_path[lower]
+        for gone in self.deleted:
+            for lower in [p for p in found.by_path if p == gone or p.startswith(gone + "/")]:
+                del found.by_path[lower]
+            found.os_release.pop(gone, None)
+        for path in self.replaced:
+            found.by_path.pop(path, None)
+        found.os_release.update(self.os_release)
+        distro = found.distro()
+        found.by_path.update(self.added)
+        for path, (kind, data) in self.databases.items():
+            parse = parse_dpkg_status if kind == "dpkg" else parse_apk_installed
+            found.by_path[path] = parse(data, path, distro)
+
+
+def read_layer(raw: BinaryIO, label: str) -> Layer:
+    """The whiteouts and package files of one layer, in one streamed read of it."""
     stream = _decompressed(raw)
-    added: dict[str, list[Package]] = {}
-    databases: dict[str, tuple[str, bytes]] = {}
+    layer = Layer()
     try:
         tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - closed below
         for member in tar:
             path = _norm(member.name)
             directory, _, base = path.rpartition("/")
             if base == ".wh..wh..opq":
-                prefix = f"{directory}/" if directory else ""
-                for lower in [p for p in found.by_path if p.startswith(prefix)]:
-                    del found.by_path[lower]
+                layer.opaque.append(f"{directory}/" if directory else "")
                 continue
             if base.startswith(".wh."):
-                gone = f"{directory}/{base[4:]}" if directory else base[4:]
-                for lower in [p for p in found.by_path if p == gone or p.startswith(gone + "/")]:
-                    del found.by_path[lower]
-                found.os_release.pop(gone, None)
+                layer.deleted.append(f"{directory}/{base[4:]}" if directory else base[4:])
+                continue
+            if member.isdir():
                 continue
             if not member.isreg():
-                found.by_path.pop(path, None)
+                layer.replaced.append(path)
                 continue
             kind = _wanted(path)
             if kind is None:
                 if member.mode & 0o111 and member.size > 1024:
                     extracted = tar.extractfile(member)
                     info = go_buildinfo(extracted, member.size) if extracted else None  # type: ignore[arg-type]
-                    added[path] = go_packages(info, path) if info else []
-                else:
-                    found.by_path.pop(path, None)
+                    if info is not None:
+                        layer.added[path] = go_packages(info, path)
+                        continue
+                layer.replaced.append(path)
                 continue
             limit = MAX_DB_BYTES if kind in ("dpkg", "apk") else MAX_METADATA_BYTES
             data = _read_member(tar, member, limit)
             if data is None:
-                continue
-            if kind == "os-release":
-                found.os_release[path] = _os_release(data)
+                layer.replaced.append(path)
+            elif kind == "os-release":
+                layer.os_release[path] = _os_release(data)
             elif kind in ("dpkg", "apk"):
-                databases[path] = (kind, data)
+                layer.databases[path] = (kind, data)
             elif kind == "python":
-                added[path] = parse_python_metadata(data, path)
+                layer.added[path] = parse_python_metadata(data, path)
             else:
-                added[path] = parse_package_json(data, path)
+                layer.added[path] = parse_package_json(data, path)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise _NotALayer(f"{label}: not a readable layer: {err}") from err
     finally:
         stream.close()
-    distro = found.distro()
-    for path, (kind, data) in databases.items():
-        parse = parse_dpkg_status if kind == "dpkg" else parse_apk_installed
-        added[path] = parse(data, path, distro)
-    found.by_path.update(added)
+    return layer
+
+
+def walk_layer(raw: BinaryIO, found: Found, label: str) -> None:
+    """Add the packages of one layer to ``found``, after applying its whiteouts to it."""
+    read_layer(raw, label).apply(found)
 
 
 def _os_release(data: bytes) -> dict[str, str]:
@@ -648,17 +680,27 @@ class Scan:
     unreadable: list[str]  # labels of the layers that are no tar archive
 
 
-def scan_layers(layers: Iterable[tuple[str, Callable[[], BinaryIO]]]) -> Scan:
+def scan_layers(
+    layers: Iterable[tuple[str, Callable[[], BinaryIO]]], cache: dict[str, Layer | None] | None = None
+) -> Scan:
     """The packages of the merged filesystem of ``layers`` (label, opener), bottom first.  A
     layer that is no (gzip/zstd) tar archive adds nothing and is listed as unreadable (a
-    corrupt layer is the digest check's business, not the SBOM's)."""
+    corrupt layer is the digest check's business, not the SBOM's).  ``cache`` keeps what each
+    layer (by label) holds, for the next images sharing it."""
     found = Found()
     unreadable: list[str] = []
+    cache = {} if cache is None else cache
     for label, opener in layers:
-        try:
-            walk_layer(opener(), found, label)
-        except _NotALayer:
+        if label not in cache:
+            try:
+                cache[label] = read_layer(opener(), label)
+            except _NotALayer:
+                cache[label] = None
+        layer = cache[label]
+        if layer is None:
             unreadable.append(label)
+        else:
+            layer.apply(found)
     return Scan(found.packages(), unreadable)
 
 
@@ -863,6 +905,7 @@ def image_sboms(
     """The SBOM file of every image manifest of ``images`` (for an index, of each platform's
     manifest; cosign signatures left out), by archive path."""
     result: dict[str, bytes] = {}
+    cache: dict[str, Layer | None] = {}
     for image in images:
         blobs = {blob.digest: blob for blob in image.blobs}
 
@@ -888,11 +931,11 @@ def image_sboms(
             if path in result or is_cosign(manifest, image.ref):
                 continue
             layers = [
-                (f"{image.ref}: layer {item.get('digest')}", opener(str(item.get("digest"))))
+                (f"layer {item.get('digest')}", opener(str(item.get("digest"))))
                 for item in manifest.get("layers") or []
                 if isinstance(item, dict)
             ]
-            scan = scan_layers(layers)
+            scan = scan_layers(layers, cache)
             document = spdx_document(
                 image.ref,
                 digest,
@@ -904,3 +947,45 @@ def image_sboms(
             )
             result[path] = encode(document)
     return result
+
+
+def load_sbom(source: FileSource, manifest_digest: str) -> dict[str, Any] | None:
+    """The SBOM of the image manifest ``manifest_digest`` in an archive, ``None`` if it has none
+    (an archive built before SBOMs, a MetalK8s archive)."""
+    path = sbom_path(manifest_digest)
+    if path not in source.files():
+        return None
+    try:
+        document = json.loads(read_limited(source, path, MAX_SBOM_BYTES))
+    except ValueError as err:
+        raise ArchiveError(f"{source.label}: {path} is not valid JSON") from err
+    if not isinstance(document, dict):
+        raise ArchiveError(f"{source.label}: {path} is not an SPDX document")
+    return document
+
+
+def package_rows(document: dict[str, Any]) -> list[dict[str, str]]:
+    """The packages of an SBOM (the image itself left out), for tables: type, name, version,
+    license, purl."""
+    rows = []
+    for package in document.get("packages") or []:
+        if not isinstance(package, dict) or package.get("SPDXID") == "SPDXRef-Image":
+            continue
+        purl = next(
+            (
+                str(ref.get("referenceLocator", ""))
+                for ref in package.get("externalRefs") or []
+                if isinstance(ref, dict) and ref.get("referenceType") == "purl"
+            ),
+            "",
+        )
+        rows.append(
+            {
+                "type": purl[4:].split("/", 1)[0] if purl.startswith("pkg:") else "",
+                "name": str(package.get("name", "")),
+                "version": str(package.get("versionInfo", "")),
+                "license": str(package.get("licenseDeclared", "")),
+                "purl": purl,
+            }
+        )
+    return rows
