@@ -15,6 +15,7 @@ from typing import BinaryIO
 import pytest
 
 from metalk8s_solutions.images import sbom
+from metalk8s_solutions.testing.podtool import ensure_podtool
 
 DPKG_STATUS = b"""\
 Package: libc6
@@ -124,7 +125,9 @@ def _layer(files: dict[str, bytes | None], *, compress: str = "gzip", mode: int 
         zstd = shutil.which("zstd")
         if zstd is None:
             pytest.skip("zstd is not installed")
-        return subprocess.run([zstd, "-q", "-c"], input=data, capture_output=True, check=True).stdout
+        return subprocess.run(
+            [zstd, "-q", "-c"], input=data, capture_output=True, check=True
+        ).stdout
     return data
 
 
@@ -213,8 +216,6 @@ def test_upper_layer_file_replaces_lower_database() -> None:
 
 
 def _podtool() -> Path:
-    from metalk8s_solutions.testing.podtool import ensure_podtool
-
     if shutil.which("go") is None:
         pytest.skip("go is not installed")
     return ensure_podtool()
@@ -248,7 +249,10 @@ def test_go_binary_in_a_layer_and_not_a_go_binary() -> None:
 
 
 def test_buildinfo_blob_inline_format() -> None:
-    modinfo = "path\texample.com/cmd\nmod\texample.com\tv1.2.3\th1:x\ndep\tgolang.org/x/sys\tv0.1.0\th1:y\n=>\t./sys\t(devel)\t\n"
+    modinfo = (
+        "path\texample.com/cmd\nmod\texample.com\tv1.2.3\th1:x\n"
+        "dep\tgolang.org/x/sys\tv0.1.0\th1:y\n=>\t./sys\t(devel)\t\n"
+    )
     framed = b"0" * 16 + modinfo.encode() + b"1" * 16
     assert framed[-17] == ord("\n")
     blob = sbom.GO_MAGIC + bytes([8, 2]) + bytes(16)
@@ -291,7 +295,10 @@ def test_spdx_document_is_deterministic_and_sorted() -> None:
     [
         ("MIT", "MIT"),
         ("MIT or Apache-2.0", "MIT OR Apache-2.0"),
-        ("(MIT AND BSD-3-Clause) OR GPL-2.0-or-later", "( MIT AND BSD-3-Clause ) OR GPL-2.0-or-later"),
+        (
+            "(MIT AND BSD-3-Clause) OR GPL-2.0-or-later",
+            "( MIT AND BSD-3-Clause ) OR GPL-2.0-or-later",
+        ),
         ("BSD", None),
         ("MIT AND", None),
         ("GPL-2.0-only WITH Classpath-exception-2.0", "GPL-2.0-only WITH Classpath-exception-2.0"),

@@ -166,9 +166,7 @@ def _sbom_text(data: dict[str, Any]) -> str:
     "-o json|yaml gives the SPDX documents.",
 )
 @output_option
-def inspect_command(
-    archive: Path, keys: tuple[Path, ...], sbom: str | None, output: str
-) -> None:
+def inspect_command(archive: Path, keys: tuple[Path, ...], sbom: str | None, output: str) -> None:
     """Show what ARCHIVE holds, read straight from the ISO (no mount, no extraction)."""
     if sbom is not None:
         from metalk8s_solutions.engine.inspect import SbomOptions, sboms  # noqa: PLC0415

@@ -155,9 +155,7 @@ def sboms(options: SbomOptions) -> dict[str, Any]:
                 if images.manifest_types.get(f"images/blobs/sha256/{h}") in MANIFEST_TYPES
             ] or [image.digest]
             for digest in digests:
-                result.append(
-                    {"image": ref, "digest": digest, "spdx": load_sbom(source, digest)}
-                )
+                result.append({"image": ref, "digest": digest, "spdx": load_sbom(source, digest)})
     finally:
         close = getattr(source, "close", None)
         if close is not None:

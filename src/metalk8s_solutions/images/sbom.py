@@ -21,6 +21,7 @@ creation date given by the caller (the build's ``SOURCE_DATE_EPOCH``).
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import hashlib
 import json
@@ -40,7 +41,7 @@ from urllib.parse import quote
 
 from metalk8s_solutions.api.streams import FileSource, read_limited
 from metalk8s_solutions.errors import ArchiveError
-from metalk8s_solutions.images.sources import Blob, ImageSource
+from metalk8s_solutions.images.sources import ImageSource
 
 SBOM_DIR = "sboms/"
 SPDX_VERSION = "SPDX-2.3"
@@ -66,13 +67,13 @@ _OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 #: extracted license (``LicenseRef-…``) so that the document stays valid SPDX.
 KNOWN_LICENSES = frozenset(
     """0BSD AFL-2.1 AGPL-3.0-only AGPL-3.0-or-later Apache-1.1 Apache-2.0 Artistic-1.0
-    Artistic-2.0 Beerware BSD-1-Clause BSD-2-Clause BSD-3-Clause BSD-4-Clause BSL-1.0 bzip2-1.0.6
-    CC-BY-3.0 CC-BY-4.0 CC-BY-SA-3.0 CC-BY-SA-4.0 CC0-1.0 CDDL-1.0 EPL-1.0 EPL-2.0 FTL
-    GFDL-1.2-or-later GFDL-1.3-or-later GPL-1.0-or-later GPL-2.0-only GPL-2.0-or-later
+    Artistic-2.0 Beerware BSD-1-Clause BSD-2-Clause BSD-3-Clause BSD-4-Clause BSL-1.0
+    bzip2-1.0.6 CC-BY-3.0 CC-BY-4.0 CC-BY-SA-3.0 CC-BY-SA-4.0 CC0-1.0 CDDL-1.0 EPL-1.0 EPL-2.0
+    FTL GFDL-1.2-or-later GFDL-1.3-or-later GPL-1.0-or-later GPL-2.0-only GPL-2.0-or-later
     GPL-3.0-only GPL-3.0-or-later HPND ISC LGPL-2.0-only LGPL-2.0-or-later LGPL-2.1-only
-    LGPL-2.1-or-later LGPL-3.0-only LGPL-3.0-or-later Libpng MIT MIT-0 MPL-1.1 MPL-2.0
-    OpenSSL PostgreSQL PSF-2.0 Python-2.0 Ruby TCL Unicode-DFS-2016 Unicode-3.0 Unlicense
-    W3C WTFPL X11 Zlib ZPL-2.1""".split()
+    LGPL-2.1-or-later LGPL-3.0-only LGPL-3.0-or-later Libpng MIT MIT-0 MPL-1.1 MPL-2.0 OpenSSL
+    PostgreSQL PSF-2.0 Python-2.0 Ruby TCL Unicode-DFS-2016 Unicode-3.0 Unlicense W3C WTFPL
+    X11 Zlib ZPL-2.1""".split()  # noqa: SIM905
 )
 _LICENSE_WORDS = {"AND", "OR", "WITH"}
 _EXCEPTIONS = frozenset({"Classpath-exception-2.0", "LLVM-exception", "GCC-exception-3.1"})
@@ -330,10 +331,7 @@ def parse_buildinfo_blob(blob: bytes) -> tuple[str, str] | None:
         return None
     if not version:
         return None
-    if len(mod) >= 33 and mod[-17] == ord("\n"):
-        mod = mod[16:-16]
-    else:
-        mod = b""
+    mod = mod[16:-16] if len(mod) >= 33 and mod[-17] == ord("\n") else b""
     return version.decode("utf-8", "replace"), mod.decode("utf-8", "replace")
 
 
@@ -363,10 +361,10 @@ def _elf_data_range(head: bytes) -> tuple[int, int] | None:
     wide = head[4] == 2
     order = "<" if head[5] == 1 else ">"
     if wide:
-        phoff, = struct.unpack_from(order + "Q", head, 32)
+        (phoff,) = struct.unpack_from(order + "Q", head, 32)
         phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
     else:
-        phoff, = struct.unpack_from(order + "I", head, 28)
+        (phoff,) = struct.unpack_from(order + "I", head, 28)
         phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
     for index in range(phnum):
         at = phoff + index * phentsize
@@ -374,11 +372,11 @@ def _elf_data_range(head: bytes) -> tuple[int, int] | None:
             return None
         if wide:
             ptype, pflags, offset = struct.unpack_from(order + "IIQ", head, at)
-            filesz, = struct.unpack_from(order + "Q", head, at + 32)
+            (filesz,) = struct.unpack_from(order + "Q", head, at + 32)
         else:
             ptype, offset = struct.unpack_from(order + "II", head, at)
-            filesz, = struct.unpack_from(order + "I", head, at + 16)
-            pflags, = struct.unpack_from(order + "I", head, at + 24)
+            (filesz,) = struct.unpack_from(order + "I", head, at + 16)
+            (pflags,) = struct.unpack_from(order + "I", head, at + 24)
         if ptype == 1 and pflags & 0x3 == 0x2:  # PT_LOAD, PF_W and not PF_X
             return offset, filesz
     return None
@@ -431,7 +429,9 @@ def _aligned_magic(window: bytes, base: int, start: int, end: int) -> int | None
 
 
 def go_packages(info: GoBuildInfo, source: str) -> list[Package]:
-    result = [Package("golang", "stdlib", info.go_version, _golang("stdlib", info.go_version), source)]
+    result = [
+        Package("golang", "stdlib", info.go_version, _golang("stdlib", info.go_version), source)
+    ]
     for path, version in [*([info.main] if info.main else []), *info.deps]:
         result.append(Package("golang", path, version, _golang(path, version), source))
     return result
@@ -456,30 +456,25 @@ class _Zstd:
                 hint="install zstd (e.g. 'apt-get install zstd') and build again",
             )
         self._raw = raw
-        self._process = subprocess.Popen(  # noqa: S603 - a fixed program, no shell
+        self._process = subprocess.Popen(
             [program, "-dcq"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
+        stdin, stdout = self._process.stdin, self._process.stdout
+        if stdin is None or stdout is None:  # pragma: no cover - both are pipes
+            raise ArchiveError("cannot start zstd")
+        self._stdin, self._stdout = stdin, stdout
         self._feeder = threading.Thread(target=self._feed, daemon=True)
         self._feeder.start()
 
     def _feed(self) -> None:
-        stdin = self._process.stdin
-        assert stdin is not None
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):
             while chunk := self._raw.read(_CHUNK):
-                stdin.write(chunk)
-        except (BrokenPipeError, ValueError):
-            pass
-        finally:
-            try:
-                stdin.close()
-            except BrokenPipeError:
-                pass
+                self._stdin.write(chunk)
+        with contextlib.suppress(BrokenPipeError):
+            self._stdin.close()
 
     def read(self, size: int = -1) -> bytes:
-        stdout = self._process.stdout
-        assert stdout is not None
-        return stdout.read(size)
+        return self._stdout.read(size)
 
     def close(self) -> None:
         if self._process.stdout is not None:
@@ -631,33 +626,38 @@ def read_layer(raw: BinaryIO, label: str) -> Layer:
             if not member.isreg():
                 layer.replaced.append(path)
                 continue
-            kind = _wanted(path)
-            if kind is None:
-                if member.mode & 0o111 and member.size > 1024:
-                    extracted = tar.extractfile(member)
-                    info = go_buildinfo(extracted, member.size) if extracted else None  # type: ignore[arg-type]
-                    if info is not None:
-                        layer.added[path] = go_packages(info, path)
-                        continue
-                layer.replaced.append(path)
-                continue
-            limit = MAX_DB_BYTES if kind in ("dpkg", "apk") else MAX_METADATA_BYTES
-            data = _read_member(tar, member, limit)
-            if data is None:
-                layer.replaced.append(path)
-            elif kind == "os-release":
-                layer.os_release[path] = _os_release(data)
-            elif kind in ("dpkg", "apk"):
-                layer.databases[path] = (kind, data)
-            elif kind == "python":
-                layer.added[path] = parse_python_metadata(data, path)
-            else:
-                layer.added[path] = parse_package_json(data, path)
+            _read_file(tar, member, path, layer)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise _NotALayer(f"{label}: not a readable layer: {err}") from err
     finally:
         stream.close()
     return layer
+
+
+def _read_file(tar: tarfile.TarFile, member: tarfile.TarInfo, path: str, layer: Layer) -> None:
+    """What the regular file ``member`` adds to ``layer``."""
+    kind = _wanted(path)
+    if kind is None:
+        if member.mode & 0o111 and member.size > 1024:
+            extracted = tar.extractfile(member)
+            info = go_buildinfo(extracted, member.size) if extracted else None
+            if info is not None:
+                layer.added[path] = go_packages(info, path)
+                return
+        layer.replaced.append(path)
+        return
+    limit = MAX_DB_BYTES if kind in ("dpkg", "apk") else MAX_METADATA_BYTES
+    data = _read_member(tar, member, limit)
+    if data is None:
+        layer.replaced.append(path)
+    elif kind == "os-release":
+        layer.os_release[path] = _os_release(data)
+    elif kind in ("dpkg", "apk"):
+        layer.databases[path] = (kind, data)
+    elif kind == "python":
+        layer.added[path] = parse_python_metadata(data, path)
+    else:
+        layer.added[path] = parse_package_json(data, path)
 
 
 def walk_layer(raw: BinaryIO, found: Found, label: str) -> None:
@@ -681,7 +681,8 @@ class Scan:
 
 
 def scan_layers(
-    layers: Iterable[tuple[str, Callable[[], BinaryIO]]], cache: dict[str, Layer | None] | None = None
+    layers: Iterable[tuple[str, Callable[[], BinaryIO]]],
+    cache: dict[str, Layer | None] | None = None,
 ) -> Scan:
     """The packages of the merged filesystem of ``layers`` (label, opener), bottom first.  A
     layer that is no (gzip/zstd) tar archive adds nothing and is listed as unreadable (a
@@ -713,31 +714,33 @@ class _NotALayer(ArchiveError):
 
 def _license_expression(text: str) -> str | None:
     """``text`` if it is an expression over known SPDX identifiers, else ``None``."""
-    tokens = re.findall(r"\(|\)|[^\s()]+", text.strip())
-    if not tokens:
+    words = re.findall(r"\(|\)|[^\s()]+", text.strip())
+    if not words:
         return None
     expect_id = True
     depth = 0
-    for token in tokens:
-        if token == "(":
+    for word in words:
+        if word == "(":
             depth += 1
             if not expect_id:
                 return None
-        elif token == ")":
+        elif word == ")":
             depth -= 1
             if expect_id or depth < 0:
                 return None
-        elif token.upper() in _LICENSE_WORDS:
+        elif word.upper() in _LICENSE_WORDS:
             if expect_id:
                 return None
             expect_id = True
-        elif expect_id and (token in KNOWN_LICENSES or token in _EXCEPTIONS):
+        elif expect_id and (word in KNOWN_LICENSES or word in _EXCEPTIONS):
             expect_id = False
         else:
             return None
-    return " ".join(t.upper() if t.upper() in _LICENSE_WORDS else t for t in tokens) if (
-        not expect_id and depth == 0
-    ) else None
+    return (
+        " ".join(t.upper() if t.upper() in _LICENSE_WORDS else t for t in words)
+        if (not expect_id and depth == 0)
+        else None
+    )
 
 
 def _spdx_id(prefix: str, text: str, key: str) -> str:
@@ -815,7 +818,9 @@ def spdx_document(
         if package.license:
             expression = _license_expression(package.license)
             if expression is None:
-                license_id = "LicenseRef-" + hashlib.sha256(package.license.encode()).hexdigest()[:16]
+                license_id = (
+                    "LicenseRef-" + hashlib.sha256(package.license.encode()).hexdigest()[:16]
+                )
                 extracted[license_id] = {
                     "licenseId": license_id,
                     "name": package.license[:200],
@@ -895,43 +900,46 @@ def _manifests(
     platform = node.get("platform")
     text = None
     if isinstance(platform, dict):
-        text = "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if k in platform)
+        text = "/".join(
+            str(platform[k]) for k in ("os", "architecture", "variant") if k in platform
+        )
     yield digest, document, text
 
 
-def image_sboms(
-    images: Iterable[ImageSource], *, created: int, tool: str
-) -> dict[str, bytes]:
+def _opener(image: ImageSource, digest: str) -> Callable[[], BinaryIO]:
+    blob = next((b for b in image.blobs if b.digest == digest.split(":", 1)[-1]), None)
+    if blob is None:
+        raise ArchiveError(f"{image.ref}: blob {digest} is missing from its source")
+    source = blob.source
+    return (lambda: source.open("rb")) if isinstance(source, Path) else source
+
+
+def _loader(image: ImageSource) -> Callable[[str], Any]:
+    def load(digest: str) -> Any:
+        with _opener(image, digest)() as stream:
+            data = stream.read(MAX_METADATA_BYTES + 1)
+        if len(data) > MAX_METADATA_BYTES:
+            raise ArchiveError(f"{image.ref}: manifest {digest} is too large")
+        try:
+            return json.loads(data)
+        except ValueError as err:
+            raise ArchiveError(f"{image.ref}: manifest {digest} is not valid JSON") from err
+
+    return load
+
+
+def image_sboms(images: Iterable[ImageSource], *, created: int, tool: str) -> dict[str, bytes]:
     """The SBOM file of every image manifest of ``images`` (for an index, of each platform's
     manifest; cosign signatures left out), by archive path."""
     result: dict[str, bytes] = {}
     cache: dict[str, Layer | None] = {}
     for image in images:
-        blobs = {blob.digest: blob for blob in image.blobs}
-
-        def opener(digest: str, blobs: dict[str, Blob] = blobs) -> Callable[[], BinaryIO]:
-            blob = blobs.get(digest.split(":", 1)[-1])
-            if blob is None:
-                raise ArchiveError(f"{image.ref}: blob {digest} is missing from its source")
-            source = blob.source
-            return (lambda: source.open("rb")) if isinstance(source, Path) else source
-
-        def load(digest: str, opener: Callable[..., Callable[[], BinaryIO]] = opener) -> Any:
-            with opener(digest)() as stream:
-                data = stream.read(MAX_METADATA_BYTES + 1)
-            if len(data) > MAX_METADATA_BYTES:
-                raise ArchiveError(f"{image.ref}: manifest {digest} is too large")
-            try:
-                return json.loads(data)
-            except ValueError as err:
-                raise ArchiveError(f"{image.ref}: manifest {digest} is not valid JSON") from err
-
-        for digest, manifest, platform in _manifests(image.descriptor, load):
+        for digest, manifest, platform in _manifests(image.descriptor, _loader(image)):
             path = sbom_path(digest)
             if path in result or is_cosign(manifest, image.ref):
                 continue
             layers = [
-                (f"layer {item.get('digest')}", opener(str(item.get("digest"))))
+                (f"layer {item.get('digest')}", _opener(image, str(item.get("digest"))))
                 for item in manifest.get("layers") or []
                 if isinstance(item, dict)
             ]
