@@ -129,3 +129,28 @@ def test_archives_without_sboms_still_validate_and_inspect(tmp_path: Path) -> No
         [SOLUTIONS, "inspect", str(archive), "--sbom"], capture_output=True, text=True, check=True
     ).stdout
     assert "no SBOM in this archive" in text
+
+
+def test_the_solutions_page_shows_package_counts_per_image(example_archives: Any) -> None:
+    from metalk8s_solutions.web.pages import templates  # noqa: PLC0415 - the web app is heavy
+    from metalk8s_solutions.web.service import archive_details  # noqa: PLC0415
+
+    iso = example_archives.isos["2.0.0"]
+    details = archive_details(iso, ())
+    operator = "example-solution-operator:2.0.0"
+    assert operator in details["images"]
+    rows = details["sboms"][operator]
+    assert {r["type"] for r in rows} == {"deb", "pypi"}
+    entry = {"name": "Example", "version": "2.0.0", "archive": str(iso), "details": details}
+    html = templates.get_template("solutions.html").render(
+        data={"config": "c", "solutions": {"example-solution": [entry]}, "policy": {}},
+        can={"import": False, "activate": False},
+        csrf="x",
+        user="u",
+        error=None,
+        page="solutions",
+        request=None,
+    )
+    assert f"<code>{operator}</code>" in html
+    assert f"<summary>{len(rows)} package(s)</summary>" in html
+    assert "<td>libc6</td>" in html

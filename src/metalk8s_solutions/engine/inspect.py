@@ -29,7 +29,7 @@ from metalk8s_solutions.engine.crds import CRD_V1BETA1, convert_v1beta1, is_v1be
 from metalk8s_solutions.engine.validate import check_source, open_source
 from metalk8s_solutions.errors import ArchiveError, ManifestError, Missing, command
 from metalk8s_solutions.images.oci import MANIFEST_TYPES, read_docker_dirs, read_oci_layout
-from metalk8s_solutions.images.sbom import load_sbom
+from metalk8s_solutions.images.sbom import load_sbom, package_rows
 
 
 @dataclass(frozen=True)
@@ -161,3 +161,16 @@ def sboms(options: SbomOptions) -> dict[str, Any]:
         if close is not None:
             close()
     return {"archive": str(options.archive), "images": result}
+
+
+def sbom_packages(archive: Path) -> dict[str, list[dict[str, str]]]:
+    """The packages of each image of ``archive`` (``name:tag`` -> rows of :func:`package_rows`,
+    every platform's together), for images that have an SBOM; empty for an archive without."""
+    result: dict[str, list[dict[str, str]]] = {}
+    for entry in sboms(SbomOptions(archive))["images"]:
+        if entry["spdx"] is None:
+            continue
+        rows = result.setdefault(entry["image"], [])
+        seen = {row["purl"] for row in rows}
+        rows.extend(row for row in package_rows(entry["spdx"]) if row["purl"] not in seen)
+    return result

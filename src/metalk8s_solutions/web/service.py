@@ -42,7 +42,7 @@ from metalk8s_solutions.engine.environments import (
     show_environment,
     upgrade_solution,
 )
-from metalk8s_solutions.engine.inspect import InspectOptions, inspect
+from metalk8s_solutions.engine.inspect import InspectOptions, inspect, sbom_packages
 from metalk8s_solutions.engine.solutions import (
     Context,
     ImportOptions,
@@ -274,7 +274,8 @@ def archive_details(archive: Path, trusted: tuple[str, ...]) -> dict[str, Any]:
             return {"problem": str(err), "size": stat.st_size}
         _INSPECTED[key] = {
             "size": stat.st_size,
-            "images": [f"{i.get('name', '?')}:{i.get('tag', '?')}" for i in data.get("images", [])],
+            "images": [i.get("image", "?") for i in data.get("images", [])],
+            "sboms": sbom_packages(archive),  # image -> its packages, from the archive's SBOMs
             "crds": [c.get("name", "?") for c in data.get("crds", [])],
             "signature": data["integrity"]["signature"],
             "signedBy": data["integrity"]["signedBy"],
