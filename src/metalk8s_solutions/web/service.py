@@ -272,10 +272,14 @@ def archive_details(archive: Path, trusted: tuple[str, ...]) -> dict[str, Any]:
             data = inspect(InspectOptions(archive, tuple(Path(k) for k in trusted))).to_dict()
         except SolutionsError as err:
             return {"problem": str(err), "size": stat.st_size}
+        try:
+            packages = sbom_packages(archive)
+        except SolutionsError:  # an unreadable SBOM hides the packages, not the version
+            packages = {}
         _INSPECTED[key] = {
             "size": stat.st_size,
             "images": [i.get("image", "?") for i in data.get("images", [])],
-            "sboms": sbom_packages(archive),  # image -> its packages, from the archive's SBOMs
+            "sboms": packages,  # image -> its packages, from the archive's SBOMs
             "crds": [c.get("name", "?") for c in data.get("crds", [])],
             "signature": data["integrity"]["signature"],
             "signedBy": data["integrity"]["signedBy"],
