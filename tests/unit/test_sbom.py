@@ -15,6 +15,7 @@ from typing import BinaryIO
 import pytest
 
 from metalk8s_solutions.images import sbom
+from metalk8s_solutions.testing import binaries
 from metalk8s_solutions.testing.podtool import ensure_podtool
 
 DPKG_STATUS = b"""\
@@ -221,20 +222,46 @@ def _podtool() -> Path:
     return ensure_podtool()
 
 
-def test_go_buildinfo_matches_go_version_m() -> None:
-    binary = _podtool()
+def _go_version_m(binary: Path) -> tuple[str, tuple[str, str], list[tuple[str, str]]]:
+    """Go version, main module and dependencies (replacements applied) by ``go version -m``."""
     listed = subprocess.run(
         ["go", "version", "-m", str(binary)], capture_output=True, text=True, check=True
     ).stdout
     go_version = listed.split(":", 1)[1].split()[0]
-    main = next(line.split("\t") for line in listed.splitlines() if line.startswith("\tmod\t"))
-    deps = [tuple(line.split("\t")[2:4]) for line in listed.splitlines() if "\tdep\t" in line]
+    main: tuple[str, str] = ("", "")
+    deps: list[tuple[str, str]] = []
+    for line in listed.splitlines():
+        parts = line.split("\t")
+        if parts[1:2] == ["mod"]:
+            main = (parts[2], parts[3])
+        elif parts[1:2] == ["dep"]:
+            deps.append((parts[2], parts[3]))
+        elif parts[1:2] == ["=>"]:
+            deps[-1] = (parts[2], parts[3])
+    return go_version, main, deps
+
+
+def _check_against_go(binary: Path) -> None:
+    go_version, main, deps = _go_version_m(binary)
     with binary.open("rb") as stream:
         info = sbom.go_buildinfo(stream, binary.stat().st_size)
     assert info is not None
     assert info.go_version == go_version
-    assert info.main == (main[2], main[3])
+    assert info.main == main
     assert list(info.deps) == deps
+
+
+def test_go_buildinfo_matches_go_version_m() -> None:
+    _check_against_go(_podtool())
+
+
+def test_go_buildinfo_of_a_program_with_dependencies() -> None:
+    """etcd (built by the test harness, with dozens of modules), when it is cached here."""
+    etcd = binaries.find("etcd")
+    if etcd is None or shutil.which("go") is None:
+        pytest.skip("etcd is not built yet (the control-plane fixtures build it)")
+    _check_against_go(etcd)
+    assert len(_go_version_m(etcd)[2]) > 20
 
 
 def test_go_binary_in_a_layer_and_not_a_go_binary() -> None:
