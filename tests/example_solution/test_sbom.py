@@ -153,4 +153,5 @@ def test_the_solutions_page_shows_package_counts_per_image(example_archives: Any
     )
     assert f"<code>{operator}</code>" in html
     assert f"<summary>{len(rows)} package(s)</summary>" in html
-    assert "<td>libc6</td>" in html
+    assert "deb <strong>libc6</strong>" in html
+    assert html.count("<tr") == 2  # the versions table's head and one row: no nested table

@@ -660,11 +660,6 @@ def _read_file(tar: tarfile.TarFile, member: tarfile.TarInfo, path: str, layer: 
         layer.added[path] = parse_package_json(data, path)
 
 
-def walk_layer(raw: BinaryIO, found: Found, label: str) -> None:
-    """Add the packages of one layer to ``found``, after applying its whiteouts to it."""
-    read_layer(raw, label).apply(found)
-
-
 def _os_release(data: bytes) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in data.decode("utf-8", "replace").splitlines():
