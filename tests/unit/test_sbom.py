@@ -205,6 +205,10 @@ def test_layers_merge_with_whiteouts_and_find_every_kind() -> None:
         ("apk", "musl"),
         ("apk", "busybox"),
     }
+    libc = next(p for p in packages if p.name == "libc6")
+    assert libc.purl == "pkg:deb/debian/libc6@2.36-9+deb12u4?arch=amd64&distro=debian-12"
+    musl = next(p for p in packages if p.name == "musl")  # apk's purl names the image's distro
+    assert musl.purl.startswith("pkg:apk/debian/musl@")
     old = next(p for p in packages if p.name == "old_style.pkg")
     assert old.purl == "pkg:pypi/old-style-pkg@0.9"
 

@@ -107,11 +107,21 @@ class Found:
         return sorted(seen.values(), key=lambda p: (p.type, p.name, p.version, p.purl))
 
     def distro(self) -> str | None:
+        """``<ID>`` or ``<ID>-<VERSION_ID>`` of the image's os-release (``debian-12``)."""
         for path in _OS_RELEASE:
             if path in self.os_release:
-                value = self.os_release[path].get("ID")
-                return value.lower() if value else None
+                name = self.os_release[path].get("ID", "").lower()
+                version = self.os_release[path].get("VERSION_ID", "")
+                return f"{name}-{version}" if name and version else name or None
         return None
+
+
+def _namespace(distro: str | None, default: str) -> tuple[str, str]:
+    """The purl namespace and ``distro`` qualifier of a ``distro`` as :meth:`Found.distro` says."""
+    if not distro:
+        return default, ""
+    name, _, version = distro.partition("-")
+    return name, distro if version else ""
 
 
 # --- parsers (bytes in, packages out) -----------------------------------------------------------
@@ -166,7 +176,7 @@ def _paragraphs(text: str) -> Iterator[dict[str, str]]:
 
 def parse_dpkg_status(data: bytes, source: str, distro: str | None = None) -> list[Package]:
     """The installed packages of a dpkg status file (or a distroless ``status.d`` file)."""
-    namespace = distro or "debian"
+    namespace, qualifier = _namespace(distro, "debian")
     result: list[Package] = []
     for stanza in _paragraphs(data.decode("utf-8", "replace")):
         name, version = stanza.get("Package"), stanza.get("Version")
@@ -179,7 +189,7 @@ def parse_dpkg_status(data: bytes, source: str, distro: str | None = None) -> li
                 "deb",
                 name,
                 version,
-                _purl("deb", namespace, name, version, arch=arch, distro=""),
+                _purl("deb", namespace, name, version, arch=arch, distro=qualifier),
                 source,
                 supplier=_person(stanza.get("Maintainer")),
             )
@@ -189,7 +199,7 @@ def parse_dpkg_status(data: bytes, source: str, distro: str | None = None) -> li
 
 def parse_apk_installed(data: bytes, source: str, distro: str | None = None) -> list[Package]:
     """The packages of an Alpine ``lib/apk/db/installed`` database."""
-    namespace = distro or "alpine"
+    namespace, qualifier = _namespace(distro, "alpine")
     result: list[Package] = []
     fields: dict[str, str] = {}
     for line in [*data.decode("utf-8", "replace").splitlines(), ""]:
@@ -204,7 +214,14 @@ def parse_apk_installed(data: bytes, source: str, distro: str | None = None) -> 
                         "apk",
                         name,
                         version,
-                        _purl("apk", namespace, name, version, arch=fields.get("A", "")),
+                        _purl(
+                            "apk",
+                            namespace,
+                            name,
+                            version,
+                            arch=fields.get("A", ""),
+                            distro=qualifier,
+                        ),
                         source,
                         supplier=_person(fields.get("m")),
                         license=fields.get("L") or None,
