@@ -4,7 +4,9 @@ Go executable (the harness's podtool, compared with ``go version -m``)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import shutil
 import subprocess
 import tarfile
@@ -15,6 +17,7 @@ from typing import BinaryIO
 import pytest
 
 from metalk8s_solutions.images import sbom
+from metalk8s_solutions.images.sources import Blob, ImageSource
 from metalk8s_solutions.testing import binaries
 from metalk8s_solutions.testing.podtool import ensure_podtool
 
@@ -358,3 +361,51 @@ def test_a_layer_that_is_no_tar_adds_nothing_and_is_named() -> None:
         "a:1", "sha256:" + "0" * 64, scan.packages, created=0, tool="t", unreadable=["layer1"]
     )
     assert document["packages"][0]["comment"] == "layer1 is no tar archive: no package read from it"
+
+
+def test_an_index_gets_one_sbom_per_platform_and_no_sbom_for_a_signature() -> None:
+    blobs: dict[str, bytes] = {}
+
+    def put(data: bytes) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    def manifest(
+        layer: bytes, layer_type: str = "application/vnd.oci.image.layer.v1.tar+gzip"
+    ) -> bytes:
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **put(b"{}")},
+                "layers": [{"mediaType": layer_type, **put(layer)}],
+            }
+        ).encode()
+
+    amd64 = put(manifest(_layer({"var/lib/dpkg/status": DPKG_STATUS})))
+    arm64 = put(manifest(_layer({"lib/apk/db/installed": APK_DB})))
+    signature = put(manifest(b"{}", "application/vnd.dev.cosign.simplesigning.v1+json"))
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {**amd64, "platform": {"os": "linux", "architecture": "amd64"}},
+                {**arm64, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                signature,
+            ],
+        }
+    ).encode()
+    top = put(index)
+    image = ImageSource(
+        "app:1.0",
+        {"mediaType": "application/vnd.oci.image.index.v1+json", **top},
+        [Blob(h, len(d), lambda d=d: io.BytesIO(d)) for h, d in blobs.items()],
+    )
+    files = sbom.image_sboms([image], created=0, tool="t")
+    assert sorted(files) == sorted(sbom.sbom_path(str(m["digest"])) for m in (amd64, arm64))
+    by_platform = {
+        json.loads(data)["packages"][0]["comment"]: json.loads(data) for data in files.values()
+    }
+    assert set(by_platform) == {"platform linux/amd64", "platform linux/arm64/v8"}
+    names = {p["name"] for p in by_platform["platform linux/arm64/v8"]["packages"]}
+    assert names == {"app", "musl", "busybox"}
