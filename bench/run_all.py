@@ -31,6 +31,7 @@ RESULTS = BENCH / "results.json"
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "startup": ("bench_startup.py", []),
     "build": ("build_vs_xorriso.py", []),
+    "sbom": ("sbom_vs_tar.py", []),
     "validate": ("validate_vs_openssl.py", []),
     "import": ("import_vs_openssl.py", []),
     "memory": ("peak_memory.py", []),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -146,6 +148,36 @@ def test_build_reads_each_input_byte_once(tmp_path: Path) -> None:
     with IsoReader(tmp_path / "out.iso") as reader:
         payload = sum(info.size for info in reader.files().values())
     assert len(layer) < read < 1.3 * payload, (read, payload)
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
+
+
+def test_a_real_layer_shared_by_two_images_is_read_once_for_the_sboms(tmp_path: Path) -> None:
+    """The SBOM pass is the one second read of the layers: a layer shared by two images is
+    read once for both SBOMs, then once more by the write."""
+    src = make_source(tmp_path / "src")
+    status = b"Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\nArchitecture: amd64\n"
+    layer = _tar_gz({"var/lib/dpkg/status": status, "opt/data.bin": os.urandom(16 * 1024 * 1024)})
+    for image in ("base-server", "example-solution-operator"):
+        write_oci_layout(src / "images" / image / "1.0.0", [layer, image.encode()], "1.0.0")
+    before = _rchar()
+    build(BuildOptions(src, tmp_path / "out.iso", epoch=EPOCH))
+    read = _rchar() - before
+    with IsoReader(tmp_path / "out.iso") as reader:
+        payload = sum(info.size for info in reader.files().values())
+        sboms = [p for p in reader.files() if p.startswith("sboms/")]
+        assert len(sboms) == 2
+        for path in sboms:
+            assert b'"name": "libc6"' in reader.read_bytes(path)
+    assert payload + 0.9 * len(layer) < read < payload + 1.3 * len(layer), (read, payload)
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))

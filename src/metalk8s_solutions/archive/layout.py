@@ -43,7 +43,13 @@ _COMMON = (
     r"SHA256SUMS",
     r"signatures/[0-9a-f]{16}\.sig",
 )
-_OCI = (r"images/oci-layout", r"images/index\.json", rf"images/blobs/sha256/{HEX64}")
+SBOM = re.compile(rf"^sboms/sha256-({HEX64})\.spdx\.json$")  # one per image manifest
+_OCI = (
+    r"images/oci-layout",
+    r"images/index\.json",
+    rf"images/blobs/sha256/{HEX64}",
+    SBOM.pattern[1:-1],
+)
 _METALK8S = (
     r"registry-config\.inc\.j2",
     r"product\.txt",  # MetalK8s 2.4 format (api/product.py)
@@ -140,7 +146,7 @@ def check_names(paths: Iterable[str], label: str = "") -> list[Finding]:
                     path,
                 )
             )
-        elif len(longest) > MAX_JOLIET_NAME:
+        elif len(longest) > MAX_JOLIET_NAME and not SBOM.match(path):
             findings.append(
                 Finding(
                     "SOL025",

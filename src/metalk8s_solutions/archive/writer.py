@@ -41,7 +41,8 @@ import pycdlib.utils
 
 from metalk8s_solutions.errors import ArchiveError
 
-MAX_NAME = 64  # the Joliet limit, in characters
+MAX_NAME = 255  # the Rock Ridge limit, in characters
+MAX_JOLIET_NAME = 64  # Joliet's: a longer name is cut there in the Joliet tree, as mkisofs -J does
 FILE_MODE = 0o100444
 DIR_MODE = 0o040555
 SECTOR = 2048
@@ -290,7 +291,7 @@ def write_iso(
                 iso.add_directory(
                     "/" + directory,
                     rr_name=PurePosixPath(directory).name,
-                    joliet_path="/" + directory,
+                    joliet_path=_joliet(directory),
                     file_mode=DIR_MODE,
                 )
             for item in ordered:
@@ -307,7 +308,7 @@ def write_iso(
                     item.size,
                     "/" + item.path,
                     rr_name=PurePosixPath(item.path).name,
-                    joliet_path="/" + item.path,
+                    joliet_path=_joliet(item.path),
                     file_mode=FILE_MODE,
                 )
             iso.write(os.fspath(output), blocksize=_COPY_BLOCK, progress_cb=progress)
@@ -322,6 +323,12 @@ def write_iso(
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             iso.close()
+
+
+def _joliet(path: str) -> str:
+    """The Joliet path of ``path``: each name cut at Joliet's 64 characters (Rock Ridge readers,
+    ours among them, see the whole name; ``sboms/sha256-<hex>.spdx.json`` is one such)."""
+    return "/" + "/".join(part[:MAX_JOLIET_NAME] for part in path.split("/"))
 
 
 def _directories(ordered: Sequence[IsoFile], *, reserving: bool) -> set[str]:
@@ -357,7 +364,7 @@ def _fill_reserved(
                 )
             records = [
                 iso.get_record(iso_path="/" + path),
-                iso.get_record(joliet_path="/" + path),
+                iso.get_record(joliet_path=_joliet(path)),
             ]
             extent = records[0].extent_location()
             os.pwrite(fd, data, extent * SECTOR)

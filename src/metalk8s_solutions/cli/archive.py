@@ -132,12 +132,47 @@ def _inspect_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _sbom_text(data: dict[str, Any]) -> str:
+    from metalk8s_solutions.images.sbom import package_rows  # noqa: PLC0415
+
+    blocks = []
+    for entry in data["images"]:
+        title = f"{entry['image']} ({entry['digest'][:19]})"
+        if entry["spdx"] is None:
+            blocks.append(f"{title}: no SBOM in this archive")
+            continue
+        rows = package_rows(entry["spdx"])
+        blocks.append(
+            f"{title}: {_count(len(rows), 'package')}\n"
+            + table(
+                ["type", "name", "version", "license"],
+                [[r["type"], r["name"], r["version"], r["license"] or "-"] for r in rows],
+            )
+        )
+    return "\n\n".join(blocks) if blocks else "no image"
+
+
 @click.command("inspect")
 @click.argument("archive", type=click.Path(exists=True, path_type=Path))
 @key_option
+@click.option(
+    "--sbom",
+    "sbom",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[IMAGE]",
+    help="Show the packages of every image (or of IMAGE, name:tag) from the archive's SBOMs; "
+    "-o json|yaml gives the SPDX documents.",
+)
 @output_option
-def inspect_command(archive: Path, keys: tuple[Path, ...], output: str) -> None:
+def inspect_command(archive: Path, keys: tuple[Path, ...], sbom: str | None, output: str) -> None:
     """Show what ARCHIVE holds, read straight from the ISO (no mount, no extraction)."""
+    if sbom is not None:
+        from metalk8s_solutions.engine.inspect import SbomOptions, sboms  # noqa: PLC0415
+
+        emit(sboms(SbomOptions(archive, sbom or None)), output, _sbom_text)
+        return
     from metalk8s_solutions.engine.inspect import InspectOptions, inspect  # noqa: PLC0415
 
     result = inspect(InspectOptions(archive, keys))

@@ -10,6 +10,9 @@ OCI or docker archive)::
     SRC/operator/deploy/crds/*.yaml
     SRC/monitoring/..., SRC/ui/...     optional extras
 
+The archive also gets ``sboms/sha256-<hex>.spdx.json``, the SPDX SBOM of every image manifest,
+made from its layers (``images/sbom.py``): a second read of the layers, before the write.
+
 :func:`plan` turns it into the list of archive files (a ``FileSource``, so ``validate`` runs the
 same rules on it); :func:`build` checks the plan and streams every file into the ISO once,
 hashing it on the way (blob digests verified as each blob ends); SHA256SUMS (whose size is known
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metalk8s_solutions import __version__
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.findings import Finding, Severity
 from metalk8s_solutions.archive.checksums import SUMS_PATH, format_sums
@@ -41,6 +45,7 @@ from metalk8s_solutions.engine.validate import (
     check_source,
 )
 from metalk8s_solutions.errors import ArchiveError, ChecksumMismatch, InvalidInput, command
+from metalk8s_solutions.images.sbom import image_sboms
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,10 @@ def build(options: BuildOptions) -> BuildResult:
     epoch = source_date_epoch(options.epoch)
     private_key = load_private_key(options.key) if options.key else None
     the_plan = plan(options.source, private_key)
+    # One SPDX SBOM per image manifest, read from its layers (sboms/, covered by SHA256SUMS).
+    sboms = image_sboms(the_plan.images, created=epoch, tool=f"metalk8s-solutions-{__version__}")
+    for path, data in sboms.items():
+        the_plan.add_bytes(path, data)
     report = check_source(the_plan, trusted={}, policy=Policy.DISABLED, verify_content=False)
     errors = [f for f in report.findings if f.level is Severity.ERROR]
     if errors:

@@ -2,7 +2,8 @@
 
 Reads straight from the ISO file (or an extracted directory): no extraction, no mount.  It does
 not hash the content (that is ``validate``'s job); it checks the signatures over SHA256SUMS,
-which is cheap, and says so.
+which is cheap, and says so.  :func:`sboms` and :func:`read_sbom` read the SPDX SBOMs of its
+images (``sboms/``, made by ``build``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.crd import summarize_crd, summarize_role
 from metalk8s_solutions.api.findings import Severity
-from metalk8s_solutions.api.streams import read_limited
+from metalk8s_solutions.api.streams import FileSource, read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH
 from metalk8s_solutions.archive.cosign import signature_tag
-from metalk8s_solutions.archive.layout import crd_files
+from metalk8s_solutions.archive.layout import Layout, crd_files, detect_layout
 from metalk8s_solutions.archive.product import operator_roles
 from metalk8s_solutions.archive.signing import (
     MAX_SIGNATURE_BYTES,
@@ -27,8 +28,14 @@ from metalk8s_solutions.archive.signing import (
 )
 from metalk8s_solutions.engine.crds import CRD_V1BETA1, convert_v1beta1, is_v1beta1_crd
 from metalk8s_solutions.engine.validate import check_source, open_source
-from metalk8s_solutions.errors import ArchiveError, ManifestError, command
-from metalk8s_solutions.images.oci import ImageSet
+from metalk8s_solutions.errors import ArchiveError, ManifestError, Missing, command
+from metalk8s_solutions.images.oci import (
+    MANIFEST_TYPES,
+    ImageSet,
+    read_docker_dirs,
+    read_oci_layout,
+)
+from metalk8s_solutions.images.sbom import load_sbom, package_rows
 
 
 @dataclass(frozen=True)
@@ -115,3 +122,70 @@ def _signature_tag(images: ImageSet, ref: str, digest: str) -> str | None:
     """The cosign signature tag (``sha256-<hex>.sig``) of image ``ref``, when the archive has it."""
     tag = signature_tag(digest)
     return tag if f"{ref.rpartition(':')[0]}:{tag}" in images.signatures else None
+
+
+def read_sbom(archive: Path | FileSource, manifest_digest: str) -> dict[str, Any] | None:
+    """The SPDX SBOM of the image manifest ``sha256:<hex>`` in ``archive`` (an ISO, an extracted
+    archive, or an open source), ``None`` if the archive has none for it."""
+    if not isinstance(archive, Path):
+        return load_sbom(archive, manifest_digest)
+    source, _ = open_source(archive)
+    try:
+        return load_sbom(source, manifest_digest)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass(frozen=True)
+class SbomOptions:
+    archive: Path
+    image: str | None = None  # name:tag; every image when None
+
+
+def sboms(options: SbomOptions) -> dict[str, Any]:
+    """Every image of the archive (or ``options.image``) with the SBOM of each of its
+    single-platform manifests (``spdx`` is ``None`` where the archive has none)."""
+    source, _ = open_source(options.archive)
+    try:
+        files = source.files()
+        if detect_layout(files) is Layout.METALK8S:
+            images = read_docker_dirs(source)
+        else:
+            images = read_oci_layout(source)
+        if options.image is not None and options.image not in images.images:
+            known = ", ".join(sorted(images.images)) or "none"
+            raise Missing(
+                f"{options.archive}: no image {options.image} in the archive (images: {known})",
+                hint=f"list them with '{command('inspect', str(options.archive))}'",
+            )
+        result: list[dict[str, Any]] = []
+        for ref, image in sorted(images.images.items()):
+            if options.image is not None and ref != options.image:
+                continue
+            digests = [
+                f"sha256:{h}"
+                for h in image.blobs
+                if images.manifest_types.get(f"images/blobs/sha256/{h}") in MANIFEST_TYPES
+            ] or [image.digest]
+            for digest in digests:
+                result.append({"image": ref, "digest": digest, "spdx": load_sbom(source, digest)})
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    return {"archive": str(options.archive), "images": result}
+
+
+def sbom_packages(archive: Path) -> dict[str, list[dict[str, str]]]:
+    """The packages of each image of ``archive`` (``name:tag`` -> rows of :func:`package_rows`,
+    every platform's together), for images that have an SBOM; empty for an archive without."""
+    result: dict[str, list[dict[str, str]]] = {}
+    for entry in sboms(SbomOptions(archive))["images"]:
+        if entry["spdx"] is None:
+            continue
+        rows = result.setdefault(entry["image"], [])
+        seen = {row["purl"] for row in rows}
+        rows.extend(row for row in package_rows(entry["spdx"]) if row["purl"] not in seen)
+    return result

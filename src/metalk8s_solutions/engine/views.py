@@ -22,7 +22,7 @@ from metalk8s_solutions.engine.environments import (
     session,
     show_environment,
 )
-from metalk8s_solutions.engine.inspect import InspectOptions, inspect
+from metalk8s_solutions.engine.inspect import InspectOptions, inspect, sbom_packages
 from metalk8s_solutions.engine.instances import instances_view
 from metalk8s_solutions.engine.solutions import list_solutions
 from metalk8s_solutions.engine.state import Context
@@ -44,9 +44,14 @@ def archive_details(archive: Path, trusted: tuple[str, ...]) -> dict[str, Any]:
             data = inspect(InspectOptions(archive, tuple(Path(k) for k in trusted))).to_dict()
         except SolutionsError as err:
             return {"problem": str(err), "size": stat.st_size}
+        try:
+            packages = sbom_packages(archive)
+        except SolutionsError:  # an unreadable SBOM hides the packages, not the version
+            packages = {}
         _INSPECTED[key] = {
             "size": stat.st_size,
-            "images": [f"{i.get('name', '?')}:{i.get('tag', '?')}" for i in data.get("images", [])],
+            "images": [i.get("image", "?") for i in data.get("images", [])],
+            "sboms": packages,  # image -> its packages, from the archive's SBOMs
             "crds": [c.get("name", "?") for c in data.get("crds", [])],
             "signature": data["integrity"]["signature"],
             "signedBy": data["integrity"]["signedBy"],
