@@ -695,3 +695,24 @@ def diff_archives(options: DiffOptions) -> dict[str, Any]:
 def diff_imported(before: Path, after: Path) -> dict[str, Any]:
     """The diff of two imported archives (verified at import: signatures not checked again)."""
     return compare(read_archive(before), read_archive(after))
+
+
+def upgrade_diffs(
+    deployed: Mapping[str, str | None], version: str, archive: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """For a dry-run upgrade to ``version`` (imported from ``archive``): the diff from each
+    deployed version's archive (``deployed``: version -> its imported archive), and a note for
+    each that cannot be read (the plan is still shown)."""
+    diffs: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for current, path in deployed.items():
+        if current == version:
+            continue
+        if path is None:
+            notes.append(f"what changes from {current} is not known: its archive is not imported")
+            continue
+        try:
+            diffs.append(diff_imported(Path(path), Path(archive)))
+        except ArchiveError as err:
+            notes.append(f"what changes from {current} to {version} is not known: {err}")
+    return diffs, notes
