@@ -537,3 +537,22 @@ def test_sbom_files_are_found_by_the_digest_in_their_path() -> None:
     assert _sbom_digest(f"sboms/sha256/{hexdigest}.json") == hexdigest
     assert _sbom_digest(f"sboms/{hexdigest}.txt") is None
     assert _sbom_digest(f"images/{hexdigest}.json") is None
+
+
+def test_upgrade_diffs_one_per_deployed_version_and_a_note_for_what_cannot_be_read(
+    tmp_path: Path,
+) -> None:
+    from metalk8s_solutions.engine.diff import upgrade_diffs  # noqa: PLC0415
+
+    old = write_archive(tmp_path, "old", {}, iso=True)
+    new = write_archive(tmp_path, "new", {}, base_layer=b"new", iso=True)
+    diffs, notes = upgrade_diffs(
+        {"0.9.0": None, "1.0.0": str(old), "1.1.0": str(tmp_path / "gone.iso"), "2.0.0": str(new)},
+        "2.0.0",
+        str(new),
+    )
+    assert len(diffs) == 1 and diffs[0]["from"]["signature"] is None
+    assert [c["name"] for c in diffs[0]["images"]["changed"]] == ["base-server"]
+    assert notes[0] == "what changes from 0.9.0 is not known: its archive is not imported"
+    assert notes[1].startswith("what changes from 1.1.0 to 2.0.0 is not known: ")
+    assert "gone.iso" in notes[1] and len(notes) == 2

@@ -42,7 +42,7 @@ from metalk8s_solutions.archive.signing import MAX_SIGNATURE_BYTES, PublicKey, c
 from metalk8s_solutions.engine.crds import convert_v1beta1, crd_info, is_v1beta1_crd
 from metalk8s_solutions.engine.desired import VersionContent, privileged_rules
 from metalk8s_solutions.engine.validate import check_source, open_source
-from metalk8s_solutions.errors import ArchiveError, ManifestError, command
+from metalk8s_solutions.errors import ArchiveError, ManifestError, SolutionsError, command
 from metalk8s_solutions.images.oci import ImageInfo
 
 SBOM_DIR = "sboms/"
@@ -713,6 +713,9 @@ def upgrade_diffs(
             continue
         try:
             diffs.append(diff_imported(Path(path), Path(archive)))
-        except ArchiveError as err:
+        except SolutionsError as err:
             notes.append(f"what changes from {current} to {version} is not known: {err}")
+        except OSError as err:
+            why = f"{err.strerror or err}: {err.filename or path}"
+            notes.append(f"what changes from {current} to {version} is not known: {why}")
     return diffs, notes
