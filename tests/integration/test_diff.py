@@ -60,7 +60,13 @@ def check_example_diff(data: dict[str, Any]) -> None:
     (crd,) = data["crds"]
     assert (crd["crd"], crd["kind"], crd["change"]) == (CRD, "VersionServer", "changed")
     changes = crd["changes"]
-    assert {"change": "version-added", "version": "v1beta1", "to": "served, storage"} in changes
+    assert {
+        "change": "version-added",
+        "version": "v1beta1",
+        "to": "served, storage",
+        "against": "v1alpha1",  # 1.0.0's storage version, which had no logLevel
+        "fields": [{"change": "field-added", "path": "spec.logLevel", "to": "string"}],
+    } in changes
     assert {"change": "storage", "version": "v1alpha1", "from": True, "to": False} in changes
     assert {"change": "deprecated", "version": "v1alpha1", "from": False, "to": True} in changes
     assert {
@@ -101,7 +107,8 @@ def test_solutions_diff_of_the_example_1_0_0_and_2_0_0(example_archives: Any) ->
         "  ~ base-server 1.0.0 -> 2.0.0: sha256:",
         f"  + {SOL}-ui:2.0.0: sha256:",
         f"  ~ {CRD} (VersionServer)",
-        "      + version v1beta1 (served, storage)",
+        "      + version v1beta1 (served, storage); fields against v1alpha1: 1 change(s)\n"
+        "          + v1beta1 spec.logLevel (string)",
         "      ~ v1alpha1: storage true -> false",
         "      ~ v1alpha1: deprecated false -> true",
         "      + v1alpha1 spec.logLevel (string)",
@@ -156,7 +163,7 @@ def test_env_upgrade_dry_run_shows_what_the_new_archive_changes(
         plan, _, changes = text.partition("\nWhat changes from 1.0.0 to 2.0.0 (solutions diff ")
         assert f"would upgrade {SOL} in {env}/{env}: 1.0.0 -> 2.0.0" in plan, text
         assert "dry run: nothing was changed" in plan
-        assert "      + version v1beta1 (served, storage)" in changes, text
+        assert "      + version v1beta1 (served, storage); fields against v1alpha1" in changes, text
         assert f"  + {SOL}-ui:2.0.0: sha256:" in changes
         # not on a real upgrade, nor on the plan of anything else
         assert "What changes" not in ok("env", "add-solution", env, SOL, "1.0.0", "--dry-run")

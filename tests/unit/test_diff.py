@@ -232,7 +232,23 @@ def test_crd_diff_names_versions_flags_and_fields() -> None:
                     "version": "v1alpha1",
                 },
                 {"change": "field-required", "path": "spec.replicas", "version": "v1alpha1"},
-                {"change": "version-added", "version": "v1", "to": "served, storage"},
+                {
+                    "change": "version-added",
+                    "version": "v1",
+                    "to": "served, storage",
+                    "against": "v1alpha1",  # the storage version before: its fields, compared
+                    "fields": [
+                        {"change": "field-removed", "path": "spec.image", "from": "string"},
+                        {"change": "field-added", "path": "spec.logLevel", "to": "string"},
+                        {
+                            "change": "field-type",
+                            "path": "spec.replicas",
+                            "from": "integer",
+                            "to": "string",
+                        },
+                        {"change": "field-required", "path": "spec.replicas"},
+                    ],
+                },
             ],
         }
     ]

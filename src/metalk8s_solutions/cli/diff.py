@@ -106,7 +106,14 @@ def _crd_change(change: dict[str, Any]) -> str:
     if kind == "scope":
         return f"~ scope: {change['from']} -> {change['to']}"
     if kind == "version-added":
-        return f"+ version {version} ({change['to']})"
+        line = f"+ version {version} ({change['to']})"
+        if "against" in change:
+            fields = change["fields"]
+            line += f"; fields against {change['against']}: " + (
+                "the same" if not fields else f"{len(fields)} change(s)"
+            )
+            line += "".join(f"\n          {_crd_change({**c, 'version': version})}" for c in fields)
+        return line
     if kind == "version-removed":
         return f"- version {version} (was {change['from']})"
     if kind in ("served", "storage", "deprecated"):

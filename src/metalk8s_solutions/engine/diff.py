@@ -281,13 +281,16 @@ def diff_crds(before: Iterable[Any], after: Iterable[Any]) -> list[dict[str, Any
         for version in [*a.versions, *(v for v in b.versions if v not in a.versions)]:
             va, vb = a.versions.get(version), b.versions.get(version)
             if va is None and vb is not None:
-                changes.append(
-                    {
-                        "change": "version-added",
-                        "version": version,
-                        "to": _version_flags(vb.served, vb.storage, vb.deprecated),
-                    }
-                )
+                added: dict[str, Any] = {
+                    "change": "version-added",
+                    "version": version,
+                    "to": _version_flags(vb.served, vb.storage, vb.deprecated),
+                }
+                base = a.versions.get(a.storage_version)
+                if base is not None:  # its fields, against the storage version it follows
+                    added["against"] = base.name
+                    added["fields"] = diff_schema(base.schema, vb.schema)
+                changes.append(added)
                 continue
             if vb is None and va is not None:
                 changes.append(
