@@ -572,3 +572,25 @@ def test_upgrade_diffs_one_per_deployed_version_and_a_note_for_what_cannot_be_re
     assert notes[0] == "what changes from 0.9.0 is not known: its archive is not imported"
     assert notes[1].startswith("what changes from 1.1.0 to 2.0.0 is not known: ")
     assert "gone.iso" in notes[1] and len(notes) == 2
+
+
+def test_imported_archives_are_read_against_their_pins(tmp_path: Path) -> None:
+    from metalk8s_solutions.api.pin import Pin  # noqa: PLC0415
+    from metalk8s_solutions.archive.pinning import file_digest  # noqa: PLC0415
+    from metalk8s_solutions.engine.diff import upgrade_diffs  # noqa: PLC0415
+
+    old = write_archive(tmp_path, "old", {}, iso=True)
+    new = write_archive(tmp_path, "new", {}, base_layer=b"new", iso=True)
+    pins = {
+        str(p): Pin("example-solution-1.0.0", file_digest(p), whole_file=True) for p in (old, new)
+    }
+    diffs, notes = upgrade_diffs({"1.0.0": str(old)}, "2.0.0", str(new), pins)
+    assert len(diffs) == 1 and notes == []
+    # the deployed version's file swapped after import: no diff of what it now holds
+    swapped = write_archive(tmp_path / "other", "old", {}, base_layer=b"swapped", iso=True)
+    old.write_bytes(swapped.read_bytes())
+    diffs, notes = upgrade_diffs({"1.0.0": str(old)}, "2.0.0", str(new), pins)
+    assert diffs == []
+    (note,) = notes
+    assert note.startswith("what changes from 1.0.0 to 2.0.0 is not known: archive ")
+    assert "changed since it was imported" in note

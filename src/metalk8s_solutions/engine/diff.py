@@ -33,10 +33,12 @@ from urllib.parse import unquote
 
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.api.manifest import SolutionManifest
+from metalk8s_solutions.api.pin import Pin
 from metalk8s_solutions.api.streams import FileSource, read_limited
 from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.checksums import SUMS_PATH
 from metalk8s_solutions.archive.layout import crd_files
+from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.archive.product import operator_roles
 from metalk8s_solutions.archive.signing import MAX_SIGNATURE_BYTES, PublicKey, check_signatures
 from metalk8s_solutions.engine.crds import convert_v1beta1, crd_info, is_v1beta1_crd
@@ -545,13 +547,16 @@ def _sboms(source: FileSource, label: str) -> dict[str, dict[tuple[str, str], st
     return found
 
 
-def read_archive(path: Path, trusted: Mapping[str, PublicKey] | None = None) -> ArchiveContent:
+def read_archive(
+    path: Path, trusted: Mapping[str, PublicKey] | None = None, pin: Pin | None = None
+) -> ArchiveContent:
     """The manifest, images, CRDs, roles and SBOM index of an archive, read in place.
 
     ``trusted``: check the signatures over SHA256SUMS as ``inspect`` does (None: not checked,
-    e.g. for imported archives, verified at import).  ArchiveError when it is not a Solution
+    e.g. for imported archives, verified at import).  ``pin``: an imported archive's pin, every
+    file read is checked against it (ArchiveChanged).  ArchiveError when it is not a Solution
     archive one can compare."""
-    source, _ = open_source(path)
+    source: FileSource = open_archive(path, pin) if pin is not None else open_source(path)[0]
     try:
         report = check_source(
             source, trusted=trusted or {}, policy=Policy.DISABLED, verify_content=False
@@ -695,17 +700,27 @@ def diff_archives(options: DiffOptions) -> dict[str, Any]:
     return compare(read_archive(options.before, trusted), read_archive(options.after, trusted))
 
 
-def diff_imported(before: Path, after: Path) -> dict[str, Any]:
-    """The diff of two imported archives (verified at import: signatures not checked again)."""
-    return compare(read_archive(before), read_archive(after))
+def diff_imported(
+    before: Path, after: Path, pins: Mapping[str, Pin | None] | None = None
+) -> dict[str, Any]:
+    """The diff of two imported archives, read against their pins (``pins``: archive path ->
+    pin); their signatures were verified at import and are not checked again."""
+    pins = pins or {}
+    return compare(
+        read_archive(before, pin=pins.get(str(before))),
+        read_archive(after, pin=pins.get(str(after))),
+    )
 
 
 def upgrade_diffs(
-    deployed: Mapping[str, str | None], version: str, archive: str
+    deployed: Mapping[str, str | None],
+    version: str,
+    archive: str,
+    pins: Mapping[str, Pin | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """For a dry-run upgrade to ``version`` (imported from ``archive``): the diff from each
-    deployed version's archive (``deployed``: version -> its imported archive), and a note for
-    each that cannot be read (the plan is still shown)."""
+    deployed version's archive (``deployed``: version -> its imported archive; ``pins``: archive
+    -> its pin), and a note for each that cannot be read (the plan is still shown)."""
     diffs: list[dict[str, Any]] = []
     notes: list[str] = []
     for current, path in deployed.items():
@@ -715,7 +730,7 @@ def upgrade_diffs(
             notes.append(f"what changes from {current} is not known: its archive is not imported")
             continue
         try:
-            diffs.append(diff_imported(Path(path), Path(archive)))
+            diffs.append(diff_imported(Path(path), Path(archive), pins))
         except SolutionsError as err:
             notes.append(f"what changes from {current} to {version} is not known: {err}")
         except OSError as err:

@@ -1128,11 +1128,10 @@ async def upgrade_solution(
             from metalk8s_solutions.engine.diff import upgrade_diffs  # noqa: PLC0415
 
             deployed = {state.namespaces[ns].config[opts.solution] for ns in targets}
+            paths = {v: inventory.archive_of(opts.solution, v) for v in sorted(deployed)}
+            pins = {p: inventory.pin(p) for p in [archive, *paths.values()] if p is not None}
             diffs, notes = await asyncio.to_thread(
-                upgrade_diffs,
-                {v: inventory.archive_of(opts.solution, v) for v in sorted(deployed)},
-                opts.version,
-                archive,
+                upgrade_diffs, paths, opts.version, archive, pins
             )
             outcome.archive_diffs += diffs
             outcome.warnings += notes
