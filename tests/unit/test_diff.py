@@ -594,3 +594,117 @@ def test_imported_archives_are_read_against_their_pins(tmp_path: Path) -> None:
     (note,) = notes
     assert note.startswith("what changes from 1.0.0 to 2.0.0 is not known: archive ")
     assert "changed since it was imported" in note
+
+
+def every_kind_of_change() -> dict[str, Any]:
+    """A diff holding one of each change, made by the differs themselves."""
+    sizes = {"a": 10, "b": 2048, "c": 5}
+    before_images = {
+        "old:1": image("old:1", "a", ["a"], sizes),
+        "kept:1": image("kept:1", "c", ["c"], sizes),
+    }
+    after_images = {
+        "new:2": image("new:2", "b", ["b"], sizes),
+        "kept:1": image("kept:1", "c", ["c"], sizes),
+    }
+    images = diff_images(before_images, after_images, sizes)
+    cluster_crd = crd_doc(CRD.replace("scope: Namespaced", "scope: Cluster"))
+    schema = cluster_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    schema["spec"]["required"] = ["image"]
+    gone = crd_doc(CRD.replace("examples.example.com", "gones.example.com"))
+    fresh = crd_doc(CRD.replace("examples.example.com", "freshes.example.com"))
+    role = {
+        "kind": "ClusterRole",
+        "metadata": {"name": "r"},
+        "rules": [
+            {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["x"], "verbs": ["get"]},
+        ],
+    }
+    return {
+        "from": {"archive": "a.iso", "id": "s-1", "name": "s", "version": "1", "signature": None},
+        "to": {"archive": "b.iso", "id": "s-2", "name": "s", "version": "2", "signature": "x"},
+        "manifest": [
+            {"field": "version", "from": "1", "to": "2"},
+            {"field": "ui", "from": "u:1 port 80", "to": None},
+            {"field": "operatorMetrics", "from": None, "to": "https://:8443/metrics"},
+        ],
+        "images": images,
+        "blobs": diff_blobs(before_images, after_images, sizes, sizes),
+        "packages": {
+            "known": False,
+            "note": "not known for every image",
+            "images": [
+                {
+                    "image": "new",
+                    "from": None,
+                    "to": "new:2",
+                    "known": True,
+                    "note": None,
+                    **diff_packages({}, {("deb", "libc6"): "2.36"}),
+                },
+                {
+                    "image": "old",
+                    "from": "old:1",
+                    "to": None,
+                    "known": True,
+                    "note": None,
+                    **diff_packages({("deb", "libc6"): "2.36"}, {}),
+                },
+                {
+                    "image": "x",
+                    "from": "x:1",
+                    "to": "x:2",
+                    "known": False,
+                    "note": "not known (s-1 has no SBOM for x:1)",
+                },
+            ],
+        },
+        "crds": diff_crds([crd_doc(), gone], [cluster_crd, fresh]),
+        "rbac": diff_rbac([role], [], ["needs approval: something"], ["auth-delegator"]),
+    }
+
+
+def test_every_kind_of_change_reads_in_the_terminal_and_on_the_plan_page() -> None:
+    from metalk8s_solutions.web.pages import templates  # noqa: PLC0415
+
+    data = every_kind_of_change()
+    text = diff_text(data)
+    for line in (
+        "To:   s-2 (b.iso, signature: x)",
+        "  - ui: u:1 port 80",
+        "  + operatorMetrics: https://:8443/metrics",
+        "Images: 2.0 KiB to pull in 1 new blob(s), 1 blob(s) shared",
+        "  + new:2: sha256:bbbbbbbbbbbb, 2.0 KiB new of 2.0 KiB",
+        "  - old:1: sha256:aaaaaaaaaaaa, 10 B",
+        "  = kept:1",
+        "  new (new:2, new image): 1 package(s)",
+        "  old (old:1, removed image): 1 package(s)",
+        "  x (x:1 -> x:2): not known (s-1 has no SBOM for x:1)",
+        "  ~ examples.example.com (Example)",
+        "      ~ scope: Namespaced -> Cluster",
+        "      ! v1alpha1 spec.image: now required",
+        "  + freshes.example.com (Example): v1alpha1 (served, storage)",
+        "  - gones.example.com (Example): v1alpha1 (served, storage); removing a CRD deletes",
+        "  - ClusterRole: get /metrics",
+        "  - ClusterRole: get secrets (core) named x",
+        "  + auth-delegator",
+        "  - needs approval: something",
+    ):
+        assert line in text, text
+    page = templates.env.get_template("_archive_diff.html").render(plan={"archiveDiffs": [data]})
+    for words in (
+        "What changes from 1 to 2",
+        "ui: removed u:1 port 80",
+        "removed</td><td>old:1",
+        "unchanged</td><td>kept:1",
+        "+ deb libc6 2.36",
+        "not known (s-1 has no SBOM for x:1)",
+        "scope: Namespaced → Cluster",
+        "<code>spec.image</code>: required",
+        "<strong>gones.example.com</strong> (Example): removed",
+        "dropped: ClusterRole get /metrics",
+        "dropped: ClusterRole get secrets (core) named x",
+        "granted: auth-delegator",
+    ):
+        assert words in page, page
