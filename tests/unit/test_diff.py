@@ -105,8 +105,48 @@ def test_spdx_packages_leave_out_the_image_and_key_by_purl() -> None:
         ("pypi", "kopf"): "1.37.2",
         ("other", "no-purl"): "3",
     }
-    with pytest.raises(ArchiveError, match="not an SPDX JSON document"):
+    with pytest.raises(ArchiveError, match="neither an SPDX nor a CycloneDX JSON document"):
         spdx_packages({"bomFormat": "CycloneDX"}, "sboms/x.spdx.json")
+
+
+def test_cyclonedx_components_are_read_the_same_way() -> None:
+    from metalk8s_solutions.engine.diff import sbom_packages  # noqa: PLC0415
+
+    doc = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "metadata": {"component": {"type": "container", "name": "base-server"}},
+        "components": [
+            {
+                "type": "library",
+                "name": "libc6",
+                "version": "2.36-9",
+                "purl": "pkg:deb/debian/libc6@2.36-9",
+            },
+            {
+                "type": "application",
+                "name": "app",
+                "version": "1",
+                "components": [
+                    {
+                        "type": "library",
+                        "name": "kopf",
+                        "version": "1.37.2",
+                        "purl": "pkg:pypi/kopf@1.37.2",
+                    }
+                ],
+            },
+            {"type": "container", "name": "img", "purl": "pkg:oci/img@sha256%3Aab"},
+        ],
+    }
+    assert sbom_packages(doc, "x") == {
+        ("deb", "libc6"): "2.36-9",
+        ("other", "app"): "1",
+        ("pypi", "kopf"): "1.37.2",
+    }
+    assert sbom_packages(spdx(("kopf", "1.37.2", "pkg:pypi/kopf@1.37.2")), "y") == {
+        ("pypi", "kopf"): "1.37.2"
+    }
 
 
 def test_package_diff_upgraded_downgraded_added_removed() -> None:
@@ -551,7 +591,7 @@ def test_sbom_files_are_found_by_the_digest_in_their_path() -> None:
     assert sbom_path(f"sha256:{hexdigest}") == f"sboms/sha256-{hexdigest}.spdx.json"
     assert _sbom_digest(sbom_path(f"sha256:{hexdigest}")) == hexdigest
     assert _sbom_digest(f"sboms/sha256/{hexdigest}.json") == hexdigest
-    assert _sbom_digest(f"sboms/{hexdigest}.txt") is None
+    assert _sbom_digest(f"sboms/sha256/{hexdigest}") == hexdigest  # a name within Joliet's 64
     assert _sbom_digest(f"images/{hexdigest}.json") is None
 
 

@@ -8,9 +8,10 @@ each testable on plain documents:
 - :func:`diff_images` and :func:`diff_blobs`: images added, removed or changed (name:tag and
   digest) and the blobs (layers, configs, manifests) a registry does not hold yet: the bytes to
   pull;
-- :func:`diff_packages`: packages upgraded, added or removed per image, from the SPDX SBOMs the
-  archives carry at ``sboms/sha256-<hex>.spdx.json`` (hex of the image's manifest digest); an
-  archive without them says so, nothing is guessed;
+- :func:`diff_packages`: packages upgraded, added or removed per image, from the SBOMs the
+  archives carry at ``sboms/sha256-<hex>.spdx.json`` (hex of the image's manifest digest; SPDX
+  2.x or CycloneDX JSON; any file under ``sboms/`` whose path holds one such digest); an archive
+  without them says so, nothing is guessed;
 - :func:`diff_crds`: CRD versions added or removed, served/storage/deprecated changes, and the
   fields of each version's schema added, removed, made required or optional, or retyped;
 - :func:`diff_rbac`: the operator's rules (``operator/deploy/role.yaml``, expanded to single
@@ -87,12 +88,51 @@ def purl_key(purl: str) -> tuple[str, str] | None:
     return kind, name
 
 
+def _key_of(name: object, purl: object) -> tuple[str, str] | None:
+    key = purl_key(purl) if isinstance(purl, str) else None
+    if key is None and isinstance(name, str) and name:
+        key = ("other", name)
+    return None if key is None or key[0] in _IMAGE_TYPES else key
+
+
+def _version_of(version: object) -> str:
+    return str(version) if version not in (None, "") else "-"
+
+
+def cyclonedx_packages(doc: Mapping[str, Any], where: str) -> dict[tuple[str, str], str]:
+    """The components of a CycloneDX JSON document, as :func:`spdx_packages` gives them (the
+    image itself, ``metadata.component``, is not one of them)."""
+    components = doc.get("components", [])
+    if not isinstance(components, list):
+        raise ArchiveError(f"{where}: components must be a list")
+    found: dict[tuple[str, str], set[str]] = {}
+    stack = list(components)
+    while stack:
+        component = stack.pop()
+        if not isinstance(component, dict):
+            continue
+        key = _key_of(component.get("name"), component.get("purl"))
+        if key is not None:
+            found.setdefault(key, set()).add(_version_of(component.get("version")))
+        nested = component.get("components")
+        if isinstance(nested, list) and len(stack) < 1_000_000:
+            stack += nested
+    return {key: ", ".join(sorted(versions)) for key, versions in found.items()}
+
+
+def sbom_packages(doc: Any, where: str) -> dict[tuple[str, str], str]:
+    """The packages of an SBOM, SPDX 2.x or CycloneDX JSON; ArchiveError when it is neither."""
+    if isinstance(doc, dict) and doc.get("bomFormat") == "CycloneDX":
+        return cyclonedx_packages(doc, where)
+    return spdx_packages(doc, where)
+
+
 def spdx_packages(doc: Any, where: str) -> dict[tuple[str, str], str]:
     """The packages of an SPDX 2.x JSON document: (purl type, name) -> version (several versions
     of one package joined by ", ").  The package(s) the document describes (the image itself)
     and image purls are left out.  ArchiveError when ``doc`` is not an SPDX document."""
     if not isinstance(doc, dict) or not str(doc.get("spdxVersion", "")).startswith("SPDX-"):
-        raise ArchiveError(f"{where} is not an SPDX JSON document (no spdxVersion)")
+        raise ArchiveError(f"{where} is neither an SPDX nor a CycloneDX JSON document")
     packages = doc.get("packages", [])
     if not isinstance(packages, list):
         raise ArchiveError(f"{where}: packages must be a list")
@@ -108,22 +148,14 @@ def spdx_packages(doc: Any, where: str) -> dict[tuple[str, str], str]:
     for package in packages:
         if not isinstance(package, dict) or package.get("SPDXID") in described:
             continue
-        key: tuple[str, str] | None = None
-        for ref in package.get("externalRefs") or []:
-            locator = ref.get("referenceLocator") if isinstance(ref, dict) else None
-            if isinstance(locator, str) and locator.startswith("pkg:"):
-                key = purl_key(locator)
-                if key is not None:
-                    break
-        if key is None:
-            name = package.get("name")
-            if not isinstance(name, str) or not name:
-                continue
-            key = ("other", name)
-        if key[0] in _IMAGE_TYPES:
-            continue
-        version = package.get("versionInfo")
-        found.setdefault(key, set()).add(str(version) if version not in (None, "") else "-")
+        purls = [
+            ref.get("referenceLocator")
+            for ref in package.get("externalRefs") or []
+            if isinstance(ref, dict) and str(ref.get("referenceLocator", "")).startswith("pkg:")
+        ]
+        key = _key_of(package.get("name"), purls[0] if purls else None)
+        if key is not None:
+            found.setdefault(key, set()).add(_version_of(package.get("versionInfo")))
     return {key: ", ".join(sorted(versions)) for key, versions in found.items()}
 
 
@@ -524,8 +556,8 @@ def _blob_sizes(source: FileSource) -> dict[str, int]:
 
 def _sbom_digest(path: str) -> str | None:
     """The manifest digest (hex) an SBOM file is named after: ``sboms/sha256-<hex>.spdx.json``
-    (or any ``.json`` under ``sboms/`` whose path holds one sha256 hex digest)."""
-    if not path.startswith(SBOM_DIR) or not path.endswith(".json"):
+    (or any file under ``sboms/`` whose path holds one sha256 hex digest)."""
+    if not path.startswith(SBOM_DIR):
         return None
     found = _HEX_IN.findall(path[len(SBOM_DIR) :])
     return found[0] if len(found) == 1 else None
@@ -537,9 +569,11 @@ def _sboms(source: FileSource, label: str) -> dict[str, dict[tuple[str, str], st
         hexdigest = _sbom_digest(path)
         if hexdigest is None:
             continue
+        if isinstance(found.get(hexdigest), dict):
+            continue  # one readable SBOM of the image is enough (e.g. SPDX beside CycloneDX)
         try:
             doc = json.loads(read_limited(source, path, MAX_SBOM_BYTES))
-            found[hexdigest] = spdx_packages(doc, f"{label}:{path}")
+            found[hexdigest] = sbom_packages(doc, f"{label}:{path}")
         except (ValueError, RecursionError):
             found[hexdigest] = f"{label}:{path} is not valid JSON"
         except ArchiveError as err:
