@@ -556,6 +556,7 @@ def test_two_archives_diff_read_in_place(tmp_path: Path) -> None:
     for line in (
         "~ displayName: Example Solution -> Example",
         "~ base-server 1.0.0: sha256:",
+        "  base-server (base-server:1.0.0 -> base-server:1.0.0): 2 package change(s)",
         "~ deb libc6 2.36-9 -> 2.36-10 (upgraded)",
         "+ pypi requests 2.31.0",
         "+ v1alpha1 spec.tag (string)",
@@ -718,8 +719,8 @@ def test_every_kind_of_change_reads_in_the_terminal_and_on_the_plan_page() -> No
         "  + new:2: sha256:bbbbbbbbbbbb, 2.0 KiB new of 2.0 KiB",
         "  - old:1: sha256:aaaaaaaaaaaa, 10 B",
         "  = kept:1",
-        "  new (new:2, new image): 1 package(s)",
-        "  old (old:1, removed image): 1 package(s)",
+        "  new (new:2, new image): 1 package(s), -o json lists them",
+        "  old (old:1, removed image): 1 package(s), -o json lists them",
         "  x (x:1 -> x:2): not known (s-1 has no SBOM for x:1)",
         "  ~ examples.example.com (Example)",
         "      ~ scope: Namespaced -> Cluster",

@@ -87,10 +87,11 @@ def _package_lines(packages: dict[str, Any]) -> list[str]:
             continue
         if image["from"] is None or image["to"] is None:
             count = len(image["added"] or image["removed"])
-            lines.append(f"  {image['image']} ({refs}): {count} package(s)")
+            lines.append(f"  {image['image']} ({refs}): {count} package(s), -o json lists them")
             continue
         total = len(image["changed"]) + len(image["added"]) + len(image["removed"])
-        lines.append(f"  {image['image']} ({refs}): {total or 'no'} change(s)")
+        said = f"{total} package change(s)" if total else "same packages"
+        lines.append(f"  {image['image']} ({refs}): {said}")
         lines += [
             f"    ~ {p['type']} {p['name']} {p['from']} -> {p['to']} ({p['change']})"
             for p in image["changed"]
