@@ -82,12 +82,12 @@ def check_example_diff(data: dict[str, Any]) -> None:
     }
     if data["from"]["sboms"] == 0:  # the example's archives before SBOMs (issue 22 item 2)
         assert data["packages"] == {"known": False, "note": NO_SBOM, "images": []}
-    else:
-        assert {p["image"] for p in data["packages"]["images"]} == {
-            "base-server",
-            f"{SOL}-operator",
-            f"{SOL}-ui",
-        }
+    else:  # every image has its SBOM: each changed or added image's packages are known
+        by_image = {p["image"]: p for p in data["packages"]["images"]}
+        assert set(by_image) == {"base-server", f"{SOL}-operator", f"{SOL}-ui"}
+        assert all(p["known"] for p in by_image.values()), by_image
+        added = by_image[f"{SOL}-ui"]["added"]  # a new image: all its packages are new
+        assert "deb" in {p["type"] for p in added}, added  # its Debian base
 
 
 def test_solutions_diff_of_the_example_1_0_0_and_2_0_0(example_archives: Any) -> None:
