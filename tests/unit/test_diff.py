@@ -749,3 +749,20 @@ def test_every_kind_of_change_reads_in_the_terminal_and_on_the_plan_page() -> No
         "granted: auth-delegator",
     ):
         assert words in page, page
+
+
+def test_a_metalk8s_archive_against_ours(tmp_path: Path) -> None:
+    from conftest import metalk8s_archive  # noqa: PLC0415
+
+    theirs = metalk8s_archive(tmp_path)
+    ours = write_archive(tmp_path, "ours", {}, iso=True)
+    data = diff_archives(DiffOptions(theirs, ours))
+    assert data["packages"] == {"known": False, "note": NO_SBOM, "images": []}
+    assert [c["name"] for c in data["images"]["changed"]] == [
+        "base-server",
+        "example-solution-operator",
+    ]
+    # every blob of ours is new (other layers), each with its size
+    assert data["blobs"]["bytesToPull"] == sum(b["size"] for b in data["blobs"]["added"]) > 0
+    assert all(b["size"] > 0 for b in data["blobs"]["removed"])
+    assert data["crds"] == [] and data["rbac"]["granted"] == data["rbac"]["dropped"] == []
