@@ -147,6 +147,9 @@ def test_env_upgrade_summarises_changes_and_shows_the_diff_on_request(
     upgrade = ("env", "upgrade", env, SOL, "2.0.0", "--no-wait")
     deployment = f"Deployment {env}/{SOL}-operator"
     said = ok(config, local_cluster, *upgrade, "--dry-run")
+    # the plan, then what the new archive changes (solutions diff, tests/integration/test_diff.py)
+    said, _, changes = said.partition("\nWhat changes from 1.0.0 to 2.0.0 (solutions diff ")
+    assert "CRDs:" in changes, changes
     lines = said.splitlines()
     assert not [line for line in lines if line.startswith(" ")], said  # no diff
     (line,) = [line for line in lines if line.startswith(f"would change {deployment}")]

@@ -122,6 +122,33 @@ def test_plans_say_it_in_words_first(http: httpx.Client, env: str, instance: str
     assert shown.index("Upgrade") < shown.index("Deployment")
 
 
+def test_the_upgrade_plan_shows_what_the_new_archive_changes(http: httpx.Client, env: str) -> None:
+    # (before test_after_an_upgrade_an_instance_behind_is_pointed_out, which upgrades to 2.0.0)
+    page = http.post(
+        "/ops/env-upgrade/plan", data={"env": env, "solution": SOL, "version": "2.0.0"}
+    )
+    assert page.status_code == 200, text(page)
+    assert 'id="archive-diff-1"' in page.text
+    shown = text(page)
+    section = shown[shown.index("What changes from 1.0.0 to 2.0.0") :]
+    for words in (
+        "version: 1.0.0 → 2.0.0",
+        " to pull in ",
+        "changed base-server:1.0.0 → base-server:2.0.0",
+        f"added {SOL}-ui:2.0.0",
+        f"versionservers.{GROUP} (VersionServer): changed",
+        "version v1beta1 added (served, storage); fields against v1alpha1: spec.logLevel added",
+        "v1alpha1 storage: true → false",
+        "v1alpha1 spec.logLevel : added (string)",
+        "RBAC (the operator's rights) No change.",
+    ):
+        assert words in section, section
+    # the plan's own parts come first; other plans have no such section
+    assert shown.index("Upgrade") < shown.index("What changes")
+    remove = http.post("/ops/env-remove/plan", data={"env": env, "solution": SOL})
+    assert "archive-diff" not in remove.text
+
+
 def test_delete_plans_name_the_instances_lost(http: httpx.Client, env: str, instance: str) -> None:
     remove = http.post(
         "/ops/env-remove/plan", data={"env": env, "solution": SOL, "deleteData": "true"}

@@ -325,7 +325,23 @@ def upgrade_command(
         allow_privileged_role=allow_privileged_role,
     )
     outcome = run(engine.upgrade_solution(engine_context(ctx), opts))
-    _show(outcome, output, f"{solution} runs {version} in {env}", show_diff=show_diff)
+    done = f"{solution} runs {version} in {env}"
+    emit(outcome.to_json(), output, lambda _: _upgrade_text(outcome, done, show_diff=show_diff))
+
+
+def _upgrade_text(outcome: EnvOutcome, done: str, *, show_diff: bool) -> str:
+    """The plan, then (a dry run) what the new archive changes, as ``solutions diff`` says it."""
+    from metalk8s_solutions.cli.diff import diff_text  # noqa: PLC0415
+
+    lines = [render(outcome, done, show_diff=show_diff)]
+    for diff in outcome.archive_diffs:
+        lines += [
+            "",
+            f"What changes from {diff['from']['version']} to {diff['to']['version']} "
+            f"({command('diff', diff['from']['archive'], diff['to']['archive'])}):",
+            diff_text(diff),
+        ]
+    return "\n".join(lines)
 
 
 @env_group.command("delete-solution")

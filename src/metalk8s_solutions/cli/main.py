@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("metalk8s_solutions.cli.archive", "keygen_command"),
     "sign": ("metalk8s_solutions.cli.archive", "sign_command"),
     "dev": ("metalk8s_solutions.cli.dev", "dev"),
+    "diff": ("metalk8s_solutions.cli.diff", "diff_command"),
     "push": ("metalk8s_solutions.cli.push", "push_command"),
     "registry": ("metalk8s_solutions.cli.registry", "registry"),
     "import": ("metalk8s_solutions.cli.solutions", "import_command"),
@@ -52,6 +53,8 @@ SHORT_HELP: dict[str, str] = {
     "build": "Build the Solution archive OUTPUT from the source tree SOURCE.",
     "deactivate": "Deactivate Solution NAME: remove its CRDs (refused while they hold data).",
     "dev": "Tools for Solution developers.",
+    "diff": "Show what going from archive BEFORE to archive AFTER changes: images, packages, "
+    "CRDs, RBAC.",
     "env": "Environments: groups of namespaces where solutions are deployed side by side.",
     "import": "Check ARCHIVES, then make them available to the cluster.",
     "inspect": "Show what ARCHIVE holds, read straight from the ISO (no mount, no extraction).",

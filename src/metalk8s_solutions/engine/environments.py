@@ -159,6 +159,9 @@ class EnvOutcome(Outcome):
     rollouts: dict[str, str] = field(default_factory=dict)  # deployment -> last status
     #: what the plan does to solutions and instances (:func:`summary` says it in words)
     facts: PlanFacts = field(default_factory=PlanFacts)
+    #: a dry-run upgrade: what each deployed version's archive -> the target's changes
+    #: (:func:`engine.diff.compare`, one per deployed version)
+    archive_diffs: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> list[str]:
         """The plan in the application administrator's words, most important first."""
@@ -171,6 +174,7 @@ class EnvOutcome(Outcome):
             "diffs": self.diffs,
             "summaries": self.summaries,
             "rollouts": self.rollouts,
+            "archiveDiffs": self.archive_diffs,
         }
 
     def add_changes(self, changes: Iterable[Change]) -> None:
@@ -1120,6 +1124,17 @@ async def upgrade_solution(
             load_version_content, Path(archive), inventory.pin(archive)
         )
         await check_crds_served(kube, content)
+        if opts.dry_run:  # what the new archive changes (solutions diff), from each deployed one
+            from metalk8s_solutions.engine.diff import upgrade_diffs  # noqa: PLC0415
+
+            deployed = {state.namespaces[ns].config[opts.solution] for ns in targets}
+            paths = {v: inventory.archive_of(opts.solution, v) for v in sorted(deployed)}
+            pins = {p: inventory.pin(p) for p in [archive, *paths.values()] if p is not None}
+            diffs, notes = await asyncio.to_thread(
+                upgrade_diffs, paths, opts.version, archive, pins
+            )
+            outcome.archive_diffs += diffs
+            outcome.warnings += notes
         if opts.webhook:
             await _enable_webhook(kube, state, opts.solution, targets, outcome)
         for ns in targets:
