@@ -498,7 +498,8 @@ def write_archive(
 
 def sbom_file(archive: Path, ref: str, doc: dict[str, Any]) -> dict[str, bytes]:
     """``sboms/sha256-<hex>.spdx.json`` of image ``ref`` of ``archive``, holding ``doc``."""
-    from metalk8s_solutions.engine.diff import read_archive, sbom_path  # noqa: PLC0415
+    from metalk8s_solutions.engine.diff import read_archive  # noqa: PLC0415
+    from metalk8s_solutions.images.sbom import sbom_path  # noqa: PLC0415
 
     return {sbom_path(read_archive(archive).images[ref].digest): json.dumps(doc).encode()}
 
@@ -586,7 +587,8 @@ def test_a_missing_archive_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_sbom_files_are_found_by_the_digest_in_their_path() -> None:
-    from metalk8s_solutions.engine.diff import _sbom_digest, sbom_path  # noqa: PLC0415
+    from metalk8s_solutions.engine.diff import _sbom_digest  # noqa: PLC0415
+    from metalk8s_solutions.images.sbom import sbom_path  # noqa: PLC0415
 
     hexdigest = "ab" * 32
     assert sbom_path(f"sha256:{hexdigest}") == f"sboms/sha256-{hexdigest}.spdx.json"

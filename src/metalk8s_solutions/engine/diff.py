@@ -47,9 +47,8 @@ from metalk8s_solutions.engine.desired import VersionContent, privileged_rules
 from metalk8s_solutions.engine.validate import check_source, open_source
 from metalk8s_solutions.errors import ArchiveError, ManifestError, SolutionsError, command
 from metalk8s_solutions.images.oci import ImageInfo
+from metalk8s_solutions.images.sbom import MAX_SBOM_BYTES, SBOM_DIR
 
-SBOM_DIR = "sboms/"
-MAX_SBOM_BYTES = 64 << 20
 MAX_SCHEMA_DEPTH = 64
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _HEX_IN = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
@@ -61,11 +60,6 @@ NO_SBOM = "not known (archive has no SBOM)"
 
 
 # -- packages (SPDX 2.3 JSON) --------------------------------------------------------------------
-
-
-def sbom_path(digest: str) -> str:
-    """Where an archive holds the SBOM of the image whose manifest digest is ``digest``."""
-    return f"{SBOM_DIR}{digest.replace(':', '-')}.spdx.json"
 
 
 def purl_key(purl: str) -> tuple[str, str] | None:
