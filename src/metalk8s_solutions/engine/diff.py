@@ -530,6 +530,8 @@ class ArchiveContent:
     path: str
     manifest: SolutionManifest
     images: Mapping[str, ImageInfo]
+    #: the cosign signature images (``<name>:sha256-<hex>.sig``): blobs a registry pulls too
+    signatures: Mapping[str, ImageInfo]
     sizes: Mapping[str, int]  # blob hex -> bytes
     crds: tuple[Any, ...]
     roles: tuple[Any, ...]
@@ -621,6 +623,7 @@ def read_archive(
             path=str(path),
             manifest=manifest,
             images=dict(report.images.images),
+            signatures=dict(report.images.signatures),
             sizes=_blob_sizes(source),
             crds=tuple(crds),
             roles=tuple(roles),
@@ -699,7 +702,9 @@ def compare(old: ArchiveContent, new: ArchiveContent) -> dict[str, Any]:
         "to": _side(new),
         "manifest": diff_manifest(old.manifest, new.manifest),
         "images": images,
-        "blobs": diff_blobs(old.images, new.images, old.sizes, new.sizes),
+        "blobs": diff_blobs(
+            {**old.images, **old.signatures}, {**new.images, **new.signatures}, old.sizes, new.sizes
+        ),
         "packages": _packages_section(old, new, images),
         "crds": diff_crds(old.crds, new.crds),
         "rbac": diff_rbac(
