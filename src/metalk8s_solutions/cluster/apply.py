@@ -436,32 +436,26 @@ async def list_managed(
 async def apply_object(kube: Kube, obj: Obj) -> Obj:
     """Server-side apply ``obj`` with our field manager, taking our fields back (force)."""
     key = key_of(obj)
-    params = {"fieldManager": FIELD_MANAGER, "force": "true"}
-    try:
-        result = await request(
+
+    async def send() -> Obj | None:
+        return await request(
             kube,
             "PATCH",
             key.path,
             action=f"applying {key}",
             body=obj,
-            params=params,
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
             content_type="application/apply-patch+yaml",
         )
+
+    try:
+        result = await send()
     except Exception as err:
         # A binding's roleRef cannot change: replace the binding.
-        if key.kind.endswith("RoleBinding") and "roleRef" in str(err):
-            await delete_object(kube, key)
-            result = await request(
-                kube,
-                "PATCH",
-                key.path,
-                action=f"applying {key}",
-                body=obj,
-                params=params,
-                content_type="application/apply-patch+yaml",
-            )
-        else:
+        if not (key.kind.endswith("RoleBinding") and "roleRef" in str(err)):
             raise
+        await delete_object(kube, key)
+        result = await send()
     return result or {}
 
 
