@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.templating import Jinja2Templates
 
 from metalk8s_solutions.api.versions import sort_versions
-from metalk8s_solutions.engine.environments import show_environment
+from metalk8s_solutions.engine.environments.show import show_environment
 from metalk8s_solutions.engine.instances import pick_sample
 from metalk8s_solutions.errors import InvalidInput, SolutionsError, command
 from metalk8s_solutions.web import instances as inst

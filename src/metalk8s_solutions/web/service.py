@@ -25,23 +25,25 @@ from metalk8s_solutions.engine.activation import (
     deactivate,
 )
 from metalk8s_solutions.engine.config_store import ConfigStore
-from metalk8s_solutions.engine.environments import (
+from metalk8s_solutions.engine.environments.add_solution import add_solution
+from metalk8s_solutions.engine.environments.core import (
+    check_crds_served,
+    load_version_content,
+    read_inventory,
+)
+from metalk8s_solutions.engine.environments.create import create_environment
+from metalk8s_solutions.engine.environments.delete import delete_environment
+from metalk8s_solutions.engine.environments.delete_solution import delete_solution
+from metalk8s_solutions.engine.environments.options import (
     AddSolutionOptions,
     CreateEnvOptions,
     DeleteEnvOptions,
     DeleteSolutionOptions,
     UpgradeOptions,
-    add_solution,
-    check_crds_served,
-    create_environment,
-    delete_environment,
-    delete_solution,
-    list_environments,
-    load_version_content,
-    read_inventory,
-    show_environment,
-    upgrade_solution,
+    from_params,
 )
+from metalk8s_solutions.engine.environments.show import list_environments, show_environment
+from metalk8s_solutions.engine.environments.upgrade import upgrade_solution
 from metalk8s_solutions.engine.inspect import InspectOptions, inspect
 from metalk8s_solutions.engine.solutions import (
     Context,
@@ -123,51 +125,26 @@ async def _deactivate(ctx: Context, p: Params, dry: bool) -> Outcome:
 
 
 async def _env_create(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = CreateEnvOptions(
-        _need(p, "name", "an environment name"),
-        _list(p.get("namespaces", "")),
-        p.get("description", "").strip(),
-        dry,
-    )
-    return await create_environment(ctx, options)
+    return await create_environment(ctx, from_params(CreateEnvOptions, p, dry_run=dry))
 
 
 async def _env_delete(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = DeleteEnvOptions(_need(p, "name", "an environment name"), dry_run=dry, wait=False)
+    options = from_params(DeleteEnvOptions, p, dry_run=dry, wait=False)
     return await delete_environment(ctx, options)
 
 
 async def _env_add(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = AddSolutionOptions(
-        _need(p, "env", "an environment"),
-        _need(p, "solution", "a solution"),
-        _need(p, "version", "a version"),
-        dry_run=dry,
-        timeout=ENV_TIMEOUT,
-        webhook=_flag(p, "webhook"),
-    )
+    options = from_params(AddSolutionOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
     return await add_solution(ctx, options)
 
 
 async def _env_upgrade(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = UpgradeOptions(
-        _need(p, "env", "an environment"),
-        _need(p, "solution", "a solution"),
-        _need(p, "version", "a version"),
-        dry_run=dry,
-        timeout=ENV_TIMEOUT,
-    )
+    options = from_params(UpgradeOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
     return await upgrade_solution(ctx, options)
 
 
 async def _env_remove(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = DeleteSolutionOptions(
-        _need(p, "env", "an environment"),
-        _need(p, "solution", "a solution"),
-        delete_data=_flag(p, "deleteData"),
-        dry_run=dry,
-        timeout=ENV_TIMEOUT,
-    )
+    options = from_params(DeleteSolutionOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
     return await delete_solution(ctx, options)
 
 
