@@ -833,10 +833,13 @@ def module_map() -> str:
                 "| module | owns |",
                 "|---|---|",
             ]
-            for module in sorted(folder.glob("*.py")):
-                if module.name == "__init__.py":
+            for module in sorted(folder.rglob("*.py")):
+                if module.parent == folder and module.name == "__init__.py":
                     continue
                 text = ast.get_docstring(ast.parse(module.read_text())) or ""
-                lines.append(f"| `{name}/{module.name}` | {_first_sentence(text)} |")
+                where = module.relative_to(folder).as_posix()
+                if module.name == "__init__.py":  # a package of modules (one per verb)
+                    where = where.removesuffix("__init__.py")
+                lines.append(f"| `{name}/{where}` | {_first_sentence(text)} |")
             lines.append("")
     return "\n".join(lines)
