@@ -249,3 +249,19 @@ def test_each_json_handler_passes_exactly_the_web_fields() -> None:
     for key, options_type in WEB_VERBS.items():
         confirm = {"confirm"} if key == "env-delete" else set()
         assert handlers[key] - confirm == _web_fields(options_type), key
+
+
+def test_the_package_names_are_the_verbs_not_their_modules() -> None:
+    """``environments.add_solution`` is the verb even once every module is imported (a module
+    named like a name of the package would hide it)."""
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    from metalk8s_solutions.engine import environments  # noqa: PLC0415
+
+    for info in pkgutil.iter_modules(environments.__path__):
+        importlib.import_module(f"{environments.__name__}.{info.name}")
+    for name, owner in environments.OWNERS.items():
+        module = importlib.import_module(f"{environments.__name__}.{owner}")
+        assert getattr(environments, name) is getattr(module, name), name
+    assert set(environments.OWNERS) == set(environments.__all__)

@@ -467,7 +467,7 @@ def add_solution_command(ctx: click.Context, /, **opts: Any) -> None:
     """Deploy a Solution version in a namespace of an Environment (default: the namespace named
     after it), or change the version deployed there (as 'solutions env add-solution', or
     'solutions env upgrade')."""
-    from metalk8s_solutions.engine.environments.add_solution import add_solution  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.add import add_solution  # noqa: PLC0415
     from metalk8s_solutions.engine.environments.show import list_environments  # noqa: PLC0415
     from metalk8s_solutions.engine.environments.upgrade import upgrade_solution  # noqa: PLC0415
 
@@ -490,7 +490,7 @@ def add_solution_command(ctx: click.Context, /, **opts: Any) -> None:
 def delete_solution_command(ctx: click.Context, /, **opts: Any) -> None:
     """Remove a Solution from a namespace of an Environment (default: the namespace named after
     it) (as 'solutions env delete-solution')."""
-    from metalk8s_solutions.engine.environments.delete_solution import delete_solution  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.remove import delete_solution  # noqa: PLC0415
 
     with Session(ctx, "delete-solution", opts).running() as s:
         options = engine_options("delete-solution", opts)

@@ -16,8 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from metalk8s_solutions.engine.environments.show import show_environment
-from metalk8s_solutions.engine.environments.status import status
+from metalk8s_solutions.engine.environments.show import show_environment, status
 from metalk8s_solutions.engine.solutions import Outcome
 from metalk8s_solutions.errors import InvalidInput, SolutionsError
 from metalk8s_solutions.web import instances as inst

@@ -25,7 +25,7 @@ from metalk8s_solutions.engine.activation import (
     deactivate,
 )
 from metalk8s_solutions.engine.config_store import ConfigStore
-from metalk8s_solutions.engine.environments.add_solution import add_solution
+from metalk8s_solutions.engine.environments.add import add_solution
 from metalk8s_solutions.engine.environments.core import (
     check_crds_served,
     load_version_content,
@@ -33,7 +33,6 @@ from metalk8s_solutions.engine.environments.core import (
 )
 from metalk8s_solutions.engine.environments.create import create_environment
 from metalk8s_solutions.engine.environments.delete import delete_environment
-from metalk8s_solutions.engine.environments.delete_solution import delete_solution
 from metalk8s_solutions.engine.environments.options import (
     AddSolutionOptions,
     CreateEnvOptions,
@@ -42,6 +41,7 @@ from metalk8s_solutions.engine.environments.options import (
     UpgradeOptions,
     from_params,
 )
+from metalk8s_solutions.engine.environments.remove import delete_solution
 from metalk8s_solutions.engine.environments.show import list_environments, show_environment
 from metalk8s_solutions.engine.environments.upgrade import upgrade_solution
 from metalk8s_solutions.engine.inspect import InspectOptions, inspect

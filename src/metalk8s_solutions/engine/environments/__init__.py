@@ -14,8 +14,8 @@ of which solution it runs (plus the options an administrator allowed, so that a 
 does not lose them), and ``metalk8s-solutions-history`` keeps the revisions.
 
 This package's names are loaded on first use (``environments.add_solution`` imports
-:mod:`.add_solution`), so that importing :mod:`.options` (every ``solutions env … --help`` does)
-loads no engine.
+:mod:`.add`), so that importing :mod:`.options` (every ``solutions env … --help`` does) loads
+no engine.  No module is named like a name of the package: once imported, it would hide it.
 """
 
 from __future__ import annotations
@@ -49,15 +49,15 @@ OWNERS: dict[str, str] = {
     "delete_environment": "delete",
     "list_environments": "show",
     "show_environment": "show",
-    "status": "status",
-    "add_solution": "add_solution",
+    "status": "show",
+    "add_solution": "add",
     "upgrade_solution": "upgrade",
-    "delete_solution": "delete_solution",
+    "delete_solution": "remove",
     "converge_environments": "converge",
 }
 
 if TYPE_CHECKING:
-    from metalk8s_solutions.engine.environments.add_solution import add_solution
+    from metalk8s_solutions.engine.environments.add import add_solution
     from metalk8s_solutions.engine.environments.converge import converge_environments
     from metalk8s_solutions.engine.environments.core import (
         EnvOutcome,
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
     )
     from metalk8s_solutions.engine.environments.create import create_environment
     from metalk8s_solutions.engine.environments.delete import delete_environment
-    from metalk8s_solutions.engine.environments.delete_solution import delete_solution
     from metalk8s_solutions.engine.environments.options import (
         DEFAULT_TIMEOUT,
         POD_SECURITY,
@@ -87,8 +86,12 @@ if TYPE_CHECKING:
         read_ingress_choice,
         read_monitoring_support,
     )
-    from metalk8s_solutions.engine.environments.show import list_environments, show_environment
-    from metalk8s_solutions.engine.environments.status import status
+    from metalk8s_solutions.engine.environments.remove import delete_solution
+    from metalk8s_solutions.engine.environments.show import (
+        list_environments,
+        show_environment,
+        status,
+    )
     from metalk8s_solutions.engine.environments.upgrade import upgrade_solution
     from metalk8s_solutions.engine.environments.versions import settle_interrupted
 

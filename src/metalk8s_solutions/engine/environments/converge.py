@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from metalk8s_solutions.cluster.envstate import (
-    EnvironmentState,
-)
+from metalk8s_solutions.cluster.envstate import EnvironmentState
 from metalk8s_solutions.cluster.kube import Kube
-from metalk8s_solutions.cluster.resources import (
-    read_environment_states,
-)
+from metalk8s_solutions.cluster.resources import read_environment_states
 from metalk8s_solutions.engine.environments.core import (
     EnvOutcome,
     RolloutFailed,
     read_inventory,
     session,
 )
-from metalk8s_solutions.engine.environments.options import (
-    ConvergeOptions,
-)
+from metalk8s_solutions.engine.environments.options import ConvergeOptions
 from metalk8s_solutions.engine.environments.plan import (
     converge,
     deployments_to_await,
@@ -27,12 +21,8 @@ from metalk8s_solutions.engine.environments.plan import (
     wait_rollouts,
     with_ui,
 )
-from metalk8s_solutions.engine.environments.versions import (
-    settle_interrupted,
-)
-from metalk8s_solutions.engine.state import (
-    Context,
-)
+from metalk8s_solutions.engine.environments.versions import settle_interrupted
+from metalk8s_solutions.engine.state import Context
 from metalk8s_solutions.errors import (
     Refused,
     command,

@@ -23,9 +23,7 @@ from metalk8s_solutions.cluster.apply import (
     Change,
     request,
 )
-from metalk8s_solutions.cluster.envstate import (
-    EnvironmentState,
-)
+from metalk8s_solutions.cluster.envstate import EnvironmentState
 from metalk8s_solutions.cluster.kube import Kube, connect
 from metalk8s_solutions.cluster.resources import (
     read_crd,

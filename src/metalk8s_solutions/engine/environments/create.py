@@ -24,9 +24,7 @@ from metalk8s_solutions.engine.environments.core import (
     EnvOutcome,
     session,
 )
-from metalk8s_solutions.engine.environments.options import (
-    CreateEnvOptions,
-)
+from metalk8s_solutions.engine.environments.options import CreateEnvOptions
 from metalk8s_solutions.engine.state import (
     Context,
     Step,

@@ -24,12 +24,8 @@ from metalk8s_solutions.engine.environments.core import (
     require_environment,
     session,
 )
-from metalk8s_solutions.engine.environments.data import (
-    lost_with,
-)
-from metalk8s_solutions.engine.environments.options import (
-    DeleteEnvOptions,
-)
+from metalk8s_solutions.engine.environments.data import lost_with
+from metalk8s_solutions.engine.environments.options import DeleteEnvOptions
 from metalk8s_solutions.engine.environments.plan import (
     metalk8s_objects,
     plan_environment,

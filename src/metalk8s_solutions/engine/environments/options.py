@@ -174,7 +174,7 @@ class DeleteEnvOptions:
 
 @dataclass(frozen=True)
 class AddSolutionOptions:
-    """``env add-solution``: :func:`~.add_solution.add_solution`."""
+    """``env add-solution``: :func:`~.add.add_solution`."""
 
     env: str = field(metadata=ENV)
     solution: str = field(metadata=SOLUTION)
@@ -242,7 +242,7 @@ class UpgradeOptions:
 
 @dataclass(frozen=True)
 class DeleteSolutionOptions:
-    """``env delete-solution``: :func:`~.delete_solution.delete_solution`."""
+    """``env delete-solution``: :func:`~.remove.delete_solution`."""
 
     env: str = field(metadata=ENV)
     solution: str = field(metadata=SOLUTION)

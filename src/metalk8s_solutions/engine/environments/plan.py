@@ -25,13 +25,9 @@ from metalk8s_solutions.cluster.apply import (
     request,
     wait_available,
 )
-from metalk8s_solutions.cluster.envstate import (
-    EnvironmentState,
-)
+from metalk8s_solutions.cluster.envstate import EnvironmentState
 from metalk8s_solutions.cluster.kube import Kube
-from metalk8s_solutions.cluster.resources import (
-    list_ingress_classes,
-)
+from metalk8s_solutions.cluster.resources import list_ingress_classes
 from metalk8s_solutions.engine.adoption import (
     SaltObjects,
     adopt,
@@ -61,9 +57,7 @@ from metalk8s_solutions.engine.solution_ui import (
     choose_ingress,
     ui_name,
 )
-from metalk8s_solutions.errors import (
-    command,
-)
+from metalk8s_solutions.errors import command
 
 # -- the one convergence ------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""``env list`` and ``env show``: environments, their operators, UIs and revision history."""
+"""The reading verbs: ``env list``, ``env show`` (operators, UIs, history) and ``status``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from metalk8s_solutions.api.versions import version_key
 from metalk8s_solutions.cluster.apply import (
     ObjectKey,
     Rollout,
@@ -17,9 +18,9 @@ from metalk8s_solutions.cluster.resources import (
     read_history,
     read_ingress,
 )
-from metalk8s_solutions.engine.adoption import (
-    deployed_by,
-)
+from metalk8s_solutions.cluster.state import read_records
+from metalk8s_solutions.engine.adoption import deployed_by
+from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.desired import (
     approved_solution,
     operator_name,
@@ -35,9 +36,7 @@ from metalk8s_solutions.engine.solution_ui import (
     ingress_url,
     ui_name,
 )
-from metalk8s_solutions.engine.state import (
-    Context,
-)
+from metalk8s_solutions.engine.state import Context
 
 # -- list / show / status -----------------------------------------------------------------
 
@@ -114,4 +113,25 @@ async def _ui_view(
         "ingress": ingress is not None,
         "url": ingress_url(ingress) if ingress is not None else None,
         "status": ("Available: " if rollout.ready else "Not available: ") + rollout.message,
+    }
+
+
+async def status(ctx: Context, *, connection: Kube | None = None) -> dict[str, Any]:
+    """The whole-state view: ``available``, ``config`` and ``environments`` (the brief's pillar)."""
+    config = await ConfigStore(ctx.config_path).read_async()
+    async with session(ctx, connection) as kube:
+        records, _ = await read_records(kube)
+        envs = await read_environment_states(kube)
+    return {
+        "available": {
+            sol: [r.to_json() for r in sorted(versions, key=lambda r: version_key(r.version))]
+            for sol, versions in sorted(records.items())
+        },
+        "config": {
+            "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+            "kind": "SolutionsConfiguration",
+            "archives": list(config.archives),
+            "active": dict(config.active),
+        },
+        "environments": {name: envs[name].to_json() for name in sorted(envs)},
     }

@@ -16,9 +16,7 @@ from metalk8s_solutions.engine.environments.core import (
     require_environment,
     session,
 )
-from metalk8s_solutions.engine.environments.options import (
-    UpgradeOptions,
-)
+from metalk8s_solutions.engine.environments.options import UpgradeOptions
 from metalk8s_solutions.engine.environments.versions import (
     again_command,
     change_versions,

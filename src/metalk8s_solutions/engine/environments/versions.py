@@ -39,9 +39,7 @@ from metalk8s_solutions.engine.environments.core import (
     Inventory,
     RolloutFailed,
 )
-from metalk8s_solutions.engine.environments.data import (
-    instances_of,
-)
+from metalk8s_solutions.engine.environments.data import instances_of
 from metalk8s_solutions.engine.environments.options import (
     AddSolutionOptions,
     UpgradeOptions,
@@ -52,9 +50,7 @@ from metalk8s_solutions.engine.environments.plan import (
     wait_rollouts,
     with_ui,
 )
-from metalk8s_solutions.engine.solution_ui import (
-    ui_name,
-)
+from metalk8s_solutions.engine.solution_ui import ui_name
 from metalk8s_solutions.engine.state import (
     Context,
     Step,

@@ -6,12 +6,8 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from metalk8s_solutions.cluster.apply import (
-    request,
-)
-from metalk8s_solutions.cluster.envstate import (
-    EnvironmentState,
-)
+from metalk8s_solutions.cluster.apply import request
+from metalk8s_solutions.cluster.envstate import EnvironmentState
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.cluster.resources import (
     append_history,
@@ -39,12 +35,8 @@ from metalk8s_solutions.engine.environments.data import (
     delete_path,
     instance_refs,
 )
-from metalk8s_solutions.engine.environments.options import (
-    DeleteSolutionOptions,
-)
-from metalk8s_solutions.engine.environments.plan import (
-    converge,
-)
+from metalk8s_solutions.engine.environments.options import DeleteSolutionOptions
+from metalk8s_solutions.engine.environments.plan import converge
 from metalk8s_solutions.engine.environments.versions import (
     pending_revision,
     settle,

@@ -16,18 +16,14 @@ from metalk8s_solutions.engine.environments.core import (
     require_environment,
     session,
 )
-from metalk8s_solutions.engine.environments.options import (
-    AddSolutionOptions,
-)
+from metalk8s_solutions.engine.environments.options import AddSolutionOptions
 from metalk8s_solutions.engine.environments.versions import (
     again_command,
     change_versions,
     enable_webhook,
     record_allowed_images,
 )
-from metalk8s_solutions.engine.state import (
-    Context,
-)
+from metalk8s_solutions.engine.state import Context
 from metalk8s_solutions.errors import (
     Refused,
     command,
