@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from metalk8s_solutions.cli.env import env_group
-from metalk8s_solutions.cli.flags import options_of
+from metalk8s_solutions.cli.flags import OptionsCommand
 from metalk8s_solutions.engine.environments import options as verbs
 from metalk8s_solutions.engine.environments.options import (
     from_params,
@@ -129,8 +129,7 @@ def test_a_field_added_to_an_options_type_is_a_cli_flag_and_a_web_field() -> Non
 
     seen: list[Any] = []
 
-    @click.command()
-    @options_of(Frob)
+    @click.command(cls=OptionsCommand, options=Frob)
     @click.option("--other", is_flag=True)
     def frob(opts: Frob, other: bool) -> None:
         seen.append((opts, other))
@@ -142,6 +141,7 @@ def test_a_field_added_to_an_options_type_is_a_cli_flag_and_a_web_field() -> Non
     assert seen == [(Frob("e1", "b", 3, loud=True, tags=("x", "y")), True)]
     help_text = CliRunner().invoke(frob, ["--help"]).output
     assert help_text.index("--level") < help_text.index("--tries") < help_text.index("--other")
+    assert help_text.index("--tries") < help_text.index("--loud")
     assert "Usage: frob [OPTIONS] ENV" in help_text
     bad = CliRunner().invoke(frob, ["e1", "--tries", "0"])
     assert bad.exit_code == 2 and "--tries" in bad.output
@@ -265,3 +265,9 @@ def test_the_package_names_are_the_verbs_not_their_modules() -> None:
         module = importlib.import_module(f"{environments.__name__}.{owner}")
         assert getattr(environments, name) is getattr(module, name), name
     assert set(environments.OWNERS) == set(environments.__all__)
+
+
+def test_the_pod_security_levels_are_the_clusters() -> None:
+    from metalk8s_solutions.cluster.envstate import POD_SECURITY_LEVELS  # noqa: PLC0415
+
+    assert verbs.POD_SECURITY == POD_SECURITY_LEVELS

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from metalk8s_solutions.cli.common import LazyModule, engine_context, run
-from metalk8s_solutions.cli.flags import options_of
+from metalk8s_solutions.cli.flags import OptionsCommand
 from metalk8s_solutions.cli.output import emit, output_option, table
-from metalk8s_solutions.engine.environments import options as verbs
 from metalk8s_solutions.errors import command
 
 if TYPE_CHECKING:
     from metalk8s_solutions.engine import environments as engine
     from metalk8s_solutions.engine.environments import EnvOutcome
+    from metalk8s_solutions.engine.environments import options as verbs
 else:  # imported when a command runs, not when it is declared (fast --help)
     engine = LazyModule("metalk8s_solutions.engine.environments")
 
@@ -60,8 +60,7 @@ def env_group() -> None:
     """Environments: groups of namespaces where solutions are deployed side by side."""
 
 
-@env_group.command("create")
-@options_of(verbs.CreateEnvOptions)
+@env_group.command("create", cls=OptionsCommand, options="CreateEnvOptions")
 @output_option
 @click.pass_context
 def create_command(ctx: click.Context, opts: verbs.CreateEnvOptions, output: str) -> None:
@@ -70,8 +69,7 @@ def create_command(ctx: click.Context, opts: verbs.CreateEnvOptions, output: str
     _show(outcome, output, f"environment {opts.name} is ready")
 
 
-@env_group.command("delete")
-@options_of(verbs.DeleteEnvOptions)
+@env_group.command("delete", cls=OptionsCommand, options="DeleteEnvOptions")
 @output_option
 @click.pass_context
 def delete_command(ctx: click.Context, opts: verbs.DeleteEnvOptions, output: str) -> None:
@@ -146,8 +144,12 @@ def show_command(ctx: click.Context, env: str, output: str) -> None:
     emit(data, output, _human_show)
 
 
-@env_group.command("add-solution")
-@options_of(verbs.AddSolutionOptions, after={"dry_run": [diff_option]})
+@env_group.command(
+    "add-solution",
+    cls=OptionsCommand,
+    options="AddSolutionOptions",
+    after={"dry_run": [diff_option]},
+)
 @output_option
 @click.pass_context
 def add_command(
@@ -159,8 +161,9 @@ def add_command(
     _show(outcome, output, done, show_diff=show_diff)
 
 
-@env_group.command("upgrade")
-@options_of(verbs.UpgradeOptions, after={"dry_run": [diff_option]})
+@env_group.command(
+    "upgrade", cls=OptionsCommand, options="UpgradeOptions", after={"dry_run": [diff_option]}
+)
 @output_option
 @click.pass_context
 def upgrade_command(
@@ -172,8 +175,7 @@ def upgrade_command(
     _show(outcome, output, done, show_diff=show_diff)
 
 
-@env_group.command("delete-solution")
-@options_of(verbs.DeleteSolutionOptions)
+@env_group.command("delete-solution", cls=OptionsCommand, options="DeleteSolutionOptions")
 @output_option
 @click.pass_context
 def delete_solution_command(
@@ -184,8 +186,9 @@ def delete_solution_command(
     _show(outcome, output, f"{opts.solution} removed from {opts.env}")
 
 
-@env_group.command("converge")
-@options_of(verbs.ConvergeOptions, after={"dry_run": [diff_option]})
+@env_group.command(
+    "converge", cls=OptionsCommand, options="ConvergeOptions", after={"dry_run": [diff_option]}
+)
 @output_option
 @click.pass_context
 def converge_command(

@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from metalk8s_solutions.cluster.envstate import POD_SECURITY_LEVELS
 from metalk8s_solutions.errors import InvalidInput
 
 #: How long ``--wait`` waits by default (seconds).
 DEFAULT_TIMEOUT = 300.0
-#: The Pod Security levels an environment may enforce, the default first.
-POD_SECURITY: tuple[str, ...] = POD_SECURITY_LEVELS
+#: The Pod Security levels an environment may enforce, the default first: those of
+#: :data:`metalk8s_solutions.cluster.envstate.POD_SECURITY_LEVELS` (a copy, checked by the
+#: tests, so that ``--help`` imports no cluster module).
+POD_SECURITY: tuple[str, ...] = ("restricted", "baseline", "privileged")
 
 #: The key of a field's :class:`Option` in its ``metadata``.
 OPTION = "option"
