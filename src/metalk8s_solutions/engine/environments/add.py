@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.engine import admission
 from metalk8s_solutions.engine.environments.core import (
     EnvOutcome,
     check_crds_served,
-    load_version_content,
     pick_namespaces,
-    read_inventory,
     require_environment,
     session,
+    version_to_deploy,
 )
 from metalk8s_solutions.engine.environments.options import AddSolutionOptions
 from metalk8s_solutions.engine.environments.versions import (
@@ -24,10 +20,7 @@ from metalk8s_solutions.engine.environments.versions import (
     record_allowed_images,
 )
 from metalk8s_solutions.engine.state import Context
-from metalk8s_solutions.errors import (
-    Refused,
-    command,
-)
+from metalk8s_solutions.errors import Refused, command
 
 
 async def add_solution(
@@ -38,11 +31,7 @@ async def add_solution(
     async with session(ctx, connection) as kube:
         state = await require_environment(kube, opts.env)
         targets = pick_namespaces(state, opts.namespaces)
-        inventory = await read_inventory(ctx, kube)
-        archive = inventory.require(opts.solution, opts.version)
-        content = await asyncio.to_thread(
-            load_version_content, Path(archive), inventory.pin(archive)
-        )
+        inventory, content = await version_to_deploy(ctx, kube, opts.solution, opts.version)
         for ns in targets:
             other = state.namespaces[ns].config.get(opts.solution)
             if other is not None and other != opts.version:

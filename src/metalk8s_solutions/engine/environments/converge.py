@@ -23,10 +23,7 @@ from metalk8s_solutions.engine.environments.plan import (
 )
 from metalk8s_solutions.engine.environments.versions import settle_interrupted
 from metalk8s_solutions.engine.state import Context
-from metalk8s_solutions.errors import (
-    Refused,
-    command,
-)
+from metalk8s_solutions.errors import Refused, command
 
 
 async def converge_environments(

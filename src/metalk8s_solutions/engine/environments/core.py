@@ -19,23 +19,14 @@ from metalk8s_solutions.api.yamldoc import load_yaml_documents
 from metalk8s_solutions.archive.layout import crd_files
 from metalk8s_solutions.archive.pinning import open_archive
 from metalk8s_solutions.archive.product import operator_roles
-from metalk8s_solutions.cluster.apply import (
-    Change,
-    request,
-)
+from metalk8s_solutions.cluster.apply import Change, request
 from metalk8s_solutions.cluster.envstate import EnvironmentState
 from metalk8s_solutions.cluster.kube import Kube, connect
-from metalk8s_solutions.cluster.resources import (
-    read_crd,
-    read_environment_states,
-)
+from metalk8s_solutions.cluster.resources import read_crd, read_environment_states
 from metalk8s_solutions.cluster.state import ENV_LABEL, Records, read_records
 from metalk8s_solutions.engine.config_store import ConfigStore
 from metalk8s_solutions.engine.crds import convert_v1beta1
-from metalk8s_solutions.engine.desired import (
-    VersionContent,
-    check_env_name,
-)
+from metalk8s_solutions.engine.desired import VersionContent, check_env_name
 from metalk8s_solutions.engine.names import closest, did_you_mean
 from metalk8s_solutions.engine.state import (
     Context,
@@ -46,13 +37,7 @@ from metalk8s_solutions.engine.state import (
     scan_config,
 )
 from metalk8s_solutions.engine.wording import PlanFacts, plan_sentences
-from metalk8s_solutions.errors import (
-    InvalidInput,
-    Missing,
-    Refused,
-    SolutionsError,
-    command,
-)
+from metalk8s_solutions.errors import InvalidInput, Missing, Refused, SolutionsError, command
 
 MAX_FILE = 4 * 1024 * 1024
 
@@ -269,10 +254,7 @@ async def read_inventory(ctx: Context, kube: Kube | None = None) -> Inventory:
         if item.manifest:
             versions.setdefault(item.manifest.name, []).append(item.manifest.version)
     return Inventory(
-        imported,
-        config.registry.endpoint,
-        resolve_active(config.active, versions),
-        config.ingress,
+        imported, config.registry.endpoint, resolve_active(config.active, versions), config.ingress
     )
 
 
@@ -329,6 +311,25 @@ def pick_namespaces(state: EnvironmentState, wanted: Sequence[str]) -> list[str]
             + command("env", "create", state.name, "-N", "<namespace>"),
         )
     return list(dict.fromkeys(wanted))
+
+
+def deployed_targets(
+    state: EnvironmentState, solution: str, wanted: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The namespaces asked for (``wanted``; default: all), and those running ``solution``."""
+    candidates = pick_namespaces(state, wanted)
+    return candidates, [ns for ns in candidates if solution in state.namespaces[ns].config]
+
+
+async def version_to_deploy(
+    ctx: Context, kube: Kube, solution: str, version: str
+) -> tuple[Inventory, VersionContent]:
+    """The inventory, and what the archive of ``solution`` ``version`` holds (Refused when it is
+    not imported, or its archive is missing or changed)."""
+    inventory = await read_inventory(ctx, kube)
+    archive = inventory.require(solution, version)
+    content = await asyncio.to_thread(load_version_content, Path(archive), inventory.pin(archive))
+    return inventory, content
 
 
 async def check_crds_served(kube: Kube, content: VersionContent) -> None:

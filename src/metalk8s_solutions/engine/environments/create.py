@@ -20,19 +20,10 @@ from metalk8s_solutions.engine.desired import (
     check_env_name,
     check_not_system_namespace,
 )
-from metalk8s_solutions.engine.environments.core import (
-    EnvOutcome,
-    session,
-)
+from metalk8s_solutions.engine.environments.core import EnvOutcome, session
 from metalk8s_solutions.engine.environments.options import CreateEnvOptions
-from metalk8s_solutions.engine.state import (
-    Context,
-    Step,
-)
-from metalk8s_solutions.errors import (
-    InvalidInput,
-    Refused,
-)
+from metalk8s_solutions.engine.state import Context, Step
+from metalk8s_solutions.errors import InvalidInput, Refused
 
 
 async def create_environment(

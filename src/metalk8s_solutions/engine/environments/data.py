@@ -7,11 +7,7 @@ from collections.abc import Iterable, Sequence
 from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.envstate import EnvironmentState
 from metalk8s_solutions.cluster.kube import Kube
-from metalk8s_solutions.cluster.resources import (
-    custom_collection,
-    list_custom,
-    read_crd,
-)
+from metalk8s_solutions.cluster.resources import custom_collection, list_custom, read_crd
 from metalk8s_solutions.engine.desired import VersionContent
 from metalk8s_solutions.engine.environments.core import Inventory
 from metalk8s_solutions.engine.wording import InstanceRef, Move, PlanFacts

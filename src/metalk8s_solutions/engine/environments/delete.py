@@ -12,10 +12,7 @@ from metalk8s_solutions.cluster.apply import (
     list_objects,
 )
 from metalk8s_solutions.cluster.kube import Kube
-from metalk8s_solutions.cluster.resources import (
-    delete_namespace,
-    wait_gone,
-)
+from metalk8s_solutions.cluster.resources import delete_namespace, wait_gone
 from metalk8s_solutions.cluster.state import ENV_LABEL
 from metalk8s_solutions.engine.environments.core import (
     EnvOutcome,
@@ -26,14 +23,8 @@ from metalk8s_solutions.engine.environments.core import (
 )
 from metalk8s_solutions.engine.environments.data import lost_with
 from metalk8s_solutions.engine.environments.options import DeleteEnvOptions
-from metalk8s_solutions.engine.environments.plan import (
-    metalk8s_objects,
-    plan_environment,
-)
-from metalk8s_solutions.engine.state import (
-    Context,
-    Step,
-)
+from metalk8s_solutions.engine.environments.plan import metalk8s_objects, plan_environment
+from metalk8s_solutions.engine.state import Context, Step
 
 
 async def delete_environment(

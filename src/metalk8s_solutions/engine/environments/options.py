@@ -174,14 +174,15 @@ class DeleteEnvOptions:
 
 
 @dataclass(frozen=True)
-class AddSolutionOptions:
-    """``env add-solution``: :func:`~.add.add_solution`."""
+class VersionChange:
+    """What add-solution and upgrade share: a solution's version, where, and the approvals."""
 
     env: str = field(metadata=ENV)
     solution: str = field(metadata=SOLUTION)
+    #: for upgrade, higher (upgrade) or lower (downgrade) than the deployed one
     version: str = field(
         metadata=option(
-            argument="version", web="version", what="a version", help="The version to deploy."
+            argument="version", web="version", what="a version", help="The version to run."
         )
     )
     #: default: every namespace of the environment
@@ -189,6 +190,12 @@ class AddSolutionOptions:
     allow_cluster_scope: bool = field(default=False, metadata=ALLOW_CLUSTER_SCOPE)
     #: approve escalate/bind/impersonate, exec, tokens
     allow_privileged_role: bool = field(default=False, metadata=ALLOW_PRIVILEGED_ROLE)
+
+
+@dataclass(frozen=True)
+class AddSolutionOptions(VersionChange):
+    """``env add-solution``: :func:`~.add.add_solution`."""
+
     #: mount Secret <sol>-cert at /cert, as MetalK8s 124 (kept until removed)
     webhook: bool = field(default=False, metadata=WEBHOOK)
     #: image references pods may use besides the imported ones (engine/admission.py), kept
@@ -209,20 +216,9 @@ class AddSolutionOptions:
 
 
 @dataclass(frozen=True)
-class UpgradeOptions:
+class UpgradeOptions(VersionChange):
     """``env upgrade``: :func:`~.upgrade.upgrade_solution`."""
 
-    env: str = field(metadata=ENV)
-    solution: str = field(metadata=SOLUTION)
-    #: higher (upgrade) or lower (downgrade) than the deployed one
-    version: str = field(
-        metadata=option(
-            argument="version", web="version", what="a version", help="The version to move to."
-        )
-    )
-    namespaces: tuple[str, ...] = field(default=(), metadata=NAMESPACES)
-    allow_cluster_scope: bool = field(default=False, metadata=ALLOW_CLUSTER_SCOPE)
-    allow_privileged_role: bool = field(default=False, metadata=ALLOW_PRIVILEGED_ROLE)
     dry_run: bool = field(default=False, metadata=DRY_RUN)
     wait: bool = field(default=True, metadata=WAIT)
     timeout: float = field(default=DEFAULT_TIMEOUT, metadata=TIMEOUT)
@@ -323,20 +319,3 @@ def from_params(cls: type[T], params: Mapping[str, str], **fixed: Any) -> T:
     if unknown:
         raise ValueError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
     return cls(**values, **fixed)
-
-
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "POD_SECURITY",
-    "AddSolutionOptions",
-    "ConvergeOptions",
-    "CreateEnvOptions",
-    "DeleteEnvOptions",
-    "DeleteSolutionOptions",
-    "Option",
-    "UpgradeOptions",
-    "from_params",
-    "kind_of",
-    "option",
-    "option_of",
-]

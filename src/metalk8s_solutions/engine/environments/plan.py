@@ -28,12 +28,7 @@ from metalk8s_solutions.cluster.apply import (
 from metalk8s_solutions.cluster.envstate import EnvironmentState
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.cluster.resources import list_ingress_classes
-from metalk8s_solutions.engine.adoption import (
-    SaltObjects,
-    adopt,
-    find_salt_objects,
-    role_names,
-)
+from metalk8s_solutions.engine.adoption import SaltObjects, adopt, find_salt_objects, role_names
 from metalk8s_solutions.engine.certificates import (
     KeyStore,
     read_cert_manager,
@@ -41,22 +36,11 @@ from metalk8s_solutions.engine.certificates import (
     with_issued_secrets,
 )
 from metalk8s_solutions.engine.deployment import desired_environment
-from metalk8s_solutions.engine.desired import (
-    Settings,
-    operator_name,
-    selector_for,
-)
-from metalk8s_solutions.engine.environments.core import (
-    EnvOutcome,
-    Inventory,
-)
+from metalk8s_solutions.engine.desired import Settings, operator_name, selector_for
+from metalk8s_solutions.engine.environments.core import EnvOutcome, Inventory
 from metalk8s_solutions.engine.monitoring import RESOURCES as MONITORING_RESOURCES
 from metalk8s_solutions.engine.monitoring import MonitoringSupport, monitoring_support
-from metalk8s_solutions.engine.solution_ui import (
-    IngressChoice,
-    choose_ingress,
-    ui_name,
-)
+from metalk8s_solutions.engine.solution_ui import IngressChoice, choose_ingress, ui_name
 from metalk8s_solutions.errors import command
 
 # -- the one convergence ------------------------------------------------------------------

@@ -17,40 +17,24 @@ from metalk8s_solutions.cluster.resources import (
     write_webhook,
 )
 from metalk8s_solutions.cluster.state import ENV_LABEL
-from metalk8s_solutions.engine.desired import (
-    VersionContent,
-    approved_solution,
-)
+from metalk8s_solutions.engine.desired import VersionContent, approved_solution
 from metalk8s_solutions.engine.environments.core import (
     EnvOutcome,
     Inventory,
+    deployed_targets,
     load_version_content,
-    pick_namespaces,
     read_inventory,
     require_environment,
     session,
 )
-from metalk8s_solutions.engine.environments.data import (
-    custom_resources,
-    delete_path,
-    instance_refs,
-)
+from metalk8s_solutions.engine.environments.data import custom_resources, delete_path, instance_refs
 from metalk8s_solutions.engine.environments.options import DeleteSolutionOptions
 from metalk8s_solutions.engine.environments.plan import converge
-from metalk8s_solutions.engine.environments.versions import (
-    pending_revision,
-    settle,
-)
+from metalk8s_solutions.engine.environments.versions import pending_revision, settle
 from metalk8s_solutions.engine.names import did_you_mean
-from metalk8s_solutions.engine.state import (
-    Context,
-    Step,
-)
+from metalk8s_solutions.engine.state import Context, Step
 from metalk8s_solutions.engine.wording import Move, PlanFacts
-from metalk8s_solutions.errors import (
-    Refused,
-    command,
-)
+from metalk8s_solutions.errors import Refused, command
 
 
 async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
@@ -60,8 +44,7 @@ async def delete_solution(  # noqa: PLR0912 - data, config, prune, wait
     outcome = EnvOutcome(dry_run=opts.dry_run)
     async with session(ctx, connection) as kube:
         state = await require_environment(kube, opts.env)
-        candidates = pick_namespaces(state, opts.namespaces)
-        targets = [ns for ns in candidates if opts.solution in state.namespaces[ns].config]
+        candidates, targets = deployed_targets(state, opts.solution, opts.namespaces)
         inventory = await read_inventory(ctx, kube)
         if not targets:
             return await _delete_kept(ctx, kube, inventory, state, candidates, opts, outcome)

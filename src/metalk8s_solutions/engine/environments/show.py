@@ -13,29 +13,18 @@ from metalk8s_solutions.cluster.apply import (
     wait_available,
 )
 from metalk8s_solutions.cluster.kube import Forbidden, Kube
-from metalk8s_solutions.cluster.resources import (
-    read_environment_states,
-    read_history,
-    read_ingress,
-)
+from metalk8s_solutions.cluster.resources import read_environment_states, read_history, read_ingress
 from metalk8s_solutions.cluster.state import read_records
 from metalk8s_solutions.engine.adoption import deployed_by
 from metalk8s_solutions.engine.config_store import ConfigStore
-from metalk8s_solutions.engine.desired import (
-    approved_solution,
-    operator_name,
-)
+from metalk8s_solutions.engine.desired import approved_solution, operator_name
 from metalk8s_solutions.engine.environments.core import (
     Inventory,
     read_inventory,
     require_environment,
     session,
 )
-from metalk8s_solutions.engine.solution_ui import (
-    base_path,
-    ingress_url,
-    ui_name,
-)
+from metalk8s_solutions.engine.solution_ui import base_path, ingress_url, ui_name
 from metalk8s_solutions.engine.state import Context
 
 # -- list / show / status -----------------------------------------------------------------

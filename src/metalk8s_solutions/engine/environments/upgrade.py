@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 from metalk8s_solutions.api.versions import compare_versions
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.engine.environments.core import (
     EnvOutcome,
     check_crds_served,
-    load_version_content,
-    pick_namespaces,
-    read_inventory,
+    deployed_targets,
     require_environment,
     session,
+    version_to_deploy,
 )
 from metalk8s_solutions.engine.environments.options import UpgradeOptions
 from metalk8s_solutions.engine.environments.versions import (
@@ -23,14 +19,8 @@ from metalk8s_solutions.engine.environments.versions import (
     enable_webhook,
 )
 from metalk8s_solutions.engine.names import did_you_mean
-from metalk8s_solutions.engine.state import (
-    Context,
-    Step,
-)
-from metalk8s_solutions.errors import (
-    Refused,
-    command,
-)
+from metalk8s_solutions.engine.state import Context, Step
+from metalk8s_solutions.errors import Refused, command
 
 
 async def upgrade_solution(
@@ -40,8 +30,7 @@ async def upgrade_solution(
     outcome = EnvOutcome(dry_run=opts.dry_run)
     async with session(ctx, connection) as kube:
         state = await require_environment(kube, opts.env)
-        candidates = pick_namespaces(state, opts.namespaces)
-        targets = [ns for ns in candidates if opts.solution in state.namespaces[ns].config]
+        candidates, targets = deployed_targets(state, opts.solution, opts.namespaces)
         if not targets:
             deployed = {s for ns in state.namespaces.values() for s in ns.config}
             raise Refused(
@@ -51,11 +40,7 @@ async def upgrade_solution(
                 hint="deploy it with: "
                 + command("env", "add-solution", opts.env, opts.solution, opts.version),
             )
-        inventory = await read_inventory(ctx, kube)
-        archive = inventory.require(opts.solution, opts.version)
-        content = await asyncio.to_thread(
-            load_version_content, Path(archive), inventory.pin(archive)
-        )
+        inventory, content = await version_to_deploy(ctx, kube, opts.solution, opts.version)
         await check_crds_served(kube, content)
         if opts.webhook:
             await enable_webhook(kube, state, opts.solution, targets, outcome)

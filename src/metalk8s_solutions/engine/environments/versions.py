@@ -5,15 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from metalk8s_solutions.cluster.apply import (
-    ObjectKey,
-    get_object,
-    rollout_status,
-)
-from metalk8s_solutions.cluster.envstate import (
-    EnvironmentState,
-    NamespaceState,
-)
+from metalk8s_solutions.cluster.apply import ObjectKey, get_object, rollout_status
+from metalk8s_solutions.cluster.envstate import EnvironmentState, NamespaceState
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.cluster.resources import (
     IN_PROGRESS,
@@ -34,16 +27,9 @@ from metalk8s_solutions.engine.desired import (
     privileged_rules,
     role_warnings,
 )
-from metalk8s_solutions.engine.environments.core import (
-    EnvOutcome,
-    Inventory,
-    RolloutFailed,
-)
+from metalk8s_solutions.engine.environments.core import EnvOutcome, Inventory, RolloutFailed
 from metalk8s_solutions.engine.environments.data import instances_of
-from metalk8s_solutions.engine.environments.options import (
-    AddSolutionOptions,
-    UpgradeOptions,
-)
+from metalk8s_solutions.engine.environments.options import AddSolutionOptions, UpgradeOptions
 from metalk8s_solutions.engine.environments.plan import (
     converge,
     deployments_to_await,
@@ -51,16 +37,9 @@ from metalk8s_solutions.engine.environments.plan import (
     with_ui,
 )
 from metalk8s_solutions.engine.solution_ui import ui_name
-from metalk8s_solutions.engine.state import (
-    Context,
-    Step,
-)
+from metalk8s_solutions.engine.state import Context, Step
 from metalk8s_solutions.engine.wording import Move
-from metalk8s_solutions.errors import (
-    Interrupted,
-    Refused,
-    command,
-)
+from metalk8s_solutions.errors import Interrupted, Refused, command
 
 
 async def enable_webhook(
@@ -190,10 +169,7 @@ def interrupted(
             )
         else:
             parts.append(f"{env}/{ns} still runs {origin[ns] or 'nothing'} ({change}, {rev})")
-    return Interrupted(
-        f"{solution}: " + "; ".join(parts),
-        hint=f"finish it with: {again}",
-    )
+    return Interrupted(f"{solution}: " + "; ".join(parts), hint=f"finish it with: {again}")
 
 
 def _approvals(
@@ -418,14 +394,7 @@ async def _apply_versions(
     if not rollback or not back:
         for ns in moved:
             await append_history(
-                kube,
-                ns,
-                solution,
-                origin[ns],
-                wanted[ns],
-                "failed",
-                reason,
-                revision=revisions[ns],
+                kube, ns, solution, origin[ns], wanted[ns], "failed", reason, revision=revisions[ns]
             )
         raise RolloutFailed(
             reason,
