@@ -271,3 +271,25 @@ def test_the_pod_security_levels_are_the_clusters() -> None:
     from metalk8s_solutions.cluster.envstate import POD_SECURITY_LEVELS  # noqa: PLC0415
 
     assert verbs.POD_SECURITY == POD_SECURITY_LEVELS
+
+
+def test_env_list_does_not_load_the_options_types() -> None:
+    """The options types are made when a verb's parameters are first asked for, not when
+    ``cli/env.py`` is imported: ``solutions env list`` runs as often as ``kubectl get``."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    child = (
+        "import contextlib, io, sys\n"
+        "from metalk8s_solutions.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['env', 'list', '--help'])\n"
+        "loaded = 'metalk8s_solutions.engine.environments.options' in sys.modules\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['env', 'upgrade', '--help'])\n"
+        "print(loaded, 'metalk8s_solutions.engine.environments.options' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "True"], out.stderr
