@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from metalk8s_solutions.engine import environments as envs
+from metalk8s_solutions.engine.environments.versions import again_command, interrupted
 from metalk8s_solutions.errors import Interrupted
 
 
@@ -16,18 +17,18 @@ def test_the_command_to_paste_repeats_the_approvals_and_namespaces() -> None:
         allow_privileged_role=True,
         webhook=True,
     )
-    assert envs._again("add-solution", "prod", "example-solution", "1.0.0", opts) == (
+    assert again_command("add-solution", "prod", "example-solution", "1.0.0", opts) == (
         "solutions env add-solution prod example-solution 1.0.0 -N a -N b "
         "--allow-cluster-scope --allow-privileged-role --webhook"
     )
     up = envs.UpgradeOptions("prod", "example-solution", "2.0.0")
-    assert envs._again("upgrade", "prod", "example-solution", "2.0.0", up) == (
+    assert again_command("upgrade", "prod", "example-solution", "2.0.0", up) == (
         "solutions env upgrade prod example-solution 2.0.0"
     )
 
 
 def test_each_namespace_says_what_it_was_left_in() -> None:
-    err = envs._interrupted(
+    err = interrupted(
         "prod",
         "sol",
         origin={"a": "1.0.0", "b": "1.0.0", "c": None},
@@ -46,7 +47,7 @@ def test_each_namespace_says_what_it_was_left_in() -> None:
 
 
 def test_an_interrupted_roll_back_is_finished_by_a_converge() -> None:
-    err = envs._interrupted(
+    err = interrupted(
         "prod",
         "sol",
         origin={"a": "1.0.0"},

@@ -118,7 +118,6 @@ def test_option_defaults_are_the_owners_values() -> None:
     from metalk8s_solutions.api.config import Policy  # noqa: PLC0415
     from metalk8s_solutions.archive.signing import Algorithm  # noqa: PLC0415
     from metalk8s_solutions.cli import defaults  # noqa: PLC0415
-    from metalk8s_solutions.engine import environments  # noqa: PLC0415
     from metalk8s_solutions.engine.config_store import DEFAULT_CONFIG  # noqa: PLC0415
     from metalk8s_solutions.images import push  # noqa: PLC0415
     from metalk8s_solutions.web import server  # noqa: PLC0415
@@ -126,8 +125,6 @@ def test_option_defaults_are_the_owners_values() -> None:
 
     assert tuple(p.value for p in Policy) == defaults.POLICIES
     assert tuple(a.value for a in Algorithm) == defaults.ALGORITHMS
-    assert defaults.DEFAULT_TIMEOUT == environments.DEFAULT_TIMEOUT
-    assert defaults.POD_SECURITY == environments.POD_SECURITY
     assert defaults.DEFAULT_CONCURRENCY == push.DEFAULT_CONCURRENCY
     assert defaults.DEFAULT_LISTEN == server.DEFAULT_LISTEN
     assert defaults.DEFAULT_CONFIG == DEFAULT_CONFIG

@@ -15,13 +15,9 @@ POLICIES = ("required", "if-signed", "disabled")
 ALGORITHMS = ("ecdsa-p256", "ed25519")
 #: :data:`metalk8s_solutions.engine.config_store.DEFAULT_CONFIG`.
 DEFAULT_CONFIG = Path("/etc/metalk8s/solutions.yaml")
-#: :data:`metalk8s_solutions.engine.environments.DEFAULT_TIMEOUT` (seconds).
-DEFAULT_TIMEOUT = 300.0
 #: :data:`metalk8s_solutions.images.push.DEFAULT_CONCURRENCY`.
 DEFAULT_CONCURRENCY = 4
 #: :data:`metalk8s_solutions.web.server.DEFAULT_LISTEN`.
 DEFAULT_LISTEN = "127.0.0.1:8080"
 #: :data:`metalk8s_solutions.web.uploads.DEFAULT_UPLOAD_LIMIT`, as ``show_size`` writes it.
 DEFAULT_UPLOAD_LIMIT = "20GiB"
-#: :data:`metalk8s_solutions.engine.environments.POD_SECURITY`.
-POD_SECURITY = ("restricted", "baseline", "privileged")

@@ -26,11 +26,8 @@ from metalk8s_solutions.errors import SolutionsError
 
 if TYPE_CHECKING:
     from metalk8s_solutions.engine.converge import ConvergeOutcome
-    from metalk8s_solutions.engine.environments import (
-        AddSolutionOptions,
-        EnvOutcome,
-        UpgradeOptions,
-    )
+    from metalk8s_solutions.engine.environments.core import EnvOutcome
+    from metalk8s_solutions.engine.environments.options import AddSolutionOptions, UpgradeOptions
     from metalk8s_solutions.engine.state import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -306,7 +303,8 @@ def engine_options(verb: str, opts: Mapping[str, Any]) -> Any:
 
 
 def _engine_options(verb: str, opts: Mapping[str, Any]) -> Any:
-    from metalk8s_solutions.engine import activation, environments, solutions  # noqa: PLC0415
+    from metalk8s_solutions.engine import activation, solutions  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments import options as environments  # noqa: PLC0415
 
     name: str = opts.get("name") or ""
     namespace: str = opts.get("namespace") or ""
@@ -338,7 +336,7 @@ def _engine_options(verb: str, opts: Mapping[str, Any]) -> Any:
 
 def upgrade_options(add: AddSolutionOptions) -> UpgradeOptions:
     """``add-solution`` of another version of a deployed solution: MetalK8s changes it."""
-    from metalk8s_solutions.engine.environments import UpgradeOptions  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.options import UpgradeOptions  # noqa: PLC0415
 
     return UpgradeOptions(
         add.env,
@@ -436,7 +434,7 @@ def deactivate_command(ctx: click.Context, /, **opts: Any) -> None:
 def create_env_command(ctx: click.Context, /, **opts: Any) -> None:
     """Create an Environment, its namespace named after it unless --namespace is given (as
     'solutions env create')."""
-    from metalk8s_solutions.engine.environments import create_environment  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.create import create_environment  # noqa: PLC0415
 
     with Session(ctx, "create-env", opts).running() as s:
         options = engine_options("create-env", opts)
@@ -449,7 +447,7 @@ def create_env_command(ctx: click.Context, /, **opts: Any) -> None:
 @click.pass_context
 def delete_env_command(ctx: click.Context, /, **opts: Any) -> None:
     """Delete an Environment, or only its --namespace (as 'solutions env delete')."""
-    from metalk8s_solutions.engine.environments import delete_environment  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.delete import delete_environment  # noqa: PLC0415
 
     with Session(ctx, "delete-env", opts).running() as s:
         options = engine_options("delete-env", opts)
@@ -469,18 +467,20 @@ def add_solution_command(ctx: click.Context, /, **opts: Any) -> None:
     """Deploy a Solution version in a namespace of an Environment (default: the namespace named
     after it), or change the version deployed there (as 'solutions env add-solution', or
     'solutions env upgrade')."""
-    from metalk8s_solutions.engine import environments as engine  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.add import add_solution  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.show import list_environments  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.upgrade import upgrade_solution  # noqa: PLC0415
 
     with Session(ctx, "add-solution", opts).running() as s:
         add = engine_options("add-solution", opts)
         context = s.engine()
-        envs = run(engine.list_environments(context))
+        envs = run(list_environments(context))
         current = deployed_version(envs, add.env, add.namespaces[0], add.solution)
         if current is not None and current != add.version:
-            outcome = run(engine.upgrade_solution(context, upgrade_options(add)))
+            outcome = run(upgrade_solution(context, upgrade_options(add)))
             s.echo(_env_text(outcome, f"{add.solution} runs {add.version} in {add.env}"))
             return
-        outcome = run(engine.add_solution(context, add))
+        outcome = run(add_solution(context, add))
         s.echo(_env_text(outcome, f"{add.solution} {add.version} is deployed in {add.env}"))
 
 
@@ -490,7 +490,7 @@ def add_solution_command(ctx: click.Context, /, **opts: Any) -> None:
 def delete_solution_command(ctx: click.Context, /, **opts: Any) -> None:
     """Remove a Solution from a namespace of an Environment (default: the namespace named after
     it) (as 'solutions env delete-solution')."""
-    from metalk8s_solutions.engine.environments import delete_solution  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.remove import delete_solution  # noqa: PLC0415
 
     with Session(ctx, "delete-solution", opts).running() as s:
         options = engine_options("delete-solution", opts)

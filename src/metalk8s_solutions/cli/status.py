@@ -52,6 +52,6 @@ def _human(data: dict[str, Any]) -> str:
 @click.pass_context
 def status_command(ctx: click.Context, output: str) -> None:
     """Show the whole state: imported solutions, configuration and environments."""
-    from metalk8s_solutions.engine.environments import status  # noqa: PLC0415
+    from metalk8s_solutions.engine.environments.show import status  # noqa: PLC0415
 
     emit(run(status(engine_context(ctx, verbose=False))), output, _human)

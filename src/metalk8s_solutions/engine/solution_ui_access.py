@@ -19,7 +19,7 @@ from urllib.parse import quote
 from metalk8s_solutions.cluster.apply import request
 from metalk8s_solutions.cluster.kube import Kube
 from metalk8s_solutions.cluster.state import ENV_CONFIGMAP, ENV_LABEL
-from metalk8s_solutions.engine.environments import load_version_content, read_inventory
+from metalk8s_solutions.engine.environments.core import load_version_content, read_inventory
 from metalk8s_solutions.engine.solution_ui import api_paths
 from metalk8s_solutions.engine.solutions import Context
 

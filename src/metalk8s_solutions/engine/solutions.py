@@ -25,8 +25,8 @@ from metalk8s_solutions.engine.converge import (
     converge,
     removal_commands,
 )
-from metalk8s_solutions.engine.environments import ConvergeOptions as EnvConvergeOptions
-from metalk8s_solutions.engine.environments import converge_environments
+from metalk8s_solutions.engine.environments.converge import converge_environments
+from metalk8s_solutions.engine.environments.options import ConvergeOptions as EnvConvergeOptions
 from metalk8s_solutions.engine.listings import solutions_listing
 from metalk8s_solutions.engine.names import closest
 from metalk8s_solutions.engine.state import (

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metalk8s_solutions.engine import instances as inst
 from metalk8s_solutions.engine import views
-from metalk8s_solutions.engine.environments import status
+from metalk8s_solutions.engine.environments.show import status
 from metalk8s_solutions.engine.solutions import Outcome
 from metalk8s_solutions.errors import InvalidInput, SolutionsError
 from metalk8s_solutions.web import service

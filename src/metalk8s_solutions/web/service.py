@@ -20,18 +20,19 @@ from metalk8s_solutions.engine.activation import (
     activate,
     deactivate,
 )
-from metalk8s_solutions.engine.environments import (
+from metalk8s_solutions.engine.environments.add import add_solution
+from metalk8s_solutions.engine.environments.create import create_environment
+from metalk8s_solutions.engine.environments.delete import delete_environment
+from metalk8s_solutions.engine.environments.options import (
     AddSolutionOptions,
     CreateEnvOptions,
     DeleteEnvOptions,
     DeleteSolutionOptions,
     UpgradeOptions,
-    add_solution,
-    create_environment,
-    delete_environment,
-    delete_solution,
-    upgrade_solution,
+    from_params,
 )
+from metalk8s_solutions.engine.environments.remove import delete_solution
+from metalk8s_solutions.engine.environments.upgrade import upgrade_solution
 from metalk8s_solutions.engine.solutions import (
     Context,
     ImportOptions,
@@ -109,51 +110,26 @@ async def _deactivate(ctx: Context, p: Params, dry: bool) -> Outcome:
 
 
 async def _env_create(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = CreateEnvOptions(
-        _need(p, "name", "an environment name"),
-        _list(p.get("namespaces", "")),
-        p.get("description", "").strip(),
-        dry,
-    )
-    return await create_environment(ctx, options)
+    return await create_environment(ctx, from_params(CreateEnvOptions, p, dry_run=dry))
 
 
 async def _env_delete(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = DeleteEnvOptions(_need(p, "name", "an environment name"), dry_run=dry, wait=False)
+    options = from_params(DeleteEnvOptions, p, dry_run=dry, wait=False)
     return await delete_environment(ctx, options)
 
 
 async def _env_add(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = AddSolutionOptions(
-        _need(p, "env", "an environment"),
-        _need(p, "solution", "a solution"),
-        _need(p, "version", "a version"),
-        dry_run=dry,
-        timeout=ENV_TIMEOUT,
-        webhook=_flag(p, "webhook"),
-    )
+    options = from_params(AddSolutionOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
     return await add_solution(ctx, options)
 
 
 async def _env_upgrade(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = UpgradeOptions(
-        _need(p, "env", "an environment"),
-        _need(p, "solution", "a solution"),
-        _need(p, "version", "a version"),
-        dry_run=dry,
-        timeout=ENV_TIMEOUT,
-    )
+    options = from_params(UpgradeOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
     return await upgrade_solution(ctx, options)
 
 
 async def _env_remove(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = DeleteSolutionOptions(
-        _need(p, "env", "an environment"),
-        _need(p, "solution", "a solution"),
-        delete_data=_flag(p, "deleteData"),
-        dry_run=dry,
-        timeout=ENV_TIMEOUT,
-    )
+    options = from_params(DeleteSolutionOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
     return await delete_solution(ctx, options)
 
 
