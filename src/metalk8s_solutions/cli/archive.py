@@ -5,8 +5,9 @@ Argument parsing and rendering only; the work is in :mod:`metalk8s_solutions.eng
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -40,16 +41,24 @@ class ProgressPrinter:
             self.line.update(event.phase, event.done, event.total)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def iso_output(text: str) -> Callable[[F], F]:
+    """``-o/--output FILE``: the ISO a command writes."""
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=text,
+    )
+
+
 @click.command("build")
 @click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The ISO file to write.",
-)
+@iso_output("The ISO file to write.")
 @click.option(
     "--key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -272,14 +281,7 @@ def keygen_command(prefix: Path, algorithm: str, force: bool, output: str) -> No
     help="Public key (PEM) whose valid signature ARCHIVE must carry, e.g. the vendor's "
     "(repeatable; required: an archive not verified is never signed).",
 )
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The signed ISO to write (may be ARCHIVE itself).",
-)
+@iso_output("The signed ISO to write (may be ARCHIVE itself).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def sign_command(
     archive: Path, key: Path, trusted: tuple[Path, ...], output: Path, quiet: bool

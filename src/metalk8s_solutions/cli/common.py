@@ -61,10 +61,12 @@ def human_outcome(outcome: Outcome, done: str) -> str:
     lines = [f"warning: {w}" for w in outcome.warnings]
     prefix = "would " if outcome.dry_run else ""
     lines += [f"{prefix}{step}" for step in outcome.steps]
-    if not outcome.steps:
-        lines.append("nothing to do: already in the desired state")
-    elif outcome.dry_run:
-        lines.append("dry run: nothing was changed")
-    else:
-        lines.append(done)
+    lines.append(conclusion(outcome, done))
     return "\n".join(lines)
+
+
+def conclusion(outcome: Outcome, done: str) -> str:
+    """The last line of an outcome: 'nothing to do', 'dry run…', or ``done``."""
+    if not outcome.steps:
+        return "nothing to do: already in the desired state"
+    return "dry run: nothing was changed" if outcome.dry_run else done

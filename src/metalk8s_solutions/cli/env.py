@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from metalk8s_solutions.cli.common import LazyModule, engine_context, run
+from metalk8s_solutions.cli.common import LazyModule, conclusion, engine_context, run
 from metalk8s_solutions.cli.flags import OptionsCommand
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.errors import command
@@ -42,12 +42,7 @@ def render(outcome: EnvOutcome, done: str, *, show_diff: bool = False) -> str:
         if diff and step.action == "change" and show_diff:
             lines += [f"    {line}" for line in diff.splitlines()]
     lines += [f"warning: {w}" for w in outcome.warnings]
-    if not outcome.steps:
-        lines.append("nothing to do: already in the desired state")
-    elif outcome.dry_run:
-        lines.append("dry run: nothing was changed")
-    else:
-        lines.append(done)
+    lines.append(conclusion(outcome, done))
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from metalk8s_solutions.api.config import Policy
 from metalk8s_solutions.engine.activation import (
@@ -109,28 +110,22 @@ async def _deactivate(ctx: Context, p: Params, dry: bool) -> Outcome:
     return await deactivate(ctx, options)
 
 
-async def _env_create(ctx: Context, p: Params, dry: bool) -> Outcome:
-    return await create_environment(ctx, from_params(CreateEnvOptions, p, dry_run=dry))
+def _env_verb(
+    verb: Callable[[Context, Any], Awaitable[Outcome]], options: type[Any], **fixed: Any
+) -> Callable[[Context, Params, bool], Awaitable[Outcome]]:
+    """An environment verb run from a form: its options type built from the posted fields."""
+
+    async def run(ctx: Context, p: Params, dry: bool) -> Outcome:
+        return await verb(ctx, from_params(options, p, dry_run=dry, **fixed))
+
+    return run
 
 
-async def _env_delete(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = from_params(DeleteEnvOptions, p, dry_run=dry, wait=False)
-    return await delete_environment(ctx, options)
-
-
-async def _env_add(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = from_params(AddSolutionOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
-    return await add_solution(ctx, options)
-
-
-async def _env_upgrade(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = from_params(UpgradeOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
-    return await upgrade_solution(ctx, options)
-
-
-async def _env_remove(ctx: Context, p: Params, dry: bool) -> Outcome:
-    options = from_params(DeleteSolutionOptions, p, dry_run=dry, timeout=ENV_TIMEOUT)
-    return await delete_solution(ctx, options)
+_env_create = _env_verb(create_environment, CreateEnvOptions)
+_env_delete = _env_verb(delete_environment, DeleteEnvOptions, wait=False)
+_env_add = _env_verb(add_solution, AddSolutionOptions, timeout=ENV_TIMEOUT)
+_env_upgrade = _env_verb(upgrade_solution, UpgradeOptions, timeout=ENV_TIMEOUT)
+_env_remove = _env_verb(delete_solution, DeleteSolutionOptions, timeout=ENV_TIMEOUT)
 
 
 def _env_page(p: Params) -> str:
