@@ -24,7 +24,11 @@ import httpx
 import pytest
 
 from metalk8s_solutions.testing import podtool, realnode
-from metalk8s_solutions.testing.controlplane import LocalControlPlane
+from metalk8s_solutions.testing.controlplane import (
+    API_SERVICE_IP,
+    SERVICE_CIDR,
+    LocalControlPlane,
+)
 from metalk8s_solutions.testing.registry import LocalRegistry
 
 _reason = realnode.host_can_run_real_nodes()
@@ -50,7 +54,8 @@ def footprint(state: Path) -> dict[str, Any]:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if any(w in cmd for w in ("containerd", "kubelet", "/podtool", "/pause", str(state))):
+        words = ("containerd", "kubelet", "kube-proxy", "/podtool", "/pause", str(state))
+        if any(w in cmd for w in words):
             procs.append(cmd.strip())
     cgroups = sorted(
         str(p)
@@ -78,6 +83,8 @@ def footprint(state: Path) -> dict[str, Any]:
         ),
         "processes": sorted(procs),
         "iptables": sorted(line.split(" [")[0] for line in iptables),
+        # kube-proxy's (nftables mode) and any other table, iptables' own included
+        "nft tables": sorted(_lines(["nft", "list", "tables"])),
         "cgroups": cgroups,
         "shim sockets": listing("/run/containerd/s"),
         "cni cache": listing("/var/lib/cni/results"),
@@ -136,6 +143,41 @@ def _wait_running(client: httpx.Client, name: str, timeout: float = 90) -> dict[
             return pod
         time.sleep(0.5)
     raise AssertionError(f"pod {name} not Running: {json.dumps(pod.get('status'))[:800]}")
+
+
+def _wait_phase(client: httpx.Client, name: str, phase: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    pod: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        pod = client.get(f"/api/v1/namespaces/default/pods/{name}").json()
+        if pod.get("status", {}).get("phase") == phase:
+            return
+        time.sleep(0.5)
+    log = client.get(f"/api/v1/namespaces/default/pods/{name}/log").text
+    raise AssertionError(f"pod {name} not {phase}: {json.dumps(pod.get('status'))[:800]} {log}")
+
+
+def _allow_default_sa_to_read_namespaces(client: httpx.Client) -> None:
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "read-namespaces"},
+        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "read-namespaces"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "read-namespaces",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+    }
+    assert client.post(f"{rbac}/clusterroles", json=role).status_code == 201
+    assert client.post(f"{rbac}/clusterrolebindings", json=binding).status_code == 201
 
 
 @pytest.fixture
@@ -197,9 +239,12 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
             if f" {ip}/" in " ".join(_lines(["ip", "-n", ns.split()[0], "-o", "-4", "addr"]))
         ]
         routes = _lines(["ip", "-n", netns, "-4", "route", "show", "table", "all"])
-        assert [r.rstrip() for r in routes if not r.startswith(("local ", "broadcast "))] == [
-            f"{layout.cluster_range} dev eth0 proto kernel scope link src {ip}"
+        assert sorted(r.rstrip() for r in routes if not r.startswith(("local ", "broadcast "))) == [
+            f"{layout.cluster_range} dev eth0 proto kernel scope link src {ip}",
+            f"{SERVICE_CIDR} via {layout.node_ip} dev eth0",
         ]
+        service = _lines(["ip", "-n", netns, "route", "get", API_SERVICE_IP])[0]
+        assert f" via {layout.node_ip} dev eth0 " in service  # to the node, where kube-proxy is
         for outside in ("1.1.1.1", "10.0.0.1", "127.0.0.1"):
             lookup = subprocess.run(
                 ["ip", "-n", netns, "route", "get", outside],
@@ -218,6 +263,24 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
         log = client.get("/api/v1/namespaces/default/pods/web/log")
         assert log.status_code == 200, log.text
         assert log.text == "podtool serving on :8080 as web\n"
+
+        # A pod reads the API with its own ServiceAccount token through the kubernetes
+        # Service (the address kubelet gives it), kube-proxy and the API server's relay.
+        _allow_default_sa_to_read_namespaces(client)
+        reader = _pod("reader", podtool_image, real=True)
+        reader["spec"]["restartPolicy"] = "Never"
+        reader["spec"]["containers"][0]["command"] = [
+            "/podtool",
+            "get",
+            "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"
+            "/api/v1/namespaces/default",
+        ]
+        assert client.post("/api/v1/namespaces/default/pods", json=reader).status_code == 201
+        _wait_phase(client, "reader", "Succeeded")
+        log = client.get("/api/v1/namespaces/default/pods/reader/log").text
+        url = f"https://{API_SERVICE_IP}:443/api/v1/namespaces/default"
+        assert log.splitlines()[0] == f"GET {url}: 200", log
+        assert '"kind":"Namespace"' in log and '{"name":"default"' in log
 
     during = footprint(plane.state_dir)
     assert during["netns"] != before["netns"]  # the check sees what a pod makes
@@ -324,9 +387,9 @@ def test_up_on_a_host_without_containerd_fails_before_starting_anything(tmp_path
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: cannot start real nodes: containerd is not installed; install containerd, runc "
-        "and containernetworking-plugins ('apt-get install containerd runc "
-        "containernetworking-plugins', or 'make setup' as root)"
+        "error: cannot start real nodes: containerd is not installed; install containerd, runc, "
+        "containernetworking-plugins and nftables ('apt-get install containerd runc "
+        "containernetworking-plugins nftables', or 'make setup' as root)"
     ]
     assert not state.exists()
 

@@ -92,6 +92,14 @@ GROUPS: tuple[BinaryGroup, ...] = (
         packages={"kubelet": "k8s.io/kubernetes/cmd/kubelet"},
         ldflags=_kube_ldflags(),
     ),
+    # kube-proxy of the real nodes: Service IPs (the API server's `kubernetes` Service among
+    # them) reachable from their pods; same pinned k8s.io/kubernetes, its own wrapper module.
+    BinaryGroup(
+        name="kube-proxy",
+        version=KUBERNETES_VERSION,
+        packages={"kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy"},
+        ldflags=_kube_ldflags(),
+    ),
     BinaryGroup(
         name="etcd",
         version=ETCD_VERSION,
@@ -108,8 +116,12 @@ GROUPS: tuple[BinaryGroup, ...] = (
 )
 
 ALL_BINARIES: tuple[str, ...] = tuple(b for g in GROUPS for b in g.packages)
-#: What every local cluster needs; the kubelet only for real nodes.
-CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(b for b in ALL_BINARIES if b != "kubelet")
+#: What real nodes need beyond the control plane.
+REAL_NODE_BINARIES: tuple[str, ...] = ("kubelet", "kube-proxy")
+#: What every local cluster needs.
+CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(
+    b for b in ALL_BINARIES if b not in REAL_NODE_BINARIES
+)
 
 
 def cache_root() -> Path:

@@ -14,7 +14,12 @@ the host only through things it names and records in ``node.json`` before creati
   :mod:`podtool` and imported with ``ctr``;
 - kubelet (cgroupfs driver, cgroup v1 allowed) whose pods' cgroups are under ``/<cgroup>`` in
   every hierarchy, registered with a ``system:node:<name>`` client certificate from the
-  cluster's CA, tainted and labelled :data:`REAL_NODE_LABEL` so pods land there only when asked.
+  cluster's CA, tainted and labelled :data:`REAL_NODE_LABEL` so pods land there only when asked;
+- on the cluster's first real node only (all of them share the host's network), what makes
+  Services work for pods (:class:`ClusterServices`): a TCP relay from the node's IP to the API
+  server on loopback (the ``kubernetes`` EndpointSlice points there) and kube-proxy in nftables
+  mode, whose rules live in its own ``kube-proxy`` tables.  Pods route the Service range to
+  their node's IP, where kube-proxy translates it; nothing is forwarded off the bridge.
 
 :func:`sweep` removes all of it from ``node.json`` alone: it runs on ``down``, and on the next
 ``up`` in the same state dir when a previous run died without ``down``.
@@ -64,11 +69,27 @@ KERNEL_TUNABLES = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops
 SHIM_SOCKETS = Path("/run/containerd/s")
 CNI_CACHE = Path("/var/lib/cni/results")
 INSTALL_HINT = (
-    "install containerd, runc and containernetworking-plugins "
-    "('apt-get install containerd runc containernetworking-plugins', or 'make setup' as root)"
+    "install containerd, runc, containernetworking-plugins and nftables "
+    "('apt-get install containerd runc containernetworking-plugins nftables', "
+    "or 'make setup' as root)"
 )
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 NODES_PER_CLUSTER = 16
+#: Names the real node whose kube-proxy owns the machine's ``kube-proxy`` nftables tables.
+KUBE_PROXY_OWNER = RUN_ROOT / "kube-proxy-owner"
+#: kube-proxy's tables in nftables mode (its table name is fixed: one kube-proxy per machine).
+KUBE_PROXY_TABLES = (("ip", "kube-proxy"), ("ip6", "kube-proxy"))
+
+
+@dataclass(frozen=True)
+class ClusterServices:
+    """What the cluster's first real node runs for every pod of the cluster."""
+
+    kube_proxy: Path
+    #: the static tool whose ``forward`` relays the node IP's ``api_port`` to the API server
+    podtool: Path
+    #: kube-apiserver's port on 127.0.0.1, relayed on the same port of the node's IP
+    api_port: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +159,7 @@ def host_can_run_real_nodes() -> str | None:
     """None when this host can run real nodes, else the reason why not."""
     if os.geteuid() != 0:
         return "real nodes need root (network bridges, mounts, cgroups)"
-    for program in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip"):
+    for program in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip", "nft"):
         if shutil.which(program) is None:
             return f"{program} is not installed; {INSTALL_HINT}"
     if _cni_bin_dir() is None:
@@ -198,6 +219,8 @@ class RealNode:
         ca_file: Path,
         kubelet: Path,
         bind_to_parent: bool,
+        service_cidr: str,
+        services: ClusterServices | None = None,
         insecure_registries: tuple[str, ...] = (),
         say: Callable[[str], None] = lambda _m: None,
     ) -> None:
@@ -208,6 +231,8 @@ class RealNode:
         self.ca_file = ca_file
         self.kubelet = kubelet
         self.bind_to_parent = bind_to_parent
+        self.service_cidr = service_cidr
+        self.services = services
         self.insecure_registries = insecure_registries
         self.records: dict[str, ProcessRecord] = {}
         self._say = say
@@ -215,7 +240,8 @@ class RealNode:
     # -- start -------------------------------------------------------------------------------
 
     def start(self, timeout: float) -> dict[str, ProcessRecord]:
-        """Network, containerd, sandbox image, kubelet; returns the processes started."""
+        """Network, containerd, sandbox image, kubelet (and the cluster's services on the
+        first node); returns the processes started."""
         deadline = time.monotonic() + timeout
 
         def remaining() -> float:
@@ -225,7 +251,10 @@ class RealNode:
         if reason is not None:
             raise EnvironmentFailure(f"cannot start real node {self.layout.name}: {reason}")
         if not (Path("/sys/class/net") / self.layout.bridge).exists():
-            self._check_range_free()
+            self._check_range_free(self.layout.cluster_range, "pod range")
+        if self.services is not None:
+            self._check_range_free(self.service_cidr, "Service range")
+            _check_kube_proxy_tables_free()
         self.dir.mkdir(parents=True, exist_ok=True)
         Path(self.layout.run_dir).mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
@@ -250,11 +279,74 @@ class RealNode:
             timeout=remaining(),
             what="answer /healthz",
         )
+        if self.services is not None:
+            self._cluster_services(self.services, remaining())
+            self._say(
+                f"{self.layout.name}: kube-proxy ready, the API server reachable from pods on "
+                f"{self.layout.node_ip}:{self.services.api_port}"
+            )
         return dict(self.records)
 
-    def _check_range_free(self) -> None:
+    def _cluster_services(self, services: ClusterServices, timeout: float) -> None:
+        """The API server's relay on the node IP, and kube-proxy (nftables mode)."""
+        deadline = time.monotonic() + timeout
+        listen = f"{self.layout.node_ip}:{services.api_port}"
+        relay = self._spawn(
+            "api-relay",
+            [str(services.podtool), "forward", listen, f"127.0.0.1:{services.api_port}"],
+        )
+        wait_until(
+            relay,
+            lambda: _tcp_open(self.layout.node_ip, services.api_port),
+            timeout=max(deadline - time.monotonic(), 1.0),
+            what=f"listen on {listen}",
+        )
+        pki = self.dir / "pki"
+        pair = self.ca.issue("system:kube-proxy", client=True)  # bound to system:node-proxier
+        kubeconfig = pki / "kube-proxy.kubeconfig"
+        doc = kubeconfig_document(
+            self.server, self.ca.cert_pem, pair.cert_pem, pair.key_pem, "system:kube-proxy"
+        )
+        _write_private(kubeconfig, yaml.safe_dump(doc).encode())
+        healthz_port, metrics_port = free_port(), free_port()
+        config = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "nftables",
+            "clientConnection": {"kubeconfig": str(kubeconfig)},
+            "hostnameOverride": self.layout.name,
+            "bindAddress": self.layout.node_ip,
+            "clusterCIDR": self.layout.cluster_range,
+            "detectLocalMode": "ClusterCIDR",
+            # NodePorts only on the cluster's bridge, never on the host's own interfaces.
+            "nodePortAddresses": [self.layout.cluster_range],
+            "healthzBindAddress": f"127.0.0.1:{healthz_port}",
+            "metricsBindAddress": f"127.0.0.1:{metrics_port}",
+            # Leave the host's conntrack tunables alone.
+            "conntrack": {
+                "maxPerCore": 0,
+                "min": 0,
+                "tcpEstablishedTimeout": "0s",
+                "tcpCloseWaitTimeout": "0s",
+            },
+        }
+        config_path = self.dir / "kube-proxy.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        KUBE_PROXY_OWNER.parent.mkdir(parents=True, exist_ok=True)
+        KUBE_PROXY_OWNER.write_text(self.layout.key + "\n")
+        proxy = self._spawn(
+            "kube-proxy", [str(services.kube_proxy), f"--config={config_path}", "--v=1"]
+        )
+        wait_until(
+            proxy,
+            lambda: _http_ok(f"http://127.0.0.1:{healthz_port}/healthz"),
+            timeout=max(deadline - time.monotonic(), 1.0),
+            what="answer /healthz (its rules in place)",
+        )
+
+    def _check_range_free(self, cidr: str, what: str) -> None:
         routes = _run(["ip", "-o", "-4", "route", "show", "table", "all"]).stdout
-        net = ipaddress.ip_network(self.layout.cluster_range)
+        net = ipaddress.ip_network(cidr)
         for line in routes.splitlines():
             first = line.split()[0] if line.split() else ""
             if first in ("default", "broadcast", "local"):
@@ -262,7 +354,7 @@ class RealNode:
             with contextlib.suppress(ValueError):
                 if ipaddress.ip_network(first, strict=False).overlaps(net):
                     raise EnvironmentFailure(
-                        f"the pod range {net} of the real nodes is already routed on this host "
+                        f"the {what} {net} of the real nodes is already routed on this host "
                         f"({line.strip()})",
                         hint="another local cluster with real nodes may be running: stop it "
                         "with 'solutions dev cluster down --state-dir ...'",
@@ -295,6 +387,8 @@ class RealNode:
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
+                        # The Service range through the node's IP: kube-proxy's rules there.
+                        "routes": [{"dst": self.service_cidr, "gw": self.layout.node_ip}],
                         # On-link: the whole cluster range; handed out: this node's share.
                         "ranges": [
                             [
@@ -482,6 +576,37 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def _tcp_open(host: str, port: int) -> bool:
+    import socket  # noqa: PLC0415
+
+    with socket.create_connection((host, port), timeout=2):
+        return True
+
+
+def _check_kube_proxy_tables_free() -> None:
+    for family, table in KUBE_PROXY_TABLES:
+        if _run(["nft", "list", "table", family, table], check=False).returncode == 0:
+            raise EnvironmentFailure(
+                f"the nftables table '{family} {table}' already exists on this host: another "
+                "local cluster's real nodes (or another kube-proxy) run kube-proxy here, and "
+                "there can be one per machine",
+                hint="stop that cluster with 'solutions dev cluster down --state-dir ...'",
+            )
+
+
+def _delete_kube_proxy_tables(key: str) -> None:
+    """kube-proxy's nftables tables, if this node's kube-proxy made them."""
+    try:
+        owner = KUBE_PROXY_OWNER.read_text().strip()
+    except OSError:
+        return
+    if owner != key:
+        return
+    for family, table in KUBE_PROXY_TABLES:
+        _run(["nft", "delete", "table", family, table], check=False)
+    KUBE_PROXY_OWNER.unlink(missing_ok=True)
+
+
 def _http_ok(url: str) -> bool:
     import urllib.request  # noqa: PLC0415
 
@@ -513,12 +638,21 @@ def sweep(node_dir: Path, records: Iterable[ProcessRecord] = ()) -> None:
 def sweep_layout(layout: NodeLayout, records: Iterable[ProcessRecord] = ()) -> None:
     """Remove everything a node made, whatever state it was left in; safe to run twice.
 
-    Processes (kubelet, containerd, its shims, the containers), the pods' network namespaces
+    Processes (kube-proxy and the API relay, kubelet, containerd, its shims, the containers),
+    kube-proxy's nftables tables (when this node's kube-proxy made them), the pods' network
+    namespaces
     (those holding an address of the node's range), mounts under the node folder, the bridge,
     the node's cgroups, the node folder and the node's marker.
     """
     node_dir = Path(layout.dir)
     by_name = {r.name.rsplit("/", 1)[-1]: r for r in records}
+    for service in ("kube-proxy", "api-relay"):
+        if service in by_name:
+            by_name[service].stop(timeout=10)
+    relay = f" forward {layout.node_ip}:"
+    kube_proxy = f"--config={layout.dir}/kube-proxy.yaml"
+    _kill_matching(lambda cmd: relay in cmd or kube_proxy in cmd)  # ones not recorded
+    _delete_kube_proxy_tables(layout.key)
     if "kubelet" in by_name:
         by_name["kubelet"].stop(timeout=10)
     kubelet_root = f"--root-dir={layout.run_dir}/kubelet"
