@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from metalk8s_solutions.images.containerd import containerd_hosts_toml
 from metalk8s_solutions.testing import podtool, realnode
 from metalk8s_solutions.testing.controlplane import (
     API_SERVICE_IP,
@@ -196,7 +197,7 @@ def plane(tmp_path: Path, local_registry: LocalRegistry) -> Iterator[LocalContro
 
 
 def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
-    plane: LocalControlPlane, podtool_image: str
+    plane: LocalControlPlane, podtool_image: str, local_registry: LocalRegistry
 ) -> None:
     before = footprint(plane.state_dir)
     plane.up()
@@ -207,6 +208,9 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
     ]
     layout = realnode.NodeLayout.plan(plane.state_dir, 0)
     assert status["realNodes"][0]["address"] == layout.node_ip
+    # The node pulls (below) through the hosts.toml docs/operations/registry.md prints.
+    hosts = Path(layout.dir, "containerd", "certs.d", local_registry.address, "hosts.toml")
+    assert hosts.read_text() == containerd_hosts_toml(local_registry.address, tls=False)
     assert not ipaddress.ip_address(layout.node_ip).is_loopback
 
     with _client(plane) as client:

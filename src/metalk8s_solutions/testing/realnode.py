@@ -38,12 +38,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from metalk8s_solutions.errors import EnvironmentFailure
+from metalk8s_solutions.images.containerd import containerd_hosts_dir, containerd_hosts_toml
 from metalk8s_solutions.testing import podtool
 from metalk8s_solutions.testing.pki import CertificateAuthority, kubeconfig_document
 from metalk8s_solutions.testing.processes import (
@@ -454,12 +455,11 @@ class RealNode:
         d = self.dir / "containerd"
         d.mkdir(exist_ok=True)
         for registry in self.insecure_registries:
-            hosts = d / "certs.d" / registry / "hosts.toml"
+            # The file docs/operations/registry.md tells an administrator to write.
+            folder = containerd_hosts_dir(registry, PurePosixPath(d / "certs.d"))
+            hosts = Path(folder) / "hosts.toml"
             hosts.parent.mkdir(parents=True, exist_ok=True)
-            hosts.write_text(
-                f'server = "http://{registry}"\n\n[host."http://{registry}"]\n'
-                '  capabilities = ["pull", "resolve"]\n'
-            )
+            hosts.write_text(containerd_hosts_toml(registry, tls=False))
         config = d / "config.toml"
         config.write_text(self._containerd_config())
         record = self._spawn("containerd", ["containerd", "--config", str(config)])
