@@ -3,8 +3,11 @@
 A pod runs on a real node from an image containerd pulls out of the test registry, answers HTTP
 from the host and logs through the API; ``down``, and the next start after a test process that
 died, leave on the host no process, container, mount, network namespace, link, iptables rule,
-cgroup, shim socket or CNI cache entry behind.  Runs as root with containerd, runc and the CNI
-plugins installed (``make setup``); skipped with the reason otherwise.
+cgroup, shim socket, CNI cache entry or nftables table behind.  Pods reach the API server through
+the ``kubernetes`` Service (kube-proxy) and by name (CoreDNS); the example operator runs in a pod
+from the image containerd pulls out of the ISO through the built-in registry.  Runs as root with
+containerd, runc, the CNI plugins and nftables installed (``make setup``); skipped with the
+reason otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -23,13 +27,15 @@ from typing import Any
 import httpx
 import pytest
 
+from env_support import cli, write_config
 from metalk8s_solutions.images.containerd import containerd_hosts_toml
-from metalk8s_solutions.testing import podtool, realnode
+from metalk8s_solutions.testing import journey, podtool, realnode
 from metalk8s_solutions.testing.controlplane import (
     API_SERVICE_IP,
     SERVICE_CIDR,
     LocalControlPlane,
 )
+from metalk8s_solutions.testing.processes import free_port
 from metalk8s_solutions.testing.registry import LocalRegistry
 
 _reason = realnode.host_can_run_real_nodes()
@@ -55,7 +61,7 @@ def footprint(state: Path) -> dict[str, Any]:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        words = ("containerd", "kubelet", "kube-proxy", "/podtool", "/pause", str(state))
+        words = ("containerd", "kubelet", "kube-proxy", "coredns", "/podtool", "/pause", str(state))
         if any(w in cmd for w in words):
             procs.append(cmd.strip())
     cgroups = sorted(
@@ -214,6 +220,11 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
     assert not ipaddress.ip_address(layout.node_ip).is_loopback
 
     with _client(plane) as client:
+        # Beside a fake node, the real one takes only the pods that ask for it.
+        node = client.get("/api/v1/nodes/real-node-0").json()
+        assert node["spec"]["taints"] == [
+            {"key": realnode.REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
+        ]
         assert (
             client.post(
                 "/api/v1/namespaces/default/pods", json=_pod("web", podtool_image, real=True)
@@ -285,6 +296,16 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
         url = f"https://{API_SERVICE_IP}:443/api/v1/namespaces/default"
         assert log.splitlines()[0] == f"GET {url}: 200", log
         assert '"kind":"Namespace"' in log and '{"name":"default"' in log
+
+        # The same by name: kubelet gives pods the cluster DNS (CoreDNS on node 0's IP).
+        by_name = _pod("by-name", podtool_image, real=True)
+        by_name["spec"]["restartPolicy"] = "Never"
+        url = "https://kubernetes.default.svc/api/v1/namespaces/default"
+        by_name["spec"]["containers"][0]["command"] = ["/podtool", "get", url]
+        assert client.post("/api/v1/namespaces/default/pods", json=by_name).status_code == 201
+        _wait_phase(client, "by-name", "Succeeded")
+        log = client.get("/api/v1/namespaces/default/pods/by-name/log").text
+        assert log.splitlines()[0] == f"GET {url}: 200", log
 
     during = footprint(plane.state_dir)
     assert during["netns"] != before["netns"]  # the check sees what a pod makes
@@ -372,6 +393,12 @@ def test_dev_cluster_up_with_a_real_node_status_and_down(tmp_path: Path) -> None
         assert f"real-node-0   Ready   {ip}" in status.stdout
         assert "real-node-0/kubelet" in status.stdout
         assert "real-node-0/containerd" in status.stdout
+        for service in ("kube-proxy", "coredns", "api-relay"):
+            assert f"real-node-0/{service}" in status.stdout
+        # Real nodes only: no taint, the product's pods run there as it makes them.
+        with _client(LocalControlPlane(state)) as client:
+            node = client.get("/api/v1/nodes/real-node-0").json()
+        assert "taints" not in node["spec"], node["spec"]
     finally:
         down = solutions("dev", "cluster", "down", *where)
     assert down.returncode == 0, down.stderr
@@ -453,6 +480,107 @@ def test_pods_of_two_real_nodes_reach_each_other(
         )
         assert answer.stdout == "b'podtool web-1\\n'\n", answer.stderr
         plane.down()  # the first node goes first: the second keeps its address until its turn
+    finally:
+        plane.down()
+    assert footprint(plane.state_dir) == before
+
+
+# -- the example operator in a pod on a real node (issue 21, item 4, first part) --------------
+
+SOL = "example-solution"
+ENV = "real"
+
+
+@pytest.fixture
+def builtin_registry(example_archives: Any, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """``solutions registry serve`` on a loopback port; yields (config, endpoint)."""
+    port = free_port()
+    endpoint = f"127.0.0.1:{port}"
+    config = write_config(tmp_path / "etc" / "solutions.yaml", [], endpoint=endpoint)
+    text = config.read_text() + f"  listen: {endpoint}\n"
+    config.write_text(text)
+    proc = subprocess.Popen(
+        [SOLUTIONS, "--config", str(config), "registry", "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("serving on "), (line, proc.poll())
+        yield config, endpoint
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_the_operator_runs_in_a_pod_on_a_real_node_from_the_archive(
+    example_archives: Any, builtin_registry: tuple[Path, str], tmp_path: Path
+) -> None:
+    config, endpoint = builtin_registry
+    plane = LocalControlPlane(
+        tmp_path / "c",
+        nodes=0,
+        real_nodes=1,
+        bind_to_parent=True,
+        insecure_registries=(endpoint,),
+    )
+    before = footprint(plane.state_dir)
+    try:
+        info = plane.up()
+
+        def run(*args: str) -> str:
+            done = cli(config, info.kubeconfig, *args, timeout=300)
+            assert done.returncode == 0, f"solutions {' '.join(args)}: {done.stdout}{done.stderr}"
+            return done.stdout
+
+        run(
+            "import", "--key", str(example_archives.public_key), str(example_archives.isos["1.0.0"])
+        )
+        run("activate", SOL, "--version", "1.0.0")
+        run("env", "create", ENV)
+        run("env", "add-solution", ENV, SOL, "1.0.0", "--timeout", "240")
+
+        with httpx.Client(
+            base_url=info.server, verify=plane.admin_ssl_context(), timeout=10
+        ) as client:
+            dep = client.get(f"/apis/apps/v1/namespaces/{ENV}/deployments/{SOL}-operator").json()
+            image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+            assert image.startswith(f"{endpoint}/{SOL}-1.0.0/{SOL}-operator@sha256:"), image
+            pods = client.get(
+                f"/api/v1/namespaces/{ENV}/pods",
+                params={"labelSelector": "app.kubernetes.io/component=operator"},
+            ).json()["items"]
+            (pod,) = pods
+            assert pod["spec"]["nodeName"] == "real-node-0"
+            assert pod["status"]["phase"] == "Running", json.dumps(pod["status"])[:800]
+            (status,) = pod["status"]["containerStatuses"]
+            assert status["ready"] is True
+            # The running image is the archive's, by digest.
+            digest = image.split("@", 1)[1]
+            assert status["imageID"].endswith("@" + digest), status
+            described = example_archives.info["versions"]["1.0.0"]["images"]
+            assert digest in json.dumps(described)
+            # Its own ServiceAccount, the one the engine made and bound.
+            assert (
+                pod["spec"]["serviceAccountName"]
+                == dep["spec"]["template"]["spec"]["serviceAccountName"]
+            )
+            # It reads and writes the API with that identity: it serves an instance by
+            # creating its base-server Deployment.
+            run(*journey._instance(ENV, "1.0.0", 1))
+            api = journey.ApiClient(client)
+            deadline = time.monotonic() + 120
+            while (wrong := journey.base_server(ENV)(api)) is not None:
+                assert time.monotonic() < deadline, wrong
+                time.sleep(0.5)
+            log = client.get(f"/api/v1/namespaces/{ENV}/pods/{pod['metadata']['name']}/log")
+            assert log.status_code == 200, log.text
+
+        run("env", "delete-solution", ENV, SOL, "--timeout", "120")
+        run("env", "delete", ENV, "--timeout", "120")
     finally:
         plane.down()
     assert footprint(plane.state_dir) == before

@@ -519,8 +519,12 @@ class LocalControlPlane:
         deadline = time.monotonic() + timeout
         api_port = int(info.server.rsplit(":", 1)[1])
         services = realnode.ClusterServices(
-            kube_proxy=paths["kube-proxy"], podtool=podtool.ensure_podtool(), api_port=api_port
+            kube_proxy=paths["kube-proxy"],
+            coredns=paths["coredns"],
+            podtool=podtool.ensure_podtool(),
+            api_port=api_port,
         )
+        first = realnode.NodeLayout.plan(self.state_dir, 0)
         with self._admin_client(info.server) as client:
             # Kubelets authenticate as system:node:<name> in group system:nodes; with RBAC
             # alone (no Node authorizer) that group needs the bootstrap role bound.
@@ -546,9 +550,8 @@ class LocalControlPlane:
             )
             if resp.status_code not in (200, 201, 409):
                 raise ComponentFailure("kube-apiserver", f"cannot bind system:nodes: {resp.text}")
-            self._kubernetes_endpoints(
-                client, realnode.NodeLayout.plan(self.state_dir, 0).node_ip, api_port
-            )
+            self._kubernetes_endpoints(client, first.node_ip, api_port)
+            self._coredns_rbac(client)
             names: list[str] = []
             for index in range(self.real_nodes):
                 layout = realnode.NodeLayout.plan(self.state_dir, index)
@@ -560,7 +563,11 @@ class LocalControlPlane:
                     kubelet=paths["kubelet"],
                     bind_to_parent=self.bind_to_parent,
                     service_cidr=SERVICE_CIDR,
+                    cluster_dns=first.node_ip,
                     services=services if index == 0 else None,
+                    # Beside fake nodes, only pods that ask run on real ones; in a cluster of
+                    # real nodes only, the product's pods run there as it makes them.
+                    taint=self.nodes > 0,
                     insecure_registries=self.insecure_registries,
                     say=self._say,
                 )
@@ -591,6 +598,46 @@ class LocalControlPlane:
                 )
                 self._say(f"{layout.name} Ready ({layout.node_ip}, pods in {layout.subnet})")
         return info
+
+    @staticmethod
+    def _coredns_rbac(client: httpx.Client) -> None:
+        """What CoreDNS's kubernetes plugin reads (as in CoreDNS's own deployment manifest)."""
+        rbac = "/apis/rbac.authorization.k8s.io/v1"
+        name = realnode.COREDNS_USER
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        }
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
+        }
+        for kind, body in (("clusterroles", role), ("clusterrolebindings", binding)):
+            resp = client.post(f"{rbac}/{kind}", json=body)
+            if resp.status_code not in (200, 201, 409):
+                raise ComponentFailure(
+                    "kube-apiserver", f"cannot create {kind} {name}: {resp.text}"
+                )
 
     @staticmethod
     def _kubernetes_endpoints(client: httpx.Client, address: str, port: int) -> None:

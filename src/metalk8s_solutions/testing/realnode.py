@@ -14,12 +14,16 @@ the host only through things it names and records in ``node.json`` before creati
   :mod:`podtool` and imported with ``ctr``;
 - kubelet (cgroupfs driver, cgroup v1 allowed) whose pods' cgroups are under ``/<cgroup>`` in
   every hierarchy, registered with a ``system:node:<name>`` client certificate from the
-  cluster's CA, tainted and labelled :data:`REAL_NODE_LABEL` so pods land there only when asked;
+  cluster's CA, labelled :data:`REAL_NODE_LABEL`, and tainted with it when the cluster also has
+  fake nodes (``taint``), so that pods land there only when asked; in a cluster of real nodes
+  only, every pod runs there unchanged, as on a real cluster;
 - on the cluster's first real node only (all of them share the host's network), what makes
   Services work for pods (:class:`ClusterServices`): a TCP relay from the node's IP to the API
   server on loopback (the ``kubernetes`` EndpointSlice points there) and kube-proxy in nftables
-  mode, whose rules live in its own ``kube-proxy`` tables.  Pods route the Service range to
-  their node's IP, where kube-proxy translates it; nothing is forwarded off the bridge.
+  mode, whose rules live in its own ``kube-proxy`` tables, and CoreDNS serving ``cluster.local``
+  from the API server on the node's IP, port 53 (every kubelet's ``clusterDNS``).  Pods route
+  the Service range to their node's IP, where kube-proxy translates it; nothing is forwarded
+  off the bridge.
 
 :func:`sweep` removes all of it from ``node.json`` alone: it runs on ``down``, and on the next
 ``up`` in the same state dir when a previous run died without ``down``.
@@ -78,6 +82,9 @@ CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 NODES_PER_CLUSTER = 16
 #: Names the real node whose kube-proxy owns the machine's ``kube-proxy`` nftables tables.
 KUBE_PROXY_OWNER = RUN_ROOT / "kube-proxy-owner"
+#: The cluster's DNS domain, and the user CoreDNS reads the API server as.
+CLUSTER_DOMAIN = "cluster.local"
+COREDNS_USER = "solutions:coredns"
 #: kube-proxy's tables in nftables mode (its table name is fixed: one kube-proxy per machine).
 KUBE_PROXY_TABLES = (("ip", "kube-proxy"), ("ip6", "kube-proxy"))
 
@@ -87,6 +94,7 @@ class ClusterServices:
     """What the cluster's first real node runs for every pod of the cluster."""
 
     kube_proxy: Path
+    coredns: Path
     #: the static tool whose ``forward`` relays the node IP's ``api_port`` to the API server
     podtool: Path
     #: kube-apiserver's port on 127.0.0.1, relayed on the same port of the node's IP
@@ -221,7 +229,9 @@ class RealNode:
         kubelet: Path,
         bind_to_parent: bool,
         service_cidr: str,
+        cluster_dns: str,
         services: ClusterServices | None = None,
+        taint: bool = True,
         insecure_registries: tuple[str, ...] = (),
         say: Callable[[str], None] = lambda _m: None,
     ) -> None:
@@ -233,7 +243,9 @@ class RealNode:
         self.kubelet = kubelet
         self.bind_to_parent = bind_to_parent
         self.service_cidr = service_cidr
+        self.cluster_dns = cluster_dns
         self.services = services
+        self.taint = taint
         self.insecure_registries = insecure_registries
         self.records: dict[str, ProcessRecord] = {}
         self._say = say
@@ -343,6 +355,44 @@ class RealNode:
             lambda: _http_ok(f"http://127.0.0.1:{healthz_port}/healthz"),
             timeout=max(deadline - time.monotonic(), 1.0),
             what="answer /healthz (its rules in place)",
+        )
+        self._coredns(services, max(deadline - time.monotonic(), 1.0))
+
+    def _coredns(self, services: ClusterServices, timeout: float) -> None:
+        """CoreDNS answering for cluster.local on the node's IP, port 53, from the API server.
+
+        No ``forward``: names outside the cluster get no answer, so pods resolve nothing
+        outside this machine.
+        """
+        pki = self.dir / "pki"
+        pair = self.ca.issue(COREDNS_USER, client=True)  # bound by the control plane
+        kubeconfig = pki / "coredns.kubeconfig"
+        doc = kubeconfig_document(
+            self.server, self.ca.cert_pem, pair.cert_pem, pair.key_pem, COREDNS_USER
+        )
+        _write_private(kubeconfig, yaml.safe_dump(doc).encode())
+        health_port, ready_port = free_port(), free_port()
+        corefile = self.dir / "Corefile"
+        corefile.write_text(
+            f"{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{\n"
+            f"    bind {self.layout.node_ip}\n"
+            "    errors\n"
+            f"    health 127.0.0.1:{health_port}\n"
+            f"    ready 127.0.0.1:{ready_port}\n"
+            f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
+            f"        kubeconfig {kubeconfig}\n"
+            "        pods insecure\n"
+            "        fallthrough in-addr.arpa ip6.arpa\n"
+            "    }\n"
+            "    cache 30\n"
+            "}\n"
+        )
+        record = self._spawn("coredns", [str(services.coredns), "-conf", str(corefile)])
+        wait_until(
+            record,
+            lambda: _http_ok(f"http://127.0.0.1:{ready_port}/ready"),
+            timeout=timeout,
+            what="answer /ready (the API server's Services read)",
         )
 
     def _check_range_free(self, cidr: str, what: str) -> None:
@@ -520,11 +570,15 @@ class RealNode:
             },
             "authorization": {"mode": "AlwaysAllow"},
             "registerNode": True,
-            "registerWithTaints": [
-                {"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
-            ],
+            "registerWithTaints": (
+                [{"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}]
+                if self.taint
+                else []
+            ),
             "podLogsDirectory": str(self.dir / "pod-logs"),
             "resolvConf": str(resolv),
+            "clusterDNS": [self.cluster_dns],
+            "clusterDomain": CLUSTER_DOMAIN,
             "failSwapOn": False,
             "localStorageCapacityIsolation": False,
             "serializeImagePulls": False,
@@ -638,20 +692,20 @@ def sweep(node_dir: Path, records: Iterable[ProcessRecord] = ()) -> None:
 def sweep_layout(layout: NodeLayout, records: Iterable[ProcessRecord] = ()) -> None:
     """Remove everything a node made, whatever state it was left in; safe to run twice.
 
-    Processes (kube-proxy and the API relay, kubelet, containerd, its shims, the containers),
-    kube-proxy's nftables tables (when this node's kube-proxy made them), the pods' network
-    namespaces
+    Processes (CoreDNS, kube-proxy and the API relay, kubelet, containerd, its shims, the
+    containers), kube-proxy's nftables tables (when this node's kube-proxy made them), the pods'
+    network namespaces
     (those holding an address of the node's range), mounts under the node folder, the bridge,
     the node's cgroups, the node folder and the node's marker.
     """
     node_dir = Path(layout.dir)
     by_name = {r.name.rsplit("/", 1)[-1]: r for r in records}
-    for service in ("kube-proxy", "api-relay"):
+    for service in ("coredns", "kube-proxy", "api-relay"):
         if service in by_name:
             by_name[service].stop(timeout=10)
     relay = f" forward {layout.node_ip}:"
-    kube_proxy = f"--config={layout.dir}/kube-proxy.yaml"
-    _kill_matching(lambda cmd: relay in cmd or kube_proxy in cmd)  # ones not recorded
+    services = (f"--config={layout.dir}/kube-proxy.yaml", f"-conf {layout.dir}/Corefile")
+    _kill_matching(lambda cmd: relay in cmd or any(s in cmd for s in services))  # not recorded
     _delete_kube_proxy_tables(layout.key)
     if "kubelet" in by_name:
         by_name["kubelet"].stop(timeout=10)
