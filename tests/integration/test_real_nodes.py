@@ -579,6 +579,26 @@ def test_the_operator_runs_in_a_pod_on_a_real_node_from_the_archive(
             log = client.get(f"/api/v1/namespaces/{ENV}/pods/{pod['metadata']['name']}/log")
             assert log.status_code == 200, log.text
 
+            # base-server runs too, pulled the same way, and answers with its version (from
+            # the host, on the pod's address: the host has no route to the Service range).
+            web = client.get(f"/apis/apps/v1/namespaces/{ENV}/deployments/web").json()
+            selector = ",".join(
+                f"{k}={v}" for k, v in web["spec"]["selector"]["matchLabels"].items()
+            )
+            deadline = time.monotonic() + 120
+            while True:
+                (server,) = client.get(
+                    f"/api/v1/namespaces/{ENV}/pods", params={"labelSelector": selector}
+                ).json()["items"] or [{}]
+                statuses = server.get("status", {}).get("containerStatuses") or [{}]
+                if statuses[0].get("ready"):
+                    break
+                assert time.monotonic() < deadline, json.dumps(server.get("status"))[:800]
+                time.sleep(0.5)
+            assert server["spec"]["nodeName"] == "real-node-0"
+            answer = httpx.get(f"http://{server['status']['podIP']}:8080/version", timeout=5)
+            assert answer.json()["version"] == "1.0.0"
+
         run("env", "delete-solution", ENV, SOL, "--timeout", "120")
         run("env", "delete", ENV, "--timeout", "120")
     finally:
