@@ -138,7 +138,8 @@ def _pod(name: str, image: str, *, real: bool) -> dict[str, Any]:
         spec["tolerations"] = [
             {"key": realnode.REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
         ]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    metadata = {"name": name, "labels": {"app": name}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 def _wait_running(client: httpx.Client, name: str, timeout: float = 90) -> dict[str, Any]:
@@ -273,6 +274,13 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
                 assert lookup.returncode != 0
                 assert "Network is unreachable" in lookup.stderr
 
+        # The host forwards what comes in on the bridge (Service traffic between pods) only
+        # back onto it: the cluster's own nftables table drops anything routed elsewhere.
+        chain = _lines(["nft", "list", "chain", "inet", layout.bridge, "forward"])
+        assert f'iifname "{layout.bridge}" oifname != "{layout.bridge}" drop' in [
+            line.strip() for line in chain
+        ], chain
+        assert Path(f"/proc/sys/net/ipv4/conf/{layout.bridge}/forwarding").read_text() == "1\n"
         answer = httpx.get(f"http://{ip}:8080/", timeout=5)
         assert answer.text == "podtool web\n"
         log = client.get("/api/v1/namespaces/default/pods/web/log")
@@ -306,6 +314,26 @@ def test_a_pod_runs_on_a_real_node_and_down_leaves_nothing(
         _wait_phase(client, "by-name", "Succeeded")
         log = client.get("/api/v1/namespaces/default/pods/by-name/log").text
         assert log.splitlines()[0] == f"GET {url}: 200", log
+
+        # Pod to Service to pod: the web pod behind a Service, read from another pod by name.
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"app": "web"},
+                "ports": [{"port": 80, "targetPort": 8080}],
+            },
+        }
+        assert client.post("/api/v1/namespaces/default/services", json=service).status_code == 201
+        client_pod = _pod("client", podtool_image, real=True)
+        client_pod["spec"]["restartPolicy"] = "Never"
+        url = "http://web.default.svc/"
+        client_pod["spec"]["containers"][0]["command"] = ["/podtool", "get", url]
+        assert client.post("/api/v1/namespaces/default/pods", json=client_pod).status_code == 201
+        _wait_phase(client, "client", "Succeeded")
+        log = client.get("/api/v1/namespaces/default/pods/client/log").text
+        assert log.splitlines() == [f"GET {url}: 200", "podtool web"], log
 
     during = footprint(plane.state_dir)
     assert during["netns"] != before["netns"]  # the check sees what a pod makes

@@ -330,6 +330,10 @@ class RealNode:
             "hostnameOverride": self.layout.name,
             "bindAddress": self.layout.node_ip,
             "clusterCIDR": self.layout.cluster_range,
+            # Pod to Service to pod on one bridge: without br_netfilter the answer would go
+            # straight back to the client pod, around the host's translation; masquerading
+            # makes it come back through the host.
+            "nftables": {"masqueradeAll": True},
             "detectLocalMode": "ClusterCIDR",
             # NodePorts only on the cluster's bridge, never on the host's own interfaces.
             "nodePortAddresses": [self.layout.cluster_range],
@@ -418,6 +422,12 @@ class RealNode:
             _run(["ip", "link", "add", "name", bridge, "type", "bridge"])
             # Each node's address is a secondary of the first: keep them when it goes.
             Path(f"/proc/sys/net/ipv4/conf/{bridge}/promote_secondaries").write_text("1\n")
+            _contain_forwarding(bridge)
+            # Service traffic between pods: kube-proxy translates it on the host, which sends
+            # it back onto the bridge.  Forwarding is on for packets received on the bridge
+            # only (the host's ip_forward stays as it is), and the table above drops any of
+            # them routed anywhere but the bridge.
+            Path(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding").write_text("1\n")
             _run(["ip", "link", "set", bridge, "up"])
         _run(["ip", "addr", "add", f"{self.layout.node_ip}/{cluster.prefixlen}", "dev", bridge])
         subnet = ipaddress.ip_network(self.layout.subnet)
@@ -628,6 +638,25 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+
+
+def _contain_forwarding(bridge: str) -> None:
+    """The cluster's nftables table: what comes in on the bridge is forwarded only onto it."""
+    ruleset = (
+        f"table inet {bridge} {{\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority filter - 1; policy accept;\n"
+        f'    iifname "{bridge}" oifname != "{bridge}" drop\n'
+        "  }\n"
+        "}\n"
+    )
+    result = subprocess.run(
+        ["nft", "-f", "-"], input=ruleset, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise EnvironmentFailure(
+            f"cannot create the nftables table 'inet {bridge}': {result.stderr.strip()[:300]}"
+        )
 
 
 def _tcp_open(host: str, port: int) -> bool:
@@ -978,9 +1007,11 @@ def _unmount_under(folder: Path) -> None:
 
 
 def _delete_links(layout: NodeLayout) -> None:
-    """The node's address on the bridge; the bridge too when no other node of it remains."""
+    """The node's address on the bridge; the bridge and its nftables table too when no other
+    node of it remains."""
     bridge = layout.bridge
     if not (Path("/sys/class/net") / bridge).exists():
+        _run(["nft", "delete", "table", "inet", bridge], check=False)
         return
     prefix = ipaddress.ip_network(layout.cluster_range).prefixlen
     _run(["ip", "addr", "del", f"{layout.node_ip}/{prefix}", "dev", bridge], check=False)
@@ -991,3 +1022,4 @@ def _delete_links(layout: NodeLayout) -> None:
         for port in (Path("/sys/class/net") / bridge / "brif").iterdir():  # veths left on it
             _run(["ip", "link", "delete", port.name], check=False)
     _run(["ip", "link", "delete", bridge], check=False)
+    _run(["nft", "delete", "table", "inet", bridge], check=False)
