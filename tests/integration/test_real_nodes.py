@@ -545,7 +545,11 @@ def builtin_registry(example_archives: Any, tmp_path: Path) -> Iterator[tuple[Pa
 
 
 def test_the_operator_runs_in_a_pod_on_a_real_node_from_the_archive(
-    example_archives: Any, builtin_registry: tuple[Path, str], tmp_path: Path
+    example_archives: Any,
+    builtin_registry: tuple[Path, str],
+    local_registry: LocalRegistry,
+    podtool_image: str,
+    tmp_path: Path,
 ) -> None:
     config, endpoint = builtin_registry
     plane = LocalControlPlane(
@@ -553,7 +557,7 @@ def test_the_operator_runs_in_a_pod_on_a_real_node_from_the_archive(
         nodes=0,
         real_nodes=1,
         bind_to_parent=True,
-        insecure_registries=(endpoint,),
+        insecure_registries=(endpoint, local_registry.address),
     )
     before = footprint(plane.state_dir)
     try:
@@ -626,6 +630,17 @@ def test_the_operator_runs_in_a_pod_on_a_real_node_from_the_archive(
             assert server["spec"]["nodeName"] == "real-node-0"
             answer = httpx.get(f"http://{server['status']['podIP']}:8080/version", timeout=5)
             assert answer.json()["version"] == "1.0.0"
+            # And through its Service, by name, from a pod (in default: the environment admits
+            # only the Solution's images).
+            reader = _pod("reader", podtool_image, real=False)
+            reader["spec"]["restartPolicy"] = "Never"
+            url = f"http://web.{ENV}.svc/version"
+            reader["spec"]["containers"][0]["command"] = ["/podtool", "get", url]
+            assert client.post("/api/v1/namespaces/default/pods", json=reader).status_code == 201
+            _wait_phase(client, "reader", "Succeeded")
+            log = client.get("/api/v1/namespaces/default/pods/reader/log").text
+            assert log.splitlines()[0] == f"GET {url}: 200", log
+            assert json.loads(log.splitlines()[1])["version"] == "1.0.0", log
 
         run("env", "delete-solution", ENV, SOL, "--timeout", "120")
         run("env", "delete", ENV, "--timeout", "120")
