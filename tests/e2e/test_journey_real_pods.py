@@ -1,8 +1,9 @@
 """The journey of ``metalk8s_solutions.testing.journey`` on real pods (issue 21, item 4).
 
 A cluster of one real node only (no KWOK node, so no taint: the product's pods run there as it
-makes them), ``solutions registry serve`` on a loopback port as the registry containerd pulls
-from through the documented ``hosts.toml``: the operator runs in its pod with the RBAC the
+makes them), the images pulled by containerd through the documented ``hosts.toml`` from
+``solutions registry serve`` on a loopback port, or, in push mode, from the test
+docker-registry ``import`` pushed them to.  The operator runs in its pod with the RBAC the
 engine grants (no local process), base-server and the Solution UI run in pods on the node.
 Every command and every fact of the journey is asserted, as in ``test_journey.py`` (a fact
 checked right after a command is waited for up to 30 s: real pods take seconds to start where
@@ -21,12 +22,14 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from env_support import cli, write_config
 from metalk8s_solutions.testing import journey as j
 from metalk8s_solutions.testing import realnode
 from metalk8s_solutions.testing.controlplane import ClusterInfo, LocalControlPlane
 from metalk8s_solutions.testing.processes import free_port
+from metalk8s_solutions.testing.registry import LocalRegistry
 
 _reason = realnode.host_can_run_real_nodes()
 pytestmark = pytest.mark.skipif(_reason is not None, reason=f"no real nodes here: {_reason}")
@@ -102,8 +105,39 @@ class OnRealPods:
         """The operator runs in its pod: the Deployment the product made."""
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+@pytest.fixture(params=["serve", "push"])
+def served(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Path, str, tuple[str, ...]]]:
+    """The images' registry, both ways; yields (config, endpoint, what the node must reach).
+
+    serve: ``solutions registry serve`` on a loopback port, straight from the imported ISOs;
+    push: ``import`` pushes them to the test docker-registry, which containerd pulls from.
+    """
+    if request.param == "push":
+        registry: LocalRegistry = request.getfixturevalue("local_registry")
+        prefix = f"journey-{free_port()}"
+        config = tmp_path / "etc" / "solutions.yaml"
+        config.parent.mkdir(parents=True)
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "solutions.metalk8s.scality.com/v1alpha1",
+                    "kind": "SolutionsConfiguration",
+                    "archives": [],
+                    "active": {},
+                    "registry": {
+                        "mode": "push",
+                        "pushUrl": registry.url,
+                        "pushPrefix": prefix,
+                        "insecure": True,
+                        "endpoint": f"{registry.address}/{prefix}",
+                    },
+                }
+            )
+        )
+        yield config, f"{registry.address}/{prefix}", (registry.address,)
+        return
     port = free_port()
     endpoint = f"127.0.0.1:{port}"
     config = write_config(tmp_path / "etc" / "solutions.yaml", [], endpoint=endpoint)
@@ -119,18 +153,18 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         line = proc.stdout.readline() if ready else ""
         assert line.startswith("serving on "), (line, proc.poll())
-        yield config, endpoint
+        yield config, endpoint, (endpoint,)
     finally:
         proc.kill()
         proc.communicate(timeout=10)
 
 
 def test_journey_on_real_pods(
-    example_archives: Any, served: tuple[Path, str], tmp_path: Path
+    example_archives: Any, served: tuple[Path, str, tuple[str, ...]], tmp_path: Path
 ) -> None:
-    config, endpoint = served
+    config, endpoint, registries = served
     plane = LocalControlPlane(
-        tmp_path / "c", nodes=0, real_nodes=1, bind_to_parent=True, insecure_registries=(endpoint,)
+        tmp_path / "c", nodes=0, real_nodes=1, bind_to_parent=True, insecure_registries=registries
     )
     try:
         info = plane.up()
