@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker-registry skopeo xorriso openssl mmdebstrap chromium util-linux)
 # The real nodes of the local cluster (solutions dev cluster up --real-nodes): the container
-# runtime, runc and the CNI plugins (docs/decisions/0005-real-nodes.md); iproute2 for the bridge.
-APT_PACKAGES+=(containerd runc containernetworking-plugins iproute2 iptables)
+# runtime, runc and the CNI plugins (docs/decisions/0005-real-nodes.md); iproute2 for the bridge,
+# nftables for kube-proxy.
+APT_PACKAGES+=(containerd runc containernetworking-plugins iproute2 iptables nftables)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -844,3 +844,43 @@ def module_map() -> str:
                 lines.append(f"| `{where}` | {_first_sentence(text)} |")
             lines.append("")
     return "\n".join(lines)
+
+
+# -- containerd's hosts.toml ------------------------------------------------------------------
+
+HOSTS_TOML_MARKER = "<!-- containerd-hosts-toml"
+HOSTS_TOML_EXAMPLE_ENDPOINT = "registry.example.net:5000"
+_HOSTS_TOML_RE = re.compile(
+    r"^(?P<indent>[ ]*)<!-- containerd-hosts-toml (?P<mode>[a-z-]+) -->$", re.M
+)
+
+
+def containerd_hosts_examples(markdown: str) -> str:
+    """Replace each ``<!-- containerd-hosts-toml MODE -->`` by what the product writes.
+
+    MODE is ``http``, ``tls-ca`` or ``tls-skip-verify``; the fenced block keeps the marker's
+    indentation (the examples sit in a numbered list).
+    """
+    from metalk8s_solutions.images.containerd import (  # noqa: PLC0415
+        containerd_hosts_dir,
+        containerd_hosts_toml,
+    )
+
+    endpoint = HOSTS_TOML_EXAMPLE_ENDPOINT
+    folder = containerd_hosts_dir(endpoint)
+
+    def block(match: re.Match[str]) -> str:
+        mode = match["mode"]
+        if mode == "http":
+            text = containerd_hosts_toml(endpoint, tls=False)
+        elif mode == "tls-ca":
+            text = containerd_hosts_toml(endpoint, ca=f"{folder}/ca.crt")
+        elif mode == "tls-skip-verify":
+            text = containerd_hosts_toml(endpoint, skip_verify=True)
+        else:
+            raise ValueError(f"unknown containerd-hosts-toml mode {mode!r}")
+        lines = ["```toml", f"# {folder}/hosts.toml", *text.splitlines(), "```"]
+        indent = match["indent"]
+        return "\n".join(f"{indent}{line}" if line else "" for line in lines)
+
+    return _HOSTS_TOML_RE.sub(block, markdown)

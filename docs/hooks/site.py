@@ -113,9 +113,12 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 def on_page_markdown(markdown: str, page: Any, config: MkDocsConfig, files: Files) -> str:
     """The benchmarks page gets its table from ``bench/results.json`` (``make bench``); the
-    architecture page its module map from the code."""
+    architecture page its module map from the code; the registry page containerd's hosts.toml
+    from the function the real nodes use."""
     if docgen.BENCH_MARKER in markdown:
         markdown = markdown.replace(docgen.BENCH_MARKER, docgen.benchmark_table())
     if docgen.MODULE_MARKER in markdown:
         markdown = markdown.replace(docgen.MODULE_MARKER, docgen.module_map())
+    if docgen.HOSTS_TOML_MARKER in markdown:
+        markdown = docgen.containerd_hosts_examples(markdown)
     return markdown

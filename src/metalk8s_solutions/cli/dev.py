@@ -57,9 +57,10 @@ def cluster() -> None:
     type=click.IntRange(0, 8),
     default=0,
     show_default=True,
-    help="Number of real nodes (kubelet, containerd, runc, CNI on this machine; needs root). "
-    "They are tainted and labelled solutions.metalk8s.io/real-node: only pods that tolerate "
-    "the taint and select the label run there.",
+    help="Number of real nodes (kubelet, containerd, runc, CNI, kube-proxy, CoreDNS on this "
+    "machine; needs root), labelled solutions.metalk8s.io/real-node. Beside fake nodes "
+    "(--nodes > 0) they are also tainted with it: only pods that tolerate the taint run there; "
+    "with --nodes 0 every pod runs on them, as on a real cluster.",
 )
 @click.option(
     "--insecure-registry",

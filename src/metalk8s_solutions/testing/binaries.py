@@ -32,6 +32,7 @@ KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
 COSIGN_VERSION = "v2.6.5"
+COREDNS_VERSION = "v1.15.0"
 
 
 def _kube_ldflags() -> str:
@@ -57,6 +58,8 @@ class BinaryGroup:
     #: binary name -> Go package path
     packages: dict[str, str]
     ldflags: str = "-s -w"
+    #: the wrapper module's files (a module with its own main package adds ``main.go``)
+    sources: tuple[str, ...] = ("go.mod", "go.sum")
 
     @property
     def module_dir(self) -> Path:
@@ -66,7 +69,7 @@ class BinaryGroup:
     def recipe_hash(self) -> str:
         """Changes whenever the pins or the build flags change, so the cache is rebuilt."""
         digest = hashlib.sha256(self.ldflags.encode())
-        for name in ("go.mod", "go.sum"):
+        for name in self.sources:
             digest.update((self.module_dir / name).read_bytes())
         digest.update(repr(sorted(self.packages.items())).encode())
         return digest.hexdigest()[:10]
@@ -92,6 +95,22 @@ GROUPS: tuple[BinaryGroup, ...] = (
         version=KUBERNETES_VERSION,
         packages={"kubelet": "k8s.io/kubernetes/cmd/kubelet"},
         ldflags=_kube_ldflags(),
+    ),
+    # kube-proxy of the real nodes: Service IPs (the API server's `kubernetes` Service among
+    # them) reachable from their pods; same pinned k8s.io/kubernetes, its own wrapper module.
+    BinaryGroup(
+        name="kube-proxy",
+        version=KUBERNETES_VERSION,
+        packages={"kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy"},
+        ldflags=_kube_ldflags(),
+    ),
+    # The real nodes' cluster DNS: CoreDNS with only the plugins a cluster.local Corefile needs
+    # (gomod/coredns/main.go), not CoreDNS's main package, which links every cloud provider.
+    BinaryGroup(
+        name="coredns",
+        version=COREDNS_VERSION,
+        packages={"coredns": "."},
+        sources=("go.mod", "go.sum", "main.go"),
     ),
     BinaryGroup(
         name="etcd",
@@ -119,8 +138,12 @@ GROUPS: tuple[BinaryGroup, ...] = (
 #: Tools only some tests use, built on their first use rather than by ``main`` (bootstrap).
 TEST_TOOLS: tuple[str, ...] = ("cosign",)
 ALL_BINARIES: tuple[str, ...] = tuple(b for g in GROUPS for b in g.packages if b not in TEST_TOOLS)
-#: What every local cluster needs; the kubelet only for real nodes.
-CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(b for b in ALL_BINARIES if b != "kubelet")
+#: What real nodes need beyond the control plane.
+REAL_NODE_BINARIES: tuple[str, ...] = ("kubelet", "kube-proxy", "coredns")
+#: What every local cluster needs.
+CONTROL_PLANE_BINARIES: tuple[str, ...] = tuple(
+    b for b in ALL_BINARIES if b not in REAL_NODE_BINARIES
+)
 
 
 def cache_root() -> Path:
@@ -195,7 +218,7 @@ def build(group: BinaryGroup, *, verbose: bool = True) -> Path:
         out = Path(tmp) / "out"
         work.mkdir()
         out.mkdir()
-        for name in ("go.mod", "go.sum"):
+        for name in group.sources:
             shutil.copyfile(group.module_dir / name, work / name)
         env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly -buildvcs=false")
         if verbose:

@@ -30,7 +30,7 @@ import httpx2 as httpx
 import yaml
 
 from metalk8s_solutions.errors import ComponentFailure, EnvironmentFailure
-from metalk8s_solutions.testing import binaries, realnode
+from metalk8s_solutions.testing import binaries, podtool, realnode
 from metalk8s_solutions.testing.paths import default_state_dir
 from metalk8s_solutions.testing.pki import (
     CertificateAuthority,
@@ -47,7 +47,11 @@ from metalk8s_solutions.testing.processes import (
 )
 
 HOST = "127.0.0.1"
-SERVICE_CIDR = "10.0.0.0/24"
+#: Services' cluster IPs: a range next to the real nodes' pod range (10.245.0.0/16), routed
+#: only inside pods (to their node's IP, where kube-proxy translates it), never on the host.
+SERVICE_CIDR = "10.246.0.0/24"
+#: The ``kubernetes`` Service's cluster IP (the first of the range), in the serving certificate.
+API_SERVICE_IP = "10.246.0.1"
 POD_CIDR = "10.244.0.1/16"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 STATE_FILE = "state.json"
@@ -231,7 +235,7 @@ class LocalControlPlane:
             reason = realnode.host_can_run_real_nodes()
             if reason is not None:
                 raise EnvironmentFailure(f"cannot start real nodes: {reason}")
-            wanted.append("kubelet")
+            wanted += binaries.REAL_NODE_BINARIES
         realnode.sweep_orphans()  # real nodes of a test run that died (a glob when none)
         paths = binaries.ensure(wanted)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -306,10 +310,19 @@ class LocalControlPlane:
         ca = CertificateAuthority.create()
         _write_private(self.pki / "ca.crt", ca.cert_pem)
         _write_private(self.pki / "ca.key", ca.key_pem)
+        addresses = [HOST, API_SERVICE_IP]
+        if self.real_nodes:  # pods reach the API server through the first node's IP
+            addresses.append(realnode.NodeLayout.plan(self.state_dir, 0).node_ip)
         serving = ca.issue(
             "kube-apiserver",
-            dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
-            ip_addresses=(HOST, "10.0.0.1"),
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ip_addresses=tuple(addresses),
             server=True,
         )
         _write_private(self.pki / "apiserver.crt", serving.cert_pem)
@@ -477,7 +490,7 @@ class LocalControlPlane:
 
         self._provision(server, kwok, cm, remaining())
         if self.real_nodes:
-            info = self._start_real_nodes(info, ca, paths["kubelet"], remaining())
+            info = self._start_real_nodes(info, ca, paths, remaining())
         return info
 
     def _kubelet_client_args(self, ca: CertificateAuthority) -> list[str]:
@@ -496,10 +509,22 @@ class LocalControlPlane:
         ]
 
     def _start_real_nodes(
-        self, info: ClusterInfo, ca: CertificateAuthority, kubelet: Path, timeout: float
+        self, info: ClusterInfo, ca: CertificateAuthority, paths: dict[str, Path], timeout: float
     ) -> ClusterInfo:
-        """Start the real nodes one after the other; wait until each is Ready."""
+        """Start the real nodes one after the other; wait until each is Ready.
+
+        The first one also runs the cluster's services (the API server's relay on its IP,
+        kube-proxy): the ``kubernetes`` EndpointSlice points pods at that relay.
+        """
         deadline = time.monotonic() + timeout
+        api_port = int(info.server.rsplit(":", 1)[1])
+        services = realnode.ClusterServices(
+            kube_proxy=paths["kube-proxy"],
+            coredns=paths["coredns"],
+            podtool=podtool.ensure_podtool(),
+            api_port=api_port,
+        )
+        first = realnode.NodeLayout.plan(self.state_dir, 0)
         with self._admin_client(info.server) as client:
             # Kubelets authenticate as system:node:<name> in group system:nodes; with RBAC
             # alone (no Node authorizer) that group needs the bootstrap role bound.
@@ -525,6 +550,8 @@ class LocalControlPlane:
             )
             if resp.status_code not in (200, 201, 409):
                 raise ComponentFailure("kube-apiserver", f"cannot bind system:nodes: {resp.text}")
+            self._kubernetes_endpoints(client, first.node_ip, api_port)
+            self._coredns_rbac(client)
             names: list[str] = []
             for index in range(self.real_nodes):
                 layout = realnode.NodeLayout.plan(self.state_dir, index)
@@ -533,8 +560,14 @@ class LocalControlPlane:
                     server=info.server,
                     ca=ca,
                     ca_file=self.pki / "ca.crt",
-                    kubelet=kubelet,
+                    kubelet=paths["kubelet"],
                     bind_to_parent=self.bind_to_parent,
+                    service_cidr=SERVICE_CIDR,
+                    cluster_dns=first.node_ip,
+                    services=services if index == 0 else None,
+                    # Beside fake nodes, only pods that ask run on real ones; in a cluster of
+                    # real nodes only, the product's pods run there as it makes them.
+                    taint=self.nodes > 0,
                     insecure_registries=self.insecure_registries,
                     say=self._say,
                 )
@@ -565,6 +598,79 @@ class LocalControlPlane:
                 )
                 self._say(f"{layout.name} Ready ({layout.node_ip}, pods in {layout.subnet})")
         return info
+
+    @staticmethod
+    def _coredns_rbac(client: httpx.Client) -> None:
+        """What CoreDNS's kubernetes plugin reads (as in CoreDNS's own deployment manifest)."""
+        rbac = "/apis/rbac.authorization.k8s.io/v1"
+        name = realnode.COREDNS_USER
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        }
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
+        }
+        for kind, body in (("clusterroles", role), ("clusterrolebindings", binding)):
+            resp = client.post(f"{rbac}/{kind}", json=body)
+            if resp.status_code not in (200, 201, 409):
+                raise ComponentFailure(
+                    "kube-apiserver", f"cannot create {kind} {name}: {resp.text}"
+                )
+
+    @staticmethod
+    def _kubernetes_endpoints(client: httpx.Client, address: str, port: int) -> None:
+        """The ``kubernetes`` Service's EndpointSlice: the API server as pods reach it.
+
+        kube-apiserver runs with ``--endpoint-reconciler-type=none`` (its own address is
+        loopback, which pods cannot reach), so the harness writes the slice itself.
+        """
+        body: dict[str, Any] = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {
+                    "kubernetes.io/service-name": "kubernetes",
+                    "endpointslice.kubernetes.io/managed-by": "dev-cluster.solutions.metalk8s.io",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }
+        path = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+        resp = client.post(path, json=body)
+        if resp.status_code == 409:
+            current = client.get(f"{path}/kubernetes").json()
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            resp = client.put(f"{path}/kubernetes", json=body)
+        if resp.status_code not in (200, 201):
+            raise ComponentFailure(
+                "kube-apiserver", f"cannot write the kubernetes EndpointSlice: {resp.text}"
+            )
 
     @staticmethod
     def _real_node_status(client: httpx.Client, name: str) -> dict[str, Any]:

@@ -14,7 +14,16 @@ the host only through things it names and records in ``node.json`` before creati
   :mod:`podtool` and imported with ``ctr``;
 - kubelet (cgroupfs driver, cgroup v1 allowed) whose pods' cgroups are under ``/<cgroup>`` in
   every hierarchy, registered with a ``system:node:<name>`` client certificate from the
-  cluster's CA, tainted and labelled :data:`REAL_NODE_LABEL` so pods land there only when asked.
+  cluster's CA, labelled :data:`REAL_NODE_LABEL`, and tainted with it when the cluster also has
+  fake nodes (``taint``), so that pods land there only when asked; in a cluster of real nodes
+  only, every pod runs there unchanged, as on a real cluster;
+- on the cluster's first real node only (all of them share the host's network), what makes
+  Services work for pods (:class:`ClusterServices`): a TCP relay from the node's IP to the API
+  server on loopback (the ``kubernetes`` EndpointSlice points there) and kube-proxy in nftables
+  mode, whose rules live in its own ``kube-proxy`` tables, and CoreDNS serving ``cluster.local``
+  from the API server on the node's IP, port 53 (every kubelet's ``clusterDNS``).  Pods route
+  the Service range to their node's IP, where kube-proxy translates it; nothing is forwarded
+  off the bridge.
 
 :func:`sweep` removes all of it from ``node.json`` alone: it runs on ``down``, and on the next
 ``up`` in the same state dir when a previous run died without ``down``.
@@ -33,12 +42,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from metalk8s_solutions.errors import EnvironmentFailure
+from metalk8s_solutions.images.containerd import containerd_hosts_dir, containerd_hosts_toml
 from metalk8s_solutions.testing import podtool
 from metalk8s_solutions.testing.pki import CertificateAuthority, kubeconfig_document
 from metalk8s_solutions.testing.processes import (
@@ -64,11 +74,31 @@ KERNEL_TUNABLES = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops
 SHIM_SOCKETS = Path("/run/containerd/s")
 CNI_CACHE = Path("/var/lib/cni/results")
 INSTALL_HINT = (
-    "install containerd, runc and containernetworking-plugins "
-    "('apt-get install containerd runc containernetworking-plugins', or 'make setup' as root)"
+    "install containerd, runc, containernetworking-plugins and nftables "
+    "('apt-get install containerd runc containernetworking-plugins nftables', "
+    "or 'make setup' as root)"
 )
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 NODES_PER_CLUSTER = 16
+#: Names the real node whose kube-proxy owns the machine's ``kube-proxy`` nftables tables.
+KUBE_PROXY_OWNER = RUN_ROOT / "kube-proxy-owner"
+#: The cluster's DNS domain, and the user CoreDNS reads the API server as.
+CLUSTER_DOMAIN = "cluster.local"
+COREDNS_USER = "solutions:coredns"
+#: kube-proxy's tables in nftables mode (its table name is fixed: one kube-proxy per machine).
+KUBE_PROXY_TABLES = (("ip", "kube-proxy"), ("ip6", "kube-proxy"))
+
+
+@dataclass(frozen=True)
+class ClusterServices:
+    """What the cluster's first real node runs for every pod of the cluster."""
+
+    kube_proxy: Path
+    coredns: Path
+    #: the static tool whose ``forward`` relays the node IP's ``api_port`` to the API server
+    podtool: Path
+    #: kube-apiserver's port on 127.0.0.1, relayed on the same port of the node's IP
+    api_port: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +168,7 @@ def host_can_run_real_nodes() -> str | None:
     """None when this host can run real nodes, else the reason why not."""
     if os.geteuid() != 0:
         return "real nodes need root (network bridges, mounts, cgroups)"
-    for program in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip"):
+    for program in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip", "nft"):
         if shutil.which(program) is None:
             return f"{program} is not installed; {INSTALL_HINT}"
     if _cni_bin_dir() is None:
@@ -198,6 +228,10 @@ class RealNode:
         ca_file: Path,
         kubelet: Path,
         bind_to_parent: bool,
+        service_cidr: str,
+        cluster_dns: str,
+        services: ClusterServices | None = None,
+        taint: bool = True,
         insecure_registries: tuple[str, ...] = (),
         say: Callable[[str], None] = lambda _m: None,
     ) -> None:
@@ -208,6 +242,10 @@ class RealNode:
         self.ca_file = ca_file
         self.kubelet = kubelet
         self.bind_to_parent = bind_to_parent
+        self.service_cidr = service_cidr
+        self.cluster_dns = cluster_dns
+        self.services = services
+        self.taint = taint
         self.insecure_registries = insecure_registries
         self.records: dict[str, ProcessRecord] = {}
         self._say = say
@@ -215,7 +253,8 @@ class RealNode:
     # -- start -------------------------------------------------------------------------------
 
     def start(self, timeout: float) -> dict[str, ProcessRecord]:
-        """Network, containerd, sandbox image, kubelet; returns the processes started."""
+        """Network, containerd, sandbox image, kubelet (and the cluster's services on the
+        first node); returns the processes started."""
         deadline = time.monotonic() + timeout
 
         def remaining() -> float:
@@ -225,7 +264,10 @@ class RealNode:
         if reason is not None:
             raise EnvironmentFailure(f"cannot start real node {self.layout.name}: {reason}")
         if not (Path("/sys/class/net") / self.layout.bridge).exists():
-            self._check_range_free()
+            self._check_range_free(self.layout.cluster_range, "pod range")
+        if self.services is not None:
+            self._check_range_free(self.service_cidr, "Service range")
+            _check_kube_proxy_tables_free()
         self.dir.mkdir(parents=True, exist_ok=True)
         Path(self.layout.run_dir).mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
@@ -250,11 +292,116 @@ class RealNode:
             timeout=remaining(),
             what="answer /healthz",
         )
+        if self.services is not None:
+            self._cluster_services(self.services, remaining())
+            self._say(
+                f"{self.layout.name}: kube-proxy ready, the API server reachable from pods on "
+                f"{self.layout.node_ip}:{self.services.api_port}"
+            )
         return dict(self.records)
 
-    def _check_range_free(self) -> None:
+    def _cluster_services(self, services: ClusterServices, timeout: float) -> None:
+        """The API server's relay on the node IP, and kube-proxy (nftables mode)."""
+        deadline = time.monotonic() + timeout
+        listen = f"{self.layout.node_ip}:{services.api_port}"
+        relay = self._spawn(
+            "api-relay",
+            [str(services.podtool), "forward", listen, f"127.0.0.1:{services.api_port}"],
+        )
+        wait_until(
+            relay,
+            lambda: _tcp_open(self.layout.node_ip, services.api_port),
+            timeout=max(deadline - time.monotonic(), 1.0),
+            what=f"listen on {listen}",
+        )
+        pki = self.dir / "pki"
+        pair = self.ca.issue("system:kube-proxy", client=True)  # bound to system:node-proxier
+        kubeconfig = pki / "kube-proxy.kubeconfig"
+        doc = kubeconfig_document(
+            self.server, self.ca.cert_pem, pair.cert_pem, pair.key_pem, "system:kube-proxy"
+        )
+        _write_private(kubeconfig, yaml.safe_dump(doc).encode())
+        healthz_port, metrics_port = free_port(), free_port()
+        config = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "nftables",
+            "clientConnection": {"kubeconfig": str(kubeconfig)},
+            "hostnameOverride": self.layout.name,
+            "bindAddress": self.layout.node_ip,
+            "clusterCIDR": self.layout.cluster_range,
+            # Pod to Service to pod on one bridge: without br_netfilter the answer would go
+            # straight back to the client pod, around the host's translation; masquerading
+            # makes it come back through the host.
+            "nftables": {"masqueradeAll": True},
+            "detectLocalMode": "ClusterCIDR",
+            # NodePorts only on the cluster's bridge, never on the host's own interfaces.
+            "nodePortAddresses": [self.layout.cluster_range],
+            "healthzBindAddress": f"127.0.0.1:{healthz_port}",
+            "metricsBindAddress": f"127.0.0.1:{metrics_port}",
+            # Leave the host's conntrack tunables alone.
+            "conntrack": {
+                "maxPerCore": 0,
+                "min": 0,
+                "tcpEstablishedTimeout": "0s",
+                "tcpCloseWaitTimeout": "0s",
+            },
+        }
+        config_path = self.dir / "kube-proxy.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        KUBE_PROXY_OWNER.parent.mkdir(parents=True, exist_ok=True)
+        KUBE_PROXY_OWNER.write_text(self.layout.key + "\n")
+        proxy = self._spawn(
+            "kube-proxy", [str(services.kube_proxy), f"--config={config_path}", "--v=1"]
+        )
+        wait_until(
+            proxy,
+            lambda: _http_ok(f"http://127.0.0.1:{healthz_port}/healthz"),
+            timeout=max(deadline - time.monotonic(), 1.0),
+            what="answer /healthz (its rules in place)",
+        )
+        self._coredns(services, max(deadline - time.monotonic(), 1.0))
+
+    def _coredns(self, services: ClusterServices, timeout: float) -> None:
+        """CoreDNS answering for cluster.local on the node's IP, port 53, from the API server.
+
+        No ``forward``: names outside the cluster get no answer, so pods resolve nothing
+        outside this machine.
+        """
+        pki = self.dir / "pki"
+        pair = self.ca.issue(COREDNS_USER, client=True)  # bound by the control plane
+        kubeconfig = pki / "coredns.kubeconfig"
+        doc = kubeconfig_document(
+            self.server, self.ca.cert_pem, pair.cert_pem, pair.key_pem, COREDNS_USER
+        )
+        _write_private(kubeconfig, yaml.safe_dump(doc).encode())
+        health_port, ready_port = free_port(), free_port()
+        corefile = self.dir / "Corefile"
+        corefile.write_text(
+            f"{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{\n"
+            f"    bind {self.layout.node_ip}\n"
+            "    errors\n"
+            f"    health 127.0.0.1:{health_port}\n"
+            f"    ready 127.0.0.1:{ready_port}\n"
+            f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
+            f"        kubeconfig {kubeconfig}\n"
+            "        pods insecure\n"
+            "        fallthrough in-addr.arpa ip6.arpa\n"
+            "    }\n"
+            "    cache 30\n"
+            "}\n"
+        )
+        record = self._spawn("coredns", [str(services.coredns), "-conf", str(corefile)])
+        wait_until(
+            record,
+            lambda: _http_ok(f"http://127.0.0.1:{ready_port}/ready"),
+            timeout=timeout,
+            what="answer /ready (the API server's Services read)",
+        )
+
+    def _check_range_free(self, cidr: str, what: str) -> None:
         routes = _run(["ip", "-o", "-4", "route", "show", "table", "all"]).stdout
-        net = ipaddress.ip_network(self.layout.cluster_range)
+        net = ipaddress.ip_network(cidr)
         for line in routes.splitlines():
             first = line.split()[0] if line.split() else ""
             if first in ("default", "broadcast", "local"):
@@ -262,7 +409,7 @@ class RealNode:
             with contextlib.suppress(ValueError):
                 if ipaddress.ip_network(first, strict=False).overlaps(net):
                     raise EnvironmentFailure(
-                        f"the pod range {net} of the real nodes is already routed on this host "
+                        f"the {what} {net} of the real nodes is already routed on this host "
                         f"({line.strip()})",
                         hint="another local cluster with real nodes may be running: stop it "
                         "with 'solutions dev cluster down --state-dir ...'",
@@ -275,6 +422,12 @@ class RealNode:
             _run(["ip", "link", "add", "name", bridge, "type", "bridge"])
             # Each node's address is a secondary of the first: keep them when it goes.
             Path(f"/proc/sys/net/ipv4/conf/{bridge}/promote_secondaries").write_text("1\n")
+            _contain_forwarding(bridge)
+            # Service traffic between pods: kube-proxy translates it on the host, which sends
+            # it back onto the bridge.  Forwarding is on for packets received on the bridge
+            # only (the host's ip_forward stays as it is), and the table above drops any of
+            # them routed anywhere but the bridge.
+            Path(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding").write_text("1\n")
             _run(["ip", "link", "set", bridge, "up"])
         _run(["ip", "addr", "add", f"{self.layout.node_ip}/{cluster.prefixlen}", "dev", bridge])
         subnet = ipaddress.ip_network(self.layout.subnet)
@@ -295,6 +448,8 @@ class RealNode:
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
+                        # The Service range through the node's IP: kube-proxy's rules there.
+                        "routes": [{"dst": self.service_cidr, "gw": self.layout.node_ip}],
                         # On-link: the whole cluster range; handed out: this node's share.
                         "ranges": [
                             [
@@ -360,12 +515,11 @@ class RealNode:
         d = self.dir / "containerd"
         d.mkdir(exist_ok=True)
         for registry in self.insecure_registries:
-            hosts = d / "certs.d" / registry / "hosts.toml"
+            # The file docs/operations/registry.md tells an administrator to write.
+            folder = containerd_hosts_dir(registry, PurePosixPath(d / "certs.d"))
+            hosts = Path(folder) / "hosts.toml"
             hosts.parent.mkdir(parents=True, exist_ok=True)
-            hosts.write_text(
-                f'server = "http://{registry}"\n\n[host."http://{registry}"]\n'
-                '  capabilities = ["pull", "resolve"]\n'
-            )
+            hosts.write_text(containerd_hosts_toml(registry, tls=False))
         config = d / "config.toml"
         config.write_text(self._containerd_config())
         record = self._spawn("containerd", ["containerd", "--config", str(config)])
@@ -426,11 +580,15 @@ class RealNode:
             },
             "authorization": {"mode": "AlwaysAllow"},
             "registerNode": True,
-            "registerWithTaints": [
-                {"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
-            ],
+            "registerWithTaints": (
+                [{"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}]
+                if self.taint
+                else []
+            ),
             "podLogsDirectory": str(self.dir / "pod-logs"),
             "resolvConf": str(resolv),
+            "clusterDNS": [self.cluster_dns],
+            "clusterDomain": CLUSTER_DOMAIN,
             "failSwapOn": False,
             "localStorageCapacityIsolation": False,
             "serializeImagePulls": False,
@@ -482,6 +640,56 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def _contain_forwarding(bridge: str) -> None:
+    """The cluster's nftables table: what comes in on the bridge is forwarded only onto it."""
+    ruleset = (
+        f"table inet {bridge} {{\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority filter - 1; policy accept;\n"
+        f'    iifname "{bridge}" oifname != "{bridge}" drop\n'
+        "  }\n"
+        "}\n"
+    )
+    result = subprocess.run(
+        ["nft", "-f", "-"], input=ruleset, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise EnvironmentFailure(
+            f"cannot create the nftables table 'inet {bridge}': {result.stderr.strip()[:300]}"
+        )
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    import socket  # noqa: PLC0415
+
+    with socket.create_connection((host, port), timeout=2):
+        return True
+
+
+def _check_kube_proxy_tables_free() -> None:
+    for family, table in KUBE_PROXY_TABLES:
+        if _run(["nft", "list", "table", family, table], check=False).returncode == 0:
+            raise EnvironmentFailure(
+                f"the nftables table '{family} {table}' already exists on this host: another "
+                "local cluster's real nodes (or another kube-proxy) run kube-proxy here, and "
+                "there can be one per machine",
+                hint="stop that cluster with 'solutions dev cluster down --state-dir ...'",
+            )
+
+
+def _delete_kube_proxy_tables(key: str) -> None:
+    """kube-proxy's nftables tables, if this node's kube-proxy made them."""
+    try:
+        owner = KUBE_PROXY_OWNER.read_text().strip()
+    except OSError:
+        return
+    if owner != key:
+        return
+    for family, table in KUBE_PROXY_TABLES:
+        _run(["nft", "delete", "table", family, table], check=False)
+    KUBE_PROXY_OWNER.unlink(missing_ok=True)
+
+
 def _http_ok(url: str) -> bool:
     import urllib.request  # noqa: PLC0415
 
@@ -513,12 +721,21 @@ def sweep(node_dir: Path, records: Iterable[ProcessRecord] = ()) -> None:
 def sweep_layout(layout: NodeLayout, records: Iterable[ProcessRecord] = ()) -> None:
     """Remove everything a node made, whatever state it was left in; safe to run twice.
 
-    Processes (kubelet, containerd, its shims, the containers), the pods' network namespaces
+    Processes (CoreDNS, kube-proxy and the API relay, kubelet, containerd, its shims, the
+    containers), kube-proxy's nftables tables (when this node's kube-proxy made them), the pods'
+    network namespaces
     (those holding an address of the node's range), mounts under the node folder, the bridge,
     the node's cgroups, the node folder and the node's marker.
     """
     node_dir = Path(layout.dir)
     by_name = {r.name.rsplit("/", 1)[-1]: r for r in records}
+    for service in ("coredns", "kube-proxy", "api-relay"):
+        if service in by_name:
+            by_name[service].stop(timeout=10)
+    relay = f" forward {layout.node_ip}:"
+    services = (f"--config={layout.dir}/kube-proxy.yaml", f"-conf {layout.dir}/Corefile")
+    _kill_matching(lambda cmd: relay in cmd or any(s in cmd for s in services))  # not recorded
+    _delete_kube_proxy_tables(layout.key)
     if "kubelet" in by_name:
         by_name["kubelet"].stop(timeout=10)
     kubelet_root = f"--root-dir={layout.run_dir}/kubelet"
@@ -790,9 +1007,11 @@ def _unmount_under(folder: Path) -> None:
 
 
 def _delete_links(layout: NodeLayout) -> None:
-    """The node's address on the bridge; the bridge too when no other node of it remains."""
+    """The node's address on the bridge; the bridge and its nftables table too when no other
+    node of it remains."""
     bridge = layout.bridge
     if not (Path("/sys/class/net") / bridge).exists():
+        _run(["nft", "delete", "table", "inet", bridge], check=False)
         return
     prefix = ipaddress.ip_network(layout.cluster_range).prefixlen
     _run(["ip", "addr", "del", f"{layout.node_ip}/{prefix}", "dev", bridge], check=False)
@@ -803,3 +1022,4 @@ def _delete_links(layout: NodeLayout) -> None:
         for port in (Path("/sys/class/net") / bridge / "brif").iterdir():  # veths left on it
             _run(["ip", "link", "delete", port.name], check=False)
     _run(["ip", "link", "delete", bridge], check=False)
+    _run(["nft", "delete", "table", "inet", bridge], check=False)
