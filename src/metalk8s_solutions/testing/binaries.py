@@ -232,20 +232,7 @@ def build(group: BinaryGroup, *, verbose: bool = True) -> Path:
         for binary, package in group.packages.items():
             cmd = [go, "build", "-trimpath", "-ldflags", group.ldflags]
             cmd += ["-o", str(out / binary), package]
-            with log_path.open("a") as log_file:
-                log_file.write(f"$ {' '.join(cmd)}\n")
-                log_file.flush()
-                result = subprocess.run(
-                    cmd, cwd=work, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False
-                )
-            if result.returncode != 0:
-                tail = _tail(log_path)
-                raise EnvironmentFailure(
-                    f"building {binary} {group.version} failed (go build exit {result.returncode})"
-                    + (f": {tail}" if tail else ""),
-                    hint=f"read {log_path}; a module download error means the Go module proxy "
-                    "is unreachable (check GOPROXY)",
-                )
+            go_build(cmd, work, env, log_path, f"{binary} {group.version}")
             if verbose:
                 print(
                     f"  built {binary} in {time.monotonic() - started:.0f}s",
@@ -256,6 +243,25 @@ def build(group: BinaryGroup, *, verbose: bool = True) -> Path:
             shutil.rmtree(target)
         out.rename(target)
     return target
+
+
+def go_build(cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path, what: str) -> None:
+    """Run one ``go build`` command, its output appended to ``log_path``; EnvironmentFailure
+    naming ``what``, the log's last line and the log when it fails."""
+    with log_path.open("a") as log_file:
+        log_file.write(f"$ {' '.join(cmd)}\n")
+        log_file.flush()
+        result = subprocess.run(
+            cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False
+        )
+    if result.returncode != 0:
+        tail = _tail(log_path)
+        raise EnvironmentFailure(
+            f"building {what} failed (go build exit {result.returncode})"
+            + (f": {tail}" if tail else ""),
+            hint=f"read {log_path}; a module download error means the Go module proxy "
+            "is unreachable (check GOPROXY)",
+        )
 
 
 def _tail(path: Path, lines: int = 1) -> str:

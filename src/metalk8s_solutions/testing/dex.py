@@ -36,7 +36,14 @@ from pathlib import Path
 import httpx
 
 from metalk8s_solutions.errors import EnvironmentFailure
-from metalk8s_solutions.testing.binaries import ASSETS_ENV, BinaryGroup, _go, ensure, group_dir
+from metalk8s_solutions.testing.binaries import (
+    ASSETS_ENV,
+    BinaryGroup,
+    _go,
+    ensure,
+    go_build,
+    group_dir,
+)
 from metalk8s_solutions.testing.pki import CertificateAuthority
 from metalk8s_solutions.testing.processes import ProcessRecord, free_port, spawn, wait_until
 
@@ -108,17 +115,7 @@ def build_dex(*, verbose: bool = True) -> Path:
             (work / "cmd" / "dex" / name).write_text(_patch(text) if name == "serve.go" else text)
         cmd = [go, "build", "-trimpath", "-ldflags", DEX.ldflags]
         cmd += ["-o", str(out / "dex"), "./cmd/dex"]
-        with log_path.open("a") as log_file:
-            log_file.write(f"$ {' '.join(cmd)}\n")
-            log_file.flush()
-            result = subprocess.run(
-                cmd, cwd=work, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False
-            )
-        if result.returncode != 0:
-            raise EnvironmentFailure(
-                f"building dex {DEX_VERSION} failed (go build exit {result.returncode})",
-                hint=f"read {log_path}",
-            )
+        go_build(cmd, work, env, log_path, f"dex {DEX_VERSION}")
         if target.exists():
             shutil.rmtree(target)
         out.rename(target)
