@@ -79,10 +79,11 @@ def test_base_layers_are_shared_across_images_and_versions(example_archives: Any
     assert len(deps) == 1, "every operator image has the same dependency layer"
     tops = [digests[-1] for digests in layers.values()]
     assert len(set(tops)) == len(tops), "each image of each version has its own code layer"
-    # Stored once per archive: 2 shared blobs + 2 code layers + 2 configs + 2 manifests.
+    # Stored once per archive: 2 shared blobs + 2 code layers + 2 configs + 2 manifests, and
+    # each image's cosign signature image (its manifest, config and payload layer).
     with IsoReader(example_archives.isos["1.0.0"]) as iso:
         blobs = [p for p in iso.files() if p.startswith("images/blobs/")]
-    assert len(blobs) == 8
+    assert len(blobs) == 8 + 2 * 3
 
 
 def test_image_configs_follow_the_operator_contract(example_archives: Any) -> None:

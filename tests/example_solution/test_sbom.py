@@ -29,10 +29,12 @@ SOLUTIONS = str(Path(sys.executable).parent / "solutions")
 def _manifest_digests(iso: Path) -> dict[str, str]:
     with IsoReader(iso) as reader:
         index = json.loads(reader.read_bytes("images/index.json"))
-    return {
+    refs = {
         m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
         for m in index["manifests"]
     }
+    # the images, not their cosign signature images (``<name>:sha256-<hex>.sig``)
+    return {ref: digest for ref, digest in refs.items() if not ref.endswith(".sig")}
 
 
 def _purls(document: dict[str, Any], kind: str) -> dict[str, str]:
@@ -132,8 +134,8 @@ def test_archives_without_sboms_still_validate_and_inspect(tmp_path: Path) -> No
 
 
 def test_the_solutions_page_shows_package_counts_per_image(example_archives: Any) -> None:
+    from metalk8s_solutions.engine.views import archive_details  # noqa: PLC0415
     from metalk8s_solutions.web.pages import templates  # noqa: PLC0415 - the web app is heavy
-    from metalk8s_solutions.web.service import archive_details  # noqa: PLC0415
 
     iso = example_archives.isos["2.0.0"]
     details = archive_details(iso, ())
