@@ -658,16 +658,17 @@ def test_push_command(
     argv = ["--config", str(config), "push", str(archive), "-o", "json"]
     assert cli_main([*argv, "--dry-run"]) == 0
     planned = json.loads(capsys.readouterr().out)
-    assert planned[0]["dryRun"] is True and planned[0]["manifests"]["pushed"] == 2
+    # two images and, the archive being signed, their two cosign signature images
+    assert planned[0]["dryRun"] is True and planned[0]["manifests"]["pushed"] == 4
 
     assert cli_main(argv) == 0
     pushed = json.loads(capsys.readouterr().out)[0]
-    assert pushed["prefix"] == "cli" and pushed["manifests"]["pushed"] == 2
+    assert pushed["prefix"] == "cli" and pushed["manifests"]["pushed"] == 4
     assert all("/cli/example-solution-1.0.0/" in ref for ref in pushed["images"].values())
 
     assert cli_main(["--config", str(config), "push", str(archive), "-q"]) == 0
     human = capsys.readouterr().out
-    assert "uploaded 0 blobs" in human and "2 up to date" in human
+    assert "uploaded 0 blobs" in human and "4 up to date" in human
 
     status = cli_main(["--config", str(config), "push", str(archive), "--registry", "bad url"])
     assert status == 1
