@@ -71,7 +71,7 @@ def test_a_host_without_containerd_is_told_what_to_install(
         assert reason == "real nodes need root (network bridges, mounts, cgroups)"
     else:
         assert reason == (
-            "containerd is not installed; install containerd, runc and "
-            "containernetworking-plugins ('apt-get install containerd runc "
-            "containernetworking-plugins', or 'make setup' as root)"
+            "containerd is not installed; install containerd, runc, "
+            "containernetworking-plugins and nftables ('apt-get install containerd runc "
+            "containernetworking-plugins nftables', or 'make setup' as root)"
         )
