@@ -6,12 +6,14 @@ cluster-wide, never couple tests that share the session's control plane.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import select
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +297,25 @@ def cli(
         check=False,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def serve_command(config: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``solutions registry serve`` in a child process, until it prints ``serving on URL``:
+    ``(process, URL)``; killed on exit."""
+    proc = subprocess.Popen(
+        [SOLUTIONS, "--config", str(config), "registry", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("serving on "), (line, proc.poll())
+        yield proc, line.split()[-1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)

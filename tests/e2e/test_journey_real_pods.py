@@ -13,8 +13,6 @@ names, by digest.
 
 from __future__ import annotations
 
-import select
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from env_support import cli, write_config
+from env_support import cli, serve_command, write_config
 from metalk8s_solutions.testing import journey as j
 from metalk8s_solutions.testing import realnode
 from metalk8s_solutions.testing.controlplane import ClusterInfo, LocalControlPlane
@@ -142,21 +140,8 @@ def served(
     endpoint = f"127.0.0.1:{port}"
     config = write_config(tmp_path / "etc" / "solutions.yaml", [], endpoint=endpoint)
     config.write_text(config.read_text() + f"  listen: {endpoint}\n")
-    proc = subprocess.Popen(
-        [SOLUTIONS, "--config", str(config), "registry", "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline() if ready else ""
-        assert line.startswith("serving on "), (line, proc.poll())
+    with serve_command(config):
         yield config, endpoint, (endpoint,)
-    finally:
-        proc.kill()
-        proc.communicate(timeout=10)
 
 
 def test_journey_on_real_pods(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from env_support import cli, write_config
+from env_support import cli, serve_command, write_config
 from metalk8s_solutions.images.containerd import containerd_hosts_toml
 from metalk8s_solutions.testing import journey, podtool, realnode
 from metalk8s_solutions.testing.controlplane import (
@@ -527,21 +526,8 @@ def builtin_registry(example_archives: Any, tmp_path: Path) -> Iterator[tuple[Pa
     config = write_config(tmp_path / "etc" / "solutions.yaml", [], endpoint=endpoint)
     text = config.read_text() + f"  listen: {endpoint}\n"
     config.write_text(text)
-    proc = subprocess.Popen(
-        [SOLUTIONS, "--config", str(config), "registry", "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline() if ready else ""
-        assert line.startswith("serving on "), (line, proc.poll())
+    with serve_command(config):
         yield config, endpoint
-    finally:
-        proc.kill()
-        proc.communicate(timeout=10)
 
 
 def test_the_operator_runs_in_a_pod_on_a_real_node_from_the_archive(

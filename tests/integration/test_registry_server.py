@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import select
 import signal
 import socket
 import ssl
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from conftest import make_source, metalk8s_archive
+from env_support import serve_command
 from metalk8s_solutions.engine.build import BuildOptions, build
 from metalk8s_solutions.engine.registry import RunningRegistry, ServeOptions, registry_in_thread
 from metalk8s_solutions.images.catalog import load_catalog
@@ -377,26 +377,6 @@ def test_archive_missing_at_start_is_reported(
 
 
 # -- the command --------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serve_command(config: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen(
-        [SOLUTIONS, "--config", str(config), "registry", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline() if ready else ""
-        assert line.startswith("serving on "), (line, proc.poll())
-        yield proc, line.split()[-1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def test_command_stops_on_signals_and_serves_again_after_restart(
