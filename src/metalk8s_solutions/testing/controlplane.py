@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ class LocalControlPlane:
         self.bind_to_parent = bind_to_parent
         self.apiserver_args = apiserver_args
         self._records: dict[str, ProcessRecord] = {}
+        self._machine_lock: int | None = None  # the real-node lock a test process holds
         self._progress = progress
         self._t0 = time.monotonic()
 
@@ -236,15 +238,24 @@ class LocalControlPlane:
             if reason is not None:
                 raise EnvironmentFailure(f"cannot start real nodes: {reason}")
             wanted += binaries.REAL_NODE_BINARIES
+        if self.real_nodes and self.bind_to_parent and self._machine_lock is None:
+            # A test process: wait for another one's real nodes to stop rather than fail.
+            self._machine_lock = realnode.hold_machine(
+                lambda m: print(f"solutions: {m}", file=sys.stderr, flush=True)
+            )
         realnode.sweep_orphans()  # real nodes of a test run that died (a glob when none)
-        paths = binaries.ensure(wanted)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(exist_ok=True)
-        started = time.monotonic()
         try:
-            info = self._start(paths, timeout)
+            paths = binaries.ensure(wanted)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.logs.mkdir(exist_ok=True)
+            started = time.monotonic()
+            try:
+                info = self._start(paths, timeout)
+            except BaseException:
+                self._stop_records()
+                raise
         except BaseException:
-            self._stop_records()
+            self._release_machine()
             raise
         (self.state_dir / "startup-seconds").write_text(f"{time.monotonic() - started:.2f}\n")
         return info
@@ -261,7 +272,13 @@ class LocalControlPlane:
             was_running = True
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir, ignore_errors=True)
+        self._release_machine()
         return was_running
+
+    def _release_machine(self) -> None:
+        if self._machine_lock is not None:
+            os.close(self._machine_lock)
+            self._machine_lock = None
 
     def _stop_records(self) -> None:
         # Real nodes first (each in its own order, and whatever they left), then the rest in

@@ -87,6 +87,41 @@ CLUSTER_DOMAIN = "cluster.local"
 COREDNS_USER = "solutions:coredns"
 #: kube-proxy's tables in nftables mode (its table name is fixed: one kube-proxy per machine).
 KUBE_PROXY_TABLES = (("ip", "kube-proxy"), ("ip6", "kube-proxy"))
+#: Held (``flock``) by the test process whose cluster has real nodes: there can be one such
+#: cluster per machine, so a second test process waits for the first instead of failing.
+MACHINE_LOCK = RUN_ROOT / "real-nodes.lock"
+#: How long a test process waits for that lock, in seconds (environment variable).
+LOCK_WAIT_ENV = "SOLUTIONS_REAL_NODES_WAIT"
+
+
+def hold_machine(say: Callable[[str], None] | None = None) -> int:
+    """Take the machine's real-node lock, waiting for another test process to release it.
+
+    Returns the lock's file descriptor; closing it (or the process ending) releases the lock.
+    """
+    import fcntl  # noqa: PLC0415
+
+    RUN_ROOT.mkdir(parents=True, exist_ok=True)
+    fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    wait = float(os.environ.get(LOCK_WAIT_ENV, "3600"))
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise EnvironmentFailure(
+                    f"another test process has run a cluster with real nodes for over {wait:.0f} s "
+                    f"(it holds {MACHINE_LOCK})",
+                    hint=f"wait for it to end, or raise {LOCK_WAIT_ENV}",
+                ) from None
+            if not told and say is not None:
+                say("waiting for another test process's cluster with real nodes to stop")
+                told = True
+            time.sleep(1.0)
 
 
 @dataclass(frozen=True)
