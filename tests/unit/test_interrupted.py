@@ -17,14 +17,12 @@ def test_the_command_to_paste_repeats_the_approvals_and_namespaces() -> None:
         allow_privileged_role=True,
         webhook=True,
     )
-    assert again_command("add-solution", "prod", "example-solution", "1.0.0", opts) == (
+    assert again_command(opts) == (
         "solutions env add-solution prod example-solution 1.0.0 -N a -N b "
         "--allow-cluster-scope --allow-privileged-role --webhook"
     )
     up = envs.UpgradeOptions("prod", "example-solution", "2.0.0")
-    assert again_command("upgrade", "prod", "example-solution", "2.0.0", up) == (
-        "solutions env upgrade prod example-solution 2.0.0"
-    )
+    assert again_command(up) == ("solutions env upgrade prod example-solution 2.0.0")
 
 
 def test_each_namespace_says_what_it_was_left_in() -> None:

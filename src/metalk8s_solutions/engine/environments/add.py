@@ -14,7 +14,6 @@ from metalk8s_solutions.engine.environments.core import (
 )
 from metalk8s_solutions.engine.environments.options import AddSolutionOptions
 from metalk8s_solutions.engine.environments.versions import (
-    again_command,
     change_versions,
     enable_webhook,
     record_allowed_images,
@@ -48,18 +47,5 @@ async def add_solution(
         if refs:
             await record_allowed_images(kube, state, opts.solution, targets, refs, outcome)
         return await change_versions(
-            ctx,
-            kube,
-            inventory,
-            state,
-            outcome,
-            opts.solution,
-            {ns: opts.version for ns in targets},
-            allow_cluster_scope=opts.allow_cluster_scope,
-            allow_privileged_role=opts.allow_privileged_role,
-            content=content,
-            wait=opts.wait,
-            timeout=opts.timeout,
-            rollback=False,
-            again=again_command("add-solution", opts.env, opts.solution, opts.version, opts),
+            ctx, kube, inventory, state, outcome, opts, targets, content=content, rollback=False
         )

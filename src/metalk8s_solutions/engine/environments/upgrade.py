@@ -19,7 +19,6 @@ from metalk8s_solutions.engine.environments.core import (
 )
 from metalk8s_solutions.engine.environments.options import UpgradeOptions
 from metalk8s_solutions.engine.environments.versions import (
-    again_command,
     change_versions,
     enable_webhook,
 )
@@ -64,15 +63,10 @@ async def upgrade_solution(
             inventory,
             state,
             outcome,
-            opts.solution,
-            {ns: opts.version for ns in targets},
-            allow_cluster_scope=opts.allow_cluster_scope,
-            allow_privileged_role=opts.allow_privileged_role,
+            opts,
+            targets,
             content=content,
-            wait=opts.wait,
-            timeout=opts.timeout,
             rollback=opts.rollback,
-            again=again_command("upgrade", opts.env, opts.solution, opts.version, opts),
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from metalk8s_solutions.cluster.apply import ObjectKey, get_object, rollout_status
 from metalk8s_solutions.cluster.envstate import EnvironmentState, NamespaceState
@@ -83,9 +83,11 @@ async def record_allowed_images(
             await write_allowed_images(kube, current, wanted)
 
 
-def again_command(
-    verb: str, env: str, solution: str, version: str, opts: AddSolutionOptions | UpgradeOptions
-) -> str:
+#: The options of the two verbs that change a solution's version.
+VersionOptions = AddSolutionOptions | UpgradeOptions
+
+
+def again_command(opts: VersionOptions) -> str:
     """The command that does (or finishes) what ``opts`` asked, to paste after an interruption."""
     words = [w for ns in opts.namespaces for w in ("-N", ns)]
     if opts.allow_cluster_scope:
@@ -94,9 +96,8 @@ def again_command(
         words.append("--allow-privileged-role")
     if opts.webhook:
         words.append("--webhook")
-    if verb == "add-solution":
-        return command("env", "add-solution", env, solution, version, *words)
-    return command("env", "upgrade", env, solution, version, *words)
+    verb = "add-solution" if isinstance(opts, AddSolutionOptions) else "upgrade"
+    return command("env", verb, opts.env, opts.solution, opts.version, *words)
 
 
 async def pending_revision(kube: Kube, ns: str, solution: str) -> Revision | None:
@@ -213,22 +214,21 @@ async def change_versions(
     inventory: Inventory,
     state: EnvironmentState,
     outcome: EnvOutcome,
-    solution: str,
-    wanted: Mapping[str, str],
+    opts: VersionOptions,
+    targets: Sequence[str],
     *,
-    allow_cluster_scope: bool,
-    allow_privileged_role: bool,
     content: VersionContent,
-    wait: bool,
-    timeout: float,  # noqa: ASYNC109 - a polling deadline
     rollback: bool,
-    again: str,
 ) -> EnvOutcome:
-    """Record the revisions :data:`IN_PROGRESS` first, change the versions, await, complete them.
+    """Move ``opts.solution`` to ``opts.version`` in each of ``targets``, with the approvals of
+    ``opts``: record the revisions :data:`IN_PROGRESS` first, change the versions, await
+    (``opts.wait``), complete them.
 
-    A revision a previous command left in progress towards ``wanted`` is resumed (awaited and
+    A revision a previous command left in progress towards the version is resumed (awaited and
     completed); one towards another version is completed from what the cluster shows.
     """
+    solution, again = opts.solution, again_command(opts)
+    wanted = {ns: opts.version for ns in targets}
     previous = {ns: state.namespaces[ns].config.get(solution) for ns in wanted}
     configs = state.configs()
     for ns, version in wanted.items():
@@ -238,8 +238,8 @@ async def change_versions(
         solution,
         wanted,
         content,
-        cluster=allow_cluster_scope,
-        privileged=allow_privileged_role,
+        cluster=opts.allow_cluster_scope,
+        privileged=opts.allow_privileged_role,
     )
     cluster_scope = frozenset(s for allowed in scope.values() for s in allowed)
     privileged = frozenset(s for allowed in approved.values() for s in allowed)
@@ -279,7 +279,7 @@ async def change_versions(
         pending = await pending_revision(kube, ns, solution)
         if pending is None:
             continue
-        if pending.to_version == wanted[ns] == previous[ns]:
+        if pending.to_version == opts.version == previous[ns]:
             resumed[ns] = pending
             outcome.steps.append(
                 Step(
@@ -324,8 +324,8 @@ async def change_versions(
             changed_ns=changed_ns,
             scope=scope,
             approved=approved,
-            wait=wait,
-            timeout=timeout,
+            wait=opts.wait,
+            timeout=opts.timeout,
             rollback=rollback,
         )
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -354,6 +354,14 @@ async def _apply_versions(
     rollback: bool,
 ) -> EnvOutcome:
     """Write the versions, converge, await; complete the revisions :data:`IN_PROGRESS`."""
+
+    async def complete(namespaces: Iterable[str], result: str, message: str = "") -> None:
+        """Complete the revision this command recorded in each of ``namespaces``."""
+        for ns in namespaces:
+            await append_history(
+                kube, ns, solution, origin[ns], wanted[ns], result, message, revision=revisions[ns]
+            )
+
     for ns in changed_ns:
         await write_env_config(
             kube, state.namespaces[ns], state.name, configs[ns], scope[ns], approved[ns]
@@ -362,17 +370,7 @@ async def _apply_versions(
     own = deployments_to_await(solution, wanted, with_ui(inventory, solution, wanted))
     await converge(kube, inventory, state, outcome, ctx.say, awaited=own)
     if not wait:
-        for ns in moved:
-            await append_history(
-                kube,
-                ns,
-                solution,
-                origin[ns],
-                wanted[ns],
-                "applied",
-                "not awaited",
-                revision=revisions[ns],
-            )
+        await complete(moved, "applied", "not awaited")
         return outcome
     rollouts = await wait_rollouts(kube, own, timeout, ctx.say, outcome)
     failed: dict[str, str] = {}
@@ -383,19 +381,13 @@ async def _apply_versions(
                 filter(None, (failed.get(key.namespace), f"{what}: {r.message}"))
             )
     if not failed:
-        for ns in moved:
-            await append_history(
-                kube, ns, solution, origin[ns], wanted[ns], "succeeded", revision=revisions[ns]
-            )
+        await complete(moved, "succeeded")
         return outcome
     where = "; ".join(f"{state.name}/{ns}: {msg}" for ns, msg in sorted(failed.items()))
     reason = f"{solution} did not become Available within {timeout:.0f}s ({where})"
     back = {ns: v for ns, v in origin.items() if v is not None and ns in failed and v != wanted[ns]}
     if not rollback or not back:
-        for ns in moved:
-            await append_history(
-                kube, ns, solution, origin[ns], wanted[ns], "failed", reason, revision=revisions[ns]
-            )
+        await complete(moved, "failed", reason)
         raise RolloutFailed(
             reason,
             hint=f"it was left as it is; see '{command('env', 'show', state.name)}' and the "
@@ -413,18 +405,8 @@ async def _apply_versions(
     back_keys = deployments_to_await(solution, back, with_ui(inventory, solution, back))
     back_state = await wait_rollouts(kube, back_keys, timeout, ctx.say, outcome)
     recovered = all(r.ready for r in back_state.values())
-    for ns in moved:
-        result = "rolled-back" if ns in back else "succeeded"
-        await append_history(
-            kube,
-            ns,
-            solution,
-            origin[ns],
-            wanted[ns],
-            result,
-            reason if ns in back else "",
-            revision=revisions[ns],
-        )
+    await complete([ns for ns in moved if ns in back], "rolled-back", reason)
+    await complete([ns for ns in moved if ns not in back], "succeeded")
     versions = ", ".join(f"{ns}: {v}" for ns, v in sorted(back.items()))
     raise RolloutFailed(
         f"{reason}; rolled back to the previous revision ({versions})"
