@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.cluster.kube import Forbidden
+from fastapi import Response
+
+from metalk8s_solutions.cluster.kube import ClusterTarget, Forbidden
 from metalk8s_solutions.engine.instances import instance_status, json_path, owned_pods
 from metalk8s_solutions.engine.views import direction
 from metalk8s_solutions.errors import ArchiveError, ClusterError, InvalidInput, Missing, Refused
+from metalk8s_solutions.web.deps import UiSettings, set_cookie
 from metalk8s_solutions.web.errors import WebError, classify, without_cli
 from metalk8s_solutions.web.forms import form_values, parse_form, spec_form
 from metalk8s_solutions.web.pages import version_ranks
@@ -152,3 +156,21 @@ def test_pods_of_an_instance_through_their_owners() -> None:
     owners = [obj("deploy", "cr"), obj("rs", "deploy"), obj("other-rs", "other")]
     pods = [obj("p1", "rs"), obj("p2", "other-rs"), obj("p3"), obj("p4", "cr")]
     assert [p["metadata"]["name"] for p in owned_pods("cr", owners, pods)] == ["p1", "p4"]
+
+
+def test_every_cookie_of_the_ui_is_http_only_and_secure_over_https(tmp_path: Path) -> None:
+    """The one function that sets the UI's cookies (session, login CSRF, OIDC state, a Solution
+    UI's handoff): no script reads them, and over HTTPS they never travel in clear."""
+    for secure in (False, True):
+        settings = UiSettings(tmp_path / "c.yaml", ClusterTarget(), secure_cookies=secure)
+        response = Response()
+        set_cookie(response, settings, "solutions_x", "v1", path="/login", max_age=30.7)
+        set_cookie(response, settings, "solutions_y", "v2", path="/", samesite="lax")
+        first, second = response.headers.getlist("set-cookie")
+        for header in (first, second):
+            attributes = {a.strip().split("=")[0].lower() for a in header.split(";")}
+            assert "httponly" in attributes
+            assert ("secure" in attributes) is secure
+        assert first.startswith("solutions_x=v1;")
+        assert "Path=/login" in first and "Max-Age=30" in first and "SameSite=strict" in first
+        assert "Max-Age" not in second and "SameSite=lax" in second and "Path=/;" in second + ";"

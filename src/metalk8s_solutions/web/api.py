@@ -33,6 +33,7 @@ from metalk8s_solutions.web.deps import (
     principal,
     require_csrf,
     require_record_rights,
+    set_session_cookie,
     state_of,
     user,
 )
@@ -228,18 +229,6 @@ async def login(body: LoginBody, request: Request, response: Response) -> Json:
     session = ui.sessions.create(identity.user, identity.groups, token)
     set_session_cookie(response, session.id, ui)
     return {"user": identity.user, "groups": list(identity.groups), "csrf": session.csrf}
-
-
-def set_session_cookie(response: Response, session_id: str, ui: UiState) -> None:
-    response.set_cookie(
-        COOKIE,
-        session_id,
-        httponly=True,
-        samesite="strict",
-        secure=ui.settings.secure_cookies,
-        path="/",
-        max_age=int(ui.settings.session_lifetime),
-    )
 
 
 @router.get("/session", summary="Who am I, and what may I do")

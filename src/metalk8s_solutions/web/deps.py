@@ -7,9 +7,10 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from metalk8s_solutions.cluster.kube import ClusterTarget
 from metalk8s_solutions.engine.solutions import Context, Say
@@ -75,6 +76,38 @@ class UiSettings:
     @property
     def uploads(self) -> Path:
         return self.upload_dir or self.config_path.parent / "archives"
+
+
+def set_cookie(
+    response: Response,
+    settings: UiSettings,
+    name: str,
+    value: str,
+    *,
+    path: str,
+    max_age: float | None = None,
+    samesite: Literal["strict", "lax"] = "strict",
+) -> None:
+    """Set one of the UI's cookies, the only way they are set: HttpOnly (no script reads it),
+    Secure when the UI is reached over HTTPS (:attr:`UiSettings.secure_cookies`), SameSite
+    strict unless a cross-site top-level navigation must carry it (``lax``), for ``path``
+    only; ``max_age`` in seconds (none: until the browser closes)."""
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite=samesite,
+        secure=settings.secure_cookies,
+        path=path,
+        max_age=None if max_age is None else int(max_age),
+    )
+
+
+def set_session_cookie(response: Response, session_id: str, ui: UiState) -> None:
+    """The product's session cookie, for the session's whole lifetime."""
+    set_cookie(
+        response, ui.settings, COOKIE, session_id, path="/", max_age=ui.settings.session_lifetime
+    )
 
 
 @dataclass

@@ -35,7 +35,6 @@ from metalk8s_solutions.web.api import (
     job_of,
     receive_upload,
     run_operation,
-    set_session_cookie,
     sse,
 )
 from metalk8s_solutions.web.auth import (
@@ -55,6 +54,8 @@ from metalk8s_solutions.web.deps import (
     context,
     limit_logins,
     principal,
+    set_cookie,
+    set_session_cookie,
     state_of,
     user,
 )
@@ -183,14 +184,8 @@ def _login_page(request: Request, status_code: int = 200, error: Any = None) -> 
         oidc=issuer,
         login_csrf=token,
     )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=ui.settings.secure_cookies,
-        path="/login",
-        max_age=LOGIN_CSRF_TTL,
+    set_cookie(
+        response, ui.settings, LOGIN_CSRF_COOKIE, token, path="/login", max_age=LOGIN_CSRF_TTL
     )
     return response
 
@@ -212,14 +207,14 @@ async def oidc_login(request: Request) -> Response:
     limit_logins(request)  # each call keeps a pending login for a while
     url, state = await oidc.begin()
     response = RedirectResponse(url, status_code=303)
-    response.set_cookie(
+    set_cookie(
+        response,
+        state_of(request).settings,
         STATE_COOKIE,
         state,
-        httponly=True,
-        samesite="lax",  # the provider's redirect back is a cross-site top-level navigation
-        secure=state_of(request).settings.secure_cookies,
         path="/oidc/",
-        max_age=int(PENDING_TTL),
+        max_age=PENDING_TTL,
+        samesite="lax",  # the provider's redirect back is a cross-site top-level navigation
     )
     return response
 

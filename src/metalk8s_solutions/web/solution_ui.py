@@ -51,6 +51,7 @@ from metalk8s_solutions.web.deps import (
     optional_principal,
     principal,
     refresh_oidc,
+    set_cookie,
     solution_ui_base,
     state_of,
 )
@@ -174,13 +175,13 @@ async def handoff(
     if session is None:
         raise WebError(403, "ticket", TICKET_REFUSED)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
+    set_cookie(
+        response,
+        state.settings,
         cookie_name(state.settings.secure_cookies),
         session.id,
-        httponly=True,
-        samesite="lax",  # the first page is reached from the product: a cross-site navigation
-        secure=state.settings.secure_cookies,
         path="/",
+        samesite="lax",  # the first page is reached from the product: a cross-site navigation
     )
     return response
 
