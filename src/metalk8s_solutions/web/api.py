@@ -508,8 +508,7 @@ async def update_instance(
     ctx = context(request, who)
     ref = inst.InstanceRef(env, solution, kind, namespace, name)
     _, current = await inst.get_instance(ctx, ref)
-    meta = {**(current.get("metadata") or {}), **body.metadata}
-    obj = {**current, "metadata": meta, "spec": body.spec}
+    obj = inst.merge_posted(current, {"metadata": body.metadata, "spec": body.spec})
     return await inst.save_instance(ctx, ref, obj, create=False, dry_run=body.dry_run)
 
 

@@ -658,10 +658,10 @@ async def _save(
             if not isinstance(spec, dict)
             else dict(parse_form(form, form_values(form, spec), spec)[1])
         )
-        obj = {**current, **body} if not create else body
+        obj = inst.merge_posted(current, body)
     else:
         spec, errors = parse_form(form, posted, current.get("spec") if current else None)
-        obj = {**current, "spec": spec} if not create else {"spec": spec}
+        obj = inst.merge_posted(current, {"spec": spec})
     if create and not name:
         errors["name"] = "Name is required"
     if errors:

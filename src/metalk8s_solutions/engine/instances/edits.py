@@ -119,6 +119,15 @@ def editable(obj: Mapping[str, Any]) -> Obj:
     return shown
 
 
+def merge_posted(current: Mapping[str, Any], posted: Mapping[str, Any]) -> Obj:
+    """What saving ``posted`` over the instance ``current`` sends (empty ``current``: a new
+    one), from a page's form or YAML and from the JSON API alike: each field ``posted`` names
+    replaces the current one (a spec is posted whole), and ``metadata`` merges key by key, so
+    what is not posted (labels, ``resourceVersion``) keeps its value."""
+    meta = {**(current.get("metadata") or {}), **(posted.get("metadata") or {})}
+    return {**current, **posted, "metadata": meta}
+
+
 def clean_body(body: Mapping[str, Any], kind: CustomKind, namespace: str, name: str) -> Obj:
     """``body`` as ``kind``'s instance ``namespace/name``, without status or server metadata."""
     obj = dict(body)
