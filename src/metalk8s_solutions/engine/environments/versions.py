@@ -96,8 +96,9 @@ def again_command(opts: VersionOptions) -> str:
         words.append("--allow-privileged-role")
     if opts.webhook:
         words.append("--webhook")
-    verb = "add-solution" if isinstance(opts, AddSolutionOptions) else "upgrade"
-    return command("env", verb, opts.env, opts.solution, opts.version, *words)
+    if isinstance(opts, AddSolutionOptions):
+        return command("env", "add-solution", opts.env, opts.solution, opts.version, *words)
+    return command("env", "upgrade", opts.env, opts.solution, opts.version, *words)
 
 
 async def pending_revision(kube: Kube, ns: str, solution: str) -> Revision | None:
