@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shlex
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,12 +17,20 @@ from metalk8s_solutions.testing.paths import default_registry_dir, default_state
 if TYPE_CHECKING:  # imported when a command runs, not when it is declared (fast --help)
     from metalk8s_solutions.testing.registry import LocalRegistry
 
-state_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help=f"Where the cluster keeps its state and logs [default: {default_state_dir()}].",
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _state_dir_option(what: str, default: Path) -> Callable[[F], F]:
+    """``--state-dir``, where ``what`` (the cluster's state, the registry's data) is kept."""
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=f"Where the {what} [default: {default}].",
+    )
+
+
+state_dir_option = _state_dir_option("cluster keeps its state and logs", default_state_dir())
 
 
 @click.group()
@@ -180,12 +189,7 @@ def down(state_dir: Path | None) -> None:
         click.echo(f"No local control plane was running in {plane.state_dir}.")
 
 
-registry_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help=f"Where the registry keeps its data and log [default: {default_registry_dir()}].",
-)
+registry_dir_option = _state_dir_option("registry keeps its data and log", default_registry_dir())
 
 
 @dev.group()
