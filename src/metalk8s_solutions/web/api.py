@@ -24,6 +24,8 @@ from metalk8s_solutions.errors import InvalidInput, SolutionsError
 from metalk8s_solutions.web import service
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check
 from metalk8s_solutions.web.deps import (
+    INSTANCE_PATH,
+    InstanceAt,
     Principal,
     UiState,
     can,
@@ -477,51 +479,28 @@ async def create_instance(
     )
 
 
-@router.get(
-    "/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}",
-    summary="One instance",
-)
-async def get_instance(
-    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
-) -> Json:
-    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+@router.get(INSTANCE_PATH, summary="One instance")
+async def get_instance(ref: InstanceAt, request: Request, who: Caller) -> Json:
     _, obj = await inst.get_instance(context(request, who), ref)
     return obj
 
 
-@router.put(
-    "/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}",
-    summary="Replace an instance's spec (scale, configure)",
-)
+@router.put(INSTANCE_PATH, summary="Replace an instance's spec (scale, configure)")
 async def update_instance(
-    env: str,
-    solution: str,
-    kind: str,
-    namespace: str,
-    name: str,
-    body: InstanceBody,
-    request: Request,
-    who: Caller,
+    ref: InstanceAt, body: InstanceBody, request: Request, who: Caller
 ) -> Json:
-    if (body.namespace, body.name) != (namespace, name):
+    if (body.namespace, body.name) != (ref.namespace, ref.name):
         raise InvalidInput("namespace and name in the body must match the URL")
     ctx = context(request, who)
-    ref = inst.InstanceRef(env, solution, kind, namespace, name)
     _, current = await inst.get_instance(ctx, ref)
     obj = inst.merge_posted(current, {"metadata": body.metadata, "spec": body.spec})
     return await inst.save_instance(ctx, ref, obj, create=False, dry_run=body.dry_run)
 
 
-@router.delete(
-    "/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}",
-    summary="Delete an instance",
-)
-async def delete_instance(
-    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
-) -> Json:
-    ref = inst.InstanceRef(env, solution, kind, namespace, name)
+@router.delete(INSTANCE_PATH, summary="Delete an instance")
+async def delete_instance(ref: InstanceAt, request: Request, who: Caller) -> Json:
     await inst.remove_instance(context(request, who), ref)
-    return {"deleted": f"{namespace}/{name}"}
+    return {"deleted": f"{ref.namespace}/{ref.name}"}
 
 
 # -- jobs ----------------------------------------------------------------------------------

@@ -7,12 +7,13 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 
 from metalk8s_solutions.cluster.kube import ClusterTarget
+from metalk8s_solutions.engine.instances.scope import InstanceRef
 from metalk8s_solutions.engine.solutions import Context, Say
 from metalk8s_solutions.errors import SolutionsError
 from metalk8s_solutions.web.auth import RECORD_UPDATE, Check, PermissionCache, TokenAuthenticator
@@ -44,6 +45,19 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOGIN_CSRF_COOKIE = "solutions_login_csrf"
 LOGIN_BURST = 20
 LOGIN_RATE = 0.5  # attempts a second, once the burst is spent
+
+
+#: The URL of one instance, below ``/api`` (JSON) and ``/`` (pages) alike.
+INSTANCE_PATH = "/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}"
+
+
+def instance_ref(env: str, solution: str, kind: str, namespace: str, name: str) -> InstanceRef:
+    """The instance the path parameters of an :data:`INSTANCE_PATH` URL name."""
+    return InstanceRef(env, solution, kind, namespace, name)
+
+
+#: A handler's parameter: the instance its URL names.
+InstanceAt = Annotated[InstanceRef, Depends(instance_ref)]
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ from metalk8s_solutions.web.auth import (
     whoami,
 )
 from metalk8s_solutions.web.deps import (
+    INSTANCE_PATH,
     LOGIN_CSRF_COOKIE,
+    InstanceAt,
     Principal,
     can,
     check_login_form,
@@ -581,13 +583,11 @@ async def create_instance(
     return await _save(request, who, env, solution, kind, None, None)
 
 
-@router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}")
-async def edit_instance(
-    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
-) -> HTMLResponse:
+@router.get(INSTANCE_PATH)
+async def edit_instance(ref: InstanceAt, request: Request, who: Caller) -> HTMLResponse:
     ctx = context(request, who)
-    where, info = await inst.kind_info(ctx, env, solution, kind)
-    _, obj = await inst.get_instance(ctx, _ref(env, solution, kind, namespace, name))
+    where, info = await inst.kind_info(ctx, ref.env, ref.solution, ref.kind)
+    _, obj = await inst.get_instance(ctx, ref)
     shown = inst.editable(obj)
     return _form_page(
         request,
@@ -596,18 +596,16 @@ async def edit_instance(
         info=info,
         values=form_values(spec_form(info.schema), obj.get("spec") or {}),
         errors={},
-        namespace=namespace,
-        name=name,
+        namespace=ref.namespace,
+        name=ref.name,
         yaml_text=to_yaml(shown),
         create=False,
     )
 
 
-@router.post("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}")
-async def update_instance(
-    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
-) -> Response:
-    return await _save(request, who, env, solution, kind, namespace, name)
+@router.post(INSTANCE_PATH)
+async def update_instance(ref: InstanceAt, request: Request, who: Caller) -> Response:
+    return await _save(request, who, ref.env, ref.solution, ref.kind, ref.namespace, ref.name)
 
 
 async def _save(
@@ -623,35 +621,46 @@ async def _save(
     where, info = await inst.kind_info(ctx, env, solution, kind)
     posted = await _form(request)
     create = name is None
-    namespace = namespace or posted.get("namespace", "")
-    name = name or posted.get("name", "").strip()
+    ns = namespace or posted.get("namespace", "")
+    called = name or posted.get("name", "").strip()
     form = spec_form(info.schema)
+
+    def again(
+        status_code: int,
+        values: Mapping[str, str],
+        yaml_text: str,
+        errors: Mapping[str, str] | None = None,
+        error: Any = None,
+    ) -> HTMLResponse:
+        """The form again, with what the user posted and what is wrong with it."""
+        return _form_page(
+            request,
+            who,
+            where=where,
+            info=info,
+            values=values,
+            errors=errors or {},
+            namespace=ns,
+            name=called,
+            yaml_text=yaml_text,
+            create=create,
+            error=error,
+            status_code=status_code,
+        )
+
     errors: dict[str, str] = {}
     current: dict[str, Any] = {}
     if not create:
-        _, current = await inst.get_instance(ctx, _ref(env, solution, kind, namespace, name))
+        _, current = await inst.get_instance(ctx, _ref(env, solution, kind, ns, called))
     if posted.get("mode") == "yaml":
         try:
             body = parse_yaml_object(posted.get("yaml", ""))
         except SolutionsError as err:
-            return _form_page(
-                request,
-                who,
-                where=where,
-                info=info,
-                values=posted,
-                errors={},
-                namespace=namespace,
-                name=name,
-                yaml_text=posted.get("yaml", ""),
-                create=create,
-                error=classify(err),
-                status_code=400,
-            )
+            return again(400, posted, posted.get("yaml", ""), error=classify(err))
         meta = body.get("metadata") or {}
         if create:
-            name = str(meta.get("name") or name)
-            namespace = str(meta.get("namespace") or namespace)
+            called = str(meta.get("name") or called)
+            ns = str(meta.get("namespace") or ns)
         spec = body.get("spec") or {}
         errors = (
             {}
@@ -662,94 +671,68 @@ async def _save(
     else:
         spec, errors = parse_form(form, posted, current.get("spec") if current else None)
         obj = inst.merge_posted(current, {"spec": spec})
-    if create and not name:
+    if create and not called:
         errors["name"] = "Name is required"
+    spec = obj.get("spec") or {}
     if errors:
-        return _form_page(
-            request,
-            who,
-            where=where,
-            info=info,
-            values=posted
-            if posted.get("mode") != "yaml"
-            else form_values(form, obj.get("spec") or {}),
-            errors=errors,
-            namespace=namespace,
-            name=name,
-            yaml_text=posted.get("yaml") or _skeleton(info, namespace, name, obj.get("spec") or {}),
-            create=create,
-            status_code=422,
+        values = posted if posted.get("mode") != "yaml" else form_values(form, spec)
+        return again(
+            422, values, posted.get("yaml") or _skeleton(info, ns, called, spec), errors=errors
         )
     try:
-        await inst.save_instance(
-            ctx, _ref(env, solution, kind, namespace, name), obj, create=create
-        )
+        await inst.save_instance(ctx, _ref(env, solution, kind, ns, called), obj, create=create)
     except SolutionsError as err:
-        return _form_page(
-            request,
-            who,
-            where=where,
-            info=info,
-            values=form_values(form, obj.get("spec") or {}),
-            errors={},
-            namespace=namespace,
-            name=name,
-            yaml_text=_skeleton(info, namespace, name, obj.get("spec") or {}),
-            create=create,
-            error=classify(err),
-            status_code=classify(err).status,
+        problem = classify(err)
+        return again(
+            problem.status,
+            form_values(form, spec),
+            _skeleton(info, ns, called, spec),
+            error=problem,
         )
     done = "created" if create else "updated"
-    return RedirectResponse(_done_url(env, solution, done, info.kind, name), status_code=303)
+    return RedirectResponse(_done_url(env, solution, done, info.kind, called), status_code=303)
 
 
-@router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/details")
-async def instance_details_page(
-    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
-) -> HTMLResponse:
+@router.get(INSTANCE_PATH + "/details")
+async def instance_details_page(ref: InstanceAt, request: Request, who: Caller) -> HTMLResponse:
     """One instance for its administrator: ready or why not, pods, events, operator log."""
-    details = await inst.instance_details(
-        context(request, who), _ref(env, solution, kind, namespace, name)
-    )
+    details = await inst.instance_details(context(request, who), ref)
     return render(
         request,
         "instance.html",
         who,
         page="environments",
         d=details,
-        base=_instances_url(env, solution),
+        base=_instances_url(ref.env, ref.solution),
     )
 
 
-@router.get("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/delete")
-async def confirm_delete_instance(
-    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
-) -> HTMLResponse:
+@router.get(INSTANCE_PATH + "/delete")
+async def confirm_delete_instance(ref: InstanceAt, request: Request, who: Caller) -> HTMLResponse:
     return render(
         request,
         "confirm_delete.html",
         who,
         page="environments",
-        env=env,
-        solution=solution,
-        kind=kind,
-        namespace=namespace,
-        name=name,
-        base=_instances_url(env, solution),
+        env=ref.env,
+        solution=ref.solution,
+        kind=ref.kind,
+        namespace=ref.namespace,
+        name=ref.name,
+        base=_instances_url(ref.env, ref.solution),
     )
 
 
-@router.post("/environments/{env}/solutions/{solution}/instances/{kind}/{namespace}/{name}/delete")
-async def delete_instance(
-    env: str, solution: str, kind: str, namespace: str, name: str, request: Request, who: Caller
-) -> Response:
+@router.post(INSTANCE_PATH + "/delete")
+async def delete_instance(ref: InstanceAt, request: Request, who: Caller) -> Response:
     posted = await _form(request)
-    if posted.get("confirm", "").strip() != name:
+    if posted.get("confirm", "").strip() != ref.name:
         raise InvalidInput(
-            f"type the name {name!r} to confirm the deletion", hint="nothing was deleted"
+            f"type the name {ref.name!r} to confirm the deletion", hint="nothing was deleted"
         )
-    await inst.remove_instance(context(request, who), _ref(env, solution, kind, namespace, name))
-    return RedirectResponse(_done_url(env, solution, "deleted", kind, name), status_code=303)
+    await inst.remove_instance(context(request, who), ref)
+    done = _done_url(ref.env, ref.solution, "deleted", ref.kind, ref.name)
+    return RedirectResponse(done, status_code=303)
 
 
 def dumps(value: Any) -> str:
