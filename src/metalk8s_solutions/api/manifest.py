@@ -237,6 +237,21 @@ def _check_images(
     return images
 
 
+def _image_ref(
+    image: object, rule: str, where: str, not_a_map: str, path: str, findings: list[Finding]
+) -> ImageRef | None:
+    """The image ``{name, tag}`` at ``where`` in the manifest; None, with a finding of ``rule``,
+    when it is not a mapping (the finding says ``where`` ``not_a_map``) or not a valid name."""
+    if not isinstance(image, dict):
+        findings.append(Finding(rule, f"{where} {not_a_map}", path))
+        return None
+    try:
+        return parse_image_ref(f"{image.get('name')}:{image.get('tag')}")
+    except ManifestError as err:
+        findings.append(Finding(rule, f"{where}: {err}", path))
+        return None
+
+
 def _check_operator(
     spec: Mapping[str, Any],
     images: list[ImageRef],
@@ -261,13 +276,10 @@ def _check_operator(
                     path,
                 )
             )
-    if not isinstance(image, dict):
-        findings.append(Finding("SOL016", "spec.operator.image {name, tag} is missing", path))
-        return None
-    try:
-        ref = parse_image_ref(f"{image.get('name')}:{image.get('tag')}")
-    except ManifestError as err:
-        findings.append(Finding("SOL016", f"spec.operator.image: {err}", path))
+    ref = _image_ref(
+        image, "SOL016", "spec.operator.image", "{name, tag} is missing", path, findings
+    )
+    if ref is None:
         return None
     if images and ref not in images:
         findings.append(Finding("SOL016", f"operator image {ref} is not in spec.images", path))
@@ -333,13 +345,8 @@ def _check_ui(
     ref = default
     image = raw.get("image")
     if image is not None:
-        if not isinstance(image, dict):
-            findings.append(Finding("SOL019", "spec.ui.image must be {name, tag}", path))
-            return None
-        try:
-            ref = parse_image_ref(f"{image.get('name')}:{image.get('tag')}")
-        except ManifestError as err:
-            findings.append(Finding("SOL019", f"spec.ui.image: {err}", path))
+        ref = _image_ref(image, "SOL019", "spec.ui.image", "must be {name, tag}", path, findings)
+        if ref is None:
             return None
     port = raw.get("port", DEFAULT_UI_PORT)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:

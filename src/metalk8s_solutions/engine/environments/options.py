@@ -100,6 +100,8 @@ TIMEOUT = option(
     help="How long --wait waits.",
 )
 ENV = option(argument="env", web="env", what="an environment", help="The environment.")
+#: ENV, named ``name`` by the web (the environment created or deleted)
+ENV_NAME = option(argument="env", web="name", what="an environment name", help="The environment.")
 SOLUTION = option(argument="solution", web="solution", what="a solution", help="The solution.")
 ALLOW_CLUSTER_SCOPE = option(
     flags=("--allow-cluster-scope",),
@@ -129,11 +131,7 @@ WEBHOOK = option(
 class CreateEnvOptions:
     """``env create``: :func:`~.create.create_environment`."""
 
-    name: str = field(
-        metadata=option(
-            argument="env", web="name", what="an environment name", help="The environment."
-        )
-    )
+    name: str = field(metadata=ENV_NAME)
     #: default: one namespace named like the environment
     namespaces: tuple[str, ...] = field(
         default=(), metadata={OPTION: dataclasses.replace(NAMESPACES[OPTION], web="namespaces")}
@@ -161,11 +159,7 @@ class CreateEnvOptions:
 class DeleteEnvOptions:
     """``env delete``: :func:`~.delete.delete_environment`."""
 
-    name: str = field(
-        metadata=option(
-            argument="env", web="name", what="an environment name", help="The environment."
-        )
-    )
+    name: str = field(metadata=ENV_NAME)
     #: default: every namespace (the whole environment)
     namespaces: tuple[str, ...] = field(default=(), metadata=NAMESPACES)
     dry_run: bool = field(default=False, metadata=DRY_RUN)
