@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from metalk8s_solutions.cli.common import key_option
 from metalk8s_solutions.cli.defaults import ALGORITHMS, POLICIES
 from metalk8s_solutions.cli.output import emit, output_option, table
 from metalk8s_solutions.cli.progress import ProgressLine, human_size
@@ -18,14 +19,6 @@ from metalk8s_solutions.errors import ArchiveInvalid
 
 if TYPE_CHECKING:  # each command imports its engine module when it runs (fast --help)
     from metalk8s_solutions.engine.validate import ProgressEvent
-
-key_option = click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trusted public key (PEM); repeatable.",
-)
 
 
 class ProgressPrinter:
@@ -163,7 +156,7 @@ def _sbom_text(data: dict[str, Any]) -> str:
 
 @click.command("inspect")
 @click.argument("archive", type=click.Path(exists=True, path_type=Path))
-@key_option
+@key_option()
 @click.option(
     "--sbom",
     "sbom",
@@ -190,7 +183,7 @@ def inspect_command(archive: Path, keys: tuple[Path, ...], sbom: str | None, out
 
 @click.command("validate")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@key_option
+@key_option()
 @click.option(
     "--policy",
     type=click.Choice(POLICIES),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:  # imported when a command runs, not when it is declared (fast
     from metalk8s_solutions.engine.state import Context, Outcome
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class LazyModule:
@@ -34,6 +36,18 @@ class LazyModule:
 
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+
+
+def key_option(text: str = "Trusted public key (PEM); repeatable.") -> Callable[[F], F]:
+    """``--key`` (repeatable, into ``keys``): the public keys an archive's signatures are
+    checked with, besides the configured ones."""
+    return click.option(
+        "--key",
+        "keys",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=text,
+    )
 
 
 def engine_context(ctx: click.Context, *, verbose: bool = True) -> Context:

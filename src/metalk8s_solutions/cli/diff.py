@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from metalk8s_solutions.cli.common import key_option
 from metalk8s_solutions.cli.output import emit, output_option
 from metalk8s_solutions.cli.progress import human_size
 
@@ -187,19 +188,10 @@ def diff_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-key_option = click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trusted public key (PEM) to check both signatures with; repeatable.",
-)
-
-
 @click.command("diff")
 @click.argument("before", type=click.Path(exists=True, path_type=Path))
 @click.argument("after", type=click.Path(exists=True, path_type=Path))
-@key_option
+@key_option("Trusted public key (PEM) to check both signatures with; repeatable.")
 @output_option
 def diff_command(before: Path, after: Path, keys: tuple[Path, ...], output: str) -> None:
     """Show what going from archive BEFORE to archive AFTER changes: images, packages, CRDs, RBAC.
