@@ -13,13 +13,11 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from metalk8s_solutions.errors import EnvironmentFailure
 from metalk8s_solutions.testing import binaries
 
 SOURCE_DIR = binaries.GOMOD_DIR / "podtool"
@@ -47,20 +45,8 @@ def ensure_podtool() -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent.parent) as tmp:
         out = Path(tmp) / "podtool"
         env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly -buildvcs=false")
-        result = subprocess.run(
-            [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."],
-            cwd=SOURCE_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise EnvironmentFailure(
-                f"building podtool failed (go build exit {result.returncode}): "
-                + result.stderr.strip()[-300:],
-                hint="check the Go toolchain (go version >= 1.25)",
-            )
+        cmd = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."]
+        binaries.go_build(cmd, SOURCE_DIR, env, target.parent / "build.log", "podtool")
         out.rename(target)
     return target
 
