@@ -306,6 +306,32 @@ def test_after_an_upgrade_an_instance_behind_is_pointed_out(
     assert '"kind":"Status"' not in missing.text
 
 
+def test_the_yaml_editor_saves_as_the_api_does(http: httpx.Client, env: str, instance: str) -> None:
+    """The page's YAML and the JSON API merge what is posted into the instance alike: a posted
+    field replaces the current one, metadata merges key by key (a label not posted stays);
+    YAML that does not parse, or a value the schema refuses, shows the form again."""
+    api = f"/api/environments/{env}/solutions/{SOL}/instances/VersionServer/{env}/web"
+    page = f"/environments/{env}/solutions/{SOL}/instances/VersionServer/{env}/web"
+    spec = http.get(api).json()["spec"]
+    labelled = http.put(
+        api,
+        json={"namespace": env, "name": "web", "metadata": {"labels": {"team": "a"}}, "spec": spec},
+    )
+    assert labelled.status_code == 200, labelled.text
+    document = {"metadata": {"annotations": {"note": "from the page"}}, "spec": spec}
+    saved = http.post(page, data={"mode": "yaml", "yaml": yaml.safe_dump(document)})
+    assert saved.status_code == 303, text(saved)
+    meta = http.get(api).json()["metadata"]
+    assert meta["labels"] == {"team": "a"} and meta["annotations"]["note"] == "from the page"
+
+    unreadable = http.post(page, data={"mode": "yaml", "yaml": "spec: [unclosed"})
+    assert unreadable.status_code == 400 and "spec: [unclosed" in html.unescape(unreadable.text)
+    wrong = {"spec": {**spec, "replicas": "many"}}
+    refused = http.post(page, data={"mode": "yaml", "yaml": yaml.safe_dump(wrong)})
+    assert refused.status_code == 422, text(refused)
+    assert http.get(api).json()["spec"] == spec  # nothing was sent
+
+
 def test_deleting_an_instance_ends_with_a_message(
     http: httpx.Client, env: str, instance: str
 ) -> None:
