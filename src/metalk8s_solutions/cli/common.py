@@ -1,4 +1,5 @@
-"""Helpers every command shares: the engine context from global options, async entry, plans."""
+"""Helpers every command shares: the engine context from global options, async entry, plans,
+shared options."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What every request handler needs: the server's state, the caller, CSRF, engine contexts."""
+"""What every request handler needs: the server's state, the caller, CSRF, cookies, the
+instance a URL names, engine contexts."""
 
 from __future__ import annotations
 
