@@ -58,3 +58,10 @@ def test_an_interrupted_roll_back_is_finished_by_a_converge() -> None:
         "sol: prod/a was being rolled back to 1.0.0 (1.0.0 -> 2.0.0, revision 4 in progress); "
         "finish it with: solutions env converge prod --wait"
     )
+
+
+def test_the_command_to_paste_after_an_upgrade_has_only_flags_upgrade_takes() -> None:
+    """``--webhook`` is add-solution's (the MetalK8s shim's upgrade sets it, and records it on
+    the namespaces before the version changes): the upgrade to paste does not repeat it."""
+    up = envs.UpgradeOptions("prod", "example-solution", "2.0.0", ("a",), webhook=True)
+    assert again_command(up) == "solutions env upgrade prod example-solution 2.0.0 -N a"

@@ -94,10 +94,11 @@ def again_command(opts: VersionOptions) -> str:
         words.append("--allow-cluster-scope")
     if opts.allow_privileged_role:
         words.append("--allow-privileged-role")
-    if opts.webhook:
-        words.append("--webhook")
     if isinstance(opts, AddSolutionOptions):
+        if opts.webhook:
+            words.append("--webhook")
         return command("env", "add-solution", opts.env, opts.solution, opts.version, *words)
+    # ``env upgrade`` has no --webhook: the shim's upgrade recorded it on the namespaces already.
     return command("env", "upgrade", opts.env, opts.solution, opts.version, *words)
 
 
